@@ -1,0 +1,83 @@
+//! What every service shares: settings, switches, the event log and the shutdown signal.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::WsSettings;
+use crate::device::DeviceHub;
+use crate::events::{ConnId, EventKind, EventLog};
+use crate::internet::{InternetMode, InternetSwitch};
+use crate::profile::Profile;
+use crate::sockets::SocketTable;
+
+/// State shared by all services of one running emulator.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// ESP-IDF limits and quirks.
+    pub(crate) profile: Profile,
+    /// The address DNS hands out (the softAP's IP).
+    pub(crate) device_ip: Ipv4Addr,
+    /// Online / captive / offline, switchable at run time.
+    pub(crate) internet: InternetSwitch,
+    /// WebSocket endpoint settings.
+    pub(crate) ws: WsSettings,
+    /// The firmware device, shared by every WebSocket session.
+    pub(crate) device: DeviceHub,
+    /// The device's socket slots (`max_open_sockets`, LRU purge).
+    pub(crate) sockets: SocketTable,
+    /// Everything observable.
+    pub(crate) events: Arc<EventLog>,
+    /// Cancelled on shutdown; every task watches it.
+    pub(crate) cancel: CancellationToken,
+    /// Every spawned task, so shutdown can wait for them.
+    pub(crate) tracker: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    /// Assembles the shared state.
+    pub(crate) fn new(
+        profile: Profile,
+        device_ip: Ipv4Addr,
+        internet: InternetMode,
+        ws: WsSettings,
+        device: DeviceHub,
+        events: Arc<EventLog>,
+    ) -> Self {
+        let sockets = SocketTable::new(profile.max_open_sockets, profile.lru_purge);
+        Shared {
+            profile,
+            device_ip,
+            internet: InternetSwitch::new(internet),
+            ws,
+            device,
+            sockets,
+            events,
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh connection id (1, 2, 3, … in accept order).
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records an event.
+    pub(crate) fn emit(&self, kind: EventKind) {
+        self.events.emit(kind);
+    }
+
+    /// Switches the internet mode and records the change.
+    pub(crate) fn set_internet(&self, to: InternetMode) {
+        let from = self.internet.set(to);
+        if from != to {
+            self.emit(EventKind::InternetChanged { from, to });
+        }
+    }
+}

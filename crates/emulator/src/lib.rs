@@ -1,0 +1,370 @@
+//! espsim-emulator: an ESP32 in softAP mode, on the network, faithful to ESP-IDF.
+//!
+//! [`Emulator::start`] binds every socket first (a taken port fails fast with a [`StartError`]),
+//! then serves, under one shutdown signal:
+//! - `dns`: the captive-portal DNS (every A query → the device IP), UDP and TCP;
+//! - `http`: ESP-IDF's `esp_http_server` on the device port — connectivity checks per OS
+//!   (`probes`), the portal page, ESP-IDF's error pages, header limits and socket limit;
+//! - `ws`: the WebSocket endpoint with ESP-IDF's handshake checks, driving the firmware's
+//!   `Device` (`device`), shared by all sessions;
+//! - optionally the same over TLS (`tls`).
+//!
+//! Everything observable lands in the [`events::EventLog`]. Limits and quirks per ESP-IDF version
+//! live in [`profile::Profile`]; the internet mode in [`internet::InternetMode`].
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+pub mod events;
+pub mod internet;
+pub mod profile;
+
+mod context;
+mod device;
+mod dns;
+mod http;
+mod sockets;
+mod tls;
+mod ws;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+
+pub use crate::device::DeviceOptions;
+pub use crate::tls::{SelfSigned, TlsError, TlsOptions, self_signed};
+
+use crate::context::Shared;
+use crate::events::{EventKind, EventLog};
+use crate::internet::InternetMode;
+use crate::profile::Profile;
+
+/// WebSocket endpoint settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsSettings {
+    /// Exact-match path, as ESP-IDF registers it (`/ws` ≠ `/ws/`).
+    pub path: String,
+    /// The one subprotocol the URI supports; echoed only when the client offers it.
+    pub subprotocol: Option<String>,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        WsSettings {
+            path: "/ws".to_owned(),
+            subprotocol: None,
+        }
+    }
+}
+
+/// Everything needed to start an emulator. `Default` gives loopback, ephemeral ports.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// HTTP/WebSocket listen address (the device's port 80).
+    pub http: SocketAddr,
+    /// HTTPS/wss listen address; used only when `tls` is set.
+    pub https: SocketAddr,
+    /// DNS listen address (UDP and TCP, same port); `None` runs no DNS.
+    pub dns: Option<SocketAddr>,
+    /// The softAP address DNS answers with.
+    pub device_ip: Ipv4Addr,
+    /// ESP-IDF limits and quirks.
+    pub profile: Profile,
+    /// Internet mode at start.
+    pub internet: InternetMode,
+    /// WebSocket endpoint.
+    pub ws: WsSettings,
+    /// Firmware settings (identity, auth token, provisioning timing, seed).
+    pub device: DeviceOptions,
+    /// wss:// support.
+    pub tls: Option<TlsOptions>,
+    /// Also write every event as a JSON line here.
+    pub events_file: Option<PathBuf>,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        let loopback = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        EmulatorConfig {
+            http: loopback(0),
+            https: loopback(0),
+            dns: Some(loopback(0)),
+            device_ip: Ipv4Addr::LOCALHOST,
+            profile: Profile::default(),
+            internet: InternetMode::default(),
+            ws: WsSettings::default(),
+            device: DeviceOptions::default(),
+            tls: None,
+            events_file: None,
+        }
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A listen address could not be bound.
+    #[error("failed to bind {service} on {addr}: {}{}", brief(source), bind_hint(source, *service))]
+    Bind {
+        /// `http`, `https`, `dns (udp)` or `dns (tcp)`.
+        service: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS certificate or key could not be loaded or generated.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The event file could not be created.
+    #[error(transparent)]
+    EventFile(#[from] events::EventFileError),
+}
+
+fn brief(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => "address already in use".to_owned(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        io::ErrorKind::AddrNotAvailable => "address not available on this machine".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+fn bind_hint(e: &io::Error, service: &str) -> String {
+    let flag = match service {
+        "http" => "--http 127.0.0.1:8080",
+        "https" => "--https 127.0.0.1:8443",
+        _ => "--dns 127.0.0.1:5353",
+    };
+    match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            format!(" (hint: another program uses it; pick a free port, e.g. {flag})")
+        }
+        io::ErrorKind::PermissionDenied => {
+            format!(" (hint: ports below 1024 need root or CAP_NET_BIND_SERVICE; use e.g. {flag})")
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            " (hint: bind an address this machine has, e.g. 127.0.0.1 or 0.0.0.0)".to_owned()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Entry point: see [`Emulator::start`].
+#[derive(Debug)]
+pub struct Emulator;
+
+impl Emulator {
+    /// Binds every socket, then starts every service. Returns once all are serving.
+    pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, StartError> {
+        let events = Arc::new(match &config.events_file {
+            Some(path) => EventLog::with_file(path)?,
+            None => EventLog::new(),
+        });
+        // Bind everything before serving anything, so a taken port fails the whole start.
+        let http = bind_tcp("http", config.http)?;
+        let https = match &config.tls {
+            Some(tls) => Some((bind_tcp("https", config.https)?, tls::acceptor(tls)?)),
+            None => None,
+        };
+        let dns = match config.dns {
+            Some(addr) => Some(bind_dns(addr)?),
+            None => None,
+        };
+
+        let http_addr = local_addr("http", &http, config.http)?;
+        let https_addr = match &https {
+            Some((l, _)) => Some(local_addr("https", l, config.https)?),
+            None => None,
+        };
+        let dns_addr = match &dns {
+            Some((udp, _)) => Some(udp.local_addr().map_err(|source| StartError::Bind {
+                service: "dns (udp)",
+                addr: config.dns.unwrap_or(http_addr),
+                source,
+            })?),
+            None => None,
+        };
+
+        let device = device::DeviceHub::new(config.device.clone(), events.clone());
+        let shared = Arc::new(Shared::new(
+            config.profile.clone(),
+            config.device_ip,
+            config.internet,
+            config.ws.clone(),
+            device,
+            events.clone(),
+        ));
+
+        shared.device.start(&shared);
+        shared
+            .tracker
+            .spawn(http::serve(http, shared.clone(), None));
+        if let Some((listener, acceptor)) = https {
+            shared
+                .tracker
+                .spawn(http::serve(listener, shared.clone(), Some(acceptor)));
+        }
+        if let Some((udp, tcp)) = dns {
+            shared.tracker.spawn(dns::serve(udp, tcp, shared.clone()));
+        }
+
+        events.emit(EventKind::Started {
+            http: http_addr,
+            https: https_addr,
+            dns: dns_addr,
+            device_ip: config.device_ip.to_string(),
+            profile: config.profile.name.to_owned(),
+            internet: config.internet,
+        });
+        Ok(RunningEmulator {
+            http_addr,
+            https_addr,
+            dns_addr,
+            shared,
+        })
+    }
+}
+
+/// A started emulator. Dropping it without [`RunningEmulator::shutdown`] leaves tasks running
+/// until the runtime ends.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
+    dns_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+}
+
+impl RunningEmulator {
+    /// The bound HTTP/WebSocket address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The bound HTTPS/wss address, when TLS is on.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
+    }
+
+    /// The bound DNS address (UDP and TCP), when DNS is on.
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.dns_addr
+    }
+
+    /// The event log.
+    pub fn events(&self) -> &Arc<EventLog> {
+        &self.shared.events
+    }
+
+    /// The device profile in use.
+    pub fn profile(&self) -> &Profile {
+        &self.shared.profile
+    }
+
+    /// The internet mode now.
+    pub fn internet(&self) -> InternetMode {
+        self.shared.internet.get()
+    }
+
+    /// Switches the internet mode (takes effect on the next request).
+    pub fn set_internet(&self, mode: InternetMode) {
+        self.shared.set_internet(mode);
+    }
+
+    /// Stops every service: listeners close, WebSocket sessions get close 1001, and the call
+    /// returns when every task ended or `grace` passed.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shared.emit(EventKind::Stopping);
+        self.shared.cancel.cancel();
+        self.shared.tracker.close();
+        if tokio::time::timeout(grace, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some tasks did not stop within {grace:?}");
+        }
+    }
+}
+
+fn local_addr(
+    service: &'static str,
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Bind {
+        service,
+        addr,
+        source,
+    })
+}
+
+/// ESP-IDF's `backlog_conn`.
+const LISTEN_BACKLOG: i32 = 5;
+
+fn bind_tcp(service: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let err = |source| StartError::Bind {
+        service,
+        addr,
+        source,
+    };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(err)?;
+    socket.set_reuse_address(true).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    socket.listen(LISTEN_BACKLOG).map_err(err)?;
+    TcpListener::from_std(socket.into()).map_err(err)
+}
+
+/// Binds UDP and TCP on the same port. With port 0 the UDP port picked by the OS is then tried
+/// for TCP; if that is taken, another port is picked (a few times).
+fn bind_dns(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), StartError> {
+    const ATTEMPTS: usize = 16;
+    let mut last_err = None;
+    for _ in 0..ATTEMPTS {
+        let udp = std::net::UdpSocket::bind(addr).map_err(|source| StartError::Bind {
+            service: "dns (udp)",
+            addr,
+            source,
+        })?;
+        let udp_addr = udp.local_addr().map_err(|source| StartError::Bind {
+            service: "dns (udp)",
+            addr,
+            source,
+        })?;
+        match bind_tcp("dns (tcp)", udp_addr) {
+            Ok(tcp) => {
+                udp.set_nonblocking(true)
+                    .map_err(|source| StartError::Bind {
+                        service: "dns (udp)",
+                        addr,
+                        source,
+                    })?;
+                let udp = UdpSocket::from_std(udp).map_err(|source| StartError::Bind {
+                    service: "dns (udp)",
+                    addr,
+                    source,
+                })?;
+                return Ok((udp, tcp));
+            }
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| StartError::Bind {
+        service: "dns (tcp)",
+        addr,
+        source: io::Error::from(io::ErrorKind::AddrInUse),
+    }))
+}

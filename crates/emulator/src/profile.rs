@@ -1,0 +1,166 @@
+//! Device profiles: the ESP-IDF version-dependent limits and quirks the emulator reproduces.
+//!
+//! Every number here comes from `shared/reference/esp32-idf-behaviour.md` (ESP-IDF sources).
+//! A profile is chosen by name (`--profile`, `device.profile` in a scenario).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How the device answers a WebSocket upgrade that fails ESP-IDF's checks
+/// (missing or wrong `Sec-WebSocket-Version`, missing or over-long `Sec-WebSocket-Key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandshakeRejection {
+    /// ESP-IDF ≤ v6.0: the socket is closed with no bytes written
+    /// (Dart: "Connection closed before full header was received").
+    SilentClose,
+    /// ESP-IDF master with `HTTPD_WS_STRICTER_RFC6455`: `400` / `426` with a body.
+    Status,
+}
+
+/// What the device does with a WebSocket message larger than it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizeHandling {
+    /// The firmware answers with a protocol `error` message (`too_large`) and stays connected.
+    ErrorMessage,
+    /// The connection is closed with close code 1009 (message too big).
+    Close1009,
+}
+
+/// A named set of ESP-IDF limits and behaviours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    /// The profile's name, e.g. `esp-idf-v5.4`.
+    pub name: &'static str,
+    /// What the profile models, for `--help` and the README.
+    pub summary: &'static str,
+    /// `HTTPD_MAX_REQ_HDR_LEN`: all header lines together (after the request line) must fit.
+    pub max_req_hdr_len: usize,
+    /// `HTTPD_MAX_URI_LEN`: longest request-target.
+    pub max_uri_len: usize,
+    /// `max_open_sockets` of `HTTPD_DEFAULT_CONFIG()`; `None` means unlimited (benchmarks).
+    pub max_open_sockets: Option<usize>,
+    /// `lru_purge_enable`: when full, close the least-recently-used session to admit a new one.
+    pub lru_purge: bool,
+    /// `recv_wait_timeout`: how long a started request may stall before `408`.
+    pub recv_timeout: Duration,
+    /// Status line of the captive-portal example's redirect (`302 Temporary Redirect` before
+    /// ESP-IDF commit `29d1bfb9507`, `303 See Other` after).
+    pub captive_redirect: (u16, &'static str),
+    /// v4.4 error-page wording differs; `true` uses the v5.1+ strings.
+    pub modern_error_bodies: bool,
+    /// Handshake check failures: silent close or an HTTP status.
+    pub handshake_rejection: HandshakeRejection,
+    /// `true`: the close frame the device sends back repeats the client's code;
+    /// `false` (ESP-IDF v5+): an empty close frame, so clients report 1005.
+    pub echo_close_code: bool,
+    /// Largest WebSocket message the device reads (the firmware's `max_len`).
+    pub max_ws_message: usize,
+    /// What happens to a message over `max_ws_message`.
+    pub oversize: OversizeHandling,
+}
+
+impl Profile {
+    /// The default: the ESP-IDF 5.x line up to v5.4 (header limit 512).
+    pub const ESP_IDF_V5_4: Profile = Profile {
+        name: "esp-idf-v5.4",
+        summary: "ESP-IDF v5.0–v5.4: 512-byte header limit, 7 sockets, silent handshake rejection, 302 captive redirect",
+        max_req_hdr_len: 512,
+        max_uri_len: 512,
+        max_open_sockets: Some(7),
+        lru_purge: false,
+        recv_timeout: Duration::from_secs(5),
+        captive_redirect: (302, "Temporary Redirect"),
+        modern_error_bodies: true,
+        handshake_rejection: HandshakeRejection::SilentClose,
+        echo_close_code: false,
+        max_ws_message: espsim_protocol::MAX_MESSAGE_SIZE,
+        oversize: OversizeHandling::ErrorMessage,
+    };
+
+    /// ESP-IDF v5.5 / v6.0: the header limit grew to 1024; otherwise as v5.4.
+    pub const ESP_IDF_V5_5: Profile = Profile {
+        name: "esp-idf-v5.5",
+        summary: "ESP-IDF v5.5–v6.0: 1024-byte header limit, otherwise as v5.4",
+        max_req_hdr_len: 1024,
+        ..Profile::ESP_IDF_V5_4
+    };
+
+    /// ESP-IDF master (v6.1-dev) with `HTTPD_WS_STRICTER_RFC6455`: handshake errors get a status,
+    /// the captive redirect is `303 See Other`.
+    pub const ESP_IDF_V6_1_STRICT: Profile = Profile {
+        name: "esp-idf-v6.1-strict",
+        summary: "ESP-IDF master with HTTPD_WS_STRICTER_RFC6455: 400/426 on bad upgrades, 303 captive redirect, close codes echoed, 1009 on oversize",
+        max_req_hdr_len: 1024,
+        captive_redirect: (303, "See Other"),
+        handshake_rejection: HandshakeRejection::Status,
+        echo_close_code: true,
+        oversize: OversizeHandling::Close1009,
+        ..Profile::ESP_IDF_V5_4
+    };
+
+    /// The captive-portal example's server config: 13 sockets with LRU purge.
+    pub const CAPTIVE_EXAMPLE: Profile = Profile {
+        name: "captive-portal-example",
+        summary: "ESP-IDF captive_portal example: max_open_sockets 13 with lru_purge_enable (oldest session closed without a close frame)",
+        max_open_sockets: Some(13),
+        lru_purge: true,
+        ..Profile::ESP_IDF_V5_4
+    };
+
+    /// No socket limit, for load tests and benchmarks; otherwise as the default.
+    pub const UNLIMITED: Profile = Profile {
+        name: "unlimited",
+        summary: "as esp-idf-v5.4 but without the socket limit (benchmarks, 1000-connection tests)",
+        max_open_sockets: None,
+        ..Profile::ESP_IDF_V5_4
+    };
+
+    /// Every built-in profile, default first.
+    pub const ALL: [&'static Profile; 5] = [
+        &Profile::ESP_IDF_V5_4,
+        &Profile::ESP_IDF_V5_5,
+        &Profile::ESP_IDF_V6_1_STRICT,
+        &Profile::CAPTIVE_EXAMPLE,
+        &Profile::UNLIMITED,
+    ];
+
+    /// Looks a profile up by name.
+    pub fn by_name(name: &str) -> Option<&'static Profile> {
+        Profile::ALL.into_iter().find(|p| p.name == name)
+    }
+
+    /// The names of every profile, for error messages.
+    pub fn names() -> Vec<&'static str> {
+        Profile::ALL.iter().map(|p| p.name).collect()
+    }
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile::ESP_IDF_V5_4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_is_found_by_its_name() {
+        for p in Profile::ALL {
+            assert_eq!(Profile::by_name(p.name), Some(p));
+        }
+        assert_eq!(Profile::by_name("esp-idf-v9"), None);
+    }
+
+    #[test]
+    fn default_profile_has_the_esp_idf_5_defaults() {
+        let p = Profile::default();
+        assert_eq!(p.max_req_hdr_len, 512);
+        assert_eq!(p.max_open_sockets, Some(7));
+        assert_eq!(p.recv_timeout, Duration::from_secs(5));
+    }
+}

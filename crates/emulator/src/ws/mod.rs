@@ -1,0 +1,1 @@
+//! The WebSocket endpoint: ESP-IDF handshake checks and the session loop (owned by the ws work).

@@ -1,0 +1,2 @@
+//! placeholder
+pub const MAX_MESSAGE_SIZE: usize = 4096;
