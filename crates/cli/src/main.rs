@@ -1,1 +1,60 @@
-fn main() {}
+//! `espsim`: test your app against an emulated ESP32 softAP.
+//!
+//! A thin binary over the library crates: argument parsing (`clap`), logging, exit codes.
+//! Exit codes: 0 ok, 1 a check failed, 2 usage, configuration or start-up error.
+
+mod cert;
+mod logging;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Test your app against an emulated ESP32 softAP: captive DNS, OS connectivity checks,
+/// ESP-IDF's HTTP server and a WebSocket device, with ESP-IDF's limits and quirks.
+#[derive(Debug, Parser)]
+#[command(name = "espsim", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr (filter with RUST_LOG, e.g. RUST_LOG=espsim=debug).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the emulated device until SIGINT/SIGTERM; prints one JSON "ready" line on stdout.
+    Run(run::RunArgs),
+    /// Write a self-signed certificate and key (PEM) for `run --cert/--key`, to trust in an app.
+    Cert(cert::CertArgs),
+    /// List the device profiles (ESP-IDF versions and their limits).
+    Profiles,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Cert(args) => cert::run(args),
+        Command::Profiles => {
+            run::print_profiles();
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            let hint = err
+                .downcast_ref::<espsim_emulator::StartError>()
+                .and_then(espsim_emulator::StartError::hint)
+                .map(|h| format!(" (hint: {h})"))
+                .unwrap_or_default();
+            eprintln!("error: {err:#}{hint}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -109,7 +109,7 @@ impl Default for EmulatorConfig {
 #[non_exhaustive]
 pub enum StartError {
     /// A listen address could not be bound.
-    #[error("failed to bind {service} on {addr}: {}{}", brief(source), bind_hint(source, *service))]
+    #[error("failed to bind {service} on {addr}")]
     Bind {
         /// `http`, `https`, `dns (udp)` or `dns (tcp)`.
         service: &'static str,
@@ -127,32 +127,32 @@ pub enum StartError {
     EventFile(#[from] events::EventFileError),
 }
 
-fn brief(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::AddrInUse => "address already in use".to_owned(),
-        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        io::ErrorKind::AddrNotAvailable => "address not available on this machine".to_owned(),
-        _ => e.to_string(),
-    }
-}
-
-fn bind_hint(e: &io::Error, service: &str) -> String {
-    let flag = match service {
-        "http" => "--http 127.0.0.1:8080",
-        "https" => "--https 127.0.0.1:8443",
-        _ => "--dns 127.0.0.1:5353",
-    };
-    match e.kind() {
-        io::ErrorKind::AddrInUse => {
-            format!(" (hint: another program uses it; pick a free port, e.g. {flag})")
+impl StartError {
+    /// What the user can do about it, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        let StartError::Bind {
+            service, source, ..
+        } = self
+        else {
+            return None;
+        };
+        let flag = match *service {
+            "http" => "--http 127.0.0.1:8080",
+            "https" => "--https 127.0.0.1:8443",
+            _ => "--dns 127.0.0.1:5353",
+        };
+        match source.kind() {
+            io::ErrorKind::AddrInUse => Some(format!(
+                "another program uses it; pick a free port, e.g. {flag}"
+            )),
+            io::ErrorKind::PermissionDenied => Some(format!(
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE; use e.g. {flag}"
+            )),
+            io::ErrorKind::AddrNotAvailable => {
+                Some("bind an address this machine has, e.g. 127.0.0.1 or 0.0.0.0".to_owned())
+            }
+            _ => None,
         }
-        io::ErrorKind::PermissionDenied => {
-            format!(" (hint: ports below 1024 need root or CAP_NET_BIND_SERVICE; use e.g. {flag})")
-        }
-        io::ErrorKind::AddrNotAvailable => {
-            " (hint: bind an address this machine has, e.g. 127.0.0.1 or 0.0.0.0)".to_owned()
-        }
-        _ => String::new(),
     }
 }
 

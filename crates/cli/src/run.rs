@@ -1,0 +1,232 @@
+//! `espsim run`: bind everything, print the ready line, serve until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use espsim_emulator::internet::InternetMode;
+use espsim_emulator::profile::Profile;
+use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator, TlsOptions, WsSettings};
+use espsim_harness::DeviceConfig;
+use serde::Serialize;
+
+/// How long shutdown waits for sessions to close (SIGTERM must exit within a second).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
+
+/// Arguments of `espsim run`. Flags override `--config`; both override the defaults.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// HTTP/WebSocket address (the device's port 80) [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// HTTPS/wss address, served with --tls [default: 127.0.0.1:8443]
+    #[arg(long, value_name = "ADDR")]
+    https: Option<SocketAddr>,
+    /// Serve wss:// on --https with a self-signed certificate generated at start.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: write the generated certificate (PEM) here, for the app or test to trust.
+    #[arg(long, value_name = "FILE", requires = "tls", conflicts_with = "cert")]
+    write_cert: Option<PathBuf>,
+    /// Certificate chain (PEM) for wss:// instead of a generated one (implies --tls).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key (PEM) for --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// DNS address, UDP and TCP [default: 127.0.0.1:5353]
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_dns")]
+    dns: Option<SocketAddr>,
+    /// Run no DNS server.
+    #[arg(long)]
+    no_dns: bool,
+    /// The softAP address every DNS A answer points to [default: 127.0.0.1; in Docker 192.168.4.1]
+    #[arg(long, value_name = "IP")]
+    device_ip: Option<Ipv4Addr>,
+    /// ESP-IDF profile (`espsim profiles` lists them) [default: esp-idf-v5.4]
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// What phones conclude: online, captive or offline [default: captive]
+    #[arg(long, value_name = "MODE")]
+    internet: Option<InternetMode>,
+    /// WebSocket path, exact match like ESP-IDF [default: /ws]
+    #[arg(long, value_name = "PATH")]
+    ws_path: Option<String>,
+    /// The one WebSocket subprotocol the device supports.
+    #[arg(long, value_name = "NAME")]
+    subprotocol: Option<String>,
+    /// Token the app must present (Authorization: Bearer, ?token= or in `hello`).
+    #[arg(long, value_name = "TOKEN", env = "ESPSIM_TOKEN")]
+    token: Option<String>,
+    /// Seed for simulated sensors [default: random, printed in the ready line]
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// The device section (YAML, as `device:` in a scenario file).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also write every event as one JSON line to this file.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+}
+
+/// The one line `run` prints on stdout once every socket is bound.
+#[derive(Debug, Serialize)]
+struct ReadyLine {
+    event: &'static str,
+    http: SocketAddr,
+    https: Option<SocketAddr>,
+    dns: Option<SocketAddr>,
+    ws_url: String,
+    device_ip: Ipv4Addr,
+    profile: &'static str,
+    internet: InternetMode,
+    seed: u64,
+}
+
+/// Builds the emulator configuration from flags, the config file and defaults.
+fn config(args: RunArgs) -> anyhow::Result<EmulatorConfig> {
+    let file = match &args.config {
+        Some(path) => espsim_harness::yaml::load::<DeviceConfig>(path)?,
+        None => DeviceConfig::default(),
+    };
+    let profile_name = args
+        .profile
+        .or(file.profile)
+        .unwrap_or_else(|| Profile::default().name.to_owned());
+    let Some(profile) = Profile::by_name(&profile_name) else {
+        bail!(
+            "unknown profile `{profile_name}` (known: {})",
+            Profile::names().join(", ")
+        );
+    };
+    let file_ws = file.ws.unwrap_or_default();
+    let ws_path = args
+        .ws_path
+        .or(file_ws.path)
+        .unwrap_or_else(|| WsSettings::default().path);
+    if !ws_path.starts_with('/') {
+        bail!("the WebSocket path must start with `/` (got `{ws_path}`)");
+    }
+    let tls = match (args.cert, args.key) {
+        (Some(cert), Some(key)) => Some(TlsOptions::Files { cert, key }),
+        _ if args.tls => Some(TlsOptions::SelfSigned {
+            names: crate::cert::default_names(),
+            write_cert: args.write_cert,
+        }),
+        _ => None,
+    };
+    let mut config = EmulatorConfig {
+        http: args.http.unwrap_or(([127, 0, 0, 1], 8080).into()),
+        https: args.https.unwrap_or(([127, 0, 0, 1], 8443).into()),
+        dns: (!args.no_dns).then(|| args.dns.unwrap_or(([127, 0, 0, 1], 5353).into())),
+        device_ip: args
+            .device_ip
+            .or(file.device_ip)
+            .unwrap_or(Ipv4Addr::LOCALHOST),
+        profile: profile.clone(),
+        internet: args.internet.or(file.internet).unwrap_or_default(),
+        ws: WsSettings {
+            path: ws_path,
+            subprotocol: args.subprotocol.or(file_ws.subprotocol),
+        },
+        tls,
+        events_file: args.events,
+        ..EmulatorConfig::default()
+    };
+    config.device.auth_token = args.token.or(file.auth_token);
+    config.device.seed = args.seed.or(file.seed).unwrap_or_else(rand_seed);
+    Ok(config)
+}
+
+/// A seed from the clock and the process id: random enough for "pick one", and printed.
+fn rand_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    (nanos as u64) ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Runs the emulator until a signal; exit code 0 after a clean shutdown.
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = config(args)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let seed = config.device.seed;
+        let device_ip = config.device_ip;
+        let ws_path = config.ws.path.clone();
+        let running = Emulator::start(config).await?;
+        print_ready(&running, seed, device_ip, &ws_path)?;
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        running.shutdown(SHUTDOWN_GRACE).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_ready(
+    running: &RunningEmulator,
+    seed: u64,
+    device_ip: Ipv4Addr,
+    ws_path: &str,
+) -> anyhow::Result<()> {
+    let line = ReadyLine {
+        event: "ready",
+        http: running.http_addr(),
+        https: running.https_addr(),
+        dns: running.dns_addr(),
+        ws_url: format!("ws://{}{}", running.http_addr(), ws_path),
+        device_ip,
+        profile: running.profile().name,
+        internet: running.internet(),
+        seed,
+    };
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &line)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    tracing::info!(
+        http = %line.http,
+        dns = ?line.dns,
+        profile = line.profile,
+        internet = %line.internet,
+        "device ready; point your app at {}",
+        line.ws_url
+    );
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// `espsim profiles`: one line per profile.
+pub(crate) fn print_profiles() {
+    for p in Profile::ALL {
+        let sockets = p
+            .max_open_sockets
+            .map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+        println!(
+            "{:<24} header limit {:>4} B, sockets {:>9}{}\n{:<24} {}",
+            p.name,
+            p.max_req_hdr_len,
+            sockets,
+            if p.name == Profile::default().name {
+                " (default)"
+            } else {
+                ""
+            },
+            "",
+            p.summary
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Strict YAML: unknown fields are errors, `yes`/`no` stay strings, every error names the file,
+//! line and column, with the offending snippet.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+/// A YAML file that could not be read or does not match its schema.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum YamlError {
+    /// The file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not valid YAML or does not match the schema.
+    #[error("{}:{}: {message}", path.display(), position(*line, *column))]
+    Invalid {
+        /// The file (or `<input>`).
+        path: PathBuf,
+        /// 1-based line, when known.
+        line: Option<u64>,
+        /// 1-based column, when known.
+        column: Option<u64>,
+        /// What is wrong, with the parser's snippet and hint.
+        message: String,
+    },
+}
+
+fn position(line: Option<u64>, column: Option<u64>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{l}:{c}"),
+        (Some(l), None) => l.to_string(),
+        _ => "?".to_owned(),
+    }
+}
+
+impl YamlError {
+    /// The 1-based (line, column) of the problem, when known.
+    pub fn line_column(&self) -> Option<(u64, u64)> {
+        match self {
+            YamlError::Invalid {
+                line: Some(l),
+                column: Some(c),
+                ..
+            } => Some((*l, *c)),
+            _ => None,
+        }
+    }
+}
+
+/// Parses `text` (named `path` in errors) strictly into `T`.
+pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, YamlError> {
+    let options = serde_saphyr::options! { strict_booleans: true };
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let location = e.location();
+        YamlError::Invalid {
+            path: path.to_owned(),
+            line: location.map(|l| l.line()),
+            column: location.map(|l| l.column()),
+            message: e.to_string(),
+        }
+    })
+}
+
+/// Reads and parses the YAML file at `path`.
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
+    let text = std::fs::read_to_string(path).map_err(|source| YamlError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path)
+}
