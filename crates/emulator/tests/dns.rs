@@ -472,3 +472,69 @@ async fn shutdown_stops_the_dns_service() {
         .expect_err("nothing listens after shutdown");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
 }
+
+#[tokio::test]
+async fn a_reply_too_big_for_plain_udp_is_truncated_and_complete_over_tcp() {
+    let running = start().await;
+    let names: Vec<String> = (0..20)
+        .map(|i| format!("name{i:02}.example.com."))
+        .collect();
+    let questions: Vec<(&str, RecordType)> =
+        names.iter().map(|n| (n.as_str(), RecordType::A)).collect();
+    let q = query(&questions);
+    let bytes = q.to_vec().expect("encodes");
+
+    let udp = udp_exchange(dns_addr(&running), &bytes).await;
+    assert!(udp.len() <= 512, "plain DNS stays within 512 bytes");
+    let reply = decode(&udp);
+    assert!(
+        reply.metadata.truncation,
+        "TC tells the client to retry over TCP"
+    );
+    assert!(reply.answers.len() < names.len());
+
+    let mut stream = TcpStream::connect(dns_addr(&running))
+        .await
+        .expect("tcp connects");
+    tcp_send(&mut stream, &bytes).await;
+    let reply = decode(&tcp_recv(&mut stream).await);
+    assert_reply_header(&reply, &q, ResponseCode::NoError);
+    let expected: Vec<(String, Ipv4Addr)> = names.iter().map(|n| (n.clone(), DEVICE_IP)).collect();
+    assert_eq!(a_answers(&reply), expected);
+    running.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_tcp_connection_cut_mid_message_is_recorded() {
+    let running = start().await;
+    let mut stream = TcpStream::connect(dns_addr(&running))
+        .await
+        .expect("tcp connects");
+    // Announces 32 bytes, sends 3, then closes its side.
+    stream
+        .write_all(&[0x00, 0x20, 1, 2, 3])
+        .await
+        .expect("write");
+    stream.shutdown().await.expect("shutdown write side");
+    let event = running
+        .events()
+        .wait_for(WAIT, |e| is_malformed(e, "tcp"))
+        .await
+        .expect("dns_malformed recorded");
+    let EventKind::DnsMalformed { error, rcode, .. } = event.kind else {
+        unreachable!()
+    };
+    assert_eq!(
+        error,
+        "connection closed mid-message (5 of 34 bytes received)"
+    );
+    assert_eq!(rcode, None);
+    // The server closed its side too.
+    let mut rest = Vec::new();
+    let n = timeout(WAIT, stream.read_to_end(&mut rest))
+        .await
+        .expect("server closes within 5 s")
+        .expect("clean close");
+    assert_eq!(n, 0);
+    running.shutdown(Duration::from_secs(1)).await;
+}
