@@ -106,6 +106,8 @@ pub enum EventKind {
         client: SocketAddr,
         /// What went wrong.
         error: String,
+        /// Response code sent (`FormErr`), or `None` when no reply was sent.
+        rcode: Option<String>,
     },
     /// A TCP connection was accepted on the device port.
     TcpAccepted {
