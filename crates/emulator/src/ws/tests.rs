@@ -1,0 +1,570 @@
+//! The WebSocket endpoint over real loopback sockets: what a client sees on the wire.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async};
+
+use super::testkit::{TestServer, WAIT};
+use crate::WsSettings;
+use crate::device::DeviceOptions;
+use crate::events::{ConnId, Direction, EventKind, Side};
+use crate::profile::Profile;
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+async fn connect(server: &TestServer, target: &str, headers: &[(&'static str, &str)]) -> Client {
+    let mut req = format!("ws://{}{target}", server.addr)
+        .into_client_request()
+        .expect("request");
+    for (n, v) in headers {
+        req.headers_mut().insert(*n, v.parse().expect("header value"));
+    }
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let (ws, _) = tokio::time::timeout(WAIT, client_async(req, MaybeTlsStream::Plain(tcp)))
+        .await
+        .expect("handshake in time")
+        .expect("handshake succeeds");
+    ws
+}
+
+/// The next data message as JSON (control frames are skipped).
+async fn recv_json(ws: &mut Client) -> Value {
+    let read = async {
+        loop {
+            match ws.next().await.expect("stream open").expect("frame") {
+                Message::Text(t) => return serde_json::from_str(&t).expect("json"),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read).await.expect("message in time")
+}
+
+async fn send_json(ws: &mut Client, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+/// Sends `request` raw and returns every byte until the server closes.
+async fn raw_exchange(server: &TestServer, request: &str) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .expect("server closes in time")
+        .expect("read");
+    out
+}
+
+fn upgrade_request(extra: &str) -> String {
+    format!(
+        "GET /ws HTTP/1.1\r\nHost: 192.168.4.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{extra}\r\n"
+    )
+}
+
+async fn opened_conn(server: &TestServer, nth: usize) -> ConnId {
+    let mut seen = 0;
+    match server
+        .event("ws_opened", |e| {
+            matches!(e.kind, EventKind::WsOpened { .. }) && {
+                seen += 1;
+                seen == nth
+            }
+        })
+        .await
+    {
+        EventKind::WsOpened { conn, .. } => conn,
+        _ => unreachable!(),
+    }
+}
+
+async fn closed_event(server: &TestServer, conn: ConnId) -> EventKind {
+    server
+        .event(
+            "ws_closed",
+            |e| matches!(e.kind, EventKind::WsClosed { conn: c, .. } if c == conn),
+        )
+        .await
+}
+
+/// Reads until the server's close frame or the end of the stream; returns the close frame seen.
+async fn read_until_close(ws: &mut Client) -> Result<Option<CloseFrame>, String> {
+    let read = async {
+        for _ in 0..64 {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => {
+                    // Keep reading, as a well-behaved client does: that sends tungstenite's
+                    // queued close reply; the stream then ends.
+                    for _ in 0..64 {
+                        if !matches!(ws.next().await, Some(Ok(_))) {
+                            break;
+                        }
+                    }
+                    return Ok(f);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("ended without close frame".to_owned()),
+            }
+        }
+        Err("no close within 64 frames".to_owned())
+    };
+    tokio::time::timeout(WAIT, read).await.expect("close in time")
+}
+
+#[tokio::test]
+async fn upgrade_gets_esp_idfs_exact_101_bytes() {
+    let server = TestServer::default().await;
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let req = upgrade_request(&format!(
+        "Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    ));
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let expected = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let mut got = vec![0u8; expected.len()];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut got))
+        .await
+        .expect("in time")
+        .expect("101 bytes");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected)
+    );
+    assert!(matches!(
+        server.event("ws_opened", |e| matches!(e.kind, EventKind::WsOpened { .. })).await,
+        EventKind::WsOpened { subprotocol: None, .. }
+    ));
+}
+
+#[tokio::test]
+async fn subprotocol_is_echoed_only_when_the_client_offers_it() {
+    let ws = WsSettings {
+        subprotocol: Some("espsim.v1".into()),
+        ..WsSettings::default()
+    };
+    let server = TestServer::start(Profile::default(), ws, DeviceOptions::default()).await;
+    let req = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .expect("request");
+    let mut offered = req.clone();
+    offered.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "other, espsim.v1".parse().expect("value"),
+    );
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let (_ws, resp) = client_async(offered, tcp).await.expect("handshake");
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().expect("ascii")),
+        Some("espsim.v1")
+    );
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let (_ws, resp) = client_async(req, tcp).await.expect("still 101 without offer");
+    assert_eq!(resp.status(), 101);
+    assert!(resp.headers().get("sec-websocket-protocol").is_none());
+}
+
+#[tokio::test]
+async fn bad_handshakes_are_closed_silently_by_default() {
+    let server = TestServer::default().await;
+    let cases = [
+        (
+            format!("Sec-WebSocket-Key: {KEY}\r\n"),
+            "missing Sec-WebSocket-Version",
+        ),
+        (
+            format!("Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 8\r\n"),
+            "unsupported Sec-WebSocket-Version \"8\"",
+        ),
+        (
+            "Sec-WebSocket-Version: 13\r\n".to_owned(),
+            "missing Sec-WebSocket-Key",
+        ),
+        (
+            format!("Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n", "A".repeat(28)),
+            "Sec-WebSocket-Key is 28 chars, over ESP-IDF's 27",
+        ),
+    ];
+    for (headers, reason) in cases {
+        let got = raw_exchange(&server, &upgrade_request(&headers)).await;
+        assert!(got.is_empty(), "{reason}: expected no bytes, got {got:?}");
+        let ev = server
+            .event("ws_rejected", |e| {
+                matches!(&e.kind, EventKind::WsRejected { reason: r, .. } if r == reason)
+            })
+            .await;
+        assert!(matches!(ev, EventKind::WsRejected { status: None, .. }));
+    }
+}
+
+#[tokio::test]
+async fn strict_profile_answers_bad_handshakes_with_400_or_426() {
+    let server = TestServer::start(
+        Profile::ESP_IDF_V6_1_STRICT,
+        WsSettings::default(),
+        DeviceOptions::default(),
+    )
+    .await;
+    let got = raw_exchange(
+        &server,
+        &upgrade_request(&format!("Sec-WebSocket-Key: {KEY}\r\n")),
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 36\r\n\r\nMissing Sec-WebSocket-Version header"
+    );
+    let got = raw_exchange(
+        &server,
+        &upgrade_request(&format!(
+            "Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 8\r\n"
+        )),
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/html\r\nContent-Length: 31\r\nSec-WebSocket-Version: 13\r\n\r\nWebSocket version not supported"
+    );
+    let got = raw_exchange(&server, &upgrade_request("Sec-WebSocket-Version: 13\r\n")).await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 32\r\n\r\nMissing Sec-WebSocket-Key header"
+    );
+}
+
+#[tokio::test]
+async fn wrong_method_gets_405_and_wrong_upgrade_400_in_every_profile() {
+    let server = TestServer::default().await;
+    let got = raw_exchange(&server, "POST /ws HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/html\r\nContent-Length: 45\r\n\r\nSpecified method is invalid for this resource"
+    );
+    let got = raw_exchange(
+        &server,
+        "GET /ws HTTP/1.1\r\nUpgrade: h2c\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 18\r\n\r\nBad request syntax"
+    );
+}
+
+#[tokio::test]
+async fn plain_get_without_upgrade_gets_no_response_and_stays_open() {
+    let server = TestServer::default().await;
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: 192.168.4.1\r\n\r\n")
+        .await
+        .expect("write");
+    server
+        .event("ws_rejected", |e| {
+            matches!(e.kind, EventKind::WsRejected { status: None, .. })
+        })
+        .await;
+    // The handler ran and returned without a response: nothing arrives, the socket stays open.
+    let mut buf = [0u8; 64];
+    let quiet = tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf)).await;
+    assert!(quiet.is_err(), "expected silence, got {quiet:?}");
+    // Until shutdown, which closes it without a byte.
+    server.shutdown().await;
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn session_answers_requests_and_unknown_types_keep_the_connection() {
+    let server = TestServer::default().await;
+    let mut ws = connect(&server, "/ws", &[]).await;
+    send_json(&mut ws, json!({"type": "hello", "id": 1})).await;
+    assert_eq!(recv_json(&mut ws).await["type"], "welcome");
+    send_json(&mut ws, json!({"type": "ping", "id": 2})).await;
+    assert_eq!(recv_json(&mut ws).await["type"], "pong");
+    send_json(&mut ws, json!({"type": "warp_drive", "id": 3})).await;
+    let err = recv_json(&mut ws).await;
+    assert_eq!(err["type"], "error");
+    assert_eq!(err["code"], "unknown_type");
+    send_json(&mut ws, json!({"type": "ping", "id": 4})).await;
+    assert_eq!(recv_json(&mut ws).await["type"], "pong");
+
+    let conn = opened_conn(&server, 1).await;
+    let ev = server
+        .event("ws_message in", |e| {
+            matches!(&e.kind, EventKind::WsMessage { direction: Direction::In, msg_type: Some(t), .. } if t == "warp_drive")
+        })
+        .await;
+    assert!(matches!(ev, EventKind::WsMessage { conn: c, .. } if c == conn));
+}
+
+#[tokio::test]
+async fn telemetry_and_broadcasts_reach_their_sessions() {
+    let server = TestServer::default().await;
+    let mut a = connect(&server, "/ws", &[]).await;
+    let mut b = connect(&server, "/ws", &[]).await;
+    send_json(&mut a, json!({"type": "subscribe", "id": 1})).await;
+    assert_eq!(recv_json(&mut a).await["type"], "telemetry");
+    send_json(&mut b, json!({"type": "broadcast"})).await;
+    assert_eq!(recv_json(&mut b).await["type"], "broadcast");
+    let read = async {
+        loop {
+            if recv_json(&mut a).await["type"] == "broadcast" {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("broadcast reaches the other client");
+}
+
+#[tokio::test]
+async fn websocket_ping_gets_a_pong_with_the_same_payload() {
+    let server = TestServer::default().await;
+    let mut ws = connect(&server, "/ws", &[]).await;
+    ws.send(Message::Ping(b"are you there"[..].into()))
+        .await
+        .expect("ping");
+    let got = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("frame");
+    assert_eq!(got, Message::Pong(b"are you there"[..].into()));
+    server
+        .event("pong out", |e| {
+            matches!(&e.kind, EventKind::WsControl { direction: Direction::Out, frame, .. } if frame == "pong")
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn client_close_gets_an_empty_close_frame_by_default() {
+    let server = TestServer::default().await;
+    let mut ws = connect(&server, "/ws", &[]).await;
+    ws.close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    }))
+    .await
+    .expect("close sent");
+    // tungstenite reports the empty close frame as `Close(None)`, i.e. 1005 "no status".
+    assert_eq!(read_until_close(&mut ws).await, Ok(None));
+    let conn = opened_conn(&server, 1).await;
+    assert_eq!(
+        closed_event(&server, conn).await,
+        EventKind::WsClosed {
+            conn,
+            by: Side::Client,
+            code: Some(1000),
+            reason: "bye".into(),
+            clean: true
+        }
+    );
+}
+
+#[tokio::test]
+async fn strict_profile_echoes_the_close_code() {
+    let server = TestServer::start(
+        Profile::ESP_IDF_V6_1_STRICT,
+        WsSettings::default(),
+        DeviceOptions::default(),
+    )
+    .await;
+    let mut ws = connect(&server, "/ws", &[]).await;
+    ws.close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: "".into(),
+    }))
+    .await
+    .expect("close sent");
+    let frame = read_until_close(&mut ws).await.expect("close frame");
+    assert_eq!(frame.map(|f| f.code), Some(CloseCode::Away));
+}
+
+#[tokio::test]
+async fn unmasked_client_frame_drops_the_connection_without_close_frame() {
+    let server = TestServer::default().await;
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let req = upgrade_request(&format!(
+        "Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
+    ));
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut head = vec![0u8; 129];
+    tcp.read_exact(&mut head).await.expect("101");
+    assert!(head.ends_with(b"\r\n\r\n"));
+    // FIN + text, length 2, mask bit clear.
+    tcp.write_all(&[0x81, 0x02, b'h', b'i']).await.expect("write");
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    assert!(rest.is_empty(), "expected no close frame, got {rest:?}");
+    let conn = opened_conn(&server, 1).await;
+    assert!(matches!(
+        closed_event(&server, conn).await,
+        EventKind::WsClosed { by: Side::Device, code: None, clean: false, .. }
+    ));
+}
+
+#[tokio::test]
+async fn frames_sent_right_behind_the_handshake_are_not_lost() {
+    let server = TestServer::default().await;
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let mut req = upgrade_request(&format!(
+        "Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
+    ))
+    .into_bytes();
+    // A masked text frame `{"type":"ping"}` in the same write as the head.
+    let payload = br#"{"type":"ping"}"#;
+    let mask = [1u8, 2, 3, 4];
+    req.extend_from_slice(&[0x81, 0x80 | payload.len() as u8]);
+    req.extend_from_slice(&mask);
+    req.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tcp.write_all(&req).await.expect("write");
+    let mut head = vec![0u8; 129];
+    tcp.read_exact(&mut head).await.expect("101");
+    let mut frame = [0u8; 2];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut frame))
+        .await
+        .expect("reply in time")
+        .expect("frame header");
+    assert_eq!(frame[0], 0x81, "unmasked final text frame");
+    let mut body = vec![0u8; usize::from(frame[1])];
+    tcp.read_exact(&mut body).await.expect("body");
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["type"], "pong");
+}
+
+#[tokio::test]
+async fn oversize_message_gets_too_large_and_stays_connected_by_default() {
+    let server = TestServer::default().await;
+    let mut ws = connect(&server, "/ws", &[]).await;
+    let big = json!({"type": "ping", "pad": "x".repeat(Profile::default().max_ws_message)});
+    send_json(&mut ws, big).await;
+    let err = recv_json(&mut ws).await;
+    assert_eq!(err["type"], "error");
+    assert_eq!(err["code"], "too_large");
+    send_json(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv_json(&mut ws).await["type"], "pong");
+}
+
+#[tokio::test]
+async fn oversize_message_is_closed_with_1009_in_strict_profile() {
+    let server = TestServer::start(
+        Profile::ESP_IDF_V6_1_STRICT,
+        WsSettings::default(),
+        DeviceOptions::default(),
+    )
+    .await;
+    let mut ws = connect(&server, "/ws", &[]).await;
+    let big = json!({"type": "ping", "pad": "x".repeat(Profile::default().max_ws_message)});
+    send_json(&mut ws, big).await;
+    let frame = read_until_close(&mut ws).await.expect("close frame");
+    assert_eq!(frame.map(|f| f.code), Some(CloseCode::Size));
+}
+
+fn with_token() -> DeviceOptions {
+    DeviceOptions {
+        auth_token: Some("s3cret".into()),
+        ..DeviceOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn token_in_header_or_query_authorizes_at_the_handshake() {
+    let server = TestServer::start(Profile::default(), WsSettings::default(), with_token()).await;
+    let mut by_header = connect(&server, "/ws", &[("Authorization", "Bearer s3cret")]).await;
+    send_json(&mut by_header, json!({"type": "hello", "id": 1})).await;
+    assert_eq!(recv_json(&mut by_header).await["type"], "welcome");
+
+    let mut by_query = connect(&server, "/ws?token=s3cret", &[]).await;
+    send_json(&mut by_query, json!({"type": "hello", "id": 1})).await;
+    assert_eq!(recv_json(&mut by_query).await["type"], "welcome");
+
+    let mut in_hello = connect(&server, "/ws", &[]).await;
+    send_json(&mut in_hello, json!({"type": "hello", "id": 1, "token": "s3cret"})).await;
+    assert_eq!(recv_json(&mut in_hello).await["type"], "welcome");
+}
+
+#[tokio::test]
+async fn without_a_token_hello_is_refused() {
+    let server = TestServer::start(Profile::default(), WsSettings::default(), with_token()).await;
+    let mut wrong = connect(&server, "/ws?token=nope", &[]).await;
+    send_json(&mut wrong, json!({"type": "hello", "id": 1})).await;
+    let refused = tokio::time::timeout(WAIT, wrong.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("frame");
+    assert_ne!(
+        refused.into_text().ok().map(|t| t.contains("welcome")),
+        Some(true)
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_sessions_with_1001() {
+    let server = TestServer::default().await;
+    let mut ws = connect(&server, "/ws", &[]).await;
+    let reader = tokio::spawn(async move { read_until_close(&mut ws).await });
+    server.shutdown().await;
+    let frame = reader.await.expect("joins").expect("close frame");
+    assert_eq!(frame.map(|f| f.code), Some(CloseCode::Away));
+    let conn = opened_conn(&server, 1).await;
+    assert!(matches!(
+        closed_event(&server, conn).await,
+        EventKind::WsClosed { by: Side::Device, code: Some(1001), clean: true, .. }
+    ));
+}
+
+#[tokio::test]
+async fn lru_purge_drops_the_socket_without_a_close_frame() {
+    let server = TestServer::default().await;
+    let mut ws = connect(&server, "/ws", &[]).await;
+    let conn = opened_conn(&server, 1).await;
+    server.purge(conn);
+    let got = read_until_close(&mut ws).await;
+    assert!(got.is_err(), "expected no close frame, got {got:?}");
+    assert!(matches!(
+        closed_event(&server, conn).await,
+        EventKind::WsClosed { by: Side::Device, code: None, clean: false, .. }
+    ));
+    assert_eq!(server.shared.device.session_count(), 0);
+}
+
+#[tokio::test]
+async fn device_restart_drops_every_session() {
+    let server = TestServer::default().await;
+    let mut a = connect(&server, "/ws", &[]).await;
+    let mut b = connect(&server, "/ws", &[]).await;
+    send_json(&mut a, json!({"type": "reboot", "id": 1})).await;
+    server
+        .event("device_action", |e| {
+            matches!(&e.kind, EventKind::DeviceAction { action, .. } if action == "restart")
+        })
+        .await;
+    for ws in [&mut a, &mut b] {
+        let got = read_until_close(ws).await;
+        assert!(
+            matches!(&got, Err(e) if !e.is_empty()),
+            "expected a drop, got {got:?}"
+        );
+    }
+}
