@@ -17,7 +17,7 @@ use crate::context::Shared;
 use crate::events::{ConnId, EventKind, EventLog};
 
 /// Firmware settings for the emulated device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceOptions {
     /// Token the app must present (`Authorization: Bearer`, `?token=` or `hello`); `None` means
     /// no authentication.
@@ -28,17 +28,6 @@ pub struct DeviceOptions {
     pub device_id: Option<String>,
     /// Firmware version reported in `welcome`; `None` keeps the firmware's default.
     pub firmware_version: Option<String>,
-}
-
-impl Default for DeviceOptions {
-    fn default() -> Self {
-        DeviceOptions {
-            auth_token: None,
-            seed: 0,
-            device_id: None,
-            firmware_version: None,
-        }
-    }
 }
 
 impl DeviceOptions {
@@ -125,7 +114,8 @@ impl DeviceHub {
             let hub = &shared2.device;
             loop {
                 let wait = hub.lock().device.next_deadline().map(|at| {
-                    Duration::from_millis(at.saturating_sub(hub.now_ms()))
+                    // At least 1 ms, so a deadline the firmware leaves in the past cannot spin.
+                    Duration::from_millis(at.saturating_sub(hub.now_ms()).max(1))
                 });
                 let sleep = async {
                     match wait {
@@ -193,11 +183,7 @@ impl DeviceHub {
     /// chip reboots. Returns how many sessions were dropped.
     pub(crate) fn drop_all_sessions(&self, reason: &str) -> usize {
         let inner = self.lock();
-        for tx in inner.sessions.values() {
-            let _ = tx.send(Outgoing::Drop {
-                reason: reason.to_owned(),
-            });
-        }
+        drop_all(&inner, reason);
         inner.sessions.len()
     }
 

@@ -254,7 +254,8 @@ mod tests {
 
     #[test]
     fn rfc6455_sample_key_gets_the_exact_esp_idf_101() {
-        let Decision::Upgrade(a) = decide(&upgrade(&[]), &WsSettings::default(), &Profile::default())
+        let Decision::Upgrade(a) =
+            decide(&upgrade(&[]), &WsSettings::default(), &Profile::default())
         else {
             panic!("expected an upgrade");
         };
@@ -298,11 +299,9 @@ mod tests {
             panic!("expected a rejection");
         };
         assert_eq!(r.reply, Reply::SilentClose);
-        let Decision::Reject(r) = decide(
-            &long,
-            &WsSettings::default(),
-            &Profile::ESP_IDF_V6_1_STRICT,
-        ) else {
+        let Decision::Reject(r) =
+            decide(&long, &WsSettings::default(), &Profile::ESP_IDF_V6_1_STRICT)
+        else {
             panic!("expected a rejection");
         };
         assert_eq!(r.status(), Some(400));
@@ -317,11 +316,7 @@ mod tests {
 
     #[test]
     fn bearer_header_wins_over_query_token() {
-        let h = head(
-            "GET",
-            "/ws?token=q",
-            &[("Authorization", "Bearer  h ")],
-        );
+        let h = head("GET", "/ws?token=q", &[("Authorization", "Bearer  h ")]);
         assert_eq!(token(&h).as_deref(), Some("h"));
         let h = head("GET", "/ws?x=1&token=q", &[]);
         assert_eq!(token(&h).as_deref(), Some("q"));

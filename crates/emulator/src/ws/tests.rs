@@ -6,10 +6,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async};
 
 use super::testkit::{TestServer, WAIT};
@@ -27,7 +27,8 @@ async fn connect(server: &TestServer, target: &str, headers: &[(&'static str, &s
         .into_client_request()
         .expect("request");
     for (n, v) in headers {
-        req.headers_mut().insert(*n, v.parse().expect("header value"));
+        req.headers_mut()
+            .insert(*n, v.parse().expect("header value"));
     }
     let tcp = TcpStream::connect(server.addr).await.expect("connect");
     let (ws, _) = tokio::time::timeout(WAIT, client_async(req, MaybeTlsStream::Plain(tcp)))
@@ -48,7 +49,9 @@ async fn recv_json(ws: &mut Client) -> Value {
             }
         }
     };
-    tokio::time::timeout(WAIT, read).await.expect("message in time")
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("message in time")
 }
 
 async fn send_json(ws: &mut Client, v: Value) {
@@ -120,7 +123,9 @@ async fn read_until_close(ws: &mut Client) -> Result<Option<CloseFrame>, String>
         }
         Err("no close within 64 frames".to_owned())
     };
-    tokio::time::timeout(WAIT, read).await.expect("close in time")
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("close in time")
 }
 
 #[tokio::test]
@@ -142,8 +147,16 @@ async fn upgrade_gets_esp_idfs_exact_101_bytes() {
         String::from_utf8_lossy(expected)
     );
     assert!(matches!(
-        server.event("ws_opened", |e| matches!(e.kind, EventKind::WsOpened { .. })).await,
-        EventKind::WsOpened { subprotocol: None, .. }
+        server
+            .event("ws_opened", |e| matches!(
+                e.kind,
+                EventKind::WsOpened { .. }
+            ))
+            .await,
+        EventKind::WsOpened {
+            subprotocol: None,
+            ..
+        }
     ));
 }
 
@@ -171,7 +184,9 @@ async fn subprotocol_is_echoed_only_when_the_client_offers_it() {
         Some("espsim.v1")
     );
     let tcp = TcpStream::connect(server.addr).await.expect("connect");
-    let (_ws, resp) = client_async(req, tcp).await.expect("still 101 without offer");
+    let (_ws, resp) = client_async(req, tcp)
+        .await
+        .expect("still 101 without offer");
     assert_eq!(resp.status(), 101);
     assert!(resp.headers().get("sec-websocket-protocol").is_none());
 }
@@ -193,7 +208,10 @@ async fn bad_handshakes_are_closed_silently_by_default() {
             "missing Sec-WebSocket-Key",
         ),
         (
-            format!("Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n", "A".repeat(28)),
+            format!(
+                "Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
+                "A".repeat(28)
+            ),
             "Sec-WebSocket-Key is 28 chars, over ESP-IDF's 27",
         ),
     ];
@@ -201,9 +219,10 @@ async fn bad_handshakes_are_closed_silently_by_default() {
         let got = raw_exchange(&server, &upgrade_request(&headers)).await;
         assert!(got.is_empty(), "{reason}: expected no bytes, got {got:?}");
         let ev = server
-            .event("ws_rejected", |e| {
-                matches!(&e.kind, EventKind::WsRejected { reason: r, .. } if r == reason)
-            })
+            .event(
+                "ws_rejected",
+                |e| matches!(&e.kind, EventKind::WsRejected { reason: r, .. } if r == reason),
+            )
             .await;
         assert!(matches!(ev, EventKind::WsRejected { status: None, .. }));
     }
@@ -409,7 +428,9 @@ async fn unmasked_client_frame_drops_the_connection_without_close_frame() {
     tcp.read_exact(&mut head).await.expect("101");
     assert!(head.ends_with(b"\r\n\r\n"));
     // FIN + text, length 2, mask bit clear.
-    tcp.write_all(&[0x81, 0x02, b'h', b'i']).await.expect("write");
+    tcp.write_all(&[0x81, 0x02, b'h', b'i'])
+        .await
+        .expect("write");
     let mut rest = Vec::new();
     tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest))
         .await
@@ -419,7 +440,12 @@ async fn unmasked_client_frame_drops_the_connection_without_close_frame() {
     let conn = opened_conn(&server, 1).await;
     assert!(matches!(
         closed_event(&server, conn).await,
-        EventKind::WsClosed { by: Side::Device, code: None, clean: false, .. }
+        EventKind::WsClosed {
+            by: Side::Device,
+            code: None,
+            clean: false,
+            ..
+        }
     ));
 }
 
@@ -499,7 +525,11 @@ async fn token_in_header_or_query_authorizes_at_the_handshake() {
     assert_eq!(recv_json(&mut by_query).await["type"], "welcome");
 
     let mut in_hello = connect(&server, "/ws", &[]).await;
-    send_json(&mut in_hello, json!({"type": "hello", "id": 1, "token": "s3cret"})).await;
+    send_json(
+        &mut in_hello,
+        json!({"type": "hello", "id": 1, "token": "s3cret"}),
+    )
+    .await;
     assert_eq!(recv_json(&mut in_hello).await["type"], "welcome");
 }
 
@@ -530,7 +560,12 @@ async fn shutdown_closes_sessions_with_1001() {
     let conn = opened_conn(&server, 1).await;
     assert!(matches!(
         closed_event(&server, conn).await,
-        EventKind::WsClosed { by: Side::Device, code: Some(1001), clean: true, .. }
+        EventKind::WsClosed {
+            by: Side::Device,
+            code: Some(1001),
+            clean: true,
+            ..
+        }
     ));
 }
 
@@ -544,7 +579,12 @@ async fn lru_purge_drops_the_socket_without_a_close_frame() {
     assert!(got.is_err(), "expected no close frame, got {got:?}");
     assert!(matches!(
         closed_event(&server, conn).await,
-        EventKind::WsClosed { by: Side::Device, code: None, clean: false, .. }
+        EventKind::WsClosed {
+            by: Side::Device,
+            code: None,
+            clean: false,
+            ..
+        }
     ));
     assert_eq!(server.shared.device.session_count(), 0);
 }
@@ -556,9 +596,10 @@ async fn device_restart_drops_every_session() {
     let mut b = connect(&server, "/ws", &[]).await;
     send_json(&mut a, json!({"type": "reboot", "id": 1})).await;
     server
-        .event("device_action", |e| {
-            matches!(&e.kind, EventKind::DeviceAction { action, .. } if action == "restart")
-        })
+        .event(
+            "device_action",
+            |e| matches!(&e.kind, EventKind::DeviceAction { action, .. } if action == "restart"),
+        )
         .await;
     for ws in [&mut a, &mut b] {
         let got = read_until_close(ws).await;
