@@ -237,9 +237,10 @@ impl<'de> MapAccess<'de> for ObjectAccess {
         let Some((key, value)) = self.pending.take() else {
             return Err(de::Error::custom("value requested before its key"));
         };
-        seed.deserialize(value).map_err(|error| FieldError::Invalid {
-            field: Some(key),
-            reason: error.to_string(),
-        })
+        seed.deserialize(value)
+            .map_err(|error| FieldError::Invalid {
+                field: Some(key),
+                reason: error.to_string(),
+            })
     }
 }

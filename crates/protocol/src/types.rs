@@ -82,6 +82,8 @@ pub enum FailureReason {
     NoApFound,
     /// `WIFI_REASON_AUTH_FAIL`: wrong password.
     AuthFailed,
+    /// Joined, but the credentials could not be saved, so the device would forget them.
+    StorageFailed,
 }
 
 /// A feature the device offers, listed in `welcome` so apps can adapt.
