@@ -229,13 +229,18 @@ where
             msg_type: type_field(payload),
             bytes: payload.len(),
         });
-        if payload.len() > self.shared.profile.max_ws_message
-            && self.shared.profile.oversize == OversizeHandling::Close1009
-        {
-            return Some(End::DeviceClose(1009, "message too big".to_owned()));
+        let max = self.shared.profile.max_ws_message;
+        if payload.len() > max {
+            return match self.shared.profile.oversize {
+                OversizeHandling::Close1009 => {
+                    Some(End::DeviceClose(1009, "message too big".to_owned()))
+                }
+                OversizeHandling::ErrorMessage => {
+                    self.shared.device.too_large(self.id(), payload.len(), max);
+                    None
+                }
+            };
         }
-        // Oversize with `ErrorMessage`: the firmware checks the size first and answers
-        // `too_large`, staying connected.
         self.shared.device.frame(self.id(), payload);
         None
     }

@@ -307,19 +307,47 @@ async fn plain_get_without_upgrade_gets_no_response_and_stays_open() {
     assert_eq!(n, 0);
 }
 
+fn hello(id: u64) -> Value {
+    json!({"type": "hello", "id": id, "client": "ws-test", "version": "1.0.0"})
+}
+
 #[tokio::test]
 async fn session_answers_requests_and_unknown_types_keep_the_connection() {
     let server = TestServer::default().await;
     let mut ws = connect(&server, "/ws", &[]).await;
-    send_json(&mut ws, json!({"type": "hello", "id": 1})).await;
-    assert_eq!(recv_json(&mut ws).await["type"], "welcome");
-    send_json(&mut ws, json!({"type": "ping", "id": 2})).await;
-    assert_eq!(recv_json(&mut ws).await["type"], "pong");
-    send_json(&mut ws, json!({"type": "warp_drive", "id": 3})).await;
+    send_json(&mut ws, hello(1)).await;
+    let welcome = recv_json(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    assert_eq!(welcome["id"], 1);
+    assert_eq!(welcome["device_id"], "espsim-000001");
+    send_json(&mut ws, json!({"type": "ping", "id": 2, "seq": 7})).await;
+    assert_eq!(
+        recv_json(&mut ws).await,
+        json!({"type": "pong", "id": 2, "seq": 7})
+    );
+    send_json(&mut ws, json!({"type": "get_status", "id": 3})).await;
+    let status = recv_json(&mut ws).await;
+    assert_eq!(
+        (status["type"].as_str(), status["id"].as_u64()),
+        (Some("status"), Some(3))
+    );
+    send_json(
+        &mut ws,
+        json!({"type": "set_output", "id": 4, "name": "led", "on": true}),
+    )
+    .await;
+    assert_eq!(
+        recv_json(&mut ws).await,
+        json!({"type": "ack", "id": 4, "of": "set_output"})
+    );
+    send_json(&mut ws, json!({"type": "warp_drive", "id": 5})).await;
     let err = recv_json(&mut ws).await;
-    assert_eq!(err["type"], "error");
-    assert_eq!(err["code"], "unknown_type");
-    send_json(&mut ws, json!({"type": "ping", "id": 4})).await;
+    assert_eq!(
+        (err["type"].as_str(), err["code"].as_str()),
+        (Some("error"), Some("unknown_type"))
+    );
+    assert_eq!(err["id"], 5);
+    send_json(&mut ws, json!({"type": "ping", "seq": 8})).await;
     assert_eq!(recv_json(&mut ws).await["type"], "pong");
 
     let conn = opened_conn(&server, 1).await;
@@ -329,6 +357,29 @@ async fn session_answers_requests_and_unknown_types_keep_the_connection() {
         })
         .await;
     assert!(matches!(ev, EventKind::WsMessage { conn: c, .. } if c == conn));
+    server
+        .event("ws_message out", |e| {
+            matches!(&e.kind, EventKind::WsMessage { direction: Direction::Out, msg_type: Some(t), .. } if t == "welcome")
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn binary_frames_are_read_as_json_like_text() {
+    let server = TestServer::default().await;
+    let mut ws = connect(&server, "/ws", &[]).await;
+    ws.send(Message::binary(br#"{"type":"ping","seq":1}"#.to_vec()))
+        .await
+        .expect("send");
+    assert_eq!(recv_json(&mut ws).await["type"], "pong");
+    ws.send(Message::binary(vec![0xff, 0x00]))
+        .await
+        .expect("send");
+    let err = recv_json(&mut ws).await;
+    assert_eq!(
+        (err["type"].as_str(), err["code"].as_str()),
+        (Some("error"), Some("invalid_json"))
+    );
 }
 
 #[tokio::test]
@@ -336,20 +387,33 @@ async fn telemetry_and_broadcasts_reach_their_sessions() {
     let server = TestServer::default().await;
     let mut a = connect(&server, "/ws", &[]).await;
     let mut b = connect(&server, "/ws", &[]).await;
-    send_json(&mut a, json!({"type": "subscribe", "id": 1})).await;
-    assert_eq!(recv_json(&mut a).await["type"], "telemetry");
-    send_json(&mut b, json!({"type": "broadcast"})).await;
-    assert_eq!(recv_json(&mut b).await["type"], "broadcast");
-    let read = async {
-        loop {
-            if recv_json(&mut a).await["type"] == "broadcast" {
-                break;
+    send_json(
+        &mut a,
+        json!({"type": "subscribe", "id": 1, "interval_ms": 100}),
+    )
+    .await;
+    assert_eq!(recv_json(&mut a).await["type"], "ack");
+    // The first sample at once, the next one from the timer task.
+    for seq in 0..2 {
+        let t = recv_json(&mut a).await;
+        assert_eq!(t["type"], "telemetry", "{t}");
+        assert!(t["seq"].as_u64().is_some(), "sample {seq}: {t}");
+    }
+    server.shared.device.press_button();
+    for ws in [&mut b, &mut a] {
+        let read = async {
+            loop {
+                let m = recv_json(ws).await;
+                if m["type"] == "event" {
+                    break m;
+                }
             }
-        }
-    };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .expect("broadcast reaches the other client");
+        };
+        let event = tokio::time::timeout(WAIT, read)
+            .await
+            .expect("event reaches every client");
+        assert_eq!(event["event"], "button_pressed");
+    }
 }
 
 #[tokio::test]
@@ -457,8 +521,8 @@ async fn frames_sent_right_behind_the_handshake_are_not_lost() {
         "Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
     ))
     .into_bytes();
-    // A masked text frame `{"type":"ping"}` in the same write as the head.
-    let payload = br#"{"type":"ping"}"#;
+    // A masked text frame `{"type":"ping","seq":9}` in the same write as the head.
+    let payload = br#"{"type":"ping","seq":9}"#;
     let mask = [1u8, 2, 3, 4];
     req.extend_from_slice(&[0x81, 0x80 | payload.len() as u8]);
     req.extend_from_slice(&mask);
@@ -487,7 +551,7 @@ async fn oversize_message_gets_too_large_and_stays_connected_by_default() {
     let err = recv_json(&mut ws).await;
     assert_eq!(err["type"], "error");
     assert_eq!(err["code"], "too_large");
-    send_json(&mut ws, json!({"type": "ping"})).await;
+    send_json(&mut ws, json!({"type": "ping", "seq": 1})).await;
     assert_eq!(recv_json(&mut ws).await["type"], "pong");
 }
 
@@ -514,39 +578,45 @@ fn with_token() -> DeviceOptions {
 }
 
 #[tokio::test]
-async fn token_in_header_or_query_authorizes_at_the_handshake() {
+async fn token_in_header_query_or_hello_authorizes() {
     let server = TestServer::start(Profile::default(), WsSettings::default(), with_token()).await;
     let mut by_header = connect(&server, "/ws", &[("Authorization", "Bearer s3cret")]).await;
-    send_json(&mut by_header, json!({"type": "hello", "id": 1})).await;
+    send_json(&mut by_header, hello(1)).await;
     assert_eq!(recv_json(&mut by_header).await["type"], "welcome");
 
     let mut by_query = connect(&server, "/ws?token=s3cret", &[]).await;
-    send_json(&mut by_query, json!({"type": "hello", "id": 1})).await;
-    assert_eq!(recv_json(&mut by_query).await["type"], "welcome");
+    send_json(&mut by_query, json!({"type": "get_status"})).await;
+    assert_eq!(recv_json(&mut by_query).await["type"], "status");
 
     let mut in_hello = connect(&server, "/ws", &[]).await;
-    send_json(
-        &mut in_hello,
-        json!({"type": "hello", "id": 1, "token": "s3cret"}),
-    )
-    .await;
+    let mut h = hello(1);
+    h["token"] = json!("s3cret");
+    send_json(&mut in_hello, h).await;
     assert_eq!(recv_json(&mut in_hello).await["type"], "welcome");
 }
 
 #[tokio::test]
-async fn without_a_token_hello_is_refused() {
+async fn wrong_token_gets_unauthorized_and_close_1008() {
     let server = TestServer::start(Profile::default(), WsSettings::default(), with_token()).await;
     let mut wrong = connect(&server, "/ws?token=nope", &[]).await;
-    send_json(&mut wrong, json!({"type": "hello", "id": 1})).await;
-    let refused = tokio::time::timeout(WAIT, wrong.next())
-        .await
-        .expect("in time")
-        .expect("open")
-        .expect("frame");
-    assert_ne!(
-        refused.into_text().ok().map(|t| t.contains("welcome")),
-        Some(true)
+    send_json(&mut wrong, hello(1)).await;
+    let err = recv_json(&mut wrong).await;
+    assert_eq!(
+        (err["type"].as_str(), err["code"].as_str()),
+        (Some("error"), Some("unauthorized"))
     );
+    let frame = read_until_close(&mut wrong).await.expect("close frame");
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1008));
+    let conn = opened_conn(&server, 1).await;
+    assert!(matches!(
+        closed_event(&server, conn).await,
+        EventKind::WsClosed {
+            by: Side::Device,
+            code: Some(1008),
+            clean: true,
+            ..
+        }
+    ));
 }
 
 #[tokio::test]
@@ -595,6 +665,11 @@ async fn device_restart_drops_every_session() {
     let mut a = connect(&server, "/ws", &[]).await;
     let mut b = connect(&server, "/ws", &[]).await;
     send_json(&mut a, json!({"type": "reboot", "id": 1})).await;
+    // The ack arrives before the restart drops the connection.
+    assert_eq!(
+        recv_json(&mut a).await,
+        json!({"type": "ack", "id": 1, "of": "reboot"})
+    );
     server
         .event(
             "device_action",
