@@ -684,3 +684,55 @@ async fn device_restart_drops_every_session() {
         );
     }
 }
+
+/// Upgrades a raw socket and returns it positioned after the 101.
+async fn raw_upgraded(server: &TestServer) -> TcpStream {
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let req = upgrade_request(&format!(
+        "Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
+    ));
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut head = vec![0u8; 129];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut head))
+        .await
+        .expect("in time")
+        .expect("101");
+    assert!(head.ends_with(b"\r\n\r\n"));
+    tcp
+}
+
+/// A masked close frame with code 1000 and reason "bye", as a client sends it.
+fn masked_close_1000() -> Vec<u8> {
+    let payload = [0x03, 0xE8, b'b', b'y', b'e'];
+    let mask = [9u8, 8, 7, 6];
+    let mut f = vec![0x88, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+#[tokio::test]
+async fn close_reply_on_the_wire_is_two_bytes_by_default_and_an_echo_in_strict() {
+    for (profile, expected) in [
+        (Profile::default(), vec![0x88, 0x00]),
+        (
+            Profile::ESP_IDF_V6_1_STRICT,
+            vec![0x88, 0x05, 0x03, 0xE8, b'b', b'y', b'e'],
+        ),
+    ] {
+        let server = TestServer::start(
+            profile.clone(),
+            WsSettings::default(),
+            DeviceOptions::default(),
+        )
+        .await;
+        let mut tcp = raw_upgraded(&server).await;
+        tcp.write_all(&masked_close_1000()).await.expect("write");
+        let mut rest = Vec::new();
+        tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest))
+            .await
+            .expect("closed in time")
+            .expect("read");
+        assert_eq!(rest, expected, "profile {}", profile.name);
+    }
+}
