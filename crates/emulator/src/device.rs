@@ -365,3 +365,27 @@ impl DeviceHub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_override_only_what_they_set() {
+        let defaults = DeviceSettings::default();
+        assert_eq!(DeviceOptions::default().settings(), defaults);
+        let s = DeviceOptions {
+            auth_token: Some("t".into()),
+            device_id: Some("esp32-a1b2c3".into()),
+            firmware_version: Some("2.0.0".into()),
+            restart_delay: Some(Duration::from_millis(5)),
+            ..DeviceOptions::default()
+        }
+        .settings();
+        assert_eq!(s.auth_token.as_deref(), Some("t"));
+        assert_eq!(s.device_id, "esp32-a1b2c3");
+        assert_eq!(s.firmware_version, "2.0.0");
+        assert_eq!(s.restart_delay_ms, 5);
+        assert_eq!(s.ap_down_duration_ms, defaults.ap_down_duration_ms);
+    }
+}

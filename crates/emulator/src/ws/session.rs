@@ -361,9 +361,13 @@ where
                 }
             }
         };
-        tokio::select! {
-            () = purged.cancelled() => {}
-            _ = tokio::time::timeout(CLOSE_WAIT, read) => {}
+        let purged_now = tokio::select! {
+            () = purged.cancelled() => true,
+            _ = tokio::time::timeout(CLOSE_WAIT, read) => false,
+        };
+        if !purged_now {
+            // Flush what tungstenite wrote last (a TLS stream buffers) and send FIN.
+            let _ = tokio::time::timeout(SEND_TIMEOUT, self.ws.get_mut().shutdown()).await;
         }
         acknowledged
     }

@@ -736,3 +736,49 @@ async fn close_reply_on_the_wire_is_two_bytes_by_default_and_an_echo_in_strict()
         assert_eq!(rest, expected, "profile {}", profile.name);
     }
 }
+
+#[tokio::test]
+async fn provisioning_takes_the_softap_down_and_drops_every_session() {
+    let device = DeviceOptions {
+        ap_down_delay: Some(Duration::from_millis(20)),
+        ap_down_duration: Some(Duration::from_millis(50)),
+        ..DeviceOptions::default()
+    };
+    let server = TestServer::start(Profile::default(), WsSettings::default(), device).await;
+    let mut a = connect(&server, "/ws", &[]).await;
+    let mut b = connect(&server, "/ws", &[]).await;
+    send_json(
+        &mut a,
+        json!({"type": "provision", "id": 1, "ssid": "espsim-home", "password": "espsim-password"}),
+    )
+    .await;
+    assert_eq!(
+        recv_json(&mut a).await,
+        json!({"type": "ack", "id": 1, "of": "provision"})
+    );
+    for ws in [&mut a, &mut b] {
+        let update = recv_json(ws).await;
+        assert_eq!(
+            (update["type"].as_str(), update["state"].as_str()),
+            (Some("provisioning"), Some("connecting"))
+        );
+        let got = read_until_close(ws).await;
+        assert!(
+            got.is_err(),
+            "expected a drop without close frame, got {got:?}"
+        );
+    }
+    server
+        .event(
+            "ap_down",
+            |e| matches!(&e.kind, EventKind::DeviceAction { action, .. } if action == "ap_down"),
+        )
+        .await;
+    server
+        .event(
+            "ap_up",
+            |e| matches!(&e.kind, EventKind::DeviceAction { action, .. } if action == "ap_up"),
+        )
+        .await;
+    assert_eq!(server.shared.device.session_count(), 0);
+}
