@@ -33,8 +33,12 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 const CLOSE_WAIT_FRAMES: usize = 64;
 /// Floor for the largest message tungstenite assembles; anything between the profile's
 /// `max_ws_message` and this is read whole and then handled per `profile.oversize`, anything
-/// larger is refused while reading (close 1009 in every profile).
+/// larger is refused (close 1009 in every profile; ESP-IDF has no global limit, but an emulator
+/// must not buffer without bound).
 const READ_CAP_FLOOR: usize = 1 << 20;
+/// Largest single frame read. Frames up to this size are read whole even when over the message
+/// cap, so the stream stays in sync and the 1009 close handshake completes cleanly.
+const MAX_FRAME: usize = 16 << 20;
 
 /// Runs the session until it ends. `leftover` holds frames the app sent right behind its
 /// handshake; `authorized` says whether the handshake carried the device's token.
@@ -50,7 +54,7 @@ pub(crate) async fn run<S>(
     let cap = shared.profile.max_ws_message.max(READ_CAP_FLOOR);
     let config = WebSocketConfig::default()
         .max_message_size(Some(cap))
-        .max_frame_size(Some(cap))
+        .max_frame_size(Some(MAX_FRAME.max(cap)))
         .accept_unmasked_frames(false);
     let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
     let rx = shared.device.connect(conn.id);

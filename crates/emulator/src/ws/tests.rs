@@ -782,3 +782,26 @@ async fn provisioning_takes_the_softap_down_and_drops_every_session() {
         .await;
     assert_eq!(server.shared.device.session_count(), 0);
 }
+
+#[tokio::test]
+async fn message_over_the_read_cap_is_closed_with_1009_in_every_profile() {
+    let server = TestServer::default().await;
+    let mut ws = connect(&server, "/ws", &[]).await;
+    ws.send(Message::text("x".repeat((1 << 20) + 1)))
+        .await
+        .expect("send");
+    let frame = read_until_close(&mut ws).await.expect("close frame");
+    assert_eq!(frame.map(|f| f.code), Some(CloseCode::Size));
+    let conn = opened_conn(&server, 1).await;
+    // tungstenite fuses the stream after the capacity error: the app's close reply is not read,
+    // so the close is recorded as not clean.
+    assert!(matches!(
+        closed_event(&server, conn).await,
+        EventKind::WsClosed {
+            by: Side::Device,
+            code: Some(1009),
+            clean: false,
+            ..
+        }
+    ));
+}
