@@ -5,7 +5,9 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 
-use espsim_protocol::DeviceConfig;
+use espsim_protocol::{DeviceConfig, FailureReason};
+
+use crate::settings::Network;
 
 /// The board's peripherals, as the device logic needs them.
 pub trait Board {
@@ -29,6 +31,26 @@ pub trait Board {
     fn rssi(&self) -> Option<i8>;
     /// Takes the next pending hardware event (button press), if any.
     fn poll_event(&mut self) -> Option<BoardEvent>;
+
+    /// Joins the home network; called when the provisioning AP outage ends (and at boot with
+    /// saved credentials). The default simulates it against `networks`
+    /// ([`crate::DeviceSettings::networks`]): unknown SSID → `no_ap_found`, wrong password →
+    /// `auth_failed`. The chip overrides it with a real (blocking) station connect.
+    fn join_wifi(
+        &mut self,
+        credentials: &WifiCredentials,
+        networks: &[Network],
+    ) -> Result<(), FailureReason> {
+        let network = networks
+            .iter()
+            .find(|n| n.ssid == credentials.ssid)
+            .ok_or(FailureReason::NoApFound)?;
+        if network.password == credentials.password {
+            Ok(())
+        } else {
+            Err(FailureReason::AuthFailed)
+        }
+    }
 }
 
 /// One sensor sample in SI units; `None` for a sensor that could not be read.

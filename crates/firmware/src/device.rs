@@ -101,8 +101,14 @@ impl<B: Board> Device<B> {
             .load_config()
             .filter(|c| validate_config(c, &self.settings).is_ok())
             .unwrap_or_else(|| self.settings.default_config.clone());
-        let saved = self.board.load_wifi();
-        self.station = Station::at_boot(saved, &self.settings.networks);
+        // Saved credentials are joined at once (no AP outage at boot).
+        self.station = match self.board.load_wifi() {
+            None => Station::Unprovisioned,
+            Some(credentials) => {
+                let outcome = self.board.join_wifi(&credentials, &self.settings.networks);
+                Station::joined(&credentials.ssid, outcome)
+            }
+        };
     }
 
     /// A WebSocket connection opened. Nothing is sent: the device waits for the app to speak.
@@ -453,7 +459,8 @@ impl<B: Board> Device<B> {
             }
             Phase::ApDown { until } if now_ms >= until => {
                 let credentials = credentials.clone();
-                let mut station = Station::joined(&credentials, &self.settings.networks);
+                let outcome = self.board.join_wifi(&credentials, &self.settings.networks);
+                let mut station = Station::joined(&credentials.ssid, outcome);
                 if matches!(station, Station::Connected { .. })
                     && self.board.save_wifi(&credentials).is_err()
                 {

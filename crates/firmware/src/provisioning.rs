@@ -3,13 +3,12 @@
 //! `Unprovisioned | Connected | Failed` --provision--> `Joining(AwaitingApDown)` --delay-->
 //! `Joining(ApDown)` (host told `ApDown`) --duration--> `Connected | Failed`.
 
-use alloc::string::String;
+use alloc::string::{String, ToString};
 
 use espsim_protocol::device::ProvisioningUpdate;
 use espsim_protocol::{FailureReason, ProvisioningState, WifiState};
 
 use crate::board::WifiCredentials;
-use crate::settings::Network;
 
 /// Where the station is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,22 +37,14 @@ pub(crate) enum Phase {
 }
 
 impl Station {
-    /// The state at boot: saved credentials are joined at once (no AP outage at boot).
-    pub(crate) fn at_boot(saved: Option<WifiCredentials>, networks: &[Network]) -> Self {
-        match saved {
-            None => Station::Unprovisioned,
-            Some(credentials) => Station::joined(&credentials, networks),
-        }
-    }
-
-    /// The outcome of joining with `credentials`.
-    pub(crate) fn joined(credentials: &WifiCredentials, networks: &[Network]) -> Self {
-        match join(credentials, networks) {
+    /// The state after a join attempt on `ssid`.
+    pub(crate) fn joined(ssid: &str, outcome: Result<(), FailureReason>) -> Self {
+        match outcome {
             Ok(()) => Station::Connected {
-                ssid: credentials.ssid.clone(),
+                ssid: ssid.to_string(),
             },
             Err(reason) => Station::Failed {
-                ssid: credentials.ssid.clone(),
+                ssid: ssid.to_string(),
                 reason,
             },
         }
@@ -99,18 +90,5 @@ impl Station {
             ssid: ssid.clone(),
             reason,
         })
-    }
-}
-
-/// Simulated association: the SSID must exist, then the password must match.
-fn join(credentials: &WifiCredentials, networks: &[Network]) -> Result<(), FailureReason> {
-    let network = networks
-        .iter()
-        .find(|n| n.ssid == credentials.ssid)
-        .ok_or(FailureReason::NoApFound)?;
-    if network.password == credentials.password {
-        Ok(())
-    } else {
-        Err(FailureReason::AuthFailed)
     }
 }
