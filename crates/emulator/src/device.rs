@@ -1,30 +1,391 @@
-//! The firmware `Device`, shared by every WebSocket session (owned by the ws work).
+//! The one firmware `Device` of an emulator, shared by every WebSocket session.
+//!
+//! The firmware is sans-IO: it takes frames and clock ticks and returns [`Action`]s. [`DeviceHub`]
+//! owns it behind a mutex together with a registry `conn → outgoing channel`, so a reply, a
+//! broadcast (`Recipient::All`) or a telemetry tick reaches the right sessions in the order the
+//! firmware produced it. A timer task, driven by `Device::next_deadline`, calls `on_tick`.
+//! Time is milliseconds since the emulator started (`EventLog::elapsed`).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use espsim_firmware::{Action, Device, DeviceSettings, Recipient, SimBoard};
+use espsim_protocol::device::ErrorReply;
+use espsim_protocol::{DecodeError, DeviceMessage, ErrorCode};
+use tokio::sync::{Notify, mpsc};
 
 use crate::context::Shared;
-use crate::events::EventLog;
+use crate::events::{ConnId, EventKind, EventLog};
 
-/// Firmware settings for the emulated device.
+/// Firmware settings for the emulated device. `None` keeps the firmware's default
+/// (`espsim_firmware::DeviceSettings::default()`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceOptions {
-    /// Token the app must present (`Authorization: Bearer`, `?token=` or `hello`).
+    /// Token the app must present (`Authorization: Bearer`, `?token=` or `hello`); `None` means
+    /// no authentication.
     pub auth_token: Option<String>,
-    /// Seed for the simulated board's sensors.
+    /// Seed for the simulated board's sensors (same seed, same telemetry).
     pub seed: u64,
+    /// Device id reported in `welcome`, e.g. `esp32-a1b2c3`.
+    pub device_id: Option<String>,
+    /// Firmware version reported in `welcome`.
+    pub firmware_version: Option<String>,
+    /// Provisioning: time from the `ack` until the softAP goes down.
+    pub ap_down_delay: Option<Duration>,
+    /// Provisioning: how long the softAP stays down while the station joins.
+    pub ap_down_duration: Option<Duration>,
+    /// `reboot`: time from the `ack` until the restart.
+    pub restart_delay: Option<Duration>,
+}
+
+impl DeviceOptions {
+    /// The firmware's settings for these options.
+    fn settings(&self) -> DeviceSettings {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let d = DeviceSettings::default();
+        DeviceSettings {
+            auth_token: self.auth_token.clone(),
+            device_id: self.device_id.clone().unwrap_or(d.device_id.clone()),
+            firmware_version: self
+                .firmware_version
+                .clone()
+                .unwrap_or(d.firmware_version.clone()),
+            ap_down_delay_ms: self.ap_down_delay.map_or(d.ap_down_delay_ms, ms),
+            ap_down_duration_ms: self.ap_down_duration.map_or(d.ap_down_duration_ms, ms),
+            restart_delay_ms: self.restart_delay.map_or(d.restart_delay_ms, ms),
+            ..d
+        }
+    }
+}
+
+/// What the device sends a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outgoing {
+    /// A text message (JSON) and its protocol `type`.
+    Text {
+        /// The encoded message.
+        text: String,
+        /// Its `type`, for the `ws_message` event.
+        msg_type: &'static str,
+    },
+    /// Close with a close frame.
+    Close {
+        /// Close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+    /// Drop the socket without a close frame (AP down, reboot).
+    Drop {
+        /// Why, for the `ws_closed` event.
+        reason: String,
+    },
+}
+
+/// The firmware and the sessions it talks to.
+struct Inner {
+    device: Device<SimBoard>,
+    sessions: BTreeMap<ConnId, mpsc::UnboundedSender<Outgoing>>,
+    /// When an accepted `reboot` takes effect (ms since start).
+    restart_at: Option<u64>,
+    /// When the softAP is back after `ApDown` (the firmware wants a tick then).
+    ap_back_at: Option<u64>,
+}
+
+impl Inner {
+    /// The next time the timer task must act.
+    fn deadline(&self) -> Option<u64> {
+        [
+            self.device.next_deadline(),
+            self.restart_at,
+            self.ap_back_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Tells every session to drop its socket without a close frame, and forgets them.
+    fn drop_all(&mut self, reason: &str) -> usize {
+        let sessions = std::mem::take(&mut self.sessions);
+        for tx in sessions.values() {
+            let _ = tx.send(Outgoing::Drop {
+                reason: reason.to_owned(),
+            });
+        }
+        sessions.len()
+    }
 }
 
 /// The one `Device` of an emulator and its fan-out to sessions.
-#[derive(Debug)]
 pub(crate) struct DeviceHub {
-    _options: DeviceOptions,
+    options: DeviceOptions,
+    inner: Mutex<Inner>,
+    events: Arc<EventLog>,
+    /// Woken whenever a call may have moved the next deadline.
+    rearm: Notify,
+}
+
+impl std::fmt::Debug for DeviceHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceHub")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DeviceHub {
-    pub(crate) fn new(options: DeviceOptions, _events: Arc<EventLog>) -> Self {
-        DeviceHub { _options: options }
+    /// A device with a simulated board seeded from `options.seed`.
+    pub(crate) fn new(options: DeviceOptions, events: Arc<EventLog>) -> Self {
+        let device = Device::new(SimBoard::new(options.seed), options.settings());
+        DeviceHub {
+            options,
+            inner: Mutex::new(Inner {
+                device,
+                sessions: BTreeMap::new(),
+                restart_at: None,
+                ap_back_at: None,
+            }),
+            events,
+            rearm: Notify::new(),
+        }
     }
 
-    /// Starts the firmware's timer task.
-    pub(crate) fn start(&self, _shared: &Arc<Shared>) {}
+    /// Starts the timer task (tracked by `shared.tracker`, ended by `shared.cancel`): it calls
+    /// the firmware's `on_tick` at `next_deadline` and carries out delayed restarts.
+    pub(crate) fn start(&self, shared: &Arc<Shared>) {
+        let shared = shared.clone();
+        let tracker = shared.tracker.clone();
+        tracker.spawn(async move {
+            let hub = &shared.device;
+            loop {
+                let wait = hub.lock().deadline().map(|at| {
+                    // At least 1 ms, so a deadline left in the past cannot spin.
+                    Duration::from_millis(at.saturating_sub(hub.now_ms()).max(1))
+                });
+                let sleep = async {
+                    match wait {
+                        Some(d) => tokio::time::sleep(d).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = shared.cancel.cancelled() => break,
+                    () = hub.rearm.notified() => {}
+                    () = sleep => hub.tick(),
+                }
+            }
+        });
+    }
+
+    /// The configured token, if the device requires one.
+    pub(crate) fn auth_token(&self) -> Option<&str> {
+        self.options.auth_token.as_deref()
+    }
+
+    /// Registers a new session and runs the firmware's `on_connect`. The receiver yields what the
+    /// device sends this connection until the session is unregistered.
+    pub(crate) fn connect(&self, conn: ConnId) -> mpsc::UnboundedReceiver<Outgoing> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        inner.sessions.insert(conn, tx);
+        let actions = inner.device.on_connect(conn, now);
+        self.dispatch(&mut inner, actions, now);
+        drop(inner);
+        self.rearm.notify_one();
+        rx
+    }
+
+    /// Marks `conn` as authenticated (the token was accepted at the handshake).
+    pub(crate) fn authorize(&self, conn: ConnId) {
+        self.lock().device.authorize(conn);
+    }
+
+    /// Hands one received message to the firmware.
+    pub(crate) fn frame(&self, conn: ConnId, payload: &[u8]) {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let actions = inner.device.on_frame(conn, payload, now);
+        self.dispatch(&mut inner, actions, now);
+        drop(inner);
+        self.rearm.notify_one();
+    }
+
+    /// Answers a message over the profile's size limit with the protocol's `too_large` error,
+    /// word for word what the firmware's decoder says for its own limit.
+    pub(crate) fn too_large(&self, conn: ConnId, size: usize, max: usize) {
+        let message = DeviceMessage::Error(ErrorReply {
+            id: None,
+            code: ErrorCode::TooLarge,
+            message: DecodeError::TooLarge { size, max }.to_string(),
+        });
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let send = Action::Send {
+            to: Recipient::Conn(conn),
+            message,
+        };
+        self.dispatch(&mut inner, vec![send], now);
+    }
+
+    /// Unregisters a session and tells the firmware (it ends that connection's subscription).
+    pub(crate) fn disconnect(&self, conn: ConnId) {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        if inner.sessions.remove(&conn).is_none() {
+            // Already forgotten (AP down, restart, close by the firmware).
+            return;
+        }
+        let actions = inner.device.on_disconnect(conn, now);
+        self.dispatch(&mut inner, actions, now);
+        drop(inner);
+        self.rearm.notify_one();
+    }
+
+    /// Drops every session at once without a close frame, as when the softAP goes down or the
+    /// chip reboots (the fault injector's `ap_down` / `reboot` use this). The firmware is told
+    /// each connection ended. Returns how many sessions were dropped.
+    pub(crate) fn drop_all_sessions(&self, reason: &str) -> usize {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let conns: Vec<ConnId> = inner.sessions.keys().copied().collect();
+        let n = inner.drop_all(reason);
+        for conn in conns {
+            let _ = inner.device.on_disconnect(conn, now);
+        }
+        drop(inner);
+        self.rearm.notify_one();
+        n
+    }
+
+    /// Presses the simulated board's button; the firmware broadcasts an `event` at once.
+    pub(crate) fn press_button(&self) {
+        self.lock().device.board_mut().press_button();
+        self.tick();
+    }
+
+    /// Number of registered sessions.
+    pub(crate) fn session_count(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    /// Timer work due now: a pending restart, then the firmware's tick.
+    fn tick(&self) {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        if inner.restart_at.is_some_and(|at| at <= now) {
+            inner.restart_at = None;
+            inner.ap_back_at = None;
+            let dropped = inner.drop_all("device restart");
+            inner.device.restart(now);
+            self.events.emit(EventKind::DeviceAction {
+                action: "restart".to_owned(),
+                detail: format!("rebooted; {dropped} session(s) dropped"),
+            });
+        }
+        if inner.ap_back_at.is_some_and(|at| at <= now) {
+            inner.ap_back_at = None;
+            self.events.emit(EventKind::DeviceAction {
+                action: "ap_up".to_owned(),
+                detail: "softAP back".to_owned(),
+            });
+        }
+        let actions = inner.device.on_tick(now);
+        self.dispatch(&mut inner, actions, now);
+    }
+
+    /// Routes the firmware's actions, under the device lock so that their order is kept.
+    fn dispatch(&self, inner: &mut Inner, actions: Vec<Action>, now: u64) {
+        for action in actions {
+            match action {
+                Action::Send { to, message } => {
+                    let text = match String::from_utf8(espsim_protocol::encode(&message)) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::error!("firmware message is not UTF-8: {e}");
+                            continue;
+                        }
+                    };
+                    let out = Outgoing::Text {
+                        text,
+                        msg_type: message.type_name(),
+                    };
+                    match to {
+                        Recipient::Conn(conn) => {
+                            if let Some(tx) = inner.sessions.get(&conn) {
+                                let _ = tx.send(out);
+                            }
+                        }
+                        Recipient::All => {
+                            for tx in inner.sessions.values() {
+                                let _ = tx.send(out.clone());
+                            }
+                        }
+                    }
+                }
+                Action::Close { conn, code, reason } => {
+                    // The firmware has already forgotten the connection.
+                    if let Some(tx) = inner.sessions.remove(&conn) {
+                        let _ = tx.send(Outgoing::Close { code, reason });
+                    }
+                }
+                Action::ApDown { duration_ms } => {
+                    // The firmware has already forgotten every connection.
+                    let dropped = inner.drop_all("softAP down");
+                    inner.ap_back_at = Some(now.saturating_add(duration_ms));
+                    self.events.emit(EventKind::DeviceAction {
+                        action: "ap_down".to_owned(),
+                        detail: format!(
+                            "softAP down for {duration_ms} ms; {dropped} session(s) dropped"
+                        ),
+                    });
+                }
+                Action::Restart { delay_ms } => {
+                    // Later, so the `ack` reaches the app first.
+                    inner.restart_at = Some(now.saturating_add(delay_ms));
+                    self.events.emit(EventKind::DeviceAction {
+                        action: "restart_scheduled".to_owned(),
+                        detail: format!("restart in {delay_ms} ms"),
+                    });
+                }
+                other => tracing::warn!("firmware action not supported by the emulator: {other:?}"),
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.events.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The firmware state is plain data that a panic cannot leave worse than "one request
+    /// half-handled", so a poisoned lock is recovered instead of failing every session.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_override_only_what_they_set() {
+        let defaults = DeviceSettings::default();
+        assert_eq!(DeviceOptions::default().settings(), defaults);
+        let s = DeviceOptions {
+            auth_token: Some("t".into()),
+            device_id: Some("esp32-a1b2c3".into()),
+            firmware_version: Some("2.0.0".into()),
+            restart_delay: Some(Duration::from_millis(5)),
+            ..DeviceOptions::default()
+        }
+        .settings();
+        assert_eq!(s.auth_token.as_deref(), Some("t"));
+        assert_eq!(s.device_id, "esp32-a1b2c3");
+        assert_eq!(s.firmware_version, "2.0.0");
+        assert_eq!(s.restart_delay_ms, 5);
+        assert_eq!(s.ap_down_duration_ms, defaults.ap_down_duration_ms);
+    }
 }

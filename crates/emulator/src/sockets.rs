@@ -42,3 +42,12 @@ impl ConnHandle {
         &self.purge
     }
 }
+
+#[cfg(test)]
+impl ConnHandle {
+    /// A handle outside any socket table, for tests of connection holders: cancelling `purge`
+    /// plays LRU purge.
+    pub(crate) fn detached(id: ConnId, peer: SocketAddr, purge: CancellationToken) -> Self {
+        ConnHandle { id, peer, purge }
+    }
+}

@@ -1,0 +1,389 @@
+//! One WebSocket session after the `101`: frames ↔ the shared firmware device.
+//!
+//! Frames are read and written by tokio-tungstenite; this loop adds ESP-IDF's behaviour on top:
+//! auto PONG with the same payload, an EMPTY close frame in reply to the app's close (so apps
+//! report 1005) unless the profile echoes the code, a silent drop on an unmasked client frame, the
+//! profile's oversize handling, close 1001 on shutdown and a silent drop on LRU purge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::context::Shared;
+use crate::device::Outgoing;
+use crate::events::{ConnId, Direction, EventKind, Side};
+use crate::profile::OversizeHandling;
+use crate::sockets::ConnHandle;
+
+/// `send_wait_timeout` of `HTTPD_DEFAULT_CONFIG()`: a send that cannot complete in this time
+/// fails and ESP-IDF closes the session (no close frame).
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a closing session waits for the app's close frame / TCP close.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// At most this many frames are read (and discarded) while waiting for the app's close reply.
+const CLOSE_WAIT_FRAMES: usize = 64;
+/// Floor for the largest message tungstenite assembles; anything between the profile's
+/// `max_ws_message` and this is read whole and then handled per `profile.oversize`, anything
+/// larger is refused (close 1009 in every profile; ESP-IDF has no global limit, but an emulator
+/// must not buffer without bound).
+const READ_CAP_FLOOR: usize = 1 << 20;
+/// Largest single frame read. Frames up to this size are read whole even when over the message
+/// cap, so the stream stays in sync and the 1009 close handshake completes cleanly.
+const MAX_FRAME: usize = 16 << 20;
+
+/// Runs the session until it ends. `leftover` holds frames the app sent right behind its
+/// handshake; `authorized` says whether the handshake carried the device's token.
+pub(crate) async fn run<S>(
+    io: S,
+    leftover: Vec<u8>,
+    conn: ConnHandle,
+    shared: Arc<Shared>,
+    authorized: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let cap = shared.profile.max_ws_message.max(READ_CAP_FLOOR);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(cap))
+        .max_frame_size(Some(MAX_FRAME.max(cap)))
+        .accept_unmasked_frames(false);
+    let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
+    let rx = shared.device.connect(conn.id);
+    if authorized {
+        shared.device.authorize(conn.id);
+    }
+    let mut session = Session {
+        ws,
+        rx,
+        conn,
+        shared: shared.clone(),
+    };
+    let end = session.serve().await;
+    shared.device.disconnect(session.conn.id);
+    session.finish(end).await;
+}
+
+/// How a session ends.
+#[derive(Debug)]
+enum End {
+    /// The app sent a close frame (code and reason as received).
+    ClientClose(Option<CloseFrame>),
+    /// The device closes with a close frame.
+    DeviceClose(u16, String),
+    /// The socket goes away without a close frame; `by` ended it.
+    Drop { by: Side, reason: String },
+}
+
+struct Session<S> {
+    ws: WebSocketStream<S>,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
+    conn: ConnHandle,
+    shared: Arc<Shared>,
+}
+
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn id(&self) -> ConnId {
+        self.conn.id
+    }
+
+    fn emit(&self, kind: EventKind) {
+        self.shared.emit(kind);
+    }
+
+    /// Reads frames and device output until something ends the session.
+    async fn serve(&mut self) -> End {
+        loop {
+            let shared = self.shared.clone();
+            let purged = self.conn.purged().clone();
+            tokio::select! {
+                biased;
+                () = purged.cancelled() => {
+                    return End::Drop { by: Side::Device, reason: "lru purge".to_owned() };
+                }
+                () = shared.cancel.cancelled() => {
+                    return End::DeviceClose(1001, "going away".to_owned());
+                }
+                out = self.rx.recv() => {
+                    let Some(out) = out else {
+                        return End::Drop { by: Side::Device, reason: "device gone".to_owned() };
+                    };
+                    if let Some(end) = self.send(out).await {
+                        return end;
+                    }
+                }
+                msg = self.ws.next() => {
+                    self.conn.touch();
+                    if let Some(end) = self.received(msg).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts one device output on the wire.
+    async fn send(&mut self, out: Outgoing) -> Option<End> {
+        match out {
+            Outgoing::Text { text, msg_type } => {
+                let bytes = text.len();
+                if let Err(end) = self.write(Message::text(text)).await {
+                    return Some(end);
+                }
+                self.emit(EventKind::WsMessage {
+                    conn: self.id(),
+                    direction: Direction::Out,
+                    msg_type: Some(msg_type.to_owned()),
+                    bytes,
+                });
+                None
+            }
+            Outgoing::Close { code, reason } => Some(End::DeviceClose(code, reason)),
+            Outgoing::Drop { reason } => Some(End::Drop {
+                by: Side::Device,
+                reason,
+            }),
+        }
+    }
+
+    /// Sends and flushes a message within `SEND_TIMEOUT`, giving way to purge and shutdown.
+    async fn write(&mut self, msg: Message) -> Result<(), End> {
+        let purged = self.conn.purged().clone();
+        let result = tokio::select! {
+            () = purged.cancelled() => {
+                return Err(End::Drop { by: Side::Device, reason: "lru purge".to_owned() });
+            }
+            r = tokio::time::timeout(SEND_TIMEOUT, self.ws.send(msg)) => r,
+        };
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(End::Drop {
+                by: Side::Client,
+                reason: format!("send failed: {e}"),
+            }),
+            Err(_) => Err(End::Drop {
+                by: Side::Device,
+                reason: "send timed out".to_owned(),
+            }),
+        }
+    }
+
+    /// Handles what the app sent.
+    async fn received(&mut self, msg: Option<Result<Message, WsError>>) -> Option<End> {
+        let msg = match msg {
+            None => {
+                return Some(End::Drop {
+                    by: Side::Client,
+                    reason: "connection closed without close frame".to_owned(),
+                });
+            }
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return Some(self.read_error(e)),
+        };
+        match msg {
+            Message::Text(t) => self.data(t.as_bytes()).await,
+            // ESP-IDF hands binary frames to the handler like text; the firmware reads the
+            // payload as JSON either way (non-JSON gets the protocol's `error` reply).
+            Message::Binary(b) => self.data(&b).await,
+            Message::Ping(payload) => {
+                self.control(Direction::In, "ping");
+                // tungstenite queued the PONG with the same payload; flush puts it on the wire.
+                match tokio::time::timeout(SEND_TIMEOUT, self.ws.flush()).await {
+                    Ok(Ok(())) => {
+                        self.control(Direction::Out, "pong");
+                        tracing::trace!(bytes = payload.len(), "pong sent");
+                        None
+                    }
+                    Ok(Err(e)) => Some(End::Drop {
+                        by: Side::Client,
+                        reason: format!("send failed: {e}"),
+                    }),
+                    Err(_) => Some(End::Drop {
+                        by: Side::Device,
+                        reason: "send timed out".to_owned(),
+                    }),
+                }
+            }
+            Message::Pong(_) => {
+                self.control(Direction::In, "pong");
+                None
+            }
+            Message::Close(frame) => Some(End::ClientClose(frame)),
+            // Never produced by reading.
+            Message::Frame(_) => None,
+        }
+    }
+
+    /// A text or binary message for the firmware, after the profile's size limit.
+    async fn data(&mut self, payload: &[u8]) -> Option<End> {
+        self.emit(EventKind::WsMessage {
+            conn: self.id(),
+            direction: Direction::In,
+            msg_type: type_field(payload),
+            bytes: payload.len(),
+        });
+        let max = self.shared.profile.max_ws_message;
+        if payload.len() > max {
+            return match self.shared.profile.oversize {
+                OversizeHandling::Close1009 => {
+                    Some(End::DeviceClose(1009, "message too big".to_owned()))
+                }
+                OversizeHandling::ErrorMessage => {
+                    self.shared.device.too_large(self.id(), payload.len(), max);
+                    None
+                }
+            };
+        }
+        self.shared.device.frame(self.id(), payload);
+        None
+    }
+
+    fn control(&self, direction: Direction, frame: &str) {
+        self.emit(EventKind::WsControl {
+            conn: self.id(),
+            direction,
+            frame: frame.to_owned(),
+        });
+    }
+
+    /// Maps a read error to how ESP-IDF would end the session.
+    fn read_error(&self, e: WsError) -> End {
+        match e {
+            // `httpd_ws_recv_frame` fails → handler error → socket closed, no close frame.
+            WsError::Protocol(ProtocolError::UnmaskedFrameFromClient) => End::Drop {
+                by: Side::Device,
+                reason: "unmasked frame from client".to_owned(),
+            },
+            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                End::DeviceClose(
+                    1009,
+                    format!("message too big: {size} bytes, limit {max_size}"),
+                )
+            }
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+            | WsError::ConnectionClosed
+            | WsError::AlreadyClosed => End::Drop {
+                by: Side::Client,
+                reason: "connection closed without close frame".to_owned(),
+            },
+            WsError::Io(e) => End::Drop {
+                by: Side::Client,
+                reason: format!("connection error: {e}"),
+            },
+            other => End::Drop {
+                by: Side::Device,
+                reason: format!("invalid frame: {other}"),
+            },
+        }
+    }
+
+    /// Ends the session on the wire and records how.
+    async fn finish(mut self, end: End) {
+        let conn = self.id();
+        match end {
+            End::ClientClose(frame) => {
+                let (code, reason) = match &frame {
+                    Some(f) => (Some(u16::from(f.code)), f.reason.to_string()),
+                    None => (None, String::new()),
+                };
+                if self.shared.profile.echo_close_code {
+                    // tungstenite queued a close echoing the code; reading on flushes it and,
+                    // as the server, ends the connection.
+                    self.drain().await;
+                } else {
+                    // ESP-IDF v5+: an empty close frame, whatever the app sent, then close().
+                    // tungstenite's echo is still only queued; it is dropped with the stream.
+                    let mut empty = Vec::new();
+                    if Frame::close(None).format(&mut empty).is_ok() {
+                        let io = self.ws.get_mut();
+                        let wrote = async {
+                            io.write_all(&empty).await?;
+                            io.flush().await?;
+                            io.shutdown().await
+                        };
+                        let _ = tokio::time::timeout(SEND_TIMEOUT, wrote).await;
+                    }
+                }
+                self.emit(EventKind::WsClosed {
+                    conn,
+                    by: Side::Client,
+                    code,
+                    reason,
+                    clean: true,
+                });
+            }
+            End::DeviceClose(code, reason) => {
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.clone().into(),
+                };
+                let sent = tokio::time::timeout(SEND_TIMEOUT, self.ws.close(Some(frame))).await;
+                let clean = matches!(sent, Ok(Ok(()))) && self.drain().await;
+                self.emit(EventKind::WsClosed {
+                    conn,
+                    by: Side::Device,
+                    code: Some(code),
+                    reason,
+                    clean,
+                });
+            }
+            End::Drop { by, reason } => {
+                self.emit(EventKind::WsClosed {
+                    conn,
+                    by,
+                    code: None,
+                    reason,
+                    clean: false,
+                });
+            }
+        }
+    }
+
+    /// Keeps reading after a close was sent or received, so the closing handshake completes
+    /// (tungstenite writes queued close frames while reading). Returns whether the app's close
+    /// frame arrived. Bounded in frames and time; purge still drops at once.
+    async fn drain(&mut self) -> bool {
+        let purged = self.conn.purged().clone();
+        let mut acknowledged = false;
+        let read = async {
+            for _ in 0..CLOSE_WAIT_FRAMES {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(_))) => acknowledged = true,
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                }
+            }
+        };
+        let purged_now = tokio::select! {
+            () = purged.cancelled() => true,
+            _ = tokio::time::timeout(CLOSE_WAIT, read) => false,
+        };
+        if !purged_now {
+            // Flush what tungstenite wrote last (a TLS stream buffers) and send FIN.
+            let _ = tokio::time::timeout(SEND_TIMEOUT, self.ws.get_mut().shutdown()).await;
+        }
+        acknowledged
+    }
+}
+
+/// The protocol `type` field of a JSON message, if it has one (for events only; the firmware
+/// does the real decoding).
+fn type_field(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    serde_json::from_slice::<Typed>(payload).ok()?.kind
+}

@@ -1,0 +1,236 @@
+//! Every way a message can be malformed maps to its own typed error, stable code and, when it
+//! could be read, the request `id`.
+
+use espsim_protocol::{DecodeError, ErrorCode, MAX_MESSAGE_SIZE, decode, decode_device};
+
+fn err(input: &str) -> DecodeError {
+    decode(input.as_bytes()).expect_err(input)
+}
+
+#[test]
+fn oversize_input_is_rejected_before_parsing() {
+    // Garbage that would be invalid JSON: the size check wins.
+    let garbage = vec![b'{'; MAX_MESSAGE_SIZE + 1];
+    let error = decode(&garbage).expect_err("too large");
+    assert_eq!(
+        error,
+        DecodeError::TooLarge {
+            size: MAX_MESSAGE_SIZE + 1,
+            max: MAX_MESSAGE_SIZE
+        }
+    );
+    assert_eq!(error.code(), "too_large");
+    assert_eq!(error.id(), None);
+    assert_eq!(
+        error.to_string(),
+        "message of 4097 bytes exceeds the limit of 4096 bytes"
+    );
+    // A valid message padded to exactly the limit is accepted; one byte more is not.
+    let mut at_limit = br#"{"type":"get_status","id":1}"#.to_vec();
+    at_limit.resize(MAX_MESSAGE_SIZE, b' ');
+    assert!(decode(&at_limit).is_ok());
+    at_limit.push(b' ');
+    assert!(matches!(
+        decode(&at_limit),
+        Err(DecodeError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        decode_device(&at_limit),
+        Err(DecodeError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn invalid_json_reports_line_and_column() {
+    let error = err("{\"type\": \"ping\",\n  \"seq\": }");
+    assert_eq!(
+        error,
+        DecodeError::InvalidJson {
+            line: 2,
+            column: 10,
+            reason: "expected value".into()
+        }
+    );
+    assert_eq!(error.code(), "invalid_json");
+    assert_eq!(error.id(), None);
+    assert_eq!(
+        error.to_string(),
+        "invalid json at line 2 column 10: expected value"
+    );
+    assert_eq!(err("").code(), "invalid_json");
+    assert_eq!(err("hello").code(), "invalid_json");
+    assert_eq!(err(r#"{"type":"ping"} trailing"#).code(), "invalid_json");
+    let not_utf8 = decode(b"{\"type\":\"ping\xff\"}").expect_err("bad utf-8");
+    assert_eq!(not_utf8.code(), "invalid_json");
+}
+
+#[test]
+fn non_objects_are_invalid_messages() {
+    for (input, found) in [
+        ("[1,2]", "array"),
+        ("\"ping\"", "string"),
+        ("42", "number"),
+        ("true", "boolean"),
+        ("null", "null"),
+    ] {
+        let error = err(input);
+        assert_eq!(error, DecodeError::NotAnObject { found }, "{input}");
+        assert_eq!(error.code(), "invalid_message");
+    }
+    assert_eq!(err("[]").to_string(), "expected a json object, found array");
+}
+
+#[test]
+fn missing_type_keeps_the_id() {
+    let error = err(r#"{"id":7,"seq":1}"#);
+    assert_eq!(error, DecodeError::MissingType { id: Some(7) });
+    assert_eq!(error.code(), "missing_type");
+    assert_eq!(error.id(), Some(7));
+    assert_eq!(err("{}").id(), None);
+}
+
+#[test]
+fn unknown_type_carries_the_name_and_id() {
+    let error = err(r#"{"type":"frobnicate","id":42}"#);
+    assert_eq!(
+        error,
+        DecodeError::UnknownType {
+            name: "frobnicate".into(),
+            id: Some(42)
+        }
+    );
+    assert_eq!(error.code(), "unknown_type");
+    assert_eq!(error.to_string(), "unknown message type `frobnicate`");
+    // Device kinds are unknown to the device and vice versa; tags are case-sensitive.
+    assert_eq!(err(r#"{"type":"pong","seq":1}"#).code(), "unknown_type");
+    assert_eq!(err(r#"{"type":"PING","seq":1}"#).code(), "unknown_type");
+    assert_eq!(
+        decode_device(br#"{"type":"ping","seq":1}"#)
+            .expect_err("client kind")
+            .code(),
+        "unknown_type"
+    );
+}
+
+#[test]
+fn type_that_is_not_a_string_is_an_invalid_field() {
+    let error = err(r#"{"type":5,"id":3}"#);
+    assert_eq!(
+        error,
+        DecodeError::InvalidField {
+            message_type: None,
+            field: "type".into(),
+            reason: "expected a string, found number".into(),
+            id: Some(3)
+        }
+    );
+    assert_eq!(error.code(), "invalid_message");
+}
+
+#[test]
+fn unreadable_id_is_an_invalid_field_without_id() {
+    for (input, found) in [
+        (r#"{"type":"ping","seq":1,"id":"7"}"#, "string"),
+        (r#"{"type":"ping","seq":1,"id":-1}"#, "a negative number"),
+        (r#"{"type":"ping","seq":1,"id":1.5}"#, "a fractional number"),
+    ] {
+        let error = err(input);
+        assert_eq!(
+            error,
+            DecodeError::InvalidField {
+                message_type: None,
+                field: "id".into(),
+                reason: format!("expected an unsigned 64-bit integer, found {found}"),
+                id: None
+            },
+            "{input}"
+        );
+        assert_eq!(error.code(), "invalid_message");
+    }
+}
+
+#[test]
+fn missing_field_names_the_field_and_kind() {
+    let error = err(r#"{"type":"provision","id":9,"ssid":"HomeNet"}"#);
+    assert_eq!(
+        error,
+        DecodeError::MissingField {
+            message_type: "provision",
+            field: "password",
+            id: Some(9)
+        }
+    );
+    assert_eq!(error.code(), "invalid_message");
+    assert_eq!(error.to_string(), "`provision` is missing field `password`");
+}
+
+#[test]
+fn unknown_fields_are_rejected_not_ignored() {
+    let error = err(r#"{"type":"subscribe","id":4,"intervall_ms":100}"#);
+    assert_eq!(
+        error,
+        DecodeError::UnknownField {
+            message_type: "subscribe",
+            field: "intervall_ms".into(),
+            id: Some(4)
+        }
+    );
+    assert_eq!(error.code(), "invalid_message");
+    assert_eq!(error.to_string(), "`subscribe` has no field `intervall_ms`");
+    // Also for kinds without fields, and inside nested objects.
+    assert_eq!(
+        err(r#"{"type":"reboot","force":true}"#).code(),
+        "invalid_message"
+    );
+    let nested = err(r#"{"type":"set_config","id":5,"config":{"colour":"red"}}"#);
+    assert!(
+        matches!(&nested, DecodeError::InvalidField { field, id: Some(5), .. } if field == "config"),
+        "{nested:?}"
+    );
+}
+
+#[test]
+fn wrong_field_type_names_the_field() {
+    let error = err(r#"{"type":"ping","id":2,"seq":"one"}"#);
+    assert_eq!(
+        error,
+        DecodeError::InvalidField {
+            message_type: Some("ping"),
+            field: "seq".into(),
+            reason: "invalid type: string \"one\", expected u64".into(),
+            id: Some(2)
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "invalid field `seq`: invalid type: string \"one\", expected u64"
+    );
+    let on = err(r#"{"type":"set_output","name":"led","on":"yes","id":1}"#);
+    assert!(matches!(&on, DecodeError::InvalidField { field, .. } if field == "on"));
+    let unit = err(r#"{"type":"set_config","config":{"temperature_unit":"kelvin"}}"#);
+    assert!(matches!(&unit, DecodeError::InvalidField { field, .. } if field == "config"));
+}
+
+#[test]
+fn every_decode_error_code_is_a_wire_error_code() {
+    let cases = [
+        (err("x"), ErrorCode::InvalidJson),
+        (err("[]"), ErrorCode::InvalidMessage),
+        (err("{}"), ErrorCode::MissingType),
+        (err(r#"{"type":"x"}"#), ErrorCode::UnknownType),
+        (err(r#"{"type":"ping"}"#), ErrorCode::InvalidMessage),
+        (
+            decode(&vec![b' '; MAX_MESSAGE_SIZE + 1]).expect_err("big"),
+            ErrorCode::TooLarge,
+        ),
+    ];
+    for (error, code) in cases {
+        assert_eq!(error.error_code(), code);
+        assert_eq!(error.code(), code.as_str());
+        // The code string is exactly what the `error` reply's `code` serializes to.
+        assert_eq!(
+            serde_json::to_string(&code).expect("serializes"),
+            format!("\"{}\"", code.as_str())
+        );
+    }
+}
