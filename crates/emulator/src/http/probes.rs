@@ -22,7 +22,7 @@ pub(crate) const NM_ONLINE: &str = "NetworkManager is online";
 
 /// The operating system (family) a probe belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Os {
+pub(crate) enum Platform {
     /// AOSP NetworkMonitor and vendor builds (Xiaomi, Huawei, Vivo, GrapheneOS).
     Android,
     /// ChromeOS shill.
@@ -37,16 +37,16 @@ pub(crate) enum Os {
     NetworkManager,
 }
 
-impl Os {
+impl Platform {
     /// Name used in events.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Os::Android => "android",
-            Os::ChromeOs => "chromeos",
-            Os::Apple => "apple",
-            Os::Windows => "windows",
-            Os::Firefox => "firefox",
-            Os::NetworkManager => "networkmanager",
+            Platform::Android => "android",
+            Platform::ChromeOs => "chromeos",
+            Platform::Apple => "apple",
+            Platform::Windows => "windows",
+            Platform::Firefox => "firefox",
+            Platform::NetworkManager => "networkmanager",
         }
     }
 }
@@ -78,7 +78,7 @@ pub(crate) enum Check {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Probe {
     /// The OS.
-    pub(crate) os: Os,
+    pub(crate) os: Platform,
     /// `Host`, lower-case, without port.
     pub(crate) host: &'static str,
     /// Paths (query excluded) on that host.
@@ -91,7 +91,7 @@ const GEN_204: &[&str] = &["/generate_204", "/gen_204"];
 
 const fn android(host: &'static str) -> Probe {
     Probe {
-        os: Os::Android,
+        os: Platform::Android,
         host,
         paths: GEN_204,
         check: Check::Android204,
@@ -100,7 +100,7 @@ const fn android(host: &'static str) -> Probe {
 
 const fn chromeos(host: &'static str) -> Probe {
     Probe {
-        os: Os::ChromeOs,
+        os: Platform::ChromeOs,
         host,
         paths: &["/generate_204"],
         check: Check::ChromeOs204,
@@ -126,55 +126,55 @@ pub(crate) const PROBES: &[Probe] = &[
     chromeos("www.googleapis.com"),
     chromeos("www.play.googleapis.com"),
     Probe {
-        os: Os::Apple,
+        os: Platform::Apple,
         host: "captive.apple.com",
         paths: &["/hotspot-detect.html"],
         check: Check::AppleSuccess,
     },
     Probe {
-        os: Os::Apple,
+        os: Platform::Apple,
         host: "www.apple.com",
         paths: &["/library/test/success.html"],
         check: Check::AppleSuccess,
     },
     Probe {
-        os: Os::Windows,
+        os: Platform::Windows,
         host: "www.msftconnecttest.com",
         paths: &["/connecttest.txt"],
         check: Check::Windows("Microsoft Connect Test"),
     },
     Probe {
-        os: Os::Windows,
+        os: Platform::Windows,
         host: "ipv6.msftconnecttest.com",
         paths: &["/connecttest.txt"],
         check: Check::Windows("Microsoft Connect Test"),
     },
     Probe {
-        os: Os::Windows,
+        os: Platform::Windows,
         host: "www.msftncsi.com",
         paths: &["/ncsi.txt"],
         check: Check::Windows("Microsoft NCSI"),
     },
     Probe {
-        os: Os::Firefox,
+        os: Platform::Firefox,
         host: "detectportal.firefox.com",
         paths: &["/canonical.html"],
         check: Check::FirefoxCanonical,
     },
     Probe {
-        os: Os::Firefox,
+        os: Platform::Firefox,
         host: "detectportal.firefox.com",
         paths: &["/success.txt"],
         check: Check::FirefoxSuccess,
     },
     Probe {
-        os: Os::NetworkManager,
+        os: Platform::NetworkManager,
         host: "nmcheck.gnome.org",
         paths: &["/check_network_status.txt"],
         check: Check::NetworkManager { with_body: true },
     },
     Probe {
-        os: Os::NetworkManager,
+        os: Platform::NetworkManager,
         host: "connectivity-check.ubuntu.com",
         paths: &["/"],
         check: Check::NetworkManager { with_body: false },
@@ -185,7 +185,7 @@ pub(crate) const PROBES: &[Probe] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Recognized {
     /// Who sent it.
-    pub(crate) os: Os,
+    pub(crate) os: Platform,
     /// The rule to apply.
     pub(crate) check: Check,
 }
@@ -203,7 +203,7 @@ pub(crate) fn recognize(head: &RequestHead) -> Option<Recognized> {
         .is_some_and(|ua| ua.contains("CrOS"));
     Some(match probe.check {
         Check::Android204 if cros => Recognized {
-            os: Os::ChromeOs,
+            os: Platform::ChromeOs,
             check: Check::ChromeOs204,
         },
         check => Recognized {
@@ -370,7 +370,7 @@ mod tests {
             "/generate_204",
             Some("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0)"),
         ));
-        assert_eq!(cros.map(|r| r.os), Some(Os::ChromeOs));
+        assert_eq!(cros.map(|r| r.os), Some(Platform::ChromeOs));
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub(crate) fn captive_redirect(profile: &Profile) -> EspResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::probes::Os;
+    use crate::http::probes::Platform;
 
     fn head(method: &str, host: &str, target: &str) -> RequestHead {
         RequestHead {
@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(online.response.status, 204);
         assert_eq!(
             online.probe.map(|(p, v)| (p.os, v)),
-            Some((Os::Android, Verdict::Online))
+            Some((Platform::Android, Verdict::Online))
         );
         let captive = reply(route(&android, &ctx(InternetMode::Captive)));
         assert_eq!((captive.response.status, captive.close), (302, false));
