@@ -109,7 +109,11 @@ impl Default for EmulatorConfig {
 #[non_exhaustive]
 pub enum StartError {
     /// A listen address could not be bound.
-    #[error("failed to bind {service} on {addr}: {}{}", brief(source), bind_hint(source, service))]
+    #[error(
+        "failed to bind {service} on {addr}: {}{}",
+        brief(source),
+        bind_hint(source, service)
+    )]
     Bind {
         /// `http`, `https`, `dns (udp)` or `dns (tcp)`.
         service: &'static str,
