@@ -702,3 +702,106 @@ async fn shutdown_closes_open_connections() {
         EventKind::TcpClosed { conn, reason, .. } if *conn == id && reason == "shutdown"
     )));
 }
+
+#[tokio::test]
+async fn tls_connections_get_the_same_device_and_bad_handshakes_are_closed() {
+    use std::sync::Arc;
+
+    use espsim_emulator::TlsOptions;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert_path = dir.path().join("cert.pem");
+    let em = Emulator::start(EmulatorConfig {
+        internet: InternetMode::Captive,
+        dns: None,
+        tls: Some(TlsOptions::SelfSigned {
+            names: vec!["localhost".to_owned()],
+            write_cert: Some(cert_path.clone()),
+        }),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    let https = em.https_addr().expect("https address");
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&cert_path).expect("cert file") {
+        roots.add(cert.expect("cert")).expect("adds root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = connect(https).await;
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut tls = tokio::time::timeout(WAIT, connector.connect(name, tcp))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    tls.write_all(&get("connectivitycheck.gstatic.com", "/generate_204"))
+        .await
+        .expect("writes");
+    let mut response = vec![0u8; REDIRECT_302.len()];
+    tokio::time::timeout(WAIT, tls.read_exact(&mut response))
+        .await
+        .expect("response in time")
+        .expect("reads");
+    assert_eq!(text(&response), text(REDIRECT_302));
+    let probe = wait_event(&em, "probe", |e| {
+        matches!(e.kind, EventKind::ConnectivityProbe { .. })
+    })
+    .await;
+    assert!(matches!(
+        &probe.kind,
+        EventKind::ConnectivityProbe { url, .. } if url == "https://connectivitycheck.gstatic.com/generate_204"
+    ));
+
+    // Plain HTTP on the TLS port: the handshake fails and the device closes.
+    let mut plain = connect(https).await;
+    let id = conn_id(&em, &plain).await;
+    plain.write_all(&get("x", "/")).await.expect("writes");
+    let answer = read_to_close(&mut plain).await;
+    assert!(!answer.starts_with(b"HTTP/"), "{}", text(&answer));
+    let closed = wait_event(
+        &em,
+        "tcp_closed",
+        |e| matches!(e.kind, EventKind::TcpClosed { conn, .. } if conn == id),
+    )
+    .await;
+    assert!(matches!(
+        &closed.kind,
+        EventKind::TcpClosed { reason, .. } if reason.starts_with("tls handshake failed")
+    ));
+    em.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn the_websocket_path_is_handed_to_the_ws_module_not_answered_by_http() {
+    let em = start(Profile::default(), InternetMode::Captive).await;
+    let mut s = connect(em.http_addr()).await;
+    let id = conn_id(&em, &s).await;
+    s.write_all(
+        b"GET /ws?token=t HTTP/1.1\r\nHost: 192.168.4.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .expect("writes");
+    // Whatever the ws module does (101, rejection, or closing), it reports it; HTTP does not.
+    wait_event(&em, "ws or close", |e| match &e.kind {
+        EventKind::WsOpened { conn, .. }
+        | EventKind::WsRejected { conn, .. }
+        | EventKind::TcpClosed { conn, .. } => *conn == id,
+        _ => false,
+    })
+    .await;
+    assert!(!em.events().snapshot().iter().any(|e| matches!(
+        &e.kind,
+        EventKind::HttpRequest { conn, .. } | EventKind::HttpError { conn, .. } if *conn == id
+    )));
+    em.shutdown(WAIT).await;
+}
