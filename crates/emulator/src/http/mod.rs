@@ -22,7 +22,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::context::Shared;
@@ -92,15 +93,18 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
     }
 }
 
-/// Takes a socket slot (waiting or purging as the profile says), then serves.
-async fn connection(
-    tcp: TcpStream,
+/// Takes a socket slot (waiting or purging as the profile says), then serves. Generic over the
+/// stream so a fault-injecting wrapper can sit between the socket and the device.
+async fn connection<S>(
+    tcp: S,
     peer: SocketAddr,
     id: u64,
     shared: Arc<Shared>,
     tls: Option<TlsAcceptor>,
     site: Arc<Site>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let closed = |by: Side, reason: &str| {
         shared.emit(EventKind::TcpClosed {
             conn: id,
