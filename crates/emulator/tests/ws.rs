@@ -1,8 +1,7 @@
 //! The WebSocket endpoint through the public API: `Emulator::start`, a real client, shutdown.
 //!
-//! These need the device port's HTTP accept loop (which routes `/ws` to the WebSocket service);
-//! until that is merged they are ignored. The crate-internal tests (`src/ws/tests.rs`) cover the
-//! same behaviour through a test-only acceptor.
+//! They go through the device port's HTTP accept loop, which routes `/ws` to the WebSocket
+//! service. The crate-internal tests (`src/ws/tests.rs`) cover each handshake and session case.
 
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ fn config() -> EmulatorConfig {
 }
 
 #[tokio::test]
-#[ignore = "needs the HTTP accept loop (branch http); remove after merging it"]
+
 async fn app_says_hello_and_shutdown_closes_with_1001() {
     let emulator = Emulator::start(config()).await.expect("starts");
     let url = format!("ws://{}/ws", emulator.http_addr());
@@ -77,7 +76,7 @@ async fn app_says_hello_and_shutdown_closes_with_1001() {
 }
 
 #[tokio::test]
-#[ignore = "needs the HTTP accept loop (branch http); remove after merging it"]
+
 async fn missing_version_is_closed_without_a_byte() {
     let emulator = Emulator::start(config()).await.expect("starts");
     let mut tcp = TcpStream::connect(emulator.http_addr())

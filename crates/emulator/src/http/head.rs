@@ -37,6 +37,7 @@ impl RequestHead {
     }
 
     /// The value of query parameter `key`, if present (no percent-decoding: tokens are opaque).
+    #[allow(dead_code, reason = "used by the ws module (the `?token=` query)")]
     pub(crate) fn query_param(&self, key: &str) -> Option<&str> {
         self.query.as_deref()?.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

@@ -1,0 +1,279 @@
+//! One served connection: read a request head the ESP-IDF way, route it, answer, and either
+//! keep the socket for the next request or close it — until the app leaves, LRU purge,
+//! shutdown, or the WebSocket module takes the connection over.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::context::Shared;
+use crate::events::{EventKind, Side};
+use crate::sockets::ConnHandle;
+
+use super::errors::EspError;
+use super::parse::{BLOCK, HeadParser, Limits, Parsed, Step};
+use super::router::{self, Reply, Route, RouteCtx};
+use super::watch::Watched;
+
+/// Per-listener facts a connection needs.
+#[derive(Debug)]
+pub(crate) struct Site {
+    /// `http` or `https`, for probe URLs.
+    pub(crate) scheme: &'static str,
+    /// The device IP as text.
+    pub(crate) device_ip: String,
+    /// WebSocket URL shown on the portal page.
+    pub(crate) ws_url: String,
+}
+
+/// Why a connection ended without an error page.
+#[derive(Debug)]
+enum End {
+    /// The app closed the socket or it failed.
+    Client(String),
+    /// The device closed it (stall while reading a body, …).
+    Device(String),
+    /// LRU purge picked this connection.
+    Purged,
+    /// The emulator is stopping.
+    Shutdown,
+}
+
+/// Result of reading one request head.
+#[derive(Debug)]
+enum Read {
+    Head(Box<Parsed>),
+    End(End),
+    Error(EspError),
+}
+
+/// Serves one connection that holds a socket slot.
+pub(crate) async fn serve<S>(io: S, handle: ConnHandle, shared: Arc<Shared>, site: Arc<Site>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut io = Watched::new(io);
+    let mut pending = Vec::new();
+    let id = handle.id;
+    tracing::debug!(conn = id, peer = %handle.peer, "serving");
+    loop {
+        let parsed = match read_head(&mut io, &mut pending, &handle, &shared).await {
+            Read::Head(p) => p,
+            Read::End(end) => return closed(&shared, id, end),
+            Read::Error(err) => {
+                let (status, _) = err.status();
+                shared.emit(EventKind::HttpError {
+                    conn: id,
+                    status,
+                    reason: err.describe().to_owned(),
+                });
+                let page = err.response(shared.profile.modern_error_bodies);
+                return finish_with(io, page_reply(page), &shared, id).await;
+            }
+        };
+        handle.touch();
+        let Parsed {
+            head,
+            content_length,
+            ..
+        } = *parsed;
+        let ctx = RouteCtx {
+            mode: shared.internet.get(),
+            ws_path: &shared.ws.path,
+            profile: &shared.profile,
+            device_ip: &site.device_ip,
+            ws_url: &site.ws_url,
+        };
+        let reply = match router::route(&head, &ctx) {
+            Route::Reply(reply) => reply,
+            Route::WebSocket => {
+                let peer_gone = io.peer_gone();
+                let purged = handle.purged().clone();
+                let leftover = std::mem::take(&mut pending);
+                crate::ws::handle_upgrade(io, leftover, head, handle, shared.clone()).await;
+                let end = if purged.is_cancelled() {
+                    End::Purged
+                } else if shared.cancel.is_cancelled() {
+                    End::Shutdown
+                } else if peer_gone.load(Ordering::Relaxed) {
+                    End::Client("websocket connection ended by the app".to_owned())
+                } else {
+                    End::Device("websocket connection ended by the device".to_owned())
+                };
+                return closed(&shared, id, end);
+            }
+        };
+        let status = reply.response.status;
+        shared.emit(EventKind::HttpRequest {
+            conn: id,
+            method: head.method.clone(),
+            host: head.header("host").map(str::to_owned),
+            target: head.target.clone(),
+            status,
+        });
+        if let Some((probe, verdict)) = reply.probe {
+            let host = head.host_name().unwrap_or_default();
+            shared.emit(EventKind::ConnectivityProbe {
+                conn: id,
+                os: probe.os.as_str().to_owned(),
+                url: format!("{}://{}{}", site.scheme, host, head.target),
+                mode: ctx.mode,
+                status,
+                verdict,
+            });
+        }
+        if reply.close {
+            return finish_with(io, reply, &shared, id).await;
+        }
+        if let Err(e) = reply.response.write_to(&mut io).await {
+            return closed(&shared, id, End::Client(format!("write failed: {e}")));
+        }
+        // ESP-IDF reads and discards what the handler left of the body (`httpd_req_delete`).
+        if let Err(end) = discard(&mut io, &mut pending, content_length, &handle, &shared).await {
+            return closed(&shared, id, end);
+        }
+    }
+}
+
+fn page_reply(response: super::response::EspResponse) -> Reply {
+    Reply {
+        response,
+        close: true,
+        probe: None,
+    }
+}
+
+/// Sends a final response, then closes (unread request bytes make the kernel send RST, as lwIP
+/// does).
+async fn finish_with<S>(mut io: Watched<S>, reply: Reply, shared: &Shared, id: u64)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let status = reply.response.status;
+    if let Err(e) = reply.response.write_to(&mut io).await {
+        return closed(shared, id, End::Client(format!("write failed: {e}")));
+    }
+    let _ = io.shutdown().await;
+    drop(io);
+    closed(shared, id, End::Device(format!("closed after {status}")));
+}
+
+fn closed(shared: &Shared, conn: u64, end: End) {
+    let (by, reason) = match end {
+        End::Client(r) => (Side::Client, r),
+        End::Device(r) => (Side::Device, r),
+        End::Purged => (Side::Device, "lru purge".to_owned()),
+        End::Shutdown => (Side::Device, "shutdown".to_owned()),
+    };
+    shared.emit(EventKind::TcpClosed { conn, by, reason });
+}
+
+/// One read of at most `want` bytes: from `pending` first, else from the socket. Waits forever
+/// when `timeout` is `None` (an idle keep-alive socket), else `408` after it.
+async fn read_some<S>(
+    io: &mut S,
+    pending: &mut Vec<u8>,
+    buf: &mut [u8],
+    timeout: Option<std::time::Duration>,
+    handle: &ConnHandle,
+    shared: &Shared,
+) -> Result<usize, Read>
+where
+    S: AsyncRead + Unpin,
+{
+    if !pending.is_empty() {
+        let n = buf.len().min(pending.len());
+        buf[..n].copy_from_slice(&pending[..n]);
+        pending.drain(..n);
+        return Ok(n);
+    }
+    let read = async {
+        match timeout {
+            Some(t) => tokio::time::timeout(t, io.read(buf)).await.ok(),
+            None => Some(io.read(buf).await),
+        }
+    };
+    let result = tokio::select! {
+        biased;
+        () = handle.purged().cancelled() => return Err(Read::End(End::Purged)),
+        () = shared.cancel.cancelled() => return Err(Read::End(End::Shutdown)),
+        r = read => r,
+    };
+    match result {
+        None => Err(Read::Error(EspError::RequestTimeout)),
+        Some(Ok(0)) => Err(Read::End(End::Client(
+            if timeout.is_some() {
+                "closed by the app mid-request"
+            } else {
+                "closed by the app"
+            }
+            .to_owned(),
+        ))),
+        Some(Ok(n)) => Ok(n),
+        Some(Err(e)) => Err(Read::End(End::Client(e.to_string()))),
+    }
+}
+
+async fn read_head<S>(
+    io: &mut S,
+    pending: &mut Vec<u8>,
+    handle: &ConnHandle,
+    shared: &Shared,
+) -> Read
+where
+    S: AsyncRead + Unpin,
+{
+    let mut parser = HeadParser::new(Limits {
+        max_uri_len: shared.profile.max_uri_len,
+        max_req_hdr_len: shared.profile.max_req_hdr_len,
+    });
+    let mut buf = [0u8; BLOCK];
+    // An idle socket is never timed out; once a request has started, every read is.
+    let mut timeout = None;
+    loop {
+        let want = parser.want().min(BLOCK);
+        let n = match read_some(io, pending, &mut buf[..want], timeout, handle, shared).await {
+            Ok(n) => n,
+            Err(read) => return read,
+        };
+        timeout = Some(shared.profile.recv_timeout);
+        match parser.feed(&buf[..n]) {
+            Step::More => {}
+            Step::Done(mut parsed) => {
+                parsed.extra.append(pending);
+                *pending = std::mem::take(&mut parsed.extra);
+                return Read::Head(Box::new(parsed));
+            }
+            Step::Fail(err) => return Read::Error(err),
+        }
+    }
+}
+
+/// Reads and drops `len` body bytes.
+async fn discard<S>(
+    io: &mut S,
+    pending: &mut Vec<u8>,
+    len: u64,
+    handle: &ConnHandle,
+    shared: &Shared,
+) -> Result<(), End>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut remaining = len;
+    let mut buf = [0u8; 1024];
+    while remaining > 0 {
+        let want = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let timeout = Some(shared.profile.recv_timeout);
+        match read_some(io, pending, &mut buf[..want], timeout, handle, shared).await {
+            Ok(n) => remaining -= n as u64,
+            Err(Read::End(end)) => return Err(end),
+            // ESP-IDF closes without a response when purging the body fails.
+            Err(_) => return Err(End::Device("request body stalled".to_owned())),
+        }
+    }
+    Ok(())
+}
