@@ -1,0 +1,80 @@
+//! Runs the real `espsim` binary and reads its ready line.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long any single step may take before the test fails.
+pub const STEP: Duration = Duration::from_secs(20);
+
+/// A running `espsim run` and its parsed ready line.
+pub struct Espsim {
+    pub child: Child,
+    pub ready: Value,
+}
+
+impl Espsim {
+    /// Starts `espsim run` with ephemeral ports plus `args`; waits for the ready line.
+    pub async fn run(args: &[&str]) -> Espsim {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_espsim"));
+        cmd.args(["run", "--http", "127.0.0.1:0", "--dns", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("espsim starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(STEP, lines.next_line())
+            .await
+            .expect("ready line in time")
+            .expect("stdout readable")
+            .expect("a ready line");
+        let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
+        assert_eq!(ready["event"], "ready", "{line}");
+        Espsim { child, ready }
+    }
+
+    /// An address from the ready line, e.g. `http`.
+    pub fn addr(&self, key: &str) -> std::net::SocketAddr {
+        self.ready[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("ready line has {key}: {}", self.ready))
+            .parse()
+            .expect("socket address")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+/// Runs `espsim ARGS` to completion; returns (exit code, stdout, stderr).
+pub async fn espsim(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        STEP,
+        Command::new(env!("CARGO_BIN_EXE_espsim"))
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("espsim ends in time")
+    .expect("espsim runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
