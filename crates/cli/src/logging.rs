@@ -1,5 +1,7 @@
 //! Logs go to stderr (stdout carries the machine-readable lines), filtered by `RUST_LOG`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines look.
@@ -17,7 +19,8 @@ pub(crate) fn init(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("warn,espsim=info,espsim_emulator=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -189,7 +189,7 @@ fn print_ready(
     out.flush()?;
     tracing::info!(
         http = %line.http,
-        dns = ?line.dns,
+        dns = %line.dns.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         profile = line.profile,
         internet = %line.internet,
         "device ready; point your app at {}",

@@ -67,7 +67,11 @@ async fn usage_and_config_errors_exit_2() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("device.yaml");
-    std::fs::write(&path, "profile: esp-idf-v5.4\nws:\n  path: /ws\n  pth: /x\n").expect("writes");
+    std::fs::write(
+        &path,
+        "profile: esp-idf-v5.4\nws:\n  path: /ws\n  pth: /x\n",
+    )
+    .expect("writes");
     let (code, _, stderr) = espsim(&["run", "--config", path.to_str().expect("utf-8")]).await;
     assert_eq!(code, 2);
     assert!(
@@ -97,7 +101,10 @@ async fn config_file_sets_the_device_and_flags_override_it() {
     let http = espsim.addr("http");
     assert_eq!(espsim.ready["ws_url"], format!("ws://{http}/socket"));
     let answer = http_get(http, "connectivitycheck.gstatic.com", "/generate_204").await;
-    assert!(answer.starts_with("HTTP/1.1 204 No Content\r\n"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 204 No Content\r\n"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -107,9 +114,11 @@ async fn sigterm_closes_websocket_sessions_with_1001_and_exits_0() {
     let (mut ws, _) = tokio_tungstenite::connect_async(&url)
         .await
         .expect("handshake");
-    ws.send(Message::text(r#"{"type":"hello","client":"test","version":"1"}"#))
-        .await
-        .expect("sends");
+    ws.send(Message::text(
+        r#"{"type":"hello","client":"test","version":"1"}"#,
+    ))
+    .await
+    .expect("sends");
     // Wait for the welcome, so the session is surely established.
     let first = tokio::time::timeout(STEP, ws.next())
         .await
@@ -163,15 +172,20 @@ async fn wss_works_with_the_written_certificate() {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(https).await.expect("connects");
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
-    let tls = connector.connect(name, tcp).await.expect("certificate trusted");
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .expect("certificate trusted");
     let (mut ws, response) =
         tokio_tungstenite::client_async(format!("wss://127.0.0.1:{}/ws", https.port()), tls)
             .await
             .expect("handshake over TLS");
     assert_eq!(response.status(), 101);
-    ws.send(Message::text(r#"{"type":"hello","client":"tls-test","version":"1","id":1}"#))
-        .await
-        .expect("sends");
+    ws.send(Message::text(
+        r#"{"type":"hello","client":"tls-test","version":"1","id":1}"#,
+    ))
+    .await
+    .expect("sends");
     let reply = tokio::time::timeout(STEP, ws.next())
         .await
         .expect("reply in time");

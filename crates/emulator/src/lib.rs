@@ -137,16 +137,16 @@ impl StartError {
             return None;
         };
         let flag = match *service {
-            "http" => "--http 127.0.0.1:8080",
-            "https" => "--https 127.0.0.1:8443",
-            _ => "--dns 127.0.0.1:5353",
+            "http" => "--http",
+            "https" => "--https",
+            _ => "--dns",
         };
         match source.kind() {
             io::ErrorKind::AddrInUse => Some(format!(
-                "another program uses it; pick a free port, e.g. {flag}"
+                "another program uses it; stop it or pick another port ({flag} 127.0.0.1:0 picks a free one)"
             )),
             io::ErrorKind::PermissionDenied => Some(format!(
-                "ports below 1024 need root or CAP_NET_BIND_SERVICE; use e.g. {flag}"
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE; use a higher one, e.g. {flag} 127.0.0.1:0"
             )),
             io::ErrorKind::AddrNotAvailable => {
                 Some("bind an address this machine has, e.g. 127.0.0.1 or 0.0.0.0".to_owned())

@@ -63,9 +63,20 @@ pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, YamlErro
             path: path.to_owned(),
             line: location.map(|l| l.line()),
             column: location.map(|l| l.column()),
-            message: e.to_string(),
+            message: tidy(&e.to_string(), path),
         }
     })
+}
+
+/// serde-saphyr renders `error: line L column C: <what>` plus a snippet headed `--> <input>:L:C`;
+/// the position is already in our prefix, and the snippet should name the real file.
+fn tidy(rendered: &str, path: &Path) -> String {
+    let text = rendered.strip_prefix("error: ").unwrap_or(rendered);
+    let text = match text.split_once(": ") {
+        Some((position, rest)) if position.starts_with("line ") => rest,
+        _ => text,
+    };
+    text.replace("<input>", &path.display().to_string())
 }
 
 /// Reads and parses the YAML file at `path`.
