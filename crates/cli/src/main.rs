@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the emulated device until SIGINT/SIGTERM; prints one JSON "ready" line on stdout.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Write a self-signed certificate and key (PEM) for `run --cert/--key`, to trust in an app.
     Cert(cert::CertArgs),
     /// List the device profiles (ESP-IDF versions and their limits).
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Cert(args) => cert::run(args),
         Command::Profiles => {
             run::print_profiles();

@@ -247,6 +247,7 @@ impl DeviceHub {
     /// Drops every session at once without a close frame, as when the softAP goes down or the
     /// chip reboots (the fault injector's `ap_down` / `reboot` use this). The firmware is told
     /// each connection ended. Returns how many sessions were dropped.
+    #[allow(dead_code)] // wired to the fault injector's `reboot` / `ap_down` next
     pub(crate) fn drop_all_sessions(&self, reason: &str) -> usize {
         let now = self.now_ms();
         let mut inner = self.lock();

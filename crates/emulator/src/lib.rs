@@ -278,6 +278,16 @@ impl RunningEmulator {
         self.shared.set_internet(mode);
     }
 
+    /// Presses the simulated board's button: the firmware broadcasts an `event` to every client.
+    pub fn press_button(&self) {
+        self.shared.device.press_button();
+    }
+
+    /// How many WebSocket sessions the device has open.
+    pub fn session_count(&self) -> usize {
+        self.shared.device.session_count()
+    }
+
     /// Stops every service: listeners close, WebSocket sessions get close 1001, and the call
     /// returns when every task ended or `grace` passed.
     pub async fn shutdown(self, grace: Duration) {
