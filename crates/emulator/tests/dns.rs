@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 async fn start() -> RunningEmulator {
     Emulator::start(EmulatorConfig {
-        device_ip: DEVICE_IP.into(),
+        device_ip: DEVICE_IP,
         ..Default::default()
     })
     .await
