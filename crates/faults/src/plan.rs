@@ -313,25 +313,25 @@ impl State {
         if ctx.elapsed < start || end.is_some_and(|e| ctx.elapsed >= e) {
             return None;
         }
-        if let Some(s) = w.service {
-            if ctx.service != Some(s) {
-                return None;
-            }
+        if let Some(s) = w.service
+            && ctx.service != Some(s)
+        {
+            return None;
         }
-        if let Some(range) = w.connections {
-            if !range.contains(ctx.conn?.ordinal) {
-                return None;
-            }
+        if let Some(range) = w.connections
+            && !range.contains(ctx.conn?.ordinal)
+        {
+            return None;
         }
-        if let Some(range) = w.messages {
-            if !range.contains(ctx.messages?) {
-                return None;
-            }
+        if let Some(range) = w.messages
+            && !range.contains(ctx.messages?)
+        {
+            return None;
         }
-        if let Some(range) = w.bytes {
-            if !range.contains(ctx.bytes?) {
-                return None;
-            }
+        if let Some(range) = w.bytes
+            && !range.contains(ctx.bytes?)
+        {
+            return None;
         }
         let text = |p: &Option<crate::Pattern>, v: Option<&str>| match p {
             Some(p) => v.is_some_and(|v| p.matches(v)),
@@ -344,10 +344,10 @@ impl State {
         {
             return None;
         }
-        if let Some(q) = &w.qtype {
-            if !ctx.qtype.is_some_and(|t| t.eq_ignore_ascii_case(q)) {
-                return None;
-            }
+        if let Some(q) = &w.qtype
+            && !ctx.qtype.is_some_and(|t| t.eq_ignore_ascii_case(q))
+        {
+            return None;
         }
         if let Some(n) = w.every {
             r.occurrences += 1;
@@ -355,10 +355,10 @@ impl State {
                 return None;
             }
         }
-        if let Some(p) = w.probability {
-            if rng.random::<f64>() >= p.get() {
-                return None;
-            }
+        if let Some(p) = w.probability
+            && rng.random::<f64>() >= p.get()
+        {
+            return None;
         }
         Some(end)
     }
@@ -847,20 +847,20 @@ fn validate(rule: &FaultRule) -> Result<(), RuleError> {
     if w.duration == Some(Duration::ZERO) {
         return Err(err("`for` must be longer than 0".into()));
     }
-    if let Some(s) = w.service {
-        if s == Service::Dns {
-            return Err(err(
-                "`service: dns` only goes with dns faults, which need no service".into(),
-            ));
-        }
+    if let Some(s) = w.service
+        && s == Service::Dns
+    {
+        return Err(err(
+            "`service: dns` only goes with dns faults, which need no service".into(),
+        ));
     }
-    if let Fault::Ws(WsFault::Close(c)) = &rule.fault {
-        if c.reason.len() > 123 {
-            return Err(err(format!(
-                "close reason is {} bytes; a close frame allows at most 123",
-                c.reason.len()
-            )));
-        }
+    if let Fault::Ws(WsFault::Close(c)) = &rule.fault
+        && c.reason.len() > 123
+    {
+        return Err(err(format!(
+            "close reason is {} bytes; a close frame allows at most 123",
+            c.reason.len()
+        )));
     }
     Ok(())
 }
