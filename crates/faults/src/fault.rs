@@ -4,8 +4,9 @@
 //!
 //! - connect faults are bare strings: `fault: refuse`, `fault: stall`
 //!   (`{ connect: refuse }` is accepted too);
-//! - every other fault is a map whose **first key names its category and kind**, followed by
-//!   that kind's parameters: `{ handshake: reset, at: after_request }`,
+//! - every other fault is a map with a **category key naming the kind** (`handshake`, `stream`,
+//!   `ws`, `dns`, `device`) plus that kind's parameters; write the category first (then errors
+//!   in the parameters carry their exact line and column): `{ handshake: reset, at: after_request }`,
 //!   `{ stream: latency, latency: 250ms, jitter: 50ms }`, `{ ws: close, code: 1001 }`,
 //!   `{ dns: nxdomain }`, `{ device: reboot, down: 5s }`.
 //!
@@ -718,12 +719,66 @@ impl<'de> Visitor<'de> for FaultVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fault, A::Error> {
-        let Some(category) = map.next_key::<String>()? else {
+        let Some(first) = map.next_key::<String>()? else {
             return Err(de::Error::custom(
                 "empty fault: write e.g. `refuse` or `{ dns: nxdomain }`",
             ));
         };
-        Ok(match category.as_str() {
+        if CATEGORIES.contains(&first.as_str()) {
+            // The written form: the category comes first, so the parameters stream straight
+            // into their typed struct and errors keep their line and column.
+            return from_category(&first, map);
+        }
+        // The category is further down (e.g. a JSON object whose keys were sorted): buffer
+        // the entries, then read them with the category first.
+        let mut entries = serde_json::Map::new();
+        entries.insert(first.clone(), map.next_value::<serde_json::Value>()?);
+        while let Some(k) = map.next_key::<String>()? {
+            let v = map.next_value::<serde_json::Value>()?;
+            if entries.insert(k.clone(), v).is_some() {
+                return Err(de::Error::custom(format_args!("duplicate key `{k}`")));
+            }
+        }
+        let found: Vec<&str> = CATEGORIES
+            .iter()
+            .copied()
+            .filter(|c| entries.contains_key(*c))
+            .collect();
+        let category = match found.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(
+                    match category_hint(&first).or(CONNECT.contains(&first.as_str()).then_some("connect")) {
+                        Some(cat) => de::Error::custom(format_args!(
+                            "a fault map needs its category key: write `{{ {cat}: {first}, … }}`"
+                        )),
+                        None => de::Error::custom(format_args!(
+                            "a fault map needs one category key ({}); found `{first}`",
+                            CATEGORIES.join(", ")
+                        )),
+                    },
+                );
+            }
+            [a, b, ..] => {
+                return Err(de::Error::custom(format_args!(
+                    "a fault has one category, found both `{a}` and `{b}`"
+                )));
+            }
+        };
+        let kind = entries.remove(category).unwrap_or_default();
+        let ordered = std::iter::once((category.to_owned(), kind)).chain(entries);
+        let mut buffered =
+            serde::de::value::MapDeserializer::<_, serde_json::Error>::new(ordered);
+        let result = buffered
+            .next_key::<String>()
+            .and_then(|_| from_category(category, buffered));
+        result.map_err(de::Error::custom)
+    }
+}
+
+/// Reads a fault whose category key `category` was just read from `map`.
+fn from_category<'de, A: MapAccess<'de>>(category: &str, mut map: A) -> Result<Fault, A::Error> {
+        Ok(match category {
             "connect" => {
                 let f: ConnectFault = map.next_value()?;
                 none(map)?;
@@ -776,17 +831,9 @@ impl<'de> Visitor<'de> for FaultVisitor {
                 DeviceKind::SocketExhaustion => DeviceFault::SocketExhaustion(rest(map)?),
             }),
             other => {
-                return Err(
-                    match category_hint(other).or(CONNECT.contains(&other).then_some("connect")) {
-                        Some(cat) => de::Error::custom(format_args!(
-                            "the first key of a fault names its category: write `{{ {cat}: {other}, … }}`"
-                        )),
-                        None => de::Error::unknown_variant(other, CATEGORIES),
-                    },
-                );
+                return Err(de::Error::unknown_variant(other, CATEGORIES));
             }
         })
-    }
 }
 
 impl<'de> Deserialize<'de> for Fault {
