@@ -748,7 +748,9 @@ impl<'de> Visitor<'de> for FaultVisitor {
             [one] => *one,
             [] => {
                 return Err(
-                    match category_hint(&first).or(CONNECT.contains(&first.as_str()).then_some("connect")) {
+                    match category_hint(&first)
+                        .or(CONNECT.contains(&first.as_str()).then_some("connect"))
+                    {
                         Some(cat) => de::Error::custom(format_args!(
                             "a fault map needs its category key: write `{{ {cat}: {first}, … }}`"
                         )),
@@ -767,8 +769,7 @@ impl<'de> Visitor<'de> for FaultVisitor {
         };
         let kind = entries.remove(category).unwrap_or_default();
         let ordered = std::iter::once((category.to_owned(), kind)).chain(entries);
-        let mut buffered =
-            serde::de::value::MapDeserializer::<_, serde_json::Error>::new(ordered);
+        let mut buffered = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(ordered);
         let result = buffered
             .next_key::<String>()
             .and_then(|_| from_category(category, buffered));
@@ -778,62 +779,62 @@ impl<'de> Visitor<'de> for FaultVisitor {
 
 /// Reads a fault whose category key `category` was just read from `map`.
 fn from_category<'de, A: MapAccess<'de>>(category: &str, mut map: A) -> Result<Fault, A::Error> {
-        Ok(match category {
-            "connect" => {
-                let f: ConnectFault = map.next_value()?;
-                none(map)?;
-                Fault::Connect(f)
+    Ok(match category {
+        "connect" => {
+            let f: ConnectFault = map.next_value()?;
+            none(map)?;
+            Fault::Connect(f)
+        }
+        "handshake" => Fault::Handshake(match map.next_value::<HandshakeKind>()? {
+            HandshakeKind::Reset => HandshakeFault::Reset(rest(map)?),
+            HandshakeKind::Close => HandshakeFault::Close(rest(map)?),
+            HandshakeKind::Status => HandshakeFault::Status(rest(map)?),
+            HandshakeKind::BadAccept => none(map).map(|()| HandshakeFault::BadAccept)?,
+            HandshakeKind::MissingUpgradeHeader => {
+                none(map).map(|()| HandshakeFault::MissingUpgradeHeader)?
             }
-            "handshake" => Fault::Handshake(match map.next_value::<HandshakeKind>()? {
-                HandshakeKind::Reset => HandshakeFault::Reset(rest(map)?),
-                HandshakeKind::Close => HandshakeFault::Close(rest(map)?),
-                HandshakeKind::Status => HandshakeFault::Status(rest(map)?),
-                HandshakeKind::BadAccept => none(map).map(|()| HandshakeFault::BadAccept)?,
-                HandshakeKind::MissingUpgradeHeader => {
-                    none(map).map(|()| HandshakeFault::MissingUpgradeHeader)?
-                }
-                HandshakeKind::Delay => HandshakeFault::Delay(rest(map)?),
-                HandshakeKind::SilentClose => none(map).map(|()| HandshakeFault::SilentClose)?,
-            }),
-            "stream" => Fault::Stream(match map.next_value::<StreamKind>()? {
-                StreamKind::Latency => StreamFault::Latency(rest(map)?),
-                StreamKind::Bandwidth => StreamFault::Bandwidth(rest(map)?),
-                StreamKind::Slicer => StreamFault::Slicer(rest(map)?),
-                StreamKind::LimitData => StreamFault::LimitData(rest(map)?),
-                StreamKind::ResetPeer => StreamFault::ResetPeer(rest(map)?),
-                StreamKind::Timeout => StreamFault::Timeout(rest(map)?),
-                StreamKind::SlowClose => StreamFault::SlowClose(rest(map)?),
-                StreamKind::HalfOpen => none(map).map(|()| StreamFault::HalfOpen)?,
-            }),
-            "ws" => Fault::Ws(match map.next_value::<WsKind>()? {
-                WsKind::Close => WsFault::Close(rest(map)?),
-                WsKind::Drop => WsFault::Drop(rest(map)?),
-                WsKind::Duplicate => WsFault::Duplicate(rest(map)?),
-                WsKind::Delay => WsFault::Delay(rest(map)?),
-                WsKind::SuppressPong => none(map).map(|()| WsFault::SuppressPong)?,
-                WsKind::Corrupt => WsFault::Corrupt(rest(map)?),
-                WsKind::Oversize => WsFault::Oversize(rest(map)?),
-                WsKind::Garbage => none(map).map(|()| WsFault::Garbage)?,
-                WsKind::LruPurge => none(map).map(|()| WsFault::LruPurge)?,
-            }),
-            "dns" => Fault::Dns(match map.next_value::<DnsKind>()? {
-                DnsKind::Nxdomain => none(map).map(|()| DnsFault::Nxdomain)?,
-                DnsKind::Servfail => none(map).map(|()| DnsFault::Servfail)?,
-                DnsKind::Refused => none(map).map(|()| DnsFault::Refused)?,
-                DnsKind::NoReply => none(map).map(|()| DnsFault::NoReply)?,
-                DnsKind::WrongAddress => DnsFault::WrongAddress(rest(map)?),
-                DnsKind::Delay => DnsFault::Delay(rest(map)?),
-            }),
-            "device" => Fault::Device(match map.next_value::<DeviceKind>()? {
-                DeviceKind::Internet => DeviceFault::Internet(rest(map)?),
-                DeviceKind::Reboot => DeviceFault::Reboot(rest(map)?),
-                DeviceKind::ApDown => DeviceFault::ApDown(rest(map)?),
-                DeviceKind::SocketExhaustion => DeviceFault::SocketExhaustion(rest(map)?),
-            }),
-            other => {
-                return Err(de::Error::unknown_variant(other, CATEGORIES));
-            }
-        })
+            HandshakeKind::Delay => HandshakeFault::Delay(rest(map)?),
+            HandshakeKind::SilentClose => none(map).map(|()| HandshakeFault::SilentClose)?,
+        }),
+        "stream" => Fault::Stream(match map.next_value::<StreamKind>()? {
+            StreamKind::Latency => StreamFault::Latency(rest(map)?),
+            StreamKind::Bandwidth => StreamFault::Bandwidth(rest(map)?),
+            StreamKind::Slicer => StreamFault::Slicer(rest(map)?),
+            StreamKind::LimitData => StreamFault::LimitData(rest(map)?),
+            StreamKind::ResetPeer => StreamFault::ResetPeer(rest(map)?),
+            StreamKind::Timeout => StreamFault::Timeout(rest(map)?),
+            StreamKind::SlowClose => StreamFault::SlowClose(rest(map)?),
+            StreamKind::HalfOpen => none(map).map(|()| StreamFault::HalfOpen)?,
+        }),
+        "ws" => Fault::Ws(match map.next_value::<WsKind>()? {
+            WsKind::Close => WsFault::Close(rest(map)?),
+            WsKind::Drop => WsFault::Drop(rest(map)?),
+            WsKind::Duplicate => WsFault::Duplicate(rest(map)?),
+            WsKind::Delay => WsFault::Delay(rest(map)?),
+            WsKind::SuppressPong => none(map).map(|()| WsFault::SuppressPong)?,
+            WsKind::Corrupt => WsFault::Corrupt(rest(map)?),
+            WsKind::Oversize => WsFault::Oversize(rest(map)?),
+            WsKind::Garbage => none(map).map(|()| WsFault::Garbage)?,
+            WsKind::LruPurge => none(map).map(|()| WsFault::LruPurge)?,
+        }),
+        "dns" => Fault::Dns(match map.next_value::<DnsKind>()? {
+            DnsKind::Nxdomain => none(map).map(|()| DnsFault::Nxdomain)?,
+            DnsKind::Servfail => none(map).map(|()| DnsFault::Servfail)?,
+            DnsKind::Refused => none(map).map(|()| DnsFault::Refused)?,
+            DnsKind::NoReply => none(map).map(|()| DnsFault::NoReply)?,
+            DnsKind::WrongAddress => DnsFault::WrongAddress(rest(map)?),
+            DnsKind::Delay => DnsFault::Delay(rest(map)?),
+        }),
+        "device" => Fault::Device(match map.next_value::<DeviceKind>()? {
+            DeviceKind::Internet => DeviceFault::Internet(rest(map)?),
+            DeviceKind::Reboot => DeviceFault::Reboot(rest(map)?),
+            DeviceKind::ApDown => DeviceFault::ApDown(rest(map)?),
+            DeviceKind::SocketExhaustion => DeviceFault::SocketExhaustion(rest(map)?),
+        }),
+        other => {
+            return Err(de::Error::unknown_variant(other, CATEGORIES));
+        }
+    })
 }
 
 impl<'de> Deserialize<'de> for Fault {

@@ -292,13 +292,17 @@ async fn pump<S>(
         let reset_at = config.reset_after.map(|d| start + d);
         let close_at = config.close_after.map(|d| start + d);
         let (mut up_done, mut down_done) = (false, false);
+        // The FaultyStream was dropped (not just shut down for writing).
+        let mut device_gone = false;
         let mut abort_open = true;
         loop {
-            if up_done && down_done {
-                break if config.half_open {
-                    End::Hold
-                } else {
-                    End::Drop
+            if down_done && (up_done || device_gone) {
+                break match (config.half_open, up_done) {
+                    (true, _) => End::Hold,
+                    // Both sides closed: nothing left to say.
+                    (false, true) => End::Drop,
+                    // The device closed its socket (FIN already sent after any slow_close).
+                    (false, false) => End::Drain,
                 };
             }
             tokio::select! {
@@ -314,18 +318,19 @@ async fn pump<S>(
                     down_done = true;
                     match r {
                         DirEnd::Limit => break End::Fin,
-                        _ if config.half_open => {}
-                        // The device closed its side (FIN already sent after any slow_close).
-                        DirEnd::Eof => break End::Drain,
-                        DirEnd::Failed => break End::Fin,
+                        DirEnd::Failed if !config.half_open => break End::Fin,
+                        _ => {}
                     }
                 }
                 () = sleep_until(reset_at.unwrap_or(start)), if reset_at.is_some() => break End::Reset,
                 () = sleep_until(close_at.unwrap_or(start)), if close_at.is_some() => break End::Fin,
                 r = &mut abort, if abort_open => {
-                    if r.is_ok() { break End::Reset; }
-                    // Dropped without abort: keep pumping until the device's EOF arrives.
                     abort_open = false;
+                    if r.is_ok() {
+                        break End::Reset;
+                    }
+                    // Dropped: what it wrote is still in the pipe; finish `down`, then close.
+                    device_gone = true;
                 }
                 () = shutdown.cancelled() => break End::Drop,
             }

@@ -40,7 +40,13 @@ fn hs(p: &FaultPlan, ordinal: u64, at: f64) -> Option<HandshakeFault> {
     .map(|a| a.fault)
 }
 
-fn msg(p: &FaultPlan, ordinal: u64, dir: MessageDirection, kind: FrameKind, n: u64) -> Option<WsFault> {
+fn msg(
+    p: &FaultPlan,
+    ordinal: u64,
+    dir: MessageDirection,
+    kind: FrameKind,
+    n: u64,
+) -> Option<WsFault> {
     p.on_ws_message(MessageInfo {
         conn: conn(ordinal),
         elapsed: s(1.0),
@@ -84,16 +90,35 @@ fn refuse_window_opens_and_closes_on_time() {
     assert_eq!(p.next_boundary(s(20.0)), Some(s(25.0)));
     assert_eq!(p.next_boundary(s(25.0)), None);
     // refuse is not a per-connection decision.
-    assert!(p.on_connect(ConnInfo { conn: conn(1), elapsed: s(21.0) }).is_none());
+    assert!(
+        p.on_connect(ConnInfo {
+            conn: conn(1),
+            elapsed: s(21.0)
+        })
+        .is_none()
+    );
 }
 
 #[test]
 fn service_restricts_connect_faults() {
     let p = plan(json!([{ "when": { "service": "https" }, "fault": "reset_on_accept" }]));
-    assert!(p.on_connect(ConnInfo { conn: conn(1), elapsed: s(0.0) }).is_none());
-    let https = ConnRef { service: Service::Https, ordinal: 1 };
+    assert!(
+        p.on_connect(ConnInfo {
+            conn: conn(1),
+            elapsed: s(0.0)
+        })
+        .is_none()
+    );
+    let https = ConnRef {
+        service: Service::Https,
+        ordinal: 1,
+    };
     assert_eq!(
-        p.on_connect(ConnInfo { conn: https, elapsed: s(0.0) }).map(|a| a.fault),
+        p.on_connect(ConnInfo {
+            conn: https,
+            elapsed: s(0.0)
+        })
+        .map(|a| a.fault),
         Some(ConnectFault::ResetOnAccept)
     );
 }
@@ -101,7 +126,12 @@ fn service_restricts_connect_faults() {
 #[test]
 fn stall_reports_when_its_window_ends() {
     let p = plan(json!([{ "when": { "at": "1s", "for": "4s" }, "fault": "stall" }]));
-    let a = p.on_connect(ConnInfo { conn: conn(1), elapsed: s(2.0) }).expect("stall");
+    let a = p
+        .on_connect(ConnInfo {
+            conn: conn(1),
+            elapsed: s(2.0),
+        })
+        .expect("stall");
     assert_eq!((a.fault, a.until), (ConnectFault::Stall, Some(s(5.0))));
 }
 
@@ -109,7 +139,13 @@ fn stall_reports_when_its_window_ends() {
 fn every_fires_on_each_nth_match() {
     let p = plan(json!([{ "when": { "every": 3 }, "fault": "close_on_accept" }]));
     let hits: Vec<u64> = (1..=9)
-        .filter(|&n| p.on_connect(ConnInfo { conn: conn(n), elapsed: s(0.0) }).is_some())
+        .filter(|&n| {
+            p.on_connect(ConnInfo {
+                conn: conn(n),
+                elapsed: s(0.0),
+            })
+            .is_some()
+        })
         .collect();
     assert_eq!(hits, [3, 6, 9]);
 }
@@ -119,11 +155,19 @@ fn after_arms_a_rule_and_at_counts_from_the_event() {
     let p = plan(json!([
         { "when": { "after": "provision", "at": "2s" }, "fault": { "ws": "close", "code": 1001 } }
     ]));
-    let tick = |ordinal, at| p.on_ws_tick(ConnInfo { conn: conn(ordinal), elapsed: s(at) });
+    let tick = |ordinal, at| {
+        p.on_ws_tick(ConnInfo {
+            conn: conn(ordinal),
+            elapsed: s(at),
+        })
+    };
     assert!(tick(1, 100.0).is_none(), "not armed before the event");
     let changes = p.changes();
     p.observe("provision", s(10.0));
-    assert!(changes.has_changed().expect("plan alive"), "observe notifies");
+    assert!(
+        changes.has_changed().expect("plan alive"),
+        "observe notifies"
+    );
     p.observe("provision", s(50.0)); // only the first observation counts
     assert!(tick(1, 11.9).is_none());
     let a = tick(1, 12.0).expect("fires 2s after the event");
@@ -146,7 +190,11 @@ fn message_faults_follow_direction_count_and_kind() {
     use MessageDirection::*;
     assert_eq!(msg(&p, 1, Out, Text, 2), None);
     assert_eq!(msg(&p, 1, Out, Text, 3).map(|f| f.name()), Some("drop"));
-    assert_eq!(msg(&p, 1, In, Text, 3), None, "drop defaults to device → app");
+    assert_eq!(
+        msg(&p, 1, In, Text, 3),
+        None,
+        "drop defaults to device → app"
+    );
     assert_eq!(msg(&p, 1, In, Ping, 4), Some(WsFault::SuppressPong));
     assert_eq!(msg(&p, 1, Out, Ping, 4), None);
     assert_eq!(msg(&p, 1, In, Text, 6).map(|f| f.name()), Some("duplicate"));
@@ -155,14 +203,21 @@ fn message_faults_follow_direction_count_and_kind() {
 
 #[test]
 fn message_triggered_actions_fire_once_per_connection() {
-    let p = plan(json!([{ "when": { "bytes": "100-" }, "fault": { "ws": "corrupt", "kind": "rsv" } }]));
+    let p =
+        plan(json!([{ "when": { "bytes": "100-" }, "fault": { "ws": "corrupt", "kind": "rsv" } }]));
     use FrameKind::*;
     use MessageDirection::*;
     assert_eq!(msg(&p, 1, Out, Text, 9), None);
     assert_eq!(msg(&p, 1, Out, Text, 10).map(|f| f.name()), Some("corrupt"));
     assert_eq!(msg(&p, 1, In, Text, 11), None);
     // Actions with message conditions are not time-driven.
-    assert!(p.on_ws_tick(ConnInfo { conn: conn(2), elapsed: s(1.0) }).is_none());
+    assert!(
+        p.on_ws_tick(ConnInfo {
+            conn: conn(2),
+            elapsed: s(1.0)
+        })
+        .is_none()
+    );
 }
 
 #[test]
@@ -172,11 +227,24 @@ fn dns_faults_match_name_patterns_and_types() {
         { "when": { "name": "captive.apple.com", "qtype": "AAAA" }, "fault": { "dns": "no_reply" } },
         { "when": { "at": "10s" }, "fault": { "dns": "wrong_address", "ip": "10.0.0.9" } }
     ]));
-    let q = |name, qtype, at| p.on_dns(DnsInfo { name, qtype, elapsed: s(at) }).map(|a| a.fault);
-    assert_eq!(q("connectivitycheck.gstatic.com.", "A", 0.0), Some(DnsFault::Nxdomain));
+    let q = |name, qtype, at| {
+        p.on_dns(DnsInfo {
+            name,
+            qtype,
+            elapsed: s(at),
+        })
+        .map(|a| a.fault)
+    };
+    assert_eq!(
+        q("connectivitycheck.gstatic.com.", "A", 0.0),
+        Some(DnsFault::Nxdomain)
+    );
     assert_eq!(q("captive.apple.com", "A", 0.0), None);
     assert_eq!(q("captive.apple.com", "aaaa", 0.0), Some(DnsFault::NoReply));
-    assert!(matches!(q("example.org", "A", 10.0), Some(DnsFault::WrongAddress(_))));
+    assert!(matches!(
+        q("example.org", "A", 10.0),
+        Some(DnsFault::WrongAddress(_))
+    ));
 }
 
 #[test]
@@ -188,7 +256,10 @@ fn device_timeline_places_each_fault() {
     ]));
     let tl = p.device_timeline();
     let spans: Vec<_> = tl.iter().map(|w| (w.rule.0, w.start, w.end)).collect();
-    assert_eq!(spans, [(2, s(10.0), Some(s(30.0))), (1, s(30.0), Some(s(35.0)))]);
+    assert_eq!(
+        spans,
+        [(2, s(10.0), Some(s(30.0))), (1, s(30.0), Some(s(35.0)))]
+    );
     p.observe("provision", s(40.0));
     let active = p.device_faults_at(s(41.0));
     assert_eq!(active.len(), 1);
@@ -204,11 +275,20 @@ fn stream_faults_collect_every_matching_rule() {
         { "when": { "connections": 2 }, "fault": { "stream": "limit_data", "bytes": 10 } },
         { "fault": "stall" }
     ]));
-    let one = p.stream_faults(ConnInfo { conn: conn(1), elapsed: s(0.0) });
-    let two = p.stream_faults(ConnInfo { conn: conn(2), elapsed: s(0.0) });
+    let one = p.stream_faults(ConnInfo {
+        conn: conn(1),
+        elapsed: s(0.0),
+    });
+    let two = p.stream_faults(ConnInfo {
+        conn: conn(2),
+        elapsed: s(0.0),
+    });
     assert_eq!(one.faults.len(), 1);
     assert_eq!(
-        two.faults.iter().map(|a| a.fault.name()).collect::<Vec<_>>(),
+        two.faults
+            .iter()
+            .map(|a| a.fault.name())
+            .collect::<Vec<_>>(),
         ["latency", "limit_data"]
     );
     assert_ne!(one.seed, two.seed, "each connection gets its own seed");
@@ -232,8 +312,16 @@ fn invalid_rules_are_rejected_with_a_hint() {
             "fault rule 0",
             "their length is the fault's own `down`/`for`",
         ),
-        (json!([{ "when": { "every": 0 }, "fault": "stall" }]), "fault rule 0", "`every` must be at least 1"),
-        (json!([{ "when": { "service": "dns" }, "fault": "stall" }]), "fault rule 0", "`service: dns`"),
+        (
+            json!([{ "when": { "every": 0 }, "fault": "stall" }]),
+            "fault rule 0",
+            "`every` must be at least 1",
+        ),
+        (
+            json!([{ "when": { "service": "dns" }, "fault": "stall" }]),
+            "fault rule 0",
+            "`service: dns`",
+        ),
     ];
     for (input, outer, inner) in cases {
         let err = FaultPlan::new(rules(input.clone()), None).expect_err("invalid");
@@ -260,11 +348,15 @@ fn rules_change_at_run_time_with_stable_ids() {
         serde_json::to_value(&p.rules()[0]).expect("json"),
         json!({ "id": 2, "when": {}, "fault": { "dns": "servfail" } })
     );
-    let bad: FaultRule = serde_json::from_value(json!({ "when": { "connections": 1 }, "fault": "refuse" })).expect("rule");
+    let bad: FaultRule =
+        serde_json::from_value(json!({ "when": { "connections": 1 }, "fault": "refuse" }))
+            .expect("rule");
     assert!(p.add(bad).is_err());
     p.reset();
     assert!(p.rules().is_empty());
-    let id = p.add(serde_json::from_value(json!({ "fault": "stall" })).expect("rule")).expect("add");
+    let id = p
+        .add(serde_json::from_value(json!({ "fault": "stall" })).expect("rule"))
+        .expect("add");
     assert_eq!(id, RuleId(4), "ids are never reused");
 }
 
@@ -283,7 +375,13 @@ fn coin_flips(seed: u64, n: u64) -> Vec<bool> {
     )
     .expect("plan");
     (1..=n)
-        .map(|i| p.on_connect(ConnInfo { conn: conn(i), elapsed: s(0.0) }).is_some())
+        .map(|i| {
+            p.on_connect(ConnInfo {
+                conn: conn(i),
+                elapsed: s(0.0),
+            })
+            .is_some()
+        })
         .collect()
 }
 
@@ -333,17 +431,27 @@ fn run(seed: u64, calls: &[Call]) -> Vec<String> {
         Some(seed),
     )
     .expect("plan");
-    let names = ["connectivitycheck.gstatic.com", "captive.apple.com", "www.gstatic.com"];
+    let names = [
+        "connectivitycheck.gstatic.com",
+        "captive.apple.com",
+        "www.gstatic.com",
+    ];
     calls
         .iter()
         .map(|c| match *c {
             Call::Connect(n, t) => format!(
                 "{:?}",
-                p.on_connect(ConnInfo { conn: conn(n), elapsed: Duration::from_millis(t) })
+                p.on_connect(ConnInfo {
+                    conn: conn(n),
+                    elapsed: Duration::from_millis(t)
+                })
             ),
             Call::Stream(n, t) => format!(
                 "{:?}",
-                p.stream_faults(ConnInfo { conn: conn(n), elapsed: Duration::from_millis(t) })
+                p.stream_faults(ConnInfo {
+                    conn: conn(n),
+                    elapsed: Duration::from_millis(t)
+                })
             ),
             Call::Handshake(n, t) => format!("{:?}", hs(&p, n, t as f64 / 1000.0)),
             Call::Message(c, n, out) => format!(
@@ -351,7 +459,11 @@ fn run(seed: u64, calls: &[Call]) -> Vec<String> {
                 msg(
                     &p,
                     c,
-                    if out { MessageDirection::Out } else { MessageDirection::In },
+                    if out {
+                        MessageDirection::Out
+                    } else {
+                        MessageDirection::In
+                    },
                     FrameKind::Text,
                     n
                 )

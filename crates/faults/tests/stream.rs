@@ -19,7 +19,11 @@ fn faults(v: serde_json::Value) -> StreamFaults {
         faults: list
             .into_iter()
             .map(|f| match f {
-                espsim_faults::Fault::Stream(s) => Applied { rule: RuleId(1), fault: s, until: None },
+                espsim_faults::Fault::Stream(s) => Applied {
+                    rule: RuleId(1),
+                    fault: s,
+                    until: None,
+                },
                 other => panic!("not a stream fault: {other:?}"),
             })
             .collect(),
@@ -30,20 +34,30 @@ fn faults(v: serde_json::Value) -> StreamFaults {
 fn pair(v: serde_json::Value) -> (FaultyStream<DuplexStream>, DuplexStream, CancellationToken) {
     let (inner, app) = duplex(1 << 20);
     let token = CancellationToken::new();
-    (FaultyStream::new(inner, &faults(v), token.clone()), app, token)
+    (
+        FaultyStream::new(inner, &faults(v), token.clone()),
+        app,
+        token,
+    )
 }
 
 /// Reads exactly `n` bytes; returns the time the last one arrived.
 async fn read_n(r: &mut (impl AsyncReadExt + Unpin), n: usize) -> (Vec<u8>, Instant) {
     let mut buf = vec![0; n];
-    timeout(LONG, r.read_exact(&mut buf)).await.expect("in time").expect("read");
+    timeout(LONG, r.read_exact(&mut buf))
+        .await
+        .expect("in time")
+        .expect("read");
     (buf, Instant::now())
 }
 
 /// Reads until EOF; returns everything read and when EOF came.
 async fn read_to_eof(r: &mut (impl AsyncReadExt + Unpin)) -> (Vec<u8>, Instant) {
     let mut out = Vec::new();
-    timeout(LONG, r.read_to_end(&mut out)).await.expect("in time").expect("read");
+    timeout(LONG, r.read_to_end(&mut out))
+        .await
+        .expect("in time")
+        .expect("read");
     (out, Instant::now())
 }
 
@@ -74,8 +88,9 @@ async fn latency_delays_the_chosen_direction_only() {
 
 #[tokio::test(start_paused = true)]
 async fn latency_pipelines_chunks_and_keeps_their_order() {
-    let (mut device, mut app, _t) =
-        pair(json!([{ "stream": "latency", "latency": "1s", "jitter": "300ms", "direction": "both" }]));
+    let (mut device, mut app, _t) = pair(
+        json!([{ "stream": "latency", "latency": "1s", "jitter": "300ms", "direction": "both" }]),
+    );
     let t0 = Instant::now();
     for i in 0..5u8 {
         device.write_all(&[i]).await.expect("write");
@@ -109,7 +124,10 @@ async fn jitter_replays_with_the_same_seed() {
     }
     let a = arrivals().await;
     assert_eq!(a, arrivals().await);
-    assert!(a.windows(2).any(|w| w[1] - w[0] != a[0]), "jitter varies: {a:?}");
+    assert!(
+        a.windows(2).any(|w| w[1] - w[0] != a[0]),
+        "jitter varies: {a:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -121,7 +139,10 @@ async fn bandwidth_limits_the_rate() {
     assert_eq!(data.len(), 3000);
     // 3000 bytes at 1000 B/s in 100-byte steps: the last step leaves at 2.9 s.
     let took = at - t0;
-    assert!(took >= Duration::from_millis(2900) && took <= Duration::from_millis(3000), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(2900) && took <= Duration::from_millis(3000),
+        "{took:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -129,12 +150,18 @@ async fn slicer_cuts_data_into_delayed_pieces() {
     let (mut device, mut app, _t) =
         pair(json!([{ "stream": "slicer", "average_size": 4, "delay": "10ms" }]));
     let t0 = Instant::now();
-    device.write_all(b"abcdefghijklmnopqrst").await.expect("write");
+    device
+        .write_all(b"abcdefghijklmnopqrst")
+        .await
+        .expect("write");
     let mut sizes = Vec::new();
     let mut got = Vec::new();
     while got.len() < 20 {
         let mut buf = [0u8; 64];
-        let n = timeout(LONG, app.read(&mut buf)).await.expect("in time").expect("read");
+        let n = timeout(LONG, app.read(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
         sizes.push(n);
         got.extend_from_slice(&buf[..n]);
     }
@@ -151,7 +178,13 @@ async fn limit_data_closes_after_exactly_n_bytes_downstream() {
     assert_eq!(data.len(), 10);
     // The device side sees the connection gone too.
     let mut buf = [0u8; 1];
-    assert_eq!(timeout(LONG, device.read(&mut buf)).await.expect("in time").expect("eof"), 0);
+    assert_eq!(
+        timeout(LONG, device.read(&mut buf))
+            .await
+            .expect("in time")
+            .expect("eof"),
+        0
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -183,7 +216,12 @@ async fn timeout_zero_never_closes() {
     let (mut device, mut app, _t) = pair(json!([{ "stream": "timeout", "timeout": 0 }]));
     device.write_all(b"lost").await.expect("write");
     let mut buf = [0u8; 8];
-    assert!(timeout(Duration::from_secs(600), app.read(&mut buf)).await.is_err(), "silence");
+    assert!(
+        timeout(Duration::from_secs(600), app.read(&mut buf))
+            .await
+            .is_err(),
+        "silence"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -191,11 +229,17 @@ async fn half_open_is_silent_even_after_the_device_closes() {
     let (mut device, mut app, shutdown) = pair(json!([{ "stream": "half_open" }]));
     app.write_all(b"anyone?").await.expect("write");
     let mut buf = [0u8; 8];
-    assert!(timeout(Duration::from_secs(60), device.read(&mut buf)).await.is_err());
+    assert!(
+        timeout(Duration::from_secs(60), device.read(&mut buf))
+            .await
+            .is_err()
+    );
     device.write_all(b"hello").await.expect("write");
     drop(device);
     assert!(
-        timeout(Duration::from_secs(600), app.read(&mut buf)).await.is_err(),
+        timeout(Duration::from_secs(600), app.read(&mut buf))
+            .await
+            .is_err(),
         "no data, no FIN"
     );
     shutdown.cancel();
@@ -273,14 +317,48 @@ fn stream_fault_names_match_toxiproxy() {
         json!({ "stream": "slow_close", "delay": "1s" }),
     ]
     .into_iter()
-    .map(|v| match serde_json::from_value::<espsim_faults::Fault>(v).expect("fault") {
-        espsim_faults::Fault::Stream(s) => s.name(),
-        _ => "?",
-    })
+    .map(
+        |v| match serde_json::from_value::<espsim_faults::Fault>(v).expect("fault") {
+            espsim_faults::Fault::Stream(s) => s.name(),
+            _ => "?",
+        },
+    )
     .collect();
     assert_eq!(
         names,
-        ["latency", "bandwidth", "slicer", "limit_data", "reset_peer", "timeout", "slow_close"]
+        [
+            "latency",
+            "bandwidth",
+            "slicer",
+            "limit_data",
+            "reset_peer",
+            "timeout",
+            "slow_close"
+        ]
     );
     let _ = StreamFault::HalfOpen.name();
+}
+
+#[tokio::test(start_paused = true)]
+async fn device_half_close_still_reads_what_the_app_sends() {
+    let (mut device, mut app, _t) =
+        pair(json!([{ "stream": "latency", "latency": "50ms", "direction": "both" }]));
+    device.write_all(b"last words").await.expect("write");
+    device.shutdown().await.expect("shutdown");
+    let (data, _) = read_to_eof(&mut app).await;
+    assert_eq!(data, b"last words");
+    app.write_all(b"reply").await.expect("app can still send");
+    assert_eq!(read_n(&mut device, 5).await.0, b"reply");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_device_stream_delivers_its_data_then_closes() {
+    let (mut device, mut app, _t) = pair(json!([{ "stream": "latency", "latency": "50ms" }]));
+    device.write_all(b"flushed").await.expect("write");
+    drop(device);
+    let (data, _) = read_to_eof(&mut app).await;
+    assert_eq!(
+        data, b"flushed",
+        "data written before the drop arrives, then EOF"
+    );
 }

@@ -134,8 +134,14 @@ fn parsed_values_are_typed() {
 #[test]
 fn mistakes_get_errors_that_say_what_to_write() {
     let cases = [
-        (json!("nxdomain"), "`nxdomain` needs its category: write `{ dns: nxdomain }`"),
-        (json!("explode"), "unknown variant `explode`, expected one of"),
+        (
+            json!("nxdomain"),
+            "`nxdomain` needs its category: write `{ dns: nxdomain }`",
+        ),
+        (
+            json!("explode"),
+            "unknown variant `explode`, expected one of",
+        ),
         (
             json!({ "latency": "250ms" }),
             "a fault map needs its category key: write `{ stream: latency, … }`",
@@ -161,25 +167,58 @@ fn mistakes_get_errors_that_say_what_to_write() {
             json!({ "handshake": "reset", "at": "after_request", "bytes": 3 }),
             "`bytes` only applies to `at: mid_response`",
         ),
-        (json!({ "handshake": "status", "code": 101 }), "status 101 is a successful upgrade"),
-        (json!({ "handshake": "status", "code": 999 }), "status 999 is not an HTTP status"),
-        (json!({ "handshake": "bad_accept", "code": 1 }), "unknown field `code`"),
+        (
+            json!({ "handshake": "status", "code": 101 }),
+            "status 101 is a successful upgrade",
+        ),
+        (
+            json!({ "handshake": "status", "code": 999 }),
+            "status 999 is not an HTTP status",
+        ),
+        (
+            json!({ "handshake": "bad_accept", "code": 1 }),
+            "unknown field `code`",
+        ),
         (
             json!({ "stream": "latency", "latency": "250ms", "toxicity": 0.5 }),
             "unknown field `toxicity`",
         ),
-        (json!({ "stream": "latency", "latency": 250 }), "a duration needs a unit: write \"250ms\""),
-        (json!({ "stream": "latency", "latency": "fast" }), "invalid duration `fast`"),
-        (json!({ "stream": "bandwidth", "rate": 0 }), "must be at least 1"),
-        (json!({ "ws": "close", "code": 1006 }), "close code 1006 must never be sent"),
-        (json!({ "ws": "corrupt", "kind": "bits" }), "unknown variant `bits`"),
-        (json!({ "dns": "wrong_address", "ip": "nope" }), "invalid IP address"),
-        (json!({ "device": "internet", "mode": "maybe" }), "unknown variant `maybe`"),
+        (
+            json!({ "stream": "latency", "latency": 250 }),
+            "a duration needs a unit: write \"250ms\"",
+        ),
+        (
+            json!({ "stream": "latency", "latency": "fast" }),
+            "invalid duration `fast`",
+        ),
+        (
+            json!({ "stream": "bandwidth", "rate": 0 }),
+            "must be at least 1",
+        ),
+        (
+            json!({ "ws": "close", "code": 1006 }),
+            "close code 1006 must never be sent",
+        ),
+        (
+            json!({ "ws": "corrupt", "kind": "bits" }),
+            "unknown variant `bits`",
+        ),
+        (
+            json!({ "dns": "wrong_address", "ip": "nope" }),
+            "invalid IP address",
+        ),
+        (
+            json!({ "device": "internet", "mode": "maybe" }),
+            "unknown variant `maybe`",
+        ),
         (json!({}), "empty fault"),
     ];
     for (input, want) in cases {
         let got = parse_err(input.clone());
-        assert!(got.contains(want), "{input}: got {got:?}, want it to contain {want:?}");
+        assert!(
+            got.contains(want),
+            "{input}: got {got:?}, want it to contain {want:?}"
+        );
     }
 }
 
@@ -200,10 +239,19 @@ fn rules_parse_with_triggers() {
     assert_eq!(rules.len(), 9);
     assert_eq!(
         rules[0].when.connections,
-        Some(CountRange { first: 1, last: Some(2) })
+        Some(CountRange {
+            first: 1,
+            last: Some(2)
+        })
     );
     assert_eq!(rules[1].when.duration.map(|d| d.as_secs()), Some(5));
-    assert_eq!(rules[3].when.connections, Some(CountRange { first: 5, last: None }));
+    assert_eq!(
+        rules[3].when.connections,
+        Some(CountRange {
+            first: 5,
+            last: None
+        })
+    );
     assert_eq!(rules[8].when, When::default());
     for r in &rules {
         r.validate().expect("valid");
@@ -219,12 +267,30 @@ fn rules_parse_with_triggers() {
 #[test]
 fn trigger_mistakes_are_rejected() {
     let bad = [
-        (json!({ "when": { "connection": 1 }, "fault": "stall" }), "unknown field `connection`"),
-        (json!({ "when": { "connections": "2-1" }, "fault": "stall" }), "the end is before the start"),
-        (json!({ "when": { "connections": 0 }, "fault": "stall" }), "counts start at 1"),
-        (json!({ "when": { "probability": 2.0 }, "fault": "stall" }), "outside 0-1"),
-        (json!({ "when": { "at": "soon" }, "fault": "stall" }), "invalid duration `soon`"),
-        (json!({ "when": {}, "fault": "stall", "extra": 1 }), "unknown field `extra`"),
+        (
+            json!({ "when": { "connection": 1 }, "fault": "stall" }),
+            "unknown field `connection`",
+        ),
+        (
+            json!({ "when": { "connections": "2-1" }, "fault": "stall" }),
+            "the end is before the start",
+        ),
+        (
+            json!({ "when": { "connections": 0 }, "fault": "stall" }),
+            "counts start at 1",
+        ),
+        (
+            json!({ "when": { "probability": 2.0 }, "fault": "stall" }),
+            "outside 0-1",
+        ),
+        (
+            json!({ "when": { "at": "soon" }, "fault": "stall" }),
+            "invalid duration `soon`",
+        ),
+        (
+            json!({ "when": {}, "fault": "stall", "extra": 1 }),
+            "unknown field `extra`",
+        ),
     ];
     for (input, want) in bad {
         let got = serde_json::from_value::<FaultRule>(input.clone())
@@ -289,9 +355,19 @@ fn json_schema_describes_every_category() {
     let schema = schemars::schema_for!(FaultRule);
     let text = serde_json::to_string(&schema).expect("schema");
     for key in [
-        "\"handshake\"", "\"stream\"", "\"ws\"", "\"dns\"", "\"device\"", "reset_on_accept",
-        "mid_response", "average_size", "suppress_pong", "wrong_address", "socket_exhaustion",
-        "connections", "probability",
+        "\"handshake\"",
+        "\"stream\"",
+        "\"ws\"",
+        "\"dns\"",
+        "\"device\"",
+        "reset_on_accept",
+        "mid_response",
+        "average_size",
+        "suppress_pong",
+        "wrong_address",
+        "socket_exhaustion",
+        "connections",
+        "probability",
     ] {
         assert!(text.contains(key), "schema lacks {key}");
     }
