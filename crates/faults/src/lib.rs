@@ -24,11 +24,14 @@
 //! assert_eq!(plan.seed(), 7);
 //! ```
 
+#![warn(missing_docs)]
+
 mod duration;
 pub mod fault;
 pub mod listener;
 pub mod plan;
 pub mod stream;
+mod supervisor;
 pub mod when;
 
 pub use fault::{
@@ -44,4 +47,5 @@ pub use plan::{
     HandshakeInfo, ListedRule, MessageInfo, PlanError, RuleError, RuleId, StreamFaults,
 };
 pub use stream::{Abort, FaultyStream};
+pub use supervisor::Supervisor;
 pub use when::{CountRange, Pattern, Probability, RangeError, Service, When};

@@ -12,6 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::supervisor::Supervisor;
+
 use crate::fault::{ConnectFault, StreamFault};
 use crate::plan::{Applied, ConnInfo, ConnRef, FaultPlan};
 use crate::stream::{Abort, FIN_DRAIN, FaultyStream, close_with_fin};
@@ -179,18 +181,18 @@ pub struct FaultyListener {
     service: Service,
     started: Instant,
     accepted: u64,
-    shutdown: CancellationToken,
+    supervisor: Supervisor,
 }
 
 impl FaultyListener {
     /// Drives `listener` for `service` with `plan`. `started` is the run's start (the plan's
-    /// time zero); `shutdown` ends stalls and half-open holds.
+    /// time zero); `supervisor` runs the tasks that hold faulted connections and stream pumps.
     pub fn new(
         listener: RefusableListener,
         plan: FaultPlan,
         service: Service,
         started: Instant,
-        shutdown: CancellationToken,
+        supervisor: Supervisor,
     ) -> Self {
         FaultyListener {
             listener,
@@ -198,7 +200,7 @@ impl FaultyListener {
             service,
             started,
             accepted: 0,
-            shutdown,
+            supervisor,
         }
     }
 
@@ -261,9 +263,9 @@ impl FaultyListener {
             let hold = applied
                 .until
                 .map(|u| (self.started + u).saturating_duration_since(Instant::now()));
-            let shutdown = self.shutdown.clone();
+            let shutdown = self.supervisor.shutdown_token().clone();
             let fault = applied.fault;
-            tokio::spawn(async move {
+            self.supervisor.spawn(async move {
                 apply_connect_fault(stream, fault, hold, &shutdown).await;
             });
             return ListenerEvent::Faulted {
@@ -273,7 +275,7 @@ impl FaultyListener {
             };
         }
         let faults = self.plan.stream_faults(info);
-        let stream = FaultyStream::new(stream, &faults, self.shutdown.clone());
+        let stream = FaultyStream::new(stream, &faults, &self.supervisor);
         ListenerEvent::Accepted {
             conn,
             peer,

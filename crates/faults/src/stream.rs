@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fault::{StreamDirection, StreamFault};
 use crate::plan::StreamFaults;
+use crate::supervisor::Supervisor;
 
 /// How long a FIN-closed connection keeps reading (and discarding) the peer's data, so that
 /// unread input does not turn the FIN into an RST.
@@ -81,8 +82,11 @@ where
     S: AsyncRead + AsyncWrite + Abort + Send + Unpin + 'static,
 {
     /// Wraps `inner`. With no faults the stream passes through untouched; otherwise a pump task
-    /// is spawned (needs a Tokio runtime). `shutdown` ends connections held open by `half_open`.
-    pub fn new(inner: S, faults: &StreamFaults, shutdown: CancellationToken) -> Self {
+    /// is spawned on `supervisor` (needs a Tokio runtime); its shutdown ends the pump and
+    /// releases connections held open by `half_open`.
+    ///
+    /// Wrap the raw TCP stream and put TLS on top, so the faults hit the bytes on the wire.
+    pub fn new(inner: S, faults: &StreamFaults, supervisor: &Supervisor) -> Self {
         if faults.is_empty() {
             return FaultyStream {
                 repr: Repr::Direct(inner),
@@ -91,7 +95,8 @@ where
         let config = Config::from_faults(faults.faults.iter().map(|a| &a.fault), faults.seed);
         let (io, app) = tokio::io::duplex(PIPE_BYTES);
         let (abort_tx, abort_rx) = oneshot::channel();
-        tokio::spawn(pump(inner, app, config, abort_rx, shutdown));
+        let shutdown = supervisor.shutdown_token().clone();
+        supervisor.spawn(pump(inner, app, config, abort_rx, shutdown));
         FaultyStream {
             repr: Repr::Piped {
                 io,

@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use espsim_faults::{Applied, FaultyStream, RuleId, StreamFault, StreamFaults};
+use espsim_faults::{Applied, FaultyStream, RuleId, StreamFault, StreamFaults, Supervisor};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 use tokio::time::{Instant, timeout};
-use tokio_util::sync::CancellationToken;
 
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -31,14 +30,10 @@ fn faults(v: serde_json::Value) -> StreamFaults {
     }
 }
 
-fn pair(v: serde_json::Value) -> (FaultyStream<DuplexStream>, DuplexStream, CancellationToken) {
+fn pair(v: serde_json::Value) -> (FaultyStream<DuplexStream>, DuplexStream, Supervisor) {
     let (inner, app) = duplex(1 << 20);
-    let token = CancellationToken::new();
-    (
-        FaultyStream::new(inner, &faults(v), token.clone()),
-        app,
-        token,
-    )
+    let token = Supervisor::default();
+    (FaultyStream::new(inner, &faults(v), &token), app, token)
 }
 
 /// Reads exactly `n` bytes; returns the time the last one arrived.
@@ -242,7 +237,7 @@ async fn half_open_is_silent_even_after_the_device_closes() {
             .is_err(),
         "no data, no FIN"
     );
-    shutdown.cancel();
+    shutdown.shutdown_token().cancel();
     let (data, _) = read_to_eof(&mut app).await;
     assert!(data.is_empty(), "released at shutdown");
 }

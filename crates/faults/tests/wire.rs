@@ -7,14 +7,13 @@ use std::time::Duration;
 use espsim_faults::listener::{close_connection, reset_connection, stall_connection};
 use espsim_faults::{
     Applied, ConnectFault, Fault, FaultPlan, FaultRule, FaultyListener, FaultyStream,
-    ListenerEvent, RefusableListener, RuleId, Service, StreamFaults,
+    ListenerEvent, RefusableListener, RuleId, Service, StreamFaults, Supervisor,
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(10);
 /// How long "silence" is watched for.
@@ -101,7 +100,7 @@ async fn close_on_accept_gives_eof() {
 #[tokio::test]
 async fn stall_holds_the_connection_silent_until_shutdown() {
     let (mut client, server) = connected().await;
-    let shutdown = CancellationToken::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
     let holder = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { stall_connection(server, None, &shutdown).await }
@@ -134,7 +133,7 @@ async fn reset_peer_resets_after_the_timeout() {
     let _device = FaultyStream::new(
         server,
         &stream_faults(json!({ "stream": "reset_peer", "timeout": "200ms" })),
-        CancellationToken::new(),
+        &Supervisor::default(),
     );
     let err = read_some(&mut client).await.expect_err("reset");
     assert_eq!(err.kind(), ErrorKind::ConnectionReset);
@@ -147,7 +146,7 @@ async fn latency_is_measured_by_the_client() {
     let mut device = FaultyStream::new(
         server,
         &stream_faults(json!({ "stream": "latency", "latency": "150ms" })),
-        CancellationToken::new(),
+        &Supervisor::default(),
     );
     tokio::spawn(async move {
         let mut buf = [0u8; 64];
@@ -180,7 +179,7 @@ async fn limit_data_cuts_at_exactly_n_bytes() {
     let mut device = FaultyStream::new(
         server,
         &stream_faults(json!({ "stream": "limit_data", "bytes": 1000 })),
-        CancellationToken::new(),
+        &Supervisor::default(),
     );
     tokio::spawn(async move {
         let _ = device.write_all(&[9u8; 5000]).await;
@@ -196,11 +195,11 @@ async fn limit_data_cuts_at_exactly_n_bytes() {
 #[tokio::test]
 async fn half_open_gives_the_client_silence() {
     let (mut client, server) = connected().await;
-    let shutdown = CancellationToken::new();
+    let supervisor = Supervisor::default();
     let mut device = FaultyStream::new(
         server,
         &stream_faults(json!({ "stream": "half_open" })),
-        shutdown.clone(),
+        &supervisor,
     );
     client.write_all(b"are you there").await.expect("write");
     device
@@ -221,7 +220,11 @@ async fn half_open_gives_the_client_silence() {
         timeout(QUIET, client.read(&mut buf)).await.is_err(),
         "no FIN, no RST either"
     );
-    shutdown.cancel();
+    supervisor.shutdown_token().cancel();
+    supervisor.tracker().close();
+    timeout(WAIT, supervisor.tracker().wait())
+        .await
+        .expect("the pump ends at shutdown");
     let r = timeout(WAIT, client.read(&mut buf))
         .await
         .expect("released at shutdown");
@@ -259,13 +262,13 @@ async fn faulty_listener_follows_the_plan() {
     let plan = FaultPlan::new(rules, Some(1)).expect("plan");
     let listener = RefusableListener::bind(local()).expect("bind");
     let addr = listener.local_addr();
-    let shutdown = CancellationToken::new();
+    let supervisor = Supervisor::default();
     let mut events = drive(FaultyListener::new(
         listener,
         plan,
         Service::Http,
         Instant::now(),
-        shutdown.clone(),
+        supervisor.clone(),
     ));
 
     match next(&mut events).await {
@@ -330,7 +333,7 @@ async fn faulty_listener_follows_the_plan() {
         .expect("in time")
         .expect("read");
     assert_eq!(&buf, b"clean");
-    shutdown.cancel();
+    supervisor.shutdown_token().cancel();
 }
 
 #[tokio::test]
@@ -339,7 +342,7 @@ async fn dropping_a_faulty_stream_closes_the_socket_with_fin() {
     let mut device = FaultyStream::new(
         server,
         &stream_faults(json!({ "stream": "latency", "latency": "20ms" })),
-        CancellationToken::new(),
+        &Supervisor::default(),
     );
     device.write_all(b"bye").await.expect("write");
     drop(device);
