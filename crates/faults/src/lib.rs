@@ -15,14 +15,35 @@
 //! A scenario's `faults:` list deserializes into `Vec<FaultRule>`:
 //!
 //! ```
-//! use espsim_faults::{FaultPlan, FaultRule};
+//! use std::time::Duration;
+//! use espsim_faults::{ConnRef, FaultPlan, FaultRule, HandshakeInfo, Service};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let rules: Vec<FaultRule> = serde_json::from_str(r#"[
 //!   { "when": { "connections": "1-2" }, "fault": { "handshake": "reset", "at": "after_request" } },
 //!   { "when": { "at": "20s", "for": "5s" }, "fault": "refuse" }
-//! ]"#).unwrap();
-//! let plan = FaultPlan::new(rules, Some(7)).unwrap();
+//! ]"#)?;
+//! let plan = FaultPlan::new(rules, Some(7))?;
 //! assert_eq!(plan.seed(), 7);
+//!
+//! let first = HandshakeInfo {
+//!     conn: ConnRef { service: Service::Http, ordinal: 1 },
+//!     elapsed: Duration::from_secs(1),
+//!     host: Some("192.168.4.1"),
+//!     path: "/ws",
+//! };
+//! assert!(plan.on_handshake(first).is_some()); // the first upgrade is reset
+//! assert!(plan.refusing(Service::Http, Duration::from_secs(21)).is_some());
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! Integration in the emulator, per service: bind a [`RefusableListener`], drive it with a
+//! [`FaultyListener`] (refusal windows, connect faults, stream faults), ask
+//! [`FaultPlan::on_handshake`] after reading an upgrade request, [`FaultPlan::on_ws_message`]
+//! for every message and [`FaultPlan::on_ws_tick`] at [`FaultPlan::next_boundary`], call
+//! [`FaultPlan::observe`] with each app message `type` (arming `after:` rules), and follow
+//! [`FaultPlan::device_timeline`] for device faults.
 
 #![warn(missing_docs)]
 

@@ -212,9 +212,14 @@ impl FaultyListener {
     /// Waits for the next thing to report: a connection (served or faulted) or a change of the
     /// listener's refuse state. Connection attempts are numbered from 1 in accept order; attempts
     /// refused by the kernel are not counted (they never arrive).
+    ///
+    /// Cancel-safe: use it in a `select!` against shutdown.
     pub async fn accept(&mut self) -> io::Result<ListenerEvent> {
         let mut changes = self.plan.changes();
         loop {
+            // Mark the plan's current version seen *before* reading it, so a change made while
+            // this iteration runs wakes the select below instead of being lost.
+            changes.borrow_and_update();
             let elapsed = self.started.elapsed();
             match self.plan.refusing(self.service, elapsed) {
                 Some(applied) if !self.listener.is_refusing() => {
@@ -232,7 +237,6 @@ impl FaultyListener {
                 .next_boundary(elapsed)
                 .map(|t| self.started + t)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            changes.borrow_and_update();
             tokio::select! {
                 r = self.listener.accept() => {
                     let (stream, peer) = r?;

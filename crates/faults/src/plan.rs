@@ -83,12 +83,16 @@ pub struct Applied<F> {
     pub until: Option<Duration>,
 }
 
-/// Which connection a question is about: its service and its 1-based attempt number there.
+/// Which connection a question is about: its service and its 1-based number there.
+///
+/// For connect and stream questions `ordinal` counts accepted TCP connections; for handshake
+/// and WebSocket questions it counts upgrade requests (the n-th WebSocket attempt), so that
+/// connectivity checks on the same port do not shift `when: { connections: … }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnRef {
     /// The service (listener) the connection arrived on.
     pub service: Service,
-    /// The connection attempt's number on that service, from 1.
+    /// The connection's (or upgrade request's) number on that service, from 1.
     pub ordinal: u64,
 }
 

@@ -31,7 +31,9 @@ pub struct When {
     )]
     #[schemars(with = "Option<DurationSchema>")]
     pub duration: Option<Duration>,
-    /// Which connection attempts (1-based, counted per service since the start): `3`, `1-2`, `5-`.
+    /// Which connections (1-based, counted per service since the start): `3`, `1-2`, `5-`.
+    /// Connect and stream faults count TCP connections; handshake and WebSocket faults count
+    /// upgrade requests, so OS connectivity checks on the same port do not shift the count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<CountRange>,
     /// Apply on every N-th occurrence that matches the other conditions (N, 2N, 3N, …).
@@ -42,13 +44,15 @@ pub struct When {
     /// from that moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
-    /// Which messages on a WebSocket connection (1-based, per direction): `1`, `3-5`, `10-`.
+    /// Which data messages on a WebSocket connection (1-based, both directions counted
+    /// together): `1`, `3-5`, `10-`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<CountRange>,
     /// Once the connection has carried this many bytes (WebSocket payload, both ways): `1000-`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<CountRange>,
-    /// Chance in [0, 1] that a matching occurrence is hit, rolled with the run's seeded RNG.
+    /// Chance in [0, 1] that a matching occurrence is hit, rolled with the run's seeded RNG
+    /// after every other condition held (so the rolls replay with the seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<Probability>,
     /// Only for this service.

@@ -490,3 +490,13 @@ proptest! {
         prop_assert_eq!(run(seed, &calls), run(seed, &calls));
     }
 }
+
+#[test]
+fn plan_is_shareable_across_tasks() {
+    fn assert_shareable<T: Send + Sync + Clone + 'static>() {}
+    assert_shareable::<FaultPlan>();
+    let p = plan(json!([{ "fault": "stall" }]));
+    let q = p.clone();
+    q.reset();
+    assert!(p.rules().is_empty(), "clones share one plan");
+}
