@@ -353,3 +353,73 @@ async fn dropping_a_faulty_stream_closes_the_socket_with_fin() {
         .expect("FIN");
     assert_eq!(got, b"bye");
 }
+
+#[tokio::test]
+async fn a_refuse_rule_added_at_run_time_takes_effect_at_once() {
+    let plan = FaultPlan::empty(Some(1));
+    let listener = RefusableListener::bind(local()).expect("bind");
+    let addr = listener.local_addr();
+    let supervisor = Supervisor::default();
+    let mut events = drive(FaultyListener::new(
+        listener,
+        plan.clone(),
+        Service::Http,
+        Instant::now(),
+        supervisor.clone(),
+    ));
+    let _ok = TcpStream::connect(addr)
+        .await
+        .expect("open before the rule");
+    assert!(matches!(
+        next(&mut events).await,
+        ListenerEvent::Accepted { .. }
+    ));
+
+    let id = plan
+        .add(serde_json::from_value(json!({ "fault": "refuse" })).expect("rule"))
+        .expect("add");
+    assert!(matches!(
+        next(&mut events).await,
+        ListenerEvent::Refusing(_)
+    ));
+    let err = TcpStream::connect(addr).await.expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+
+    plan.remove(id).expect("remove");
+    assert!(matches!(next(&mut events).await, ListenerEvent::Restored));
+    TcpStream::connect(addr).await.expect("open again");
+    supervisor.shutdown_token().cancel();
+}
+
+#[tokio::test]
+async fn a_stall_ends_when_its_window_does() {
+    let rules: Vec<FaultRule> =
+        serde_json::from_value(json!([{ "when": { "for": "400ms" }, "fault": "stall" }]))
+            .expect("rules");
+    let plan = FaultPlan::new(rules, Some(1)).expect("plan");
+    let listener = RefusableListener::bind(local()).expect("bind");
+    let addr = listener.local_addr();
+    let supervisor = Supervisor::default();
+    let t0 = Instant::now();
+    let mut events = drive(FaultyListener::new(
+        listener,
+        plan,
+        Service::Http,
+        t0,
+        supervisor.clone(),
+    ));
+    let mut client = TcpStream::connect(addr).await.expect("connect");
+    match next(&mut events).await {
+        ListenerEvent::Faulted { applied, .. } => {
+            assert_eq!(applied.fault, ConnectFault::Stall);
+            assert_eq!(applied.until, Some(Duration::from_millis(400)));
+        }
+        other => panic!("expected a stall, got {other:?}"),
+    }
+    let mut buf = [0u8; 8];
+    let r = timeout(WAIT, client.read(&mut buf))
+        .await
+        .expect("released when the window ends");
+    assert_eq!(r.expect("FIN"), 0);
+    assert!(t0.elapsed() >= Duration::from_millis(400));
+}
