@@ -346,8 +346,18 @@ fn yaml_errors_point_at_the_line() {
     let yaml = "faults:\n  - fault: { handshake: reset, at: after_request }\n  - fault: { stream: latency, latncy: 250ms }\n";
     let err = serde_saphyr::from_str::<Doc>(yaml).expect_err("typo");
     let msg = err.to_string();
+    assert!(
+        msg.contains("line 3 column 31: unknown field `latncy`"),
+        "{msg}"
+    );
+    // With the category further down the map, the error still names the fault's line.
+    let yaml =
+        "faults:\n  - fault: stall\n  - fault: { latency: 250ms, stream: latency, latncy: 1s }\n";
+    let msg = serde_saphyr::from_str::<Doc>(yaml)
+        .expect_err("typo")
+        .to_string();
     assert!(msg.contains("unknown field `latncy`"), "{msg}");
-    assert!(msg.contains('3'), "should name line 3: {msg}");
+    assert!(msg.contains("line 3"), "{msg}");
 }
 
 #[test]
