@@ -53,6 +53,7 @@ pub mod listener;
 pub mod plan;
 pub mod stream;
 mod supervisor;
+mod validate;
 pub mod when;
 
 pub use fault::{
