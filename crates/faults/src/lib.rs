@@ -1,1 +1,73 @@
-//! placeholder
+//! Fault injection for espsim: the vocabulary, the triggers, the seeded plan, and the faulty
+//! transports the emulator serves through.
+//!
+//! - [`Fault`] (module `fault`): every fault a scenario can name: connect, handshake, stream
+//!   (Toxiproxy toxics), WebSocket, DNS, device.
+//! - [`When`] (module `when`): when a rule applies: time windows, connection/message/byte
+//!   counts, `every`, `after` an event, seeded `probability`, service and name/host/path.
+//! - [`FaultPlan`] (module `plan`): the rules plus one seeded RNG; the services ask it
+//!   `on_connect`, `stream_faults`, `on_handshake`, `on_ws_message`, `on_dns`,
+//!   `device_timeline`. Same seed + same questions = same answers.
+//! - [`FaultyStream`] (module `stream`) and [`FaultyListener`] / [`RefusableListener`]
+//!   (module `listener`): the faults on real sockets (RST via SO_LINGER 0, FIN, refusal,
+//!   stall, latency, bandwidth, slicing, cut after N bytes, half-open).
+//!
+//! A scenario's `faults:` list deserializes into `Vec<FaultRule>`:
+//!
+//! ```
+//! use std::time::Duration;
+//! use espsim_faults::{ConnRef, FaultPlan, FaultRule, HandshakeInfo, Service};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rules: Vec<FaultRule> = serde_json::from_str(r#"[
+//!   { "when": { "connections": "1-2" }, "fault": { "handshake": "reset", "at": "after_request" } },
+//!   { "when": { "at": "20s", "for": "5s" }, "fault": "refuse" }
+//! ]"#)?;
+//! let plan = FaultPlan::new(rules, Some(7))?;
+//! assert_eq!(plan.seed(), 7);
+//!
+//! let first = HandshakeInfo {
+//!     conn: ConnRef { service: Service::Http, ordinal: 1 },
+//!     elapsed: Duration::from_secs(1),
+//!     host: Some("192.168.4.1"),
+//!     path: "/ws",
+//! };
+//! assert!(plan.on_handshake(first).is_some()); // the first upgrade is reset
+//! assert!(plan.refusing(Service::Http, Duration::from_secs(21)).is_some());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Integration in the emulator, per service: bind a [`RefusableListener`], drive it with a
+//! [`FaultyListener`] (refusal windows, connect faults, stream faults), ask
+//! [`FaultPlan::on_handshake`] after reading an upgrade request, [`FaultPlan::on_ws_message`]
+//! for every message and [`FaultPlan::on_ws_tick`] at [`FaultPlan::next_boundary`], call
+//! [`FaultPlan::observe`] with each app message `type` (arming `after:` rules), and follow
+//! [`FaultPlan::device_timeline`] for device faults.
+
+#![warn(missing_docs)]
+
+mod duration;
+pub mod fault;
+pub mod listener;
+pub mod plan;
+pub mod stream;
+mod supervisor;
+mod validate;
+pub mod when;
+
+pub use fault::{
+    ApDown, Bandwidth, ConnectFault, Corrupt, CorruptKind, CutPoint, DelayParams, DeviceFault,
+    DnsFault, Fault, HandshakeCut, HandshakeFault, HandshakeStatus, Internet, InternetMode,
+    Latency, LimitData, MessageDirection, MessageParams, Oversize, Reboot, ResetPeer, Slicer,
+    SlowClose, SocketExhaustion, StreamDirection, StreamFault, TimeoutToxic, WrongAddress, WsClose,
+    WsDelay, WsFault,
+};
+pub use listener::{FaultyListener, ListenerEvent, RefusableListener};
+pub use plan::{
+    Applied, ConnInfo, ConnRef, DeviceWindow, DnsInfo, FaultPlan, FaultRule, FrameKind,
+    HandshakeInfo, ListedRule, MessageInfo, PlanError, RuleError, RuleId, StreamFaults,
+};
+pub use stream::{Abort, FaultyStream};
+pub use supervisor::Supervisor;
+pub use when::{CountRange, Pattern, Probability, RangeError, Service, When};

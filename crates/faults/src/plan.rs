@@ -1,0 +1,770 @@
+//! The fault plan: the run's rules plus its seeded RNG, answering "what happens now?" for every
+//! connection, handshake, message, DNS query and point on the device timeline.
+//!
+//! The plan never reads a clock: every question carries `elapsed` (time since the run started),
+//! so the same seed and the same sequence of questions give the same answers.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand::{Rng, RngCore, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::fault::{
+    ConnectFault, DeviceFault, DnsFault, Fault, HandshakeFault, MessageDirection, StreamFault,
+    WsFault,
+};
+use crate::when::{Service, When};
+
+/// One rule of a scenario's `faults:` list: a fault and when it applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// When the fault applies; absent or `{}` = always.
+    #[serde(default)]
+    pub when: When,
+    /// What goes wrong.
+    pub fault: Fault,
+}
+
+impl FaultRule {
+    /// A rule that applies `fault` whenever `when` holds.
+    pub fn new(when: When, fault: Fault) -> Self {
+        FaultRule { when, fault }
+    }
+
+    /// Checks that every trigger makes sense for this fault's category.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        crate::validate::validate(self)
+    }
+}
+
+/// A rule's id: stable for the plan's lifetime, never reused.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(transparent)]
+pub struct RuleId(pub u64);
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A rule as listed by [`FaultPlan::rules`]: its id and content.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ListedRule {
+    /// The rule's id (used to remove it).
+    pub id: RuleId,
+    /// The rule.
+    #[serde(flatten)]
+    pub rule: FaultRule,
+}
+
+/// A fault the plan decided to apply, with the rule that caused it (for the event log).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Applied<F> {
+    /// The rule that fired.
+    pub rule: RuleId,
+    /// The fault to apply.
+    pub fault: F,
+    /// When the rule's window ends (elapsed since the start), if it has an end.
+    #[serde(
+        with = "crate::duration::human_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until: Option<Duration>,
+}
+
+/// Which connection a question is about: its service and its 1-based number there.
+///
+/// For connect and stream questions `ordinal` counts accepted TCP connections; for handshake
+/// and WebSocket questions it counts upgrade requests (the n-th WebSocket attempt), so that
+/// connectivity checks on the same port do not shift `when: { connections: … }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    /// The service (listener) the connection arrived on.
+    pub service: Service,
+    /// The connection's (or upgrade request's) number on that service, from 1.
+    pub ordinal: u64,
+}
+
+/// Question asked when a TCP connection is accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The connection.
+    pub conn: ConnRef,
+    /// Time since the run started.
+    pub elapsed: Duration,
+}
+
+/// Question asked when an upgrade request has been read.
+#[derive(Debug, Clone, Copy)]
+pub struct HandshakeInfo<'a> {
+    /// The connection.
+    pub conn: ConnRef,
+    /// Time since the run started.
+    pub elapsed: Duration,
+    /// The request's `Host` header, if any.
+    pub host: Option<&'a str>,
+    /// The request path (without query).
+    pub path: &'a str,
+}
+
+/// The WebSocket frame kind a message decision is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A text message.
+    Text,
+    /// A binary message.
+    Binary,
+    /// A ping (only `suppress_pong` acts on it).
+    Ping,
+    /// A pong.
+    Pong,
+}
+
+/// Question asked for every WebSocket message passing through a session.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageInfo<'a> {
+    /// The connection.
+    pub conn: ConnRef,
+    /// Time since the run started.
+    pub elapsed: Duration,
+    /// Which way the message travels.
+    pub direction: MessageDirection,
+    /// Its frame kind.
+    pub kind: FrameKind,
+    /// The protocol `type` of a decoded text message, if any.
+    pub message_type: Option<&'a str>,
+    /// Data messages on this connection so far, both ways, including this one (from 1).
+    pub messages: u64,
+    /// Payload bytes on this connection so far, both ways, including this message.
+    pub bytes: u64,
+}
+
+/// Question asked for every DNS query.
+#[derive(Debug, Clone, Copy)]
+pub struct DnsInfo<'a> {
+    /// The queried name as received.
+    pub name: &'a str,
+    /// The record type, e.g. `A`.
+    pub qtype: &'a str,
+    /// Time since the run started.
+    pub elapsed: Duration,
+}
+
+/// The stream faults for one connection plus the seed for its per-chunk randomness (jitter,
+/// slice sizes), drawn from the plan's RNG so that runs replay.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamFaults {
+    /// Faults to apply, in rule order.
+    pub faults: Vec<Applied<StreamFault>>,
+    /// Seed for this connection's randomness.
+    pub seed: u64,
+}
+
+impl StreamFaults {
+    /// True when nothing is to be applied (the stream can pass through untouched).
+    pub fn is_empty(&self) -> bool {
+        self.faults.is_empty()
+    }
+}
+
+/// A device fault placed on the run's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceWindow {
+    /// The rule.
+    pub rule: RuleId,
+    /// The fault.
+    pub fault: DeviceFault,
+    /// When it starts (elapsed since the run started).
+    #[serde(with = "crate::duration::human")]
+    pub start: Duration,
+    /// When it ends; `None` = for the rest of the run.
+    #[serde(with = "crate::duration::human_opt")]
+    pub end: Option<Duration>,
+}
+
+impl DeviceWindow {
+    /// True when the window covers `elapsed`.
+    pub fn contains(&self, elapsed: Duration) -> bool {
+        elapsed >= self.start && self.end.is_none_or(|e| elapsed < e)
+    }
+}
+
+/// A rule that does not make sense, e.g. `messages` on a DNS fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{fault}: {reason}")]
+pub struct RuleError {
+    /// The fault as written, e.g. `dns: nxdomain`.
+    pub fault: String,
+    /// What is wrong and what to write instead.
+    pub reason: String,
+}
+
+/// Why a plan could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// A rule of the initial list is invalid.
+    #[error("fault rule {index}")]
+    Rule {
+        /// 0-based position in the list.
+        index: usize,
+        /// What is wrong.
+        #[source]
+        source: RuleError,
+    },
+}
+
+struct RuleState {
+    id: RuleId,
+    rule: FaultRule,
+    /// Matching occurrences seen, for `every`.
+    occurrences: u64,
+}
+
+struct State {
+    rules: Vec<RuleState>,
+    next_id: u64,
+    rng: Pcg64Mcg,
+    /// First time each event was observed.
+    observed: HashMap<String, Duration>,
+    /// (rule, connection) pairs whose once-per-connection action already fired.
+    fired: HashSet<(RuleId, ConnRef)>,
+}
+
+struct Inner {
+    seed: u64,
+    state: Mutex<State>,
+    changes: watch::Sender<u64>,
+}
+
+/// The run's fault plan. Cheap to clone (shared), safe to use from every task, changeable at run
+/// time; decisions are made under one short lock so that they replay in call order.
+#[derive(Clone)]
+pub struct FaultPlan {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultPlan")
+            .field("seed", &self.inner.seed)
+            .field("rules", &self.lock().rules.len())
+            .finish()
+    }
+}
+
+/// A seed from the OS-seeded std hasher keys and the clock, for runs that do not give one.
+fn random_seed() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish()
+}
+
+/// Internal matching context: what is known about the occurrence being decided.
+#[derive(Default)]
+struct Ctx<'a> {
+    elapsed: Duration,
+    conn: Option<ConnRef>,
+    service: Option<Service>,
+    messages: Option<u64>,
+    bytes: Option<u64>,
+    name: Option<&'a str>,
+    qtype: Option<&'a str>,
+    host: Option<&'a str>,
+    path: Option<&'a str>,
+    message_type: Option<&'a str>,
+}
+
+/// The rule's active window given the observed events; `None` when `after` has not happened.
+fn window(
+    when: &When,
+    observed: &HashMap<String, Duration>,
+) -> Option<(Duration, Option<Duration>)> {
+    let base = match &when.after {
+        Some(ev) => *observed.get(ev)?,
+        None => Duration::ZERO,
+    };
+    let start = base + when.at.unwrap_or_default();
+    Some((start, when.duration.map(|d| start + d)))
+}
+
+impl State {
+    /// Does rule `i` fire for this occurrence? Advances its `every` counter and rolls the RNG
+    /// only when every other condition holds, so the draw sequence depends on the calls alone.
+    fn fires(&mut self, i: usize, ctx: &Ctx<'_>) -> Option<Option<Duration>> {
+        let State {
+            rules,
+            rng,
+            observed,
+            ..
+        } = self;
+        let r = &mut rules[i];
+        let w = &r.rule.when;
+        let (start, end) = window(w, observed)?;
+        if ctx.elapsed < start || end.is_some_and(|e| ctx.elapsed >= e) {
+            return None;
+        }
+        if let Some(s) = w.service
+            && ctx.service != Some(s)
+        {
+            return None;
+        }
+        if let Some(range) = w.connections
+            && !range.contains(ctx.conn?.ordinal)
+        {
+            return None;
+        }
+        if let Some(range) = w.messages
+            && !range.contains(ctx.messages?)
+        {
+            return None;
+        }
+        if let Some(range) = w.bytes
+            && !range.contains(ctx.bytes?)
+        {
+            return None;
+        }
+        let text = |p: &Option<crate::Pattern>, v: Option<&str>| match p {
+            Some(p) => v.is_some_and(|v| p.matches(v)),
+            None => true,
+        };
+        if !text(&w.name, ctx.name)
+            || !text(&w.host, ctx.host)
+            || !text(&w.path, ctx.path)
+            || !text(&w.message_type, ctx.message_type)
+        {
+            return None;
+        }
+        if let Some(q) = &w.qtype
+            && !ctx.qtype.is_some_and(|t| t.eq_ignore_ascii_case(q))
+        {
+            return None;
+        }
+        if let Some(n) = w.every {
+            r.occurrences += 1;
+            if r.occurrences % n.max(1) != 0 {
+                return None;
+            }
+        }
+        if let Some(p) = w.probability
+            && rng.random::<f64>() >= p.get()
+        {
+            return None;
+        }
+        Some(end)
+    }
+
+    /// The first rule of the wanted kind that fires.
+    fn first<F>(
+        &mut self,
+        ctx: &Ctx<'_>,
+        pick: impl Fn(&Fault) -> Option<F>,
+    ) -> Option<Applied<F>> {
+        for i in 0..self.rules.len() {
+            let Some(fault) = pick(&self.rules[i].rule.fault) else {
+                continue;
+            };
+            if let Some(until) = self.fires(i, ctx) {
+                return Some(Applied {
+                    rule: self.rules[i].id,
+                    fault,
+                    until,
+                });
+            }
+        }
+        None
+    }
+}
+
+impl FaultPlan {
+    /// Builds a plan from `rules` (ids 1, 2, … in list order). With `seed: None` a random seed is
+    /// chosen; [`seed`](Self::seed) always reports the one in use so a run can be replayed.
+    pub fn new(rules: Vec<FaultRule>, seed: Option<u64>) -> Result<FaultPlan, PlanError> {
+        for (index, r) in rules.iter().enumerate() {
+            r.validate()
+                .map_err(|source| PlanError::Rule { index, source })?;
+        }
+        let seed = seed.unwrap_or_else(random_seed);
+        let rules: Vec<RuleState> = rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| RuleState {
+                id: RuleId(i as u64 + 1),
+                rule,
+                occurrences: 0,
+            })
+            .collect();
+        let next_id = rules.len() as u64 + 1;
+        Ok(FaultPlan {
+            inner: Arc::new(Inner {
+                seed,
+                state: Mutex::new(State {
+                    rules,
+                    next_id,
+                    rng: Pcg64Mcg::seed_from_u64(seed),
+                    observed: HashMap::new(),
+                    fired: HashSet::new(),
+                }),
+                changes: watch::Sender::new(0),
+            }),
+        })
+    }
+
+    /// A plan with no rules (everything passes untouched).
+    pub fn empty(seed: Option<u64>) -> FaultPlan {
+        match FaultPlan::new(Vec::new(), seed) {
+            Ok(p) => p,
+            Err(e) => unreachable!("an empty plan has no rule to reject: {e}"),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-updated in a way that
+        // matters more than losing the plan, so recover the guard.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn changed(&self) {
+        self.inner.changes.send_modify(|v| *v += 1);
+    }
+
+    /// The seed in use (given or chosen). Log it: the same seed replays the same decisions.
+    pub fn seed(&self) -> u64 {
+        self.inner.seed
+    }
+
+    /// A receiver that changes whenever rules are added/removed/reset or an event is observed,
+    /// so services waiting on the timeline (refuse windows, device faults) can re-plan.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Adds a rule at run time; it gets the next id.
+    pub fn add(&self, rule: FaultRule) -> Result<RuleId, RuleError> {
+        rule.validate()?;
+        let id = {
+            let mut s = self.lock();
+            let id = RuleId(s.next_id);
+            s.next_id += 1;
+            s.rules.push(RuleState {
+                id,
+                rule,
+                occurrences: 0,
+            });
+            id
+        };
+        self.changed();
+        Ok(id)
+    }
+
+    /// Removes a rule; returns it, or `None` if no rule has that id.
+    pub fn remove(&self, id: RuleId) -> Option<FaultRule> {
+        let removed = {
+            let mut s = self.lock();
+            let pos = s.rules.iter().position(|r| r.id == id)?;
+            s.fired.retain(|(r, _)| *r != id);
+            s.rules.remove(pos).rule
+        };
+        self.changed();
+        Some(removed)
+    }
+
+    /// Removes every rule (Toxiproxy's `/reset`). Ids are not reused; observed events are kept.
+    pub fn reset(&self) {
+        {
+            let mut s = self.lock();
+            s.rules.clear();
+            s.fired.clear();
+        }
+        self.changed();
+    }
+
+    /// The current rules with their ids, in evaluation order.
+    pub fn rules(&self) -> Vec<ListedRule> {
+        self.lock()
+            .rules
+            .iter()
+            .map(|r| ListedRule {
+                id: r.id,
+                rule: r.rule.clone(),
+            })
+            .collect()
+    }
+
+    /// Records that an event happened (e.g. a message type such as `provision`), arming rules
+    /// with `after: <name>`; their `at` counts from the first observation.
+    pub fn observe(&self, event: &str, elapsed: Duration) {
+        let new = {
+            let mut s = self.lock();
+            if s.observed.contains_key(event) {
+                false
+            } else {
+                s.observed.insert(event.to_owned(), elapsed);
+                true
+            }
+        };
+        if new {
+            self.changed();
+        }
+    }
+
+    /// Whether `service`'s listening socket must be closed now (an active `refuse` rule), and
+    /// until when. The listener re-binds when this turns `None`.
+    pub fn refusing(&self, service: Service, elapsed: Duration) -> Option<Applied<ConnectFault>> {
+        let ctx = Ctx {
+            elapsed,
+            service: Some(service),
+            ..Ctx::default()
+        };
+        self.lock().first(&ctx, |f| match f {
+            Fault::Connect(ConnectFault::Refuse) => Some(ConnectFault::Refuse),
+            _ => None,
+        })
+    }
+
+    /// Decides what happens to an accepted connection: `reset_on_accept`, `close_on_accept`,
+    /// `stall` (held until `until`, if any), or `None` = serve it.
+    pub fn on_connect(&self, info: ConnInfo) -> Option<Applied<ConnectFault>> {
+        let ctx = Ctx {
+            elapsed: info.elapsed,
+            conn: Some(info.conn),
+            service: Some(info.conn.service),
+            ..Ctx::default()
+        };
+        self.lock().first(&ctx, |f| match f {
+            Fault::Connect(c) if *c != ConnectFault::Refuse => Some(*c),
+            _ => None,
+        })
+    }
+
+    /// The stream faults for a served connection (all rules that fire, in order) and the seed
+    /// for its randomness. Decided once, at accept.
+    pub fn stream_faults(&self, info: ConnInfo) -> StreamFaults {
+        let ctx = Ctx {
+            elapsed: info.elapsed,
+            conn: Some(info.conn),
+            service: Some(info.conn.service),
+            ..Ctx::default()
+        };
+        let mut s = self.lock();
+        let mut faults = Vec::new();
+        for i in 0..s.rules.len() {
+            let Fault::Stream(f) = &s.rules[i].rule.fault else {
+                continue;
+            };
+            let f = f.clone();
+            if let Some(until) = s.fires(i, &ctx) {
+                faults.push(Applied {
+                    rule: s.rules[i].id,
+                    fault: f,
+                    until,
+                });
+            }
+        }
+        let seed = if faults.is_empty() {
+            0
+        } else {
+            s.rng.next_u64()
+        };
+        StreamFaults { faults, seed }
+    }
+
+    /// Decides what happens to an upgrade request (first matching rule), or `None` = upgrade.
+    pub fn on_handshake(&self, info: HandshakeInfo<'_>) -> Option<Applied<HandshakeFault>> {
+        let ctx = Ctx {
+            elapsed: info.elapsed,
+            conn: Some(info.conn),
+            service: Some(info.conn.service),
+            host: info.host,
+            path: Some(info.path),
+            ..Ctx::default()
+        };
+        self.lock().first(&ctx, |f| match f {
+            Fault::Handshake(h) => Some(h.clone()),
+            _ => None,
+        })
+    }
+
+    /// Decides what happens to a WebSocket message (first matching rule):
+    /// - `drop` / `duplicate` / `delay` when the message is text or binary and travels in the
+    ///   fault's direction;
+    /// - `suppress_pong` when it is a ping from the app;
+    /// - an action (`close`, `corrupt`, `oversize`, `garbage`, `lru_purge`) to perform right
+    ///   after this message, at most once per connection and rule.
+    pub fn on_ws_message(&self, info: MessageInfo<'_>) -> Option<Applied<WsFault>> {
+        let ctx = Ctx {
+            elapsed: info.elapsed,
+            conn: Some(info.conn),
+            service: Some(info.conn.service),
+            messages: Some(info.messages),
+            bytes: Some(info.bytes),
+            message_type: info.message_type,
+            ..Ctx::default()
+        };
+        let data = matches!(info.kind, FrameKind::Text | FrameKind::Binary);
+        let mut s = self.lock();
+        for i in 0..s.rules.len() {
+            let Fault::Ws(f) = &s.rules[i].rule.fault else {
+                continue;
+            };
+            let id = s.rules[i].id;
+            let applies = match f {
+                WsFault::Drop(p) | WsFault::Duplicate(p) => data && p.direction == info.direction,
+                WsFault::Delay(p) => data && p.direction == info.direction,
+                WsFault::SuppressPong => {
+                    info.kind == FrameKind::Ping && info.direction == MessageDirection::In
+                }
+                _ => data && !s.fired.contains(&(id, info.conn)),
+            };
+            if !applies {
+                continue;
+            }
+            let f = f.clone();
+            if let Some(until) = s.fires(i, &ctx) {
+                if !f.acts_on_message() {
+                    s.fired.insert((id, info.conn));
+                }
+                return Some(Applied {
+                    rule: id,
+                    fault: f,
+                    until,
+                });
+            }
+        }
+        None
+    }
+
+    /// Time-driven WebSocket actions for an open session: an action fault (`close`, `corrupt`,
+    /// `oversize`, `garbage`, `lru_purge`) whose rule has no message conditions fires once per
+    /// connection when its window opens. Call it when the session starts and at every
+    /// [`next_boundary`](Self::next_boundary).
+    pub fn on_ws_tick(&self, info: ConnInfo) -> Option<Applied<WsFault>> {
+        let ctx = Ctx {
+            elapsed: info.elapsed,
+            conn: Some(info.conn),
+            service: Some(info.conn.service),
+            ..Ctx::default()
+        };
+        let mut s = self.lock();
+        for i in 0..s.rules.len() {
+            let r = &s.rules[i];
+            let Fault::Ws(f) = &r.rule.fault else {
+                continue;
+            };
+            let w = &r.rule.when;
+            if f.acts_on_message()
+                || w.messages.is_some()
+                || w.bytes.is_some()
+                || w.message_type.is_some()
+                || s.fired.contains(&(r.id, info.conn))
+            {
+                continue;
+            }
+            let (id, f) = (r.id, f.clone());
+            if let Some(until) = s.fires(i, &ctx) {
+                s.fired.insert((id, info.conn));
+                return Some(Applied {
+                    rule: id,
+                    fault: f,
+                    until,
+                });
+            }
+        }
+        None
+    }
+
+    /// Forgets per-connection state (which once-per-connection actions fired). Call on close.
+    pub fn connection_closed(&self, conn: ConnRef) {
+        self.lock().fired.retain(|(_, c)| *c != conn);
+    }
+
+    /// Decides what happens to a DNS query (first matching rule), or `None` = answer normally.
+    pub fn on_dns(&self, info: DnsInfo<'_>) -> Option<Applied<DnsFault>> {
+        let ctx = Ctx {
+            elapsed: info.elapsed,
+            service: Some(Service::Dns),
+            name: Some(info.name),
+            qtype: Some(info.qtype),
+            ..Ctx::default()
+        };
+        self.lock().first(&ctx, |f| match f {
+            Fault::Dns(d) => Some(d.clone()),
+            _ => None,
+        })
+    }
+
+    /// The device faults with known times, sorted by start: rules with `after` appear once their
+    /// event has been observed. A reboot lasts `down`, an AP outage `for`; `internet` and
+    /// `socket_exhaustion` last for the rule's `for` (or the rest of the run).
+    pub fn device_timeline(&self) -> Vec<DeviceWindow> {
+        let s = self.lock();
+        let mut out: Vec<DeviceWindow> = s
+            .rules
+            .iter()
+            .filter_map(|r| {
+                let Fault::Device(f) = &r.rule.fault else {
+                    return None;
+                };
+                let (start, end) = window(&r.rule.when, &s.observed)?;
+                let end = match f {
+                    DeviceFault::Reboot(p) => Some(start + p.down),
+                    DeviceFault::ApDown(p) => Some(start + p.duration),
+                    DeviceFault::Internet(_) | DeviceFault::SocketExhaustion(_) => end,
+                };
+                Some(DeviceWindow {
+                    rule: r.id,
+                    fault: f.clone(),
+                    start,
+                    end,
+                })
+            })
+            .collect();
+        out.sort_by_key(|w| (w.start, w.rule));
+        out
+    }
+
+    /// The device faults active at `elapsed`.
+    pub fn device_faults_at(&self, elapsed: Duration) -> Vec<DeviceWindow> {
+        self.device_timeline()
+            .into_iter()
+            .filter(|w| w.contains(elapsed))
+            .collect()
+    }
+
+    /// The next time after `elapsed` at which some rule's window opens or closes (device
+    /// windows included), so a service can sleep until then; `None` when nothing is scheduled.
+    pub fn next_boundary(&self, elapsed: Duration) -> Option<Duration> {
+        let mut times: Vec<Duration> = {
+            let s = self.lock();
+            s.rules
+                .iter()
+                .filter_map(|r| window(&r.rule.when, &s.observed))
+                .flat_map(|(start, end)| [Some(start), end])
+                .flatten()
+                .collect()
+        };
+        times.extend(
+            self.device_timeline()
+                .into_iter()
+                .flat_map(|w| [Some(w.start), w.end])
+                .flatten(),
+        );
+        times.into_iter().filter(|t| *t > elapsed).min()
+    }
+}
