@@ -137,7 +137,7 @@ fn config(args: RunArgs) -> anyhow::Result<EmulatorConfig> {
         ..EmulatorConfig::default()
     };
     config.device.auth_token = args.token.or(file.auth_token);
-    config.device.seed = args.seed.or(file.seed).unwrap_or_else(rand_seed);
+    config.seed = args.seed.or(file.seed).unwrap_or_else(rand_seed);
     Ok(config)
 }
 
@@ -154,7 +154,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = config(args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let seed = config.device.seed;
+        let seed = config.seed;
         let device_ip = config.device_ip;
         let ws_path = config.ws.path.clone();
         let running = Emulator::start(config).await?;

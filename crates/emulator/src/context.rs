@@ -4,6 +4,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use espsim_faults::FaultPlan;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -29,6 +30,9 @@ pub(crate) struct Shared {
     pub(crate) device: DeviceHub,
     /// The device's socket slots (`max_open_sockets`, LRU purge).
     pub(crate) sockets: SocketTable,
+    /// The fault rules and the run's seeded RNG, asked on every accept, handshake, message and
+    /// DNS question.
+    pub(crate) faults: Arc<FaultPlan>,
     /// Everything observable.
     pub(crate) events: Arc<EventLog>,
     /// Cancelled on shutdown; every task watches it.
@@ -46,6 +50,7 @@ impl Shared {
         internet: InternetMode,
         ws: WsSettings,
         device: DeviceHub,
+        faults: Arc<FaultPlan>,
         events: Arc<EventLog>,
     ) -> Self {
         let sockets = SocketTable::new(profile.max_open_sockets, profile.lru_purge);
@@ -56,6 +61,7 @@ impl Shared {
             ws,
             device,
             sockets,
+            faults,
             events,
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),

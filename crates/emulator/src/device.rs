@@ -25,8 +25,6 @@ pub struct DeviceOptions {
     /// Token the app must present (`Authorization: Bearer`, `?token=` or `hello`); `None` means
     /// no authentication.
     pub auth_token: Option<String>,
-    /// Seed for the simulated board's sensors (same seed, same telemetry).
-    pub seed: u64,
     /// Device id reported in `welcome`, e.g. `esp32-a1b2c3`.
     pub device_id: Option<String>,
     /// Firmware version reported in `welcome`.
@@ -136,9 +134,9 @@ impl std::fmt::Debug for DeviceHub {
 }
 
 impl DeviceHub {
-    /// A device with a simulated board seeded from `options.seed`.
-    pub(crate) fn new(options: DeviceOptions, events: Arc<EventLog>) -> Self {
-        let device = Device::new(SimBoard::new(options.seed), options.settings());
+    /// A device with a simulated board seeded with the run's `seed` (same seed, same telemetry).
+    pub(crate) fn new(options: DeviceOptions, seed: u64, events: Arc<EventLog>) -> Self {
+        let device = Device::new(SimBoard::new(seed), options.settings());
         DeviceHub {
             options,
             inner: Mutex::new(Inner {

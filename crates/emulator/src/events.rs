@@ -82,6 +82,8 @@ pub enum EventKind {
         profile: String,
         /// The internet mode at start.
         internet: InternetMode,
+        /// The run's seed (replay a run with the same seed and the same connections).
+        seed: u64,
     },
     /// A DNS query was answered (or deliberately not).
     DnsQuery {
@@ -248,6 +250,17 @@ pub enum EventKind {
         /// Details.
         detail: String,
     },
+    /// A fault rule fired.
+    FaultApplied {
+        /// The connection it hit, if it hit one.
+        conn: Option<ConnId>,
+        /// The rule's id in the fault plan.
+        rule: u64,
+        /// The fault, as in the scenario (e.g. `{"handshake":"reset","at":"after_request"}`).
+        fault: serde_json::Value,
+        /// What was done, in a few words.
+        detail: String,
+    },
     /// The emulator is shutting down.
     Stopping,
 }
@@ -274,6 +287,7 @@ impl EventKind {
             EventKind::WsControl { .. } => "ws_control",
             EventKind::WsClosed { .. } => "ws_closed",
             EventKind::DeviceAction { .. } => "device_action",
+            EventKind::FaultApplied { .. } => "fault_applied",
             EventKind::Stopping => "stopping",
         }
     }

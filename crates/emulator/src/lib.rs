@@ -33,6 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use espsim_faults::{FaultPlan, FaultRule, PlanError};
 use tokio::net::{TcpListener, UdpSocket};
 
 pub use crate::device::DeviceOptions;
@@ -78,8 +79,12 @@ pub struct EmulatorConfig {
     pub internet: InternetMode,
     /// WebSocket endpoint.
     pub ws: WsSettings,
-    /// Firmware settings (identity, auth token, provisioning timing, seed).
+    /// Firmware settings (identity, auth token, provisioning timing).
     pub device: DeviceOptions,
+    /// The run's one seed: simulated sensors and every random fault decision.
+    pub seed: u64,
+    /// Fault rules active from the start (more can be added at run time via [`RunningEmulator::faults`]).
+    pub faults: Vec<FaultRule>,
     /// wss:// support.
     pub tls: Option<TlsOptions>,
     /// Also write every event as a JSON line here.
@@ -98,6 +103,8 @@ impl Default for EmulatorConfig {
             internet: InternetMode::default(),
             ws: WsSettings::default(),
             device: DeviceOptions::default(),
+            seed: 0,
+            faults: Vec::new(),
             tls: None,
             events_file: None,
         }
@@ -125,6 +132,9 @@ pub enum StartError {
     /// The event file could not be created.
     #[error(transparent)]
     EventFile(#[from] events::EventFileError),
+    /// A fault rule is invalid.
+    #[error(transparent)]
+    Faults(#[from] PlanError),
 }
 
 impl StartError {
@@ -163,6 +173,7 @@ pub struct Emulator;
 impl Emulator {
     /// Binds every socket, then starts every service. Returns once all are serving.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, StartError> {
+        let faults = Arc::new(FaultPlan::new(config.faults.clone(), Some(config.seed))?);
         let events = Arc::new(match &config.events_file {
             Some(path) => EventLog::with_file(path)?,
             None => EventLog::new(),
@@ -192,13 +203,14 @@ impl Emulator {
             None => None,
         };
 
-        let device = device::DeviceHub::new(config.device.clone(), events.clone());
+        let device = device::DeviceHub::new(config.device.clone(), config.seed, events.clone());
         let shared = Arc::new(Shared::new(
             config.profile.clone(),
             config.device_ip,
             config.internet,
             config.ws.clone(),
             device,
+            faults,
             events.clone(),
         ));
 
@@ -222,6 +234,7 @@ impl Emulator {
             device_ip: config.device_ip.to_string(),
             profile: config.profile.name.to_owned(),
             internet: config.internet,
+            seed: config.seed,
         });
         Ok(RunningEmulator {
             http_addr,
@@ -276,6 +289,16 @@ impl RunningEmulator {
     /// Switches the internet mode (takes effect on the next request).
     pub fn set_internet(&self, mode: InternetMode) {
         self.shared.set_internet(mode);
+    }
+
+    /// The fault plan: list, add and remove rules at run time.
+    pub fn faults(&self) -> &Arc<FaultPlan> {
+        &self.shared.faults
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.shared.faults.seed()
     }
 
     /// Presses the simulated board's button: the firmware broadcasts an `event` to every client.

@@ -561,16 +561,58 @@ pub struct WrongAddress {
     pub ip: IpAddr,
 }
 
-/// What OS connectivity checks see (same names as the device's `internet` setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// What a phone joined to the AP concludes about internet access, as the emulator stages it
+/// (the device's `internet` setting and the `{ device: internet }` fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InternetMode {
-    /// Checks pass: the phone believes it is online.
+    /// Connectivity checks get each OS's exact success answer: the phone believes it is online.
     Online,
-    /// Checks are redirected: the phone shows "Sign in to network".
+    /// The ESP-IDF captive-portal example: unknown URIs redirect to `/` ("Sign in to network").
+    #[default]
     Captive,
-    /// Checks fail: the phone shows "No internet".
+    /// Plain ESP-IDF without a captive handler: 404 and close ("No internet").
     Offline,
+}
+
+impl InternetMode {
+    /// Every mode, for help texts.
+    pub const ALL: [InternetMode; 3] = [
+        InternetMode::Online,
+        InternetMode::Captive,
+        InternetMode::Offline,
+    ];
+
+    /// The mode's name as used on the command line and in scenarios.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InternetMode::Online => "online",
+            InternetMode::Captive => "captive",
+            InternetMode::Offline => "offline",
+        }
+    }
+}
+
+impl std::fmt::Display for InternetMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for an unknown internet mode name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown internet mode `{0}` (expected online, captive or offline)")]
+pub struct UnknownInternetMode(pub String);
+
+impl std::str::FromStr for InternetMode {
+    type Err = UnknownInternetMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        InternetMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| UnknownInternetMode(s.to_owned()))
+    }
 }
 
 /// Device faults, placed on the run's timeline (see [`FaultPlan::device_timeline`](crate::FaultPlan::device_timeline)).

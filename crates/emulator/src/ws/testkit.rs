@@ -33,13 +33,14 @@ impl TestServer {
     /// Binds 127.0.0.1:0 and serves the WebSocket path with `profile`, `ws` and `device`.
     pub(crate) async fn start(profile: Profile, ws: WsSettings, device: DeviceOptions) -> Self {
         let events = Arc::new(EventLog::new());
-        let hub = DeviceHub::new(device, events.clone());
+        let hub = DeviceHub::new(device, 0, events.clone());
         let shared = Arc::new(Shared::new(
             profile,
             Ipv4Addr::LOCALHOST,
             InternetMode::default(),
             ws,
             hub,
+            Arc::new(espsim_faults::FaultPlan::empty(Some(0))),
             events,
         ));
         shared.device.start(&shared);
