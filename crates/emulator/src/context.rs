@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use espsim_faults::FaultPlan;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -14,6 +15,20 @@ use crate::events::{ConnId, EventKind, EventLog};
 use crate::internet::{InternetMode, InternetSwitch};
 use crate::profile::Profile;
 use crate::sockets::SocketTable;
+
+/// The device's network outage now, set by the device-fault timeline (`reboot`, `ap_down`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Outage {
+    /// Serving normally.
+    #[default]
+    None,
+    /// The chip is rebooting: nothing listens (new connections are refused: RST), existing
+    /// connections are gone (reset), DNS does not answer.
+    Rebooting,
+    /// The access point is gone: nothing is reachable. New connections get no answer, existing
+    /// ones go silent (no FIN, no RST) and are reset when the AP is back; DNS does not answer.
+    ApDown,
+}
 
 /// State shared by all services of one running emulator.
 #[derive(Debug)]
@@ -35,11 +50,14 @@ pub(crate) struct Shared {
     pub(crate) faults: Arc<FaultPlan>,
     /// Everything observable.
     pub(crate) events: Arc<EventLog>,
+    /// The current outage; services watch it (`outage.subscribe()`), the timeline sets it.
+    pub(crate) outage: watch::Sender<Outage>,
     /// Cancelled on shutdown; every task watches it.
     pub(crate) cancel: CancellationToken,
     /// Every spawned task, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
     next_conn: AtomicU64,
+    next_upgrade: AtomicU64,
 }
 
 impl Shared {
@@ -63,15 +81,23 @@ impl Shared {
             sockets,
             faults,
             events,
+            outage: watch::Sender::new(Outage::None),
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
+            next_upgrade: AtomicU64::new(1),
         }
     }
 
     /// A fresh connection id (1, 2, 3, … in accept order).
     pub(crate) fn next_conn_id(&self) -> ConnId {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The ordinal of a WebSocket upgrade request (1, 2, 3, …): what `connections:` counts for
+    /// handshake and message faults, so connectivity checks on the same port do not shift it.
+    pub(crate) fn next_upgrade_ordinal(&self) -> u64 {
+        self.next_upgrade.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Records an event.
