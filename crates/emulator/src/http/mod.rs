@@ -103,7 +103,7 @@ async fn connection<S>(
     tls: Option<TlsAcceptor>,
     site: Arc<Site>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + crate::ws::Transport + Unpin + Send + 'static,
 {
     let closed = |by: Side, reason: &str| {
         shared.emit(EventKind::TcpClosed {
