@@ -473,7 +473,10 @@ where
                 return Some(end);
             }
         }
-        if let Some(t) = &msg_type {
+        // Only what reached the firmware happened: a dropped `provision` arms no `after:` rule.
+        if copies > 0
+            && let Some(t) = &msg_type
+        {
             self.shared.faults.observe(t, self.shared.events.elapsed());
         }
         match after {
