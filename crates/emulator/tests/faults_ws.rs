@@ -703,3 +703,41 @@ async fn rules_added_at_run_time_apply_to_the_open_session() {
     drop(ws);
     e.shutdown(WAIT).await;
 }
+
+#[tokio::test]
+async fn duplicate_in_hands_the_app_message_to_the_firmware_twice() {
+    let e =
+        start(&[r#"{"when":{"message_type":"ping"},"fault":{"ws":"duplicate","direction":"in"}}"#])
+            .await;
+    let mut ws = connect_ok(&e).await;
+    send(&mut ws, json!({"type":"ping","seq":9})).await;
+    for _ in 0..2 {
+        let reply = next_json(&mut ws).await;
+        assert_eq!(
+            (reply["type"].as_str(), reply["seq"].as_u64()),
+            (Some("pong"), Some(9))
+        );
+    }
+    assert_quiet(&mut ws, "after two pongs").await;
+    drop(ws);
+    e.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn delay_in_holds_the_app_message_before_the_firmware_sees_it() {
+    let e = start(&[
+        r#"{"when":{"message_type":"ping"},"fault":{"ws":"delay","delay":"400ms","direction":"in"}}"#,
+    ])
+    .await;
+    let mut ws = connect_ok(&e).await;
+    let t = Instant::now();
+    send(&mut ws, json!({"type":"ping","seq":1})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(390) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    drop(ws);
+    e.shutdown(WAIT).await;
+}

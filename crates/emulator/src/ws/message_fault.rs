@@ -11,7 +11,18 @@
 //! | `garbage` | the text message `GARBAGE: this is not JSON {` |
 //! | `lru_purge` | the TCP connection closes (FIN) with no close frame, like ESP-IDF's LRU purge |
 //!
-//! The corrupt frames are written raw under tungstenite, which cannot produce them.
+//! The corrupt frames are written raw under tungstenite, which cannot produce them. An action
+//! fires once per connection and rule: right after the message that triggers it, or, for a rule
+//! without message conditions, when the session starts or the rule's window opens.
+//!
+//! The faults on a passing message are handled by the session:
+//!
+//! | fault | effect |
+//! |---|---|
+//! | `drop` | `out`: the device's message is not sent; `in`: the app's message never reaches the firmware (no reply) |
+//! | `duplicate` | the message is sent (`out`) or handed to the firmware (`in`) twice |
+//! | `delay` | the session holds the message for `delay`; what comes after it waits too (order is kept, as on a slow link) |
+//! | `suppress_pong` | the app's WebSocket ping gets no pong (the link is otherwise alive) |
 
 use espsim_faults::{CorruptKind, WsFault};
 
