@@ -172,12 +172,12 @@ impl<F: FnMut(&ClientEvent) + Send> Runner<F> {
             self.outbox_open = false;
             return;
         };
-        if self.queue.len() >= self.config.max_queue.max(1) {
-            if let Some(old) = self.queue.pop_front() {
-                self.emit(ClientEventKind::QueueDropped {
-                    msg_type: old.type_name().to_owned(),
-                });
-            }
+        if self.queue.len() >= self.config.max_queue.max(1)
+            && let Some(old) = self.queue.pop_front()
+        {
+            self.emit(ClientEventKind::QueueDropped {
+                msg_type: old.type_name().to_owned(),
+            });
         }
         let msg_type = message.type_name().to_owned();
         self.queue.push_back(message);
