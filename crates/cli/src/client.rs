@@ -197,3 +197,60 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ClientArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<ClientArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("client").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn flags_override_the_profile() {
+        let args = parse(&[
+            "ws://127.0.0.1:8080/ws",
+            "--profile",
+            "silent",
+            "--heartbeat",
+            "2s",
+            "--heartbeat-timeout",
+            "1s",
+            "--connect-timeout",
+            "3s",
+            "--backoff-initial",
+            "100ms",
+        ])
+        .expect("parses");
+        let c = config(&args).expect("valid");
+        assert_eq!(c.profile, ClientProfile::Silent);
+        assert_eq!(
+            c.heartbeat,
+            Some(Heartbeat {
+                every: Duration::from_secs(2),
+                timeout: Duration::from_secs(1),
+                kind: HeartbeatKind::App,
+            })
+        );
+        assert_eq!(c.connect_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(c.backoff.initial, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn an_unknown_profile_is_a_usage_error_naming_the_known_ones() {
+        let err = parse(&["ws://x/ws", "--profile", "rude"]).expect_err("rejected");
+        assert!(
+            err.to_string()
+                .contains("known: good, naive, silent, impolite, patient"),
+            "{err}"
+        );
+    }
+}

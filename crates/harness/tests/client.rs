@@ -664,3 +664,37 @@ async fn refused_connection_is_reported_with_the_os_error() {
     let (summary, _) = run.stop().await;
     assert!(!summary.ever_ready());
 }
+
+#[tokio::test]
+async fn the_queue_keeps_the_newest_messages_up_to_its_limit() {
+    let addr = closed_port().await;
+    let mut config = quick(url(addr), ClientProfile::Good);
+    config.max_queue = 2;
+    let mut run = Run::start(config);
+    for id in 1..=3 {
+        run.sender
+            .send(GetStatus { id: Some(id) })
+            .expect("client runs");
+    }
+    let dropped = run
+        .next("queue_dropped", |k| {
+            matches!(k, ClientEventKind::QueueDropped { .. })
+        })
+        .await;
+    assert_eq!(
+        dropped.kind,
+        ClientEventKind::QueueDropped {
+            msg_type: "get_status".into()
+        }
+    );
+    let (summary, events) = run.stop().await;
+    let queued: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e.kind {
+            ClientEventKind::Queued { queued, .. } => Some(queued),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(queued, [1, 2, 2]);
+    assert_eq!(summary.unsent, 2);
+}
