@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use espsim_harness::client::{
-    Client, ClientConfig, ClientEvent, ClientProfile, Heartbeat, HeartbeatKind,
-};
+use espsim_harness::client::{Client, ClientConfig, ClientProfile, Heartbeat, HeartbeatKind};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -157,17 +155,15 @@ pub(crate) fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
             }
             timer.cancel();
         });
-        let summary = client.run(stop, print_event).await;
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer(
-            &mut out,
-            &SummaryLine {
-                event: "summary",
-                summary: &summary,
-            },
-        )?;
-        out.write_all(b"\n")?;
-        out.flush()?;
+        let mut printer = Printer {
+            open: true,
+            stop: stop.clone(),
+        };
+        let summary = client.run(stop, |e| printer.print(e)).await;
+        printer.print(&SummaryLine {
+            event: "summary",
+            summary: &summary,
+        });
         Ok(if summary.ever_ready() {
             ExitCode::SUCCESS
         } else {
@@ -176,14 +172,27 @@ pub(crate) fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// One JSON line per event on stdout, flushed at once so a pipe sees it live.
-fn print_event(event: &ClientEvent) {
-    let mut out = std::io::stdout().lock();
-    let written = serde_json::to_writer(&mut out, event).is_ok()
-        && out.write_all(b"\n").is_ok()
-        && out.flush().is_ok();
-    if !written {
-        tracing::warn!("cannot write an event to stdout");
+/// Prints one JSON line per event on stdout, flushed at once so a pipe sees it live. When stdout
+/// goes away (`| head`), the client is stopped instead of running on unseen.
+struct Printer {
+    open: bool,
+    stop: CancellationToken,
+}
+
+impl Printer {
+    fn print(&mut self, line: &impl Serialize) {
+        if !self.open {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let written = serde_json::to_writer(&mut out, line).is_ok()
+            && out.write_all(b"\n").is_ok()
+            && out.flush().is_ok();
+        if !written {
+            self.open = false;
+            tracing::warn!("stdout is closed; stopping the client");
+            self.stop.cancel();
+        }
     }
 }
 

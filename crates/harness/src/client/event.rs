@@ -38,6 +38,18 @@ pub enum ClientEventKind {
         url: String,
         /// Profile name.
         profile: String,
+        /// Connect (and `welcome`) timeout; `None` = none.
+        connect_timeout_ms: Option<u64>,
+        /// Heartbeat interval; `None` = no heartbeat.
+        heartbeat_ms: Option<u64>,
+        /// Heartbeat answer timeout.
+        heartbeat_timeout_ms: Option<u64>,
+        /// First reconnect delay.
+        backoff_initial_ms: u64,
+        /// Reconnect delay growth per failure.
+        backoff_factor: f64,
+        /// Reconnect delay cap.
+        backoff_max_ms: u64,
     },
     /// A connection attempt begins (TCP connect + WebSocket upgrade).
     Attempt {
@@ -170,7 +182,7 @@ pub struct ClientSummary {
     pub ready: u32,
     /// Attempts that failed before `welcome`.
     pub failures: u32,
-    /// Protocol messages sent (heartbeats included).
+    /// Protocol messages sent (app heartbeats included, WebSocket ping frames not).
     pub sent: u64,
     /// Messages received.
     pub received: u64,

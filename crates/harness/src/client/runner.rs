@@ -85,6 +85,12 @@ impl<F: FnMut(&ClientEvent) + Send> Runner<F> {
         self.emit(ClientEventKind::Start {
             url: self.config.url.clone(),
             profile: self.config.profile.name().to_owned(),
+            connect_timeout_ms: self.config.connect_timeout.map(millis),
+            heartbeat_ms: self.config.heartbeat.map(|h| millis(h.every)),
+            heartbeat_timeout_ms: self.config.heartbeat.map(|h| millis(h.timeout)),
+            backoff_initial_ms: millis(self.config.backoff.initial),
+            backoff_factor: self.config.backoff.factor,
+            backoff_max_ms: millis(self.config.backoff.max),
         });
         let mut failures: u32 = 0;
         while !stop.is_cancelled() {
