@@ -224,12 +224,9 @@ impl<F: FnMut(&ClientEvent) + Send> Runner<F> {
                             return HelloOutcome::Ready;
                         }
                         Some(DeviceMessage::Error(e)) if e.id == Some(id) || e.id.is_none() => {
-                            let code = serde_json::to_value(e.code)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default();
                             return HelloOutcome::Failed(format!(
-                                "hello rejected: {code}: {}",
+                                "hello rejected: {}: {}",
+                                e.code.as_str(),
                                 e.message
                             ));
                         }
