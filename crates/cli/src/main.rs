@@ -4,6 +4,7 @@
 //! Exit codes: 0 ok, 1 a check failed, 2 usage, configuration or start-up error.
 
 mod cert;
+mod client;
 mod logging;
 mod run;
 
@@ -30,6 +31,8 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Write a self-signed certificate and key (PEM) for `run --cert/--key`, to trust in an app.
     Cert(cert::CertArgs),
+    /// Run the reference WebSocket client against a device URL; prints its events as JSON lines.
+    Client(client::ClientArgs),
     /// List the device profiles (ESP-IDF versions and their limits).
     Profiles,
 }
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Cert(args) => cert::run(args),
+        Command::Client(args) => client::run(args),
         Command::Profiles => {
             run::print_profiles();
             Ok(ExitCode::SUCCESS)
