@@ -11,7 +11,9 @@
 pub mod client;
 pub mod device;
 pub mod expect;
+pub mod scenario;
 pub mod yaml;
 
 pub use device::{DeviceConfig, WsConfig};
+pub use scenario::{Scenario, ScenarioError};
 pub use yaml::YamlError;
