@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod device;
+pub mod probe;
 pub mod yaml;
 
 pub use device::{DeviceConfig, WsConfig};
