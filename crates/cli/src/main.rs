@@ -5,6 +5,7 @@
 
 mod cert;
 mod logging;
+mod probe;
 mod run;
 
 use std::process::ExitCode;
@@ -32,6 +33,9 @@ enum Command {
     Cert(cert::CertArgs),
     /// List the device profiles (ESP-IDF versions and their limits).
     Profiles,
+    /// Diagnose a connection to a device (real or emulated) layer by layer: URL, DNS, TCP, TLS,
+    /// HTTP, OS connectivity checks, WebSocket upgrade, protocol, round trip.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Cert(args) => cert::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Profiles => {
             run::print_profiles();
             Ok(ExitCode::SUCCESS)

@@ -19,6 +19,9 @@ use super::{Details, Outcome, Verdict};
 /// ESP-IDF ≤ v5.4's `HTTPD_MAX_REQ_HDR_LEN`.
 const ESP_HEADER_LIMIT: usize = 512;
 
+const RESET_HINT: &str = "the device reset the connection: it ran out of sockets or memory, \
+     purged this socket (lru_purge_enable closes the oldest), or crashed";
+
 /// The known shapes of an upgrade attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,7 +171,21 @@ pub(crate) async fn probe(
         error: None,
         dart_error: None,
     };
-    let uri = format!("http://{}{}", target.host_header(), target.request_target());
+    // Dart rebuilds ws://host/path as http://host:0/path (no default port for ws).
+    let uri = format!(
+        "{}://{}:{}{}",
+        match target.scheme {
+            super::target::Scheme::Ws => "http",
+            super::target::Scheme::Wss => "https",
+        },
+        if target.host.contains(':') {
+            format!("[{}]", target.host)
+        } else {
+            target.host.clone()
+        },
+        target.explicit_port.unwrap_or(0),
+        target.request_target()
+    );
     let fail = |mut d: WsDetails, outcome, summary: String, hint: String, dart: Option<String>| {
         d.outcome = outcome;
         d.dart_error = dart;
@@ -209,18 +226,28 @@ pub(crate) async fn probe(
         io.flush().await
     };
     if let Ok(Err(e)) = tokio::time::timeout_at(deadline, write).await {
-        // The response may still be readable (e.g. a reset after a partial read); fall through
-        // only for errors that are not a reset.
-        if !is_reset(&e) {
-            d.error = Some(e.to_string());
-            return fail(
-                d,
+        d.error = Some(e.to_string());
+        // A reset that arrives before the request is written shows up on the write.
+        let (outcome, hint, dart) = if is_reset(&e) {
+            (
+                WsOutcome::Reset,
+                RESET_HINT,
+                Some(format!("HttpException: Connection reset by peer, uri = {uri}")),
+            )
+        } else {
+            (
                 WsOutcome::ConnectFailed,
-                format!("writing the upgrade failed: {e}"),
-                "the connection broke while sending the request".to_owned(),
+                "the connection broke while sending the request",
                 None,
-            );
-        }
+            )
+        };
+        return fail(
+            d,
+            outcome,
+            format!("writing the upgrade failed: {e}"),
+            hint.to_owned(),
+            dart,
+        );
     }
     let (mut response, leftover) = match http::read_head(&mut io, deadline).await {
         Ok(r) => r,
@@ -246,9 +273,7 @@ pub(crate) async fn probe(
                     d,
                     WsOutcome::Reset,
                     format!("connection reset after {bytes} bytes of response"),
-                    "the device reset the connection: it ran out of sockets/memory, purged this \
-                     socket (lru_purge_enable closes the oldest), or crashed"
-                        .to_owned(),
+                    RESET_HINT.to_owned(),
                     Some(format!("HttpException: Connection reset by peer, uri = {uri}")),
                 ),
                 ReadError::TimedOut { bytes } => fail(
