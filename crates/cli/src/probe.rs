@@ -12,9 +12,11 @@ use espsim_harness::probe::{self, Details, LayerReport, ProbeOptions, ProbeRepor
 
 /// Arguments of `espsim probe`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Layers, in order: uri, dns, tcp, tls (wss), http, connectivity, \
+#[command(
+    after_help = "Layers, in order: uri, dns, tcp, tls (wss), http, connectivity, \
 websocket, protocol, round_trip. The probe stops at the first failing layer.\n\
-Exit codes: 0 all passed (warnings allowed), 1 a layer failed, 2 usage error.")]
+Exit codes: 0 all passed (warnings allowed), 1 a layer failed, 2 usage error."
+)]
 pub(crate) struct ProbeArgs {
     /// The app's URL: ws://, wss:// (http:// and https:// are linted, then probed as ws/wss).
     url: String,

@@ -8,8 +8,7 @@ use std::time::Duration;
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::{DeviceOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions};
 use espsim_harness::probe::{
-    self, Details, LayerId, OsConclusion, ProbeOptions, ProbeReport, TcpOutcome, Verdict,
-    WsOutcome,
+    self, Details, LayerId, OsConclusion, ProbeOptions, ProbeReport, TcpOutcome, Verdict, WsOutcome,
 };
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use serde_json::Value;
@@ -190,7 +189,9 @@ async fn connectivity_verdicts_follow_captive_online_and_offline() {
     let l = layer(&captive, LayerId::Connectivity);
     assert_eq!(l.verdict, Verdict::Warn);
     assert!(
-        l.hint.as_deref().is_some_and(|h| h.contains("bindProcessToNetwork")),
+        l.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("bindProcessToNetwork")),
         "{:?}",
         l.hint
     );
@@ -252,7 +253,9 @@ async fn refused_port_fails_tcp_and_skips_the_rest() {
         other => panic!("tcp details expected, got {other:?}"),
     }
     assert!(
-        tcp.hint.as_deref().is_some_and(|h| h.contains("Connection refused")),
+        tcp.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("Connection refused")),
         "{:?}",
         tcp.hint
     );
@@ -270,7 +273,10 @@ async fn wss_to_a_device_with_only_port_80_says_so() {
     o.http_port = Some(emu.http_addr().port());
     let report = probe(o).await;
     assert_skipped_after(&report, LayerId::Tcp);
-    let hint = layer(&report, LayerId::Tcp).hint.clone().unwrap_or_default();
+    let hint = layer(&report, LayerId::Tcp)
+        .hint
+        .clone()
+        .unwrap_or_default();
     assert!(hint.contains("only serves plain HTTP"), "{hint}");
     assert!(
         hint.contains(&format!("ws://127.0.0.1:{}/ws", emu.http_addr().port())),
@@ -512,7 +518,9 @@ async fn nxdomain_and_empty_answers_fail_dns() {
     let report = probe(o).await;
     assert_skipped_after(&report, LayerId::Dns);
     assert!(
-        layer(&report, LayerId::Dns).summary.contains("port unreachable"),
+        layer(&report, LayerId::Dns)
+            .summary
+            .contains("port unreachable"),
         "{}",
         layer(&report, LayerId::Dns).summary
     );
@@ -539,7 +547,11 @@ async fn resolv_conf_nameserver_is_used_and_the_emulators_dns_is_a_captive_wildc
     o.resolv_conf = conf;
     let report = probe(o).await;
     assert_skipped_after(&report, LayerId::Dns);
-    assert!(layer(&report, LayerId::Dns).summary.contains("no nameserver"));
+    assert!(
+        layer(&report, LayerId::Dns)
+            .summary
+            .contains("no nameserver")
+    );
     emu.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -597,7 +609,12 @@ async fn wss_to_the_emulator_reports_the_self_signed_certificate() {
         }
         other => panic!("tls details expected, got {other:?}"),
     }
-    for id in [LayerId::Http, LayerId::Websocket, LayerId::Protocol, LayerId::RoundTrip] {
+    for id in [
+        LayerId::Http,
+        LayerId::Websocket,
+        LayerId::Protocol,
+        LayerId::RoundTrip,
+    ] {
         assert_eq!(layer(&report, id).verdict, Verdict::Pass, "{id:?}");
     }
     emu.shutdown(Duration::from_secs(1)).await;

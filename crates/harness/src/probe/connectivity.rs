@@ -248,7 +248,10 @@ mod tests {
         let not_found = resp(404, "Nothing matches the given URI");
         assert_eq!(Os::Android.conclude(&resp(204, "")), OsConclusion::Online);
         assert_eq!(Os::Android.conclude(&redirect), OsConclusion::SignIn);
-        assert_eq!(Os::Android.conclude(&resp(200, "ok")), OsConclusion::NoInternet);
+        assert_eq!(
+            Os::Android.conclude(&resp(200, "ok")),
+            OsConclusion::NoInternet
+        );
         assert_eq!(Os::Android.conclude(&not_found), OsConclusion::NoInternet);
         assert_eq!(Os::Apple.conclude(&not_found), OsConclusion::SignIn);
         assert_eq!(

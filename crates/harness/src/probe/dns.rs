@@ -35,7 +35,10 @@ pub struct DnsDetails {
 /// What one query produced.
 #[derive(Debug)]
 enum Answer {
-    Response { rcode: ResponseCode, a: Vec<Ipv4Addr> },
+    Response {
+        rcode: ResponseCode,
+        a: Vec<Ipv4Addr>,
+    },
     /// ICMP port unreachable: nothing listens on port 53 there.
     Refused,
     TimedOut,
@@ -84,7 +87,9 @@ async fn query(server: SocketAddr, name: &str, timeout: Duration) -> Answer {
             let len = socket.recv(&mut buf).await?;
             let reply = buf.get(..len).unwrap_or_default();
             match Message::from_vec(reply) {
-                Ok(m) if m.metadata.id == id && m.metadata.message_type == MessageType::Response => {
+                Ok(m)
+                    if m.metadata.id == id && m.metadata.message_type == MessageType::Response =>
+                {
                     return Ok(Ok(m));
                 }
                 Ok(_) => continue,
@@ -113,10 +118,12 @@ async fn query(server: SocketAddr, name: &str, timeout: Duration) -> Answer {
 
 fn random_label() -> String {
     let bytes: [u8; 8] = rand::random();
-    bytes.iter().fold(String::from("espsim-probe-"), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::from("espsim-probe-"), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Layer 2: resolves `host`; returns the outcome and the address to connect to.
@@ -216,9 +223,10 @@ pub(crate) async fn probe(host: &str, options: &ProbeOptions) -> (Outcome, Optio
     // A random name: a captive DNS answers it with the same address.
     let wildcard_name = format!("{}.invalid", random_label());
     let wildcard = match query(server, &wildcard_name, options.timeout).await {
-        Answer::Response { rcode, a: wa } if rcode == ResponseCode::NoError => {
-            Some(!wa.is_empty() && wa.iter().any(|ip| a.contains(ip)))
-        }
+        Answer::Response {
+            rcode: ResponseCode::NoError,
+            a: wa,
+        } => Some(!wa.is_empty() && wa.iter().any(|ip| a.contains(ip))),
         Answer::Response { .. } => Some(false),
         _ => None,
     };

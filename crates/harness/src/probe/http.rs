@@ -267,7 +267,10 @@ pub(crate) fn looks(response: &Response) -> ServerLooks {
     if let Some(known) = ESP_ERROR_BODIES.iter().find(|b| body.trim() == **b) {
         signs.push(format!("ESP-IDF body `{known}`"));
     }
-    ServerLooks { esp_idf: esp, signs }
+    ServerLooks {
+        esp_idf: esp,
+        signs,
+    }
 }
 
 /// Layer HTTP facts.

@@ -188,16 +188,24 @@ impl Verdict {
 /// Layer-specific facts; which variant is used follows from [`LayerReport::layer`].
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
-#[allow(missing_docs)]
 pub enum Details {
+    /// Layer `uri`.
     Uri(UriDetails),
+    /// Layer `dns`.
     Dns(DnsDetails),
+    /// Layer `tcp`.
     Tcp(TcpDetails),
+    /// Layer `tls`.
     Tls(TlsDetails),
+    /// Layer `http`.
     Http(HttpDetails),
+    /// Layer `connectivity`.
     Connectivity(ConnectivityDetails),
+    /// Layer `websocket`.
     Websocket(WsDetails),
+    /// Layer `protocol`.
     Protocol(ProtocolDetails),
+    /// Layer `round_trip`.
     RoundTrip(RoundTripDetails),
 }
 

@@ -77,7 +77,9 @@ async fn next_text(ws: &mut WebSocketStream<BoxIo>, deadline: Instant) -> Next {
             Ok(Some(Ok(Message::Close(frame)))) => {
                 return Next::Closed(
                     frame.as_ref().map(|f| u16::from(f.code)),
-                    frame.map(|f| f.reason.as_str().to_owned()).unwrap_or_default(),
+                    frame
+                        .map(|f| f.reason.as_str().to_owned())
+                        .unwrap_or_default(),
                 );
             }
             Ok(Some(Ok(_))) => continue,
@@ -124,7 +126,9 @@ pub(crate) async fn hello(
             Next::Closed(code, reason) => {
                 d.close_code = code;
                 let hint = match code {
-                    Some(1008) => "closed for policy (1008): the device wants a token: pass --token",
+                    Some(1008) => {
+                        "closed for policy (1008): the device wants a token: pass --token"
+                    }
                     _ => "the device closed the connection instead of answering hello",
                 };
                 return Outcome::new(
@@ -155,12 +159,9 @@ pub(crate) async fn hello(
         let reply = match espsim_protocol::decode_device(text.as_bytes()) {
             Ok(m) => m,
             Err(e) => {
-                return Outcome::new(
-                    Verdict::Fail,
-                    format!("unreadable reply to hello: {e}"),
-                )
-                .hint("the device speaks another protocol (or another version of this one)")
-                .details(Details::Protocol(d));
+                return Outcome::new(Verdict::Fail, format!("unreadable reply to hello: {e}"))
+                    .hint("the device speaks another protocol (or another version of this one)")
+                    .details(Details::Protocol(d));
             }
         };
         match reply {
@@ -244,7 +245,11 @@ pub(crate) async fn round_trip(
                         break;
                     }
                     Ok(DeviceMessage::Error(e)) if e.id == Some(100 + seq) => {
-                        failure = Some(format!("ping {seq}: error {}: {}", e.code.as_str(), e.message));
+                        failure = Some(format!(
+                            "ping {seq}: error {}: {}",
+                            e.code.as_str(),
+                            e.message
+                        ));
                         break 'pings;
                     }
                     _ => continue,
@@ -270,7 +275,12 @@ pub(crate) async fn round_trip(
 
     // WebSocket-level ping frame.
     let mut ws_pong = None;
-    if failure.is_none() && ws.send(Message::Ping(PING_PAYLOAD.to_vec().into())).await.is_ok() {
+    if failure.is_none()
+        && ws
+            .send(Message::Ping(PING_PAYLOAD.to_vec().into()))
+            .await
+            .is_ok()
+    {
         let sent = Instant::now();
         let deadline = sent + timeout;
         for _ in 0..MAX_SKIPPED {

@@ -199,7 +199,11 @@ pub(crate) fn lint(target: &Target) -> Outcome {
         });
     };
     if matches!(target.written_scheme.as_str(), "http" | "https") {
-        let ws = if target.scheme == Scheme::Ws { "ws" } else { "wss" };
+        let ws = if target.scheme == Scheme::Ws {
+            "ws"
+        } else {
+            "wss"
+        };
         add(
             "http_scheme",
             "warn",

@@ -149,9 +149,7 @@ fn host_matches(host: &str, names: &[GeneralName<'_>]) -> bool {
         (GeneralName::DNSName(name), None) => {
             let name = name.to_ascii_lowercase();
             match name.strip_prefix("*.") {
-                Some(suffix) => host
-                    .split_once('.')
-                    .is_some_and(|(_, rest)| rest == suffix),
+                Some(suffix) => host.split_once('.').is_some_and(|(_, rest)| rest == suffix),
                 None => name == host,
             }
         }
@@ -185,7 +183,9 @@ fn describe(leaf: &[u8], host: &str, details: &mut TlsDetails) -> Result<(), Str
         .filter_map(|n| match n {
             GeneralName::DNSName(d) => Some((*d).to_owned()),
             GeneralName::IPAddress(b) => match b.len() {
-                4 => <[u8; 4]>::try_from(*b).ok().map(|a| IpAddr::from(a).to_string()),
+                4 => <[u8; 4]>::try_from(*b)
+                    .ok()
+                    .map(|a| IpAddr::from(a).to_string()),
                 16 => <[u8; 16]>::try_from(*b)
                     .ok()
                     .map(|a| IpAddr::from(a).to_string()),
@@ -322,7 +322,10 @@ pub(crate) async fn probe(
     let subject = details.subject.clone().unwrap_or_default();
     let version = details.version.clone().unwrap_or_default();
     let summary = if problems.is_empty() {
-        format!("{version}, {subject}, valid until {}", details.not_after.clone().unwrap_or_default())
+        format!(
+            "{version}, {subject}, valid until {}",
+            details.not_after.clone().unwrap_or_default()
+        )
     } else {
         format!("{version}, {subject}: {}", problems.join(", "))
     };

@@ -133,16 +133,24 @@ fn non_101_hint(r: &Response, target: &Target) -> String {
              CONFIG_HTTPD_MAX_REQ_HDR_LEN"
         ),
         414 => "URI over 512 bytes (CONFIG_HTTPD_MAX_URI_LEN)".to_owned(),
-        400 => "ESP-IDF refused the upgrade: `Upgrade` not `websocket`, WebSocket support disabled \
+        400 => {
+            "ESP-IDF refused the upgrade: `Upgrade` not `websocket`, WebSocket support disabled \
                 (CONFIG_HTTPD_WS_SUPPORT), or with HTTPD_WS_STRICTER_RFC6455 a bad key/missing Host"
-            .to_owned(),
+                .to_owned()
+        }
         426 => "the device wants Sec-WebSocket-Version 13".to_owned(),
         405 => "the handler is not registered for GET".to_owned(),
-        401 | 403 => "the device wants a token: pass --token (Authorization: Bearer, ?token=)".to_owned(),
-        200 => "the URI is registered without `.is_websocket = true`: ESP-IDF ignored the upgrade and \
+        401 | 403 => {
+            "the device wants a token: pass --token (Authorization: Bearer, ?token=)".to_owned()
+        }
+        200 => {
+            "the URI is registered without `.is_websocket = true`: ESP-IDF ignored the upgrade and \
                 ran the handler as a plain GET"
-            .to_owned(),
-        s if s >= 500 => "the device failed internally (out of memory or a handler error)".to_owned(),
+                .to_owned()
+        }
+        s if s >= 500 => {
+            "the device failed internally (out of memory or a handler error)".to_owned()
+        }
         _ => "the device answered but did not switch protocols".to_owned(),
     }
 }
@@ -232,7 +240,9 @@ pub(crate) async fn probe(
             (
                 WsOutcome::Reset,
                 RESET_HINT,
-                Some(format!("HttpException: Connection reset by peer, uri = {uri}")),
+                Some(format!(
+                    "HttpException: Connection reset by peer, uri = {uri}"
+                )),
             )
         } else {
             (
@@ -257,7 +267,14 @@ pub(crate) async fn probe(
                 ReadError::Closed { bytes } => fail(
                     d,
                     WsOutcome::ClosedBeforeHeaders,
-                    format!("connection closed {} before a full response header", if bytes == 0 { "with no response".to_owned() } else { format!("after {bytes} bytes") }),
+                    format!(
+                        "connection closed {} before a full response header",
+                        if bytes == 0 {
+                            "with no response".to_owned()
+                        } else {
+                            format!("after {bytes} bytes")
+                        }
+                    ),
                     if bytes == 0 {
                         "ESP-IDF ≤ v6.0 closes silently when the upgrade fails its checks: \
                          `Sec-WebSocket-Version` missing or not 13, `Sec-WebSocket-Key` missing or \
@@ -267,19 +284,26 @@ pub(crate) async fn probe(
                     } else {
                         "the device closed mid-response: a crash/reboot or an LRU purge".to_owned()
                     },
-                    Some(format!("HttpException: Connection closed before full header was received, uri = {uri}")),
+                    Some(format!(
+                        "HttpException: Connection closed before full header was received, uri = {uri}"
+                    )),
                 ),
                 ReadError::Reset { bytes, .. } => fail(
                     d,
                     WsOutcome::Reset,
                     format!("connection reset after {bytes} bytes of response"),
                     RESET_HINT.to_owned(),
-                    Some(format!("HttpException: Connection reset by peer, uri = {uri}")),
+                    Some(format!(
+                        "HttpException: Connection reset by peer, uri = {uri}"
+                    )),
                 ),
                 ReadError::TimedOut { bytes } => fail(
                     d,
                     WsOutcome::NoResponse,
-                    format!("no complete response within {:?} ({bytes} bytes)", dial.timeout),
+                    format!(
+                        "no complete response within {:?} ({bytes} bytes)",
+                        dial.timeout
+                    ),
                     "the handler ran but sent nothing (a URI registered without is_websocket that \
                      returns ESP_OK without a response), or httpd is out of sockets; Dart waits \
                      forever here unless connectTimeout is set"
@@ -308,7 +332,9 @@ pub(crate) async fn probe(
     d.location = response.header("location").map(str::to_owned);
     d.accept = response.header("sec-websocket-accept").map(str::to_owned);
     d.subprotocol = response.header("sec-websocket-protocol").map(str::to_owned);
-    d.extensions = response.header("sec-websocket-extensions").map(str::to_owned);
+    d.extensions = response
+        .header("sec-websocket-extensions")
+        .map(str::to_owned);
 
     if response.status != 101 {
         // Read what body arrived already, for the report.
@@ -337,7 +363,8 @@ pub(crate) async fn probe(
     let bad = match accept.as_deref() {
         None => Some((
             "101 without Sec-WebSocket-Accept".to_owned(),
-            "WebSocketException: Response did not contain a 'Sec-WebSocket-Accept' header".to_owned(),
+            "WebSocketException: Response did not contain a 'Sec-WebSocket-Accept' header"
+                .to_owned(),
         )),
         Some(a) if a.trim() != expected => Some((
             format!("101 with a wrong Sec-WebSocket-Accept `{a}` (expected `{expected}`)"),
