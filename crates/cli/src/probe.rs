@@ -123,7 +123,10 @@ fn render(report: &ProbeReport) -> String {
         {
             s.push_str(&format!("  {:<33}Dart app sees: {dart}\n", ""));
         }
-        if let Some(hint) = &layer.hint {
+        // The connectivity hint repeats one of the per-OS lines printed above.
+        if let Some(hint) = &layer.hint
+            && !matches!(layer.details, Some(Details::Connectivity(_)))
+        {
             s.push_str(&format!("  {:<33}hint: {hint}\n", ""));
         }
     }
@@ -139,4 +142,58 @@ fn render(report: &ProbeReport) -> String {
         None => s.push_str("OK\n"),
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use espsim_harness::probe::{LayerId, LayerReport, ProbeReport, Verdict};
+
+    fn row(layer: LayerId, verdict: Verdict, summary: &str, hint: Option<&str>) -> LayerReport {
+        LayerReport {
+            layer,
+            verdict,
+            duration_ms: (verdict != Verdict::Skipped).then_some(1.25),
+            summary: summary.to_owned(),
+            hint: hint.map(str::to_owned),
+            details: None,
+        }
+    }
+
+    #[test]
+    fn table_has_one_row_per_layer_hints_under_them_and_the_outcome() {
+        let report = ProbeReport {
+            schema_version: 1,
+            url: "ws://192.168.4.1/ws".to_owned(),
+            ok: false,
+            failed_layer: Some(LayerId::Tcp),
+            layers: vec![
+                row(LayerId::Uri, Verdict::Pass, "ws://192.168.4.1:80/ws", None),
+                row(
+                    LayerId::Tcp,
+                    Verdict::Fail,
+                    "refused by 192.168.4.1:80",
+                    Some("nothing listens"),
+                ),
+                row(LayerId::Http, Verdict::Skipped, "not run: tcp failed", None),
+            ],
+        };
+        let text = super::render(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "espsim probe ws://192.168.4.1/ws");
+        assert_eq!(
+            lines[3],
+            "  uri           PASS       1.2 ms  ws://192.168.4.1:80/ws"
+        );
+        assert_eq!(
+            lines[4],
+            "  tcp           FAIL       1.2 ms  refused by 192.168.4.1:80"
+        );
+        assert_eq!(lines[5].trim(), "hint: nothing listens");
+        assert!(lines[5].starts_with(&" ".repeat(35)), "{:?}", lines[5]);
+        assert_eq!(
+            lines[6],
+            "  http          skip               not run: tcp failed"
+        );
+        assert_eq!(lines.last(), Some(&"FAILED at tcp (exit 1)"));
+    }
 }

@@ -39,6 +39,7 @@ pub enum WsOutcome {
     /// Nothing came back within the timeout.
     NoResponse,
     /// A complete response other than `101`.
+    #[serde(rename = "non_101")]
     Non101,
     /// `101` with a missing or wrong `Sec-WebSocket-Accept` (or missing `Upgrade`/`Connection`).
     BadAccept,
