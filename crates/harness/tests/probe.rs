@@ -629,3 +629,68 @@ async fn unusable_urls_are_usage_errors() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_431_gets_the_esp_idf_header_limit_hint() {
+    let addr = tiny_server(|mut stream| async move {
+        let _ = read_request(&mut stream).await;
+        let _ = stream
+            .write_all(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/html\r\n\
+                  Content-Length: 26\r\n\r\nHeader fields are too long",
+            )
+            .await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+    let report = probe(options(format!("ws://{addr}/ws"))).await;
+    assert_skipped_after(&report, LayerId::Websocket);
+    let d = ws_details(&report);
+    assert_eq!((d.outcome, d.status), (WsOutcome::Non101, Some(431)));
+    let hint = layer(&report, LayerId::Websocket)
+        .hint
+        .clone()
+        .unwrap_or_default();
+    assert!(hint.contains("512"), "{hint}");
+    // The same server's `GET /` answer is recognized as ESP-IDF's.
+    match &layer(&report, LayerId::Http).details {
+        Some(Details::Http(h)) => {
+            assert!(h.server.as_ref().is_some_and(|s| s.esp_idf), "{h:?}");
+        }
+        other => panic!("http details expected, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn http_scheme_is_linted_and_still_probed_as_ws() {
+    let emu = emulator(InternetMode::Online).await;
+    let port = emu.http_addr().port();
+    let report = probe(options(format!("http://127.0.0.1:{port}/ws"))).await;
+    assert!(report.ok, "{report:#?}");
+    let uri = layer(&report, LayerId::Uri);
+    assert_eq!(uri.verdict, Verdict::Warn);
+    assert!(
+        uri.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("Unsupported URL scheme 'http'")),
+        "{:?}",
+        uri.hint
+    );
+    assert_eq!(layer(&report, LayerId::Protocol).verdict, Verdict::Pass);
+
+    emu.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn wss_to_a_plain_http_port_fails_tls_with_a_ws_hint() {
+    let emu = emulator(InternetMode::Online).await;
+    let report = probe(options(format!("wss://{}/ws", emu.http_addr()))).await;
+    assert_eq!(layer(&report, LayerId::Tcp).verdict, Verdict::Pass);
+    assert_skipped_after(&report, LayerId::Tls);
+    let hint = layer(&report, LayerId::Tls)
+        .hint
+        .clone()
+        .unwrap_or_default();
+    assert!(hint.contains("use ws://"), "{hint}");
+    emu.shutdown(Duration::from_secs(1)).await;
+}

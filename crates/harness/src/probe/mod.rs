@@ -67,8 +67,9 @@ pub use self::ws::{WsDetails, WsOutcome};
 /// Version of the JSON report's shape; bumped only on an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// What to probe and how.
+/// What to probe and how: start from [`ProbeOptions::new`], then set fields.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ProbeOptions {
     /// `ws://`, `wss://` (or `http://`/`https://`, linted and probed as `ws://`/`wss://`).
     pub url: String,
@@ -380,7 +381,12 @@ pub async fn run(options: ProbeOptions) -> Result<ProbeReport, ProbeError> {
     let started = Instant::now();
     let ip: IpAddr = match target.ip_literal() {
         Some(ip) => {
-            walk.skip(LayerId::Dns, "host is an IP address");
+            let why = if target.host == "localhost" {
+                "localhost is never sent to DNS (RFC 6761): 127.0.0.1"
+            } else {
+                "host is an IP address"
+            };
+            walk.skip(LayerId::Dns, why);
             ip
         }
         None => {

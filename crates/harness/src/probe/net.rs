@@ -190,7 +190,7 @@ pub(crate) async fn probe(
                     hint = format!(
                         "the device only serves plain HTTP on port {http_port}: ESP-IDF's httpd has \
                          no TLS unless the firmware uses esp_https_server; use ws://{}:{http_port}{}",
-                        target.host_header().split(':').next().unwrap_or(&target.host),
+                        target.url_host(),
                         target.request_target()
                     );
                 }

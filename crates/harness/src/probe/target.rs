@@ -134,13 +134,18 @@ impl Target {
         self.host.parse().ok()
     }
 
-    /// `Host` header value: the port only when not the scheme's default, as clients send it.
-    pub fn host_header(&self) -> String {
-        let host = if self.host.contains(':') {
+    /// The host as written in a URL (IPv6 in brackets).
+    pub fn url_host(&self) -> String {
+        if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
-        };
+        }
+    }
+
+    /// `Host` header value: the port only when not the scheme's default, as clients send it.
+    pub fn host_header(&self) -> String {
+        let host = self.url_host();
         let default = match self.scheme {
             Scheme::Ws => 80,
             Scheme::Wss => 443,

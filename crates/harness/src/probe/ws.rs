@@ -187,11 +187,7 @@ pub(crate) async fn probe(
             super::target::Scheme::Ws => "http",
             super::target::Scheme::Wss => "https",
         },
-        if target.host.contains(':') {
-            format!("[{}]", target.host)
-        } else {
-            target.host.clone()
-        },
+        target.url_host(),
         target.explicit_port.unwrap_or(0),
         target.request_target()
     );
