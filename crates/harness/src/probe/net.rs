@@ -1,4 +1,4 @@
-//! Layer 3 (TCP connect) and the [`Dialer`] every later layer uses to open a fresh connection
+//! Layer 3 (TCP connect) and the `Dialer` every later layer uses to open a fresh connection
 //! (plain or TLS), with the socket errors sorted into the shapes an app developer recognizes.
 
 use std::io;

@@ -1,7 +1,7 @@
 //! Layer 4 for wss: the TLS handshake and the device's certificate.
 //!
 //! Devices use self-signed certificates, so a verifier that fails would stop the diagnosis at
-//! exactly the point the user wants explained. [`Recorder`] accepts any chain (the handshake
+//! exactly the point the user wants explained. `Recorder` accepts any chain (the handshake
 //! signatures are still checked with the provider's algorithms) and keeps it; the layer then
 //! reports subject, issuer, self-signed, validity and whether the name matches, as an app's
 //! verifier would judge them.
