@@ -6,7 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use espsim_emulator::internet::InternetMode;
-use espsim_emulator::{DeviceOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions};
+use espsim_emulator::{
+    DeviceOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions, WsSettings,
+};
 use espsim_harness::probe::{
     self, Details, LayerId, OsConclusion, ProbeOptions, ProbeReport, TcpOutcome, Verdict, WsOutcome,
 };
@@ -692,5 +694,42 @@ async fn wss_to_a_plain_http_port_fails_tls_with_a_ws_hint() {
         .clone()
         .unwrap_or_default();
     assert!(hint.contains("use ws://"), "{hint}");
+    emu.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn the_subprotocol_is_echoed_only_when_it_is_the_devices() {
+    let emu = Emulator::start(EmulatorConfig {
+        ws: WsSettings {
+            path: "/ws".into(),
+            subprotocol: Some("espsim.v1".into()),
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("starts");
+    let url = format!("ws://127.0.0.1:{}/ws", emu.http_addr().port());
+    let mut o = options(url.clone());
+    o.subprotocol = Some("espsim.v1".into());
+    let report = probe(o).await;
+    assert_eq!(layer(&report, LayerId::Websocket).verdict, Verdict::Pass);
+    assert_eq!(
+        ws_details(&report).subprotocol.as_deref(),
+        Some("espsim.v1")
+    );
+
+    let mut o = options(url);
+    o.subprotocol = Some("chat".into());
+    let report = probe(o).await;
+    let l = layer(&report, LayerId::Websocket);
+    assert_eq!(l.verdict, Verdict::Warn);
+    assert!(
+        l.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("`chat` not accepted")),
+        "{:?}",
+        l.hint
+    );
+    assert_eq!(ws_details(&report).subprotocol, None);
     emu.shutdown(Duration::from_secs(1)).await;
 }
