@@ -12,6 +12,7 @@ pub mod client;
 pub mod device;
 pub mod expect;
 pub mod scenario;
+pub mod probe;
 pub mod yaml;
 
 pub use device::{DeviceConfig, WsConfig};
