@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use espsim_firmware::{Action, Device, DeviceSettings, Recipient, SimBoard};
+use espsim_firmware::{Action, Board, Device, DeviceSettings, Recipient, SimBoard};
 use espsim_protocol::device::ErrorReply;
 use espsim_protocol::{DecodeError, DeviceMessage, ErrorCode};
 use tokio::sync::{Notify, mpsc};
@@ -113,6 +113,19 @@ impl Inner {
             });
         }
         sessions.len()
+    }
+
+    /// The chip comes out of reset at `now`: GPIO outputs are off again (a reset puts every pin
+    /// back to its default), the firmware boots from what its flash holds (saved config and
+    /// Wi-Fi survive, uptime counts from `now`), and nothing scheduled before the reset happens.
+    fn power_on(&mut self, now: u64) {
+        let board = self.device.board_mut();
+        for name in board.outputs().into_keys() {
+            let _ = board.set_output(&name, false);
+        }
+        self.device.restart(now);
+        self.restart_at = None;
+        self.ap_back_at = None;
     }
 }
 
@@ -245,7 +258,6 @@ impl DeviceHub {
     /// Drops every session at once without a close frame, as when the softAP goes down or the
     /// chip reboots (the fault injector's `ap_down` / `reboot` use this). The firmware is told
     /// each connection ended. Returns how many sessions were dropped.
-    #[allow(dead_code)] // wired to the fault injector's `reboot` / `ap_down` next
     pub(crate) fn drop_all_sessions(&self, reason: &str) -> usize {
         let now = self.now_ms();
         let mut inner = self.lock();
@@ -257,6 +269,18 @@ impl DeviceHub {
         drop(inner);
         self.rearm.notify_one();
         n
+    }
+
+    /// The chip comes back from a reboot (the `reboot` device fault, once its `down` time is
+    /// over): fresh firmware state, outputs off, uptime from now. Sessions must have been
+    /// dropped when it went down ([`DeviceHub::drop_all_sessions`]); any left are dropped too.
+    pub(crate) fn power_on(&self) {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        inner.drop_all("device restart");
+        inner.power_on(now);
+        drop(inner);
+        self.rearm.notify_one();
     }
 
     /// Presses the simulated board's button; the firmware broadcasts an `event` at once.
@@ -275,10 +299,8 @@ impl DeviceHub {
         let now = self.now_ms();
         let mut inner = self.lock();
         if inner.restart_at.is_some_and(|at| at <= now) {
-            inner.restart_at = None;
-            inner.ap_back_at = None;
             let dropped = inner.drop_all("device restart");
-            inner.device.restart(now);
+            inner.power_on(now);
             self.events.emit(EventKind::DeviceAction {
                 action: "restart".to_owned(),
                 detail: format!("rebooted; {dropped} session(s) dropped"),

@@ -1,0 +1,265 @@
+//! The device-fault timeline: carries out `{ device: … }` faults at their window boundaries.
+//!
+//! The fault plan places device faults on the run's clock (`FaultPlan::device_timeline`); this
+//! task sleeps until the next boundary (`FaultPlan::next_boundary`), or until the plan changes
+//! (a rule added or removed at run time, an `after:` event observed), and then makes the device
+//! match the windows open at that moment:
+//! - `internet { mode }`: the internet switch shows `mode`; when the last such window closes the
+//!   mode from before the first one is back;
+//! - `reboot { down }`: `Outage::Rebooting`, every WebSocket session dropped without a close
+//!   frame; when `down` is over the firmware boots fresh (outputs off, uptime from then) and
+//!   the outage ends;
+//! - `ap_down { for }`: `Outage::ApDown` and the sessions dropped silently, until `for` is over;
+//! - `socket_exhaustion { sockets }`: that many socket slots held by phantom connections.
+//!
+//! Each opening records `FaultApplied`, each step on the device a `DeviceAction`. The listener
+//! and open connections react to `shared.outage` on their own (the HTTP service), DNS by not
+//! answering.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use espsim_faults::{DeviceFault, DeviceWindow, RuleId};
+
+use crate::context::{Outage, Shared};
+use crate::events::EventKind;
+use crate::internet::InternetMode;
+use crate::sockets::Reservation;
+
+/// Follows the plan's device timeline until `shared.cancel` fires. Spawn it on `shared.tracker`.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut changes = shared.faults.changes();
+    let mut plan_alive = true;
+    let mut timeline = Timeline::new(shared.clone());
+    loop {
+        changes.borrow_and_update();
+        let now = shared.events.elapsed();
+        timeline.step(now);
+        let next = shared.faults.next_boundary(now);
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep(at.saturating_sub(now)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => break,
+            changed = changes.changed(), if plan_alive => plan_alive = changed.is_ok(),
+            () = sleep => {}
+        }
+    }
+}
+
+/// A window being carried out. Its key in [`Timeline::active`] is `(rule, start)`, so a rule
+/// whose `after:` event is observed again opens a new window.
+#[derive(Debug)]
+struct Active {
+    window: DeviceWindow,
+    /// The phantom connections of a `socket_exhaustion` window; dropping frees the slots.
+    held: Option<Reservation>,
+}
+
+/// The windows in force and what is needed to undo them.
+#[derive(Debug)]
+struct Timeline {
+    shared: Arc<Shared>,
+    active: BTreeMap<(RuleId, Duration), Active>,
+    /// The internet mode from before the first open `internet` window, restored after the last.
+    internet_before: Option<InternetMode>,
+}
+
+impl Timeline {
+    fn new(shared: Arc<Shared>) -> Self {
+        Timeline {
+            shared,
+            active: BTreeMap::new(),
+            internet_before: None,
+        }
+    }
+
+    /// Closes the windows no longer in force, then opens the new ones, at `now`.
+    fn step(&mut self, now: Duration) {
+        let due: Vec<DeviceWindow> = self
+            .shared
+            .faults
+            .device_timeline()
+            .into_iter()
+            .filter(|w| w.contains(now))
+            .collect();
+        let over: Vec<(RuleId, Duration)> = self
+            .active
+            .keys()
+            .filter(|key| !due.iter().any(|w| (w.rule, w.start) == **key))
+            .copied()
+            .collect();
+        for key in over {
+            if let Some(active) = self.active.remove(&key) {
+                self.close(active);
+            }
+        }
+
+        let opened: Vec<DeviceWindow> = due
+            .into_iter()
+            .filter(|w| !self.active.contains_key(&(w.rule, w.start)))
+            .collect();
+        for w in &opened {
+            self.active.insert(
+                (w.rule, w.start),
+                Active {
+                    window: w.clone(),
+                    held: None,
+                },
+            );
+        }
+        // The outage is up before sessions drop, so a reconnect right after meets it.
+        self.apply_outage();
+        for w in opened {
+            let held = self.open(&w);
+            if let Some(active) = self.active.get_mut(&(w.rule, w.start)) {
+                active.held = held;
+            }
+        }
+        self.apply_internet();
+    }
+
+    /// Carries out the opening of `w`; returns the socket reservation it holds, if any.
+    fn open(&self, w: &DeviceWindow) -> Option<Reservation> {
+        let shared = &self.shared;
+        let until = match w.end {
+            Some(end) => format!("for {}", human(end.saturating_sub(w.start))),
+            None => "for the rest of the run".to_owned(),
+        };
+        let (detail, held) = match &w.fault {
+            DeviceFault::Internet(i) => (format!("internet {} {until}", i.mode), None),
+            DeviceFault::Reboot(r) => {
+                let dropped = shared.device.drop_all_sessions("device reboot");
+                self.action(
+                    "reboot",
+                    format!(
+                        "rebooting, down for {}; {dropped} session(s) dropped",
+                        human(r.down)
+                    ),
+                );
+                (format!("device reboots, down for {}", human(r.down)), None)
+            }
+            DeviceFault::ApDown(a) => {
+                let dropped = shared.device.drop_all_sessions("softAP down");
+                self.action(
+                    "ap_down",
+                    format!(
+                        "softAP down for {}; {dropped} session(s) dropped",
+                        human(a.duration)
+                    ),
+                );
+                (format!("softAP down for {}", human(a.duration)), None)
+            }
+            DeviceFault::SocketExhaustion(s) => {
+                let limit = match shared.sockets.limit() {
+                    Some(limit) => format!("{limit}"),
+                    None => "unlimited (this profile has no socket limit)".to_owned(),
+                };
+                let held = shared.sockets.reserve(s.sockets);
+                self.action(
+                    "sockets_held",
+                    format!(
+                        "{} socket slot(s) held by phantom connections; limit {limit}",
+                        held.count()
+                    ),
+                );
+                (
+                    format!("{} socket slot(s) taken {until}", s.sockets),
+                    Some(held),
+                )
+            }
+        };
+        shared.emit(EventKind::FaultApplied {
+            conn: None,
+            rule: w.rule.0,
+            fault: serde_json::to_value(&w.fault).unwrap_or_default(),
+            detail,
+        });
+        held
+    }
+
+    /// Undoes what `active` did (the outage and internet mode are settled by the caller).
+    fn close(&self, active: Active) {
+        match &active.window.fault {
+            DeviceFault::Internet(_) => {}
+            DeviceFault::Reboot(_) => {
+                self.shared.device.power_on();
+                self.action(
+                    "boot",
+                    "back after reboot: fresh state, outputs off".to_owned(),
+                );
+            }
+            DeviceFault::ApDown(_) => self.action("ap_up", "softAP back".to_owned()),
+            DeviceFault::SocketExhaustion(_) => {
+                let count = active.held.as_ref().map_or(0, Reservation::count);
+                drop(active.held);
+                self.action(
+                    "sockets_released",
+                    format!("{count} phantom socket slot(s) released"),
+                );
+            }
+        }
+    }
+
+    /// Sets `shared.outage` from the open windows: a reboot wins over an AP outage.
+    fn apply_outage(&self) {
+        let faults = || self.active.values().map(|a| &a.window.fault);
+        let outage = if faults().any(|f| matches!(f, DeviceFault::Reboot(_))) {
+            Outage::Rebooting
+        } else if faults().any(|f| matches!(f, DeviceFault::ApDown(_))) {
+            Outage::ApDown
+        } else {
+            Outage::None
+        };
+        self.shared.outage.send_if_modified(|now| {
+            let changed = *now != outage;
+            *now = outage;
+            changed
+        });
+    }
+
+    /// Sets the internet mode from the latest-opened `internet` window, or restores the mode
+    /// from before the first one once none is open.
+    fn apply_internet(&mut self) {
+        let wanted = self
+            .active
+            .values()
+            .filter_map(|a| match &a.window.fault {
+                DeviceFault::Internet(i) => Some((a.window.start, a.window.rule, i.mode)),
+                _ => None,
+            })
+            .max_by_key(|(start, rule, _)| (*start, *rule))
+            .map(|(_, _, mode)| mode);
+        match (wanted, self.internet_before) {
+            (Some(mode), before) => {
+                if before.is_none() {
+                    self.internet_before = Some(self.shared.internet.get());
+                }
+                self.shared.set_internet(mode);
+            }
+            (None, Some(before)) => {
+                self.internet_before = None;
+                self.shared.set_internet(before);
+                self.action("internet_restored", format!("internet back to {before}"));
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn action(&self, action: &str, detail: String) {
+        self.shared.emit(EventKind::DeviceAction {
+            action: action.to_owned(),
+            detail,
+        });
+    }
+}
+
+/// A duration as scenarios write it, e.g. `300ms`, `5s`.
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
