@@ -113,15 +113,16 @@ impl Timeline {
                 },
             );
         }
-        // The outage is up before sessions drop, so a reconnect right after meets it.
+        // Outage and internet mode first: sessions drop into an outage already in force (a
+        // reconnect right after meets it), and `FaultApplied` is only seen once it holds.
         self.apply_outage();
+        self.apply_internet();
         for w in opened {
             let held = self.open(&w);
             if let Some(active) = self.active.get_mut(&(w.rule, w.start)) {
                 active.held = held;
             }
         }
-        self.apply_internet();
     }
 
     /// Carries out the opening of `w`; returns the socket reservation it holds, if any.
