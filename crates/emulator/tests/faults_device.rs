@@ -35,11 +35,7 @@ async fn start_with(rules: &[&str]) -> RunningEmulator {
     .expect("emulator starts")
 }
 
-async fn event(
-    running: &RunningEmulator,
-    what: &str,
-    pred: impl FnMut(&Event) -> bool,
-) -> Event {
+async fn event(running: &RunningEmulator, what: &str, pred: impl FnMut(&Event) -> bool) -> Event {
     running
         .events()
         .wait_for(WAIT, pred)
@@ -48,9 +44,11 @@ async fn event(
 }
 
 async fn device_action(running: &RunningEmulator, name: &str) -> Event {
-    event(running, name, |e| {
-        matches!(&e.kind, EventKind::DeviceAction { action, .. } if action == name)
-    })
+    event(
+        running,
+        name,
+        |e| matches!(&e.kind, EventKind::DeviceAction { action, .. } if action == name),
+    )
     .await
 }
 
@@ -173,9 +171,11 @@ async fn dns_is_silent_until(running: &RunningEmulator, name: &str, until: &str)
         _ = device_action(running, until) => {}
     }
     let name_logged = name.trim_end_matches('.');
-    event(running, "unanswered dns_query", |e| {
-        matches!(&e.kind, EventKind::DnsQuery { name, rcode: None, .. } if name == name_logged)
-    })
+    event(
+        running,
+        "unanswered dns_query",
+        |e| matches!(&e.kind, EventKind::DnsQuery { name, rcode: None, .. } if name == name_logged),
+    )
     .await;
     // After the outage the same socket gets answers again.
     socket
@@ -246,9 +246,7 @@ async fn removing_an_open_ended_rule_ends_its_window() {
     let addr = running.http_addr();
     let id = running
         .faults()
-        .add(rule(
-            r#"{"fault":{"device":"internet","mode":"offline"}}"#,
-        ))
+        .add(rule(r#"{"fault":{"device":"internet","mode":"offline"}}"#))
         .expect("rule added");
     fault_applied(&running, "internet").await;
     assert_eq!(probe(addr).await, 404, "offline: plain ESP-IDF 404");
@@ -285,7 +283,12 @@ async fn reboot_drops_sessions_silences_dns_and_comes_back_fresh() {
     event(&running, "ws_closed", |e| {
         matches!(
             &e.kind,
-            EventKind::WsClosed { by: Side::Device, code: None, clean: false, .. }
+            EventKind::WsClosed {
+                by: Side::Device,
+                code: None,
+                clean: false,
+                ..
+            }
         )
     })
     .await;
@@ -303,6 +306,7 @@ async fn reboot_drops_sessions_silences_dns_and_comes_back_fresh() {
         "uptime {uptime} ms counts from the boot, not from before the reboot ({} ms ago)",
         now_ms - applied.at_ms
     );
+    drop(ws);
     running.shutdown(WAIT).await;
 }
 
@@ -311,10 +315,9 @@ async fn reboot_drops_sessions_silences_dns_and_comes_back_fresh() {
 #[tokio::test]
 #[ignore = "needs the HTTP listener to refuse connections during Outage::Rebooting (fx-transport)"]
 async fn reboot_refuses_reconnects_while_down() {
-    let running = start_with(&[
-        r#"{"when":{"after":"go"},"fault":{"device":"reboot","down":"500ms"}}"#,
-    ])
-    .await;
+    let running =
+        start_with(&[r#"{"when":{"after":"go"},"fault":{"device":"reboot","down":"500ms"}}"#])
+            .await;
     let addr = running.http_addr();
     running.faults().observe("go", running.events().elapsed());
     fault_applied(&running, "reboot").await;
@@ -332,10 +335,9 @@ async fn reboot_refuses_reconnects_while_down() {
 
 #[tokio::test]
 async fn ap_down_drops_sessions_silences_dns_and_keeps_device_state() {
-    let running = start_with(&[
-        r#"{"when":{"after":"go"},"fault":{"device":"ap_down","for":"500ms"}}"#,
-    ])
-    .await;
+    let running =
+        start_with(&[r#"{"when":{"after":"go"},"fault":{"device":"ap_down","for":"500ms"}}"#])
+            .await;
     let addr = running.http_addr();
     let mut ws = ws_connect(addr).await;
     set_led_on(&mut ws).await;
@@ -354,14 +356,17 @@ async fn ap_down_drops_sessions_silences_dns_and_keeps_device_state() {
     // The chip did not restart: what was set before the outage is still set.
     let mut ws = ws_connect(addr).await;
     assert_eq!(status(&mut ws).await["outputs"]["led"], true);
+    drop(ws);
     running.shutdown(WAIT).await;
 }
 
 /// Waits for the accept of the connection from `local` and returns its id.
 async fn conn_of(running: &RunningEmulator, local: SocketAddr) -> u64 {
-    let e = event(running, "tcp_accepted", |e| {
-        matches!(&e.kind, EventKind::TcpAccepted { peer, .. } if *peer == local)
-    })
+    let e = event(
+        running,
+        "tcp_accepted",
+        |e| matches!(&e.kind, EventKind::TcpAccepted { peer, .. } if *peer == local),
+    )
     .await;
     match e.kind {
         EventKind::TcpAccepted { conn, .. } => conn,
