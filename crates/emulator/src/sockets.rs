@@ -441,8 +441,9 @@ mod tests {
         assert_eq!(open, 3, "phantoms are counted as open sockets");
         let (_, t3) = wait(table.admit(3, peer()));
         drop(held);
-        assert_eq!(t2.slot().await.expect("slot for 2").id, 2);
-        assert_eq!(t3.slot().await.expect("slot for 3").id, 3);
+        let h2 = t2.slot().await.expect("slot for 2");
+        let h3 = t3.slot().await.expect("slot for 3");
+        assert_eq!((h2.id, h3.id), (2, 3));
         assert_eq!(table.open_count(), 3);
     }
 
