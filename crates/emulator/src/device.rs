@@ -391,6 +391,35 @@ impl DeviceHub {
 mod tests {
     use super::*;
 
+    /// The next text message on `rx`, parsed.
+    fn next_json(rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> serde_json::Value {
+        match rx.try_recv() {
+            Ok(Outgoing::Text { text, .. }) => serde_json::from_str(&text).expect("json"),
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn power_on_drops_sessions_and_boots_with_outputs_off() {
+        let hub = DeviceHub::new(DeviceOptions::default(), 0, Arc::new(EventLog::new()));
+        let mut first = hub.connect(1);
+        hub.frame(
+            1,
+            br#"{"type":"set_output","id":1,"name":"relay","on":true}"#,
+        );
+        assert_eq!(next_json(&mut first)["type"], "ack");
+
+        hub.power_on();
+        assert!(matches!(first.try_recv(), Ok(Outgoing::Drop { .. })));
+        assert_eq!(hub.session_count(), 0);
+
+        let mut second = hub.connect(2);
+        hub.frame(2, br#"{"type":"get_status","id":2}"#);
+        let status = next_json(&mut second);
+        assert_eq!(status["outputs"]["relay"], false, "{status}");
+        assert_eq!(status["clients"], 1);
+    }
+
     #[test]
     fn options_override_only_what_they_set() {
         let defaults = DeviceSettings::default();

@@ -264,3 +264,106 @@ impl Timeline {
 fn human(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use espsim_faults::{FaultPlan, FaultRule};
+
+    use super::*;
+    use crate::WsSettings;
+    use crate::device::{DeviceHub, DeviceOptions};
+    use crate::events::EventLog;
+    use crate::profile::Profile;
+
+    fn shared(rules: &[&str]) -> Arc<Shared> {
+        let rules: Vec<FaultRule> = rules
+            .iter()
+            .map(|r| serde_json::from_str(r).expect("rule parses"))
+            .collect();
+        let events = Arc::new(EventLog::new());
+        Arc::new(Shared::new(
+            Profile::default(),
+            Ipv4Addr::LOCALHOST,
+            InternetMode::Captive,
+            WsSettings::default(),
+            DeviceHub::new(DeviceOptions::default(), 0, events.clone()),
+            Arc::new(FaultPlan::new(rules, Some(0)).expect("plan")),
+            events,
+        ))
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn actions(shared: &Shared) -> Vec<String> {
+        shared
+            .events
+            .snapshot()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::DeviceAction { action, .. } => Some(action),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overlapping_internet_windows_follow_the_latest_and_restore_the_first_mode() {
+        let shared = shared(&[
+            r#"{"when":{"for":"100ms"},"fault":{"device":"internet","mode":"online"}}"#,
+            r#"{"when":{"at":"50ms","for":"100ms"},"fault":{"device":"internet","mode":"offline"}}"#,
+        ]);
+        let mut timeline = Timeline::new(shared.clone());
+        let mode_at = |t: &mut Timeline, at| {
+            t.step(ms(at));
+            shared.internet.get()
+        };
+        assert_eq!(mode_at(&mut timeline, 10), InternetMode::Online);
+        assert_eq!(mode_at(&mut timeline, 60), InternetMode::Offline);
+        assert_eq!(mode_at(&mut timeline, 120), InternetMode::Offline);
+        assert_eq!(mode_at(&mut timeline, 160), InternetMode::Captive);
+        assert_eq!(actions(&shared), ["internet_restored"]);
+    }
+
+    #[test]
+    fn a_reboot_wins_over_an_ap_outage_and_both_end_on_time() {
+        let shared = shared(&[
+            r#"{"when":{"at":"10ms"},"fault":{"device":"ap_down","for":"100ms"}}"#,
+            r#"{"when":{"at":"50ms"},"fault":{"device":"reboot","down":"20ms"}}"#,
+        ]);
+        let mut timeline = Timeline::new(shared.clone());
+        let outage_at = |t: &mut Timeline, at| {
+            t.step(ms(at));
+            *shared.outage.borrow()
+        };
+        assert_eq!(outage_at(&mut timeline, 5), Outage::None);
+        assert_eq!(outage_at(&mut timeline, 20), Outage::ApDown);
+        assert_eq!(outage_at(&mut timeline, 55), Outage::Rebooting);
+        assert_eq!(outage_at(&mut timeline, 80), Outage::ApDown);
+        assert_eq!(outage_at(&mut timeline, 110), Outage::None);
+        assert_eq!(actions(&shared), ["ap_down", "reboot", "boot", "ap_up"]);
+    }
+
+    #[test]
+    fn socket_exhaustion_holds_slots_for_its_window_only() {
+        let shared = shared(&[
+            r#"{"when":{"for":"100ms"},"fault":{"device":"socket_exhaustion","sockets":7}}"#,
+        ]);
+        let mut timeline = Timeline::new(shared.clone());
+        let peer = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 1));
+        timeline.step(ms(1));
+        assert!(matches!(
+            shared.sockets.admit(1, peer),
+            crate::sockets::Admission::Wait { open: 7, .. }
+        ));
+        timeline.step(ms(100));
+        assert!(matches!(
+            shared.sockets.admit(2, peer),
+            crate::sockets::Admission::Now { .. }
+        ));
+        assert_eq!(actions(&shared), ["sockets_held", "sockets_released"]);
+    }
+}
