@@ -7,15 +7,15 @@
 //! Time is milliseconds since the emulator started (`EventLog::elapsed`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use espsim_firmware::{Action, Board, Device, DeviceSettings, Recipient, SimBoard};
 use espsim_protocol::device::ErrorReply;
 use espsim_protocol::{DecodeError, DeviceMessage, ErrorCode};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
-use crate::context::Shared;
+use crate::context::{Outage, Shared};
 use crate::events::{ConnId, EventKind, EventLog};
 
 /// Firmware settings for the emulated device. `None` keeps the firmware's default
@@ -87,8 +87,11 @@ struct Inner {
     sessions: BTreeMap<ConnId, mpsc::UnboundedSender<Outgoing>>,
     /// When an accepted `reboot` takes effect (ms since start).
     restart_at: Option<u64>,
-    /// When the softAP is back after `ApDown` (the firmware wants a tick then).
+    /// When the softAP is back after `ApDown` (the firmware wants a tick then); `Some` while
+    /// the firmware has its softAP down.
     ap_back_at: Option<u64>,
+    /// The outage the device-fault timeline wants (`reboot`, `ap_down` windows).
+    fault_outage: Outage,
 }
 
 impl Inner {
@@ -136,6 +139,9 @@ pub(crate) struct DeviceHub {
     events: Arc<EventLog>,
     /// Woken whenever a call may have moved the next deadline.
     rearm: Notify,
+    /// The emulator's outage switch (set by `start`): the fault timeline's outage merged with
+    /// the firmware's own softAP outage, always written under the device lock.
+    outage: OnceLock<watch::Sender<Outage>>,
 }
 
 impl std::fmt::Debug for DeviceHub {
@@ -157,15 +163,43 @@ impl DeviceHub {
                 sessions: BTreeMap::new(),
                 restart_at: None,
                 ap_back_at: None,
+                fault_outage: Outage::None,
             }),
             events,
             rearm: Notify::new(),
+            outage: OnceLock::new(),
+        }
+    }
+
+    /// Sets the outage the device-fault timeline wants; `shared.outage` becomes it merged with
+    /// the firmware's own softAP outage (a reboot wins over an AP outage).
+    pub(crate) fn set_fault_outage(&self, outage: Outage) {
+        let mut inner = self.lock();
+        inner.fault_outage = outage;
+        self.publish_outage(&inner);
+    }
+
+    /// Writes the merged outage to `shared.outage` (once `start` has connected it).
+    fn publish_outage(&self, inner: &Inner) {
+        let merged = match inner.fault_outage {
+            Outage::Rebooting => Outage::Rebooting,
+            Outage::ApDown => Outage::ApDown,
+            Outage::None if inner.ap_back_at.is_some() => Outage::ApDown,
+            Outage::None => Outage::None,
+        };
+        if let Some(outage) = self.outage.get() {
+            outage.send_if_modified(|now| {
+                let changed = *now != merged;
+                *now = merged;
+                changed
+            });
         }
     }
 
     /// Starts the timer task (tracked by `shared.tracker`, ended by `shared.cancel`): it calls
     /// the firmware's `on_tick` at `next_deadline` and carries out delayed restarts.
     pub(crate) fn start(&self, shared: &Arc<Shared>) {
+        let _ = self.outage.set(shared.outage.clone());
         let shared = shared.clone();
         let tracker = shared.tracker.clone();
         tracker.spawn(async move {
@@ -279,6 +313,7 @@ impl DeviceHub {
         let mut inner = self.lock();
         inner.drop_all("device restart");
         inner.power_on(now);
+        self.publish_outage(&inner);
         drop(inner);
         self.rearm.notify_one();
     }
@@ -301,6 +336,7 @@ impl DeviceHub {
         if inner.restart_at.is_some_and(|at| at <= now) {
             let dropped = inner.drop_all("device restart");
             inner.power_on(now);
+            self.publish_outage(&inner);
             self.events.emit(EventKind::DeviceAction {
                 action: "restart".to_owned(),
                 detail: format!("rebooted; {dropped} session(s) dropped"),
@@ -308,6 +344,7 @@ impl DeviceHub {
         }
         if inner.ap_back_at.is_some_and(|at| at <= now) {
             inner.ap_back_at = None;
+            self.publish_outage(&inner);
             self.events.emit(EventKind::DeviceAction {
                 action: "ap_up".to_owned(),
                 detail: "softAP back".to_owned(),
@@ -353,9 +390,11 @@ impl DeviceHub {
                     }
                 }
                 Action::ApDown { duration_ms } => {
-                    // The firmware has already forgotten every connection.
-                    let dropped = inner.drop_all("softAP down");
+                    // The firmware has already forgotten every connection. The outage is up
+                    // before the sessions drop, so a reconnect right after meets it.
                     inner.ap_back_at = Some(now.saturating_add(duration_ms));
+                    self.publish_outage(inner);
+                    let dropped = inner.drop_all("softAP down");
                     self.events.emit(EventKind::DeviceAction {
                         action: "ap_down".to_owned(),
                         detail: format!(

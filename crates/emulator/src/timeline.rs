@@ -14,7 +14,8 @@
 //!
 //! Each opening records `FaultApplied`, each step on the device a `DeviceAction`. The listener
 //! and open connections react to `shared.outage` on their own (the HTTP service), DNS by not
-//! answering.
+//! answering. The device hub merges this outage with the firmware's own softAP outage while
+//! it provisions (`DeviceHub::set_fault_outage`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -94,9 +95,10 @@ impl Timeline {
             .filter(|key| !due.iter().any(|w| (w.rule, w.start) == **key))
             .copied()
             .collect();
+        let mut closed = Vec::new();
         for key in over {
             if let Some(active) = self.active.remove(&key) {
-                self.close(active);
+                closed.extend(self.close(active));
             }
         }
 
@@ -114,9 +116,12 @@ impl Timeline {
             );
         }
         // Outage and internet mode first: sessions drop into an outage already in force (a
-        // reconnect right after meets it), and `FaultApplied` is only seen once it holds.
+        // reconnect right after meets it), and an event is only seen once what it says holds.
         self.apply_outage();
         self.apply_internet();
+        for (action, detail) in closed {
+            self.action(action, detail);
+        }
         for w in opened {
             let held = self.open(&w);
             if let Some(active) = self.active.get_mut(&(w.rule, w.start)) {
@@ -184,30 +189,32 @@ impl Timeline {
         held
     }
 
-    /// Undoes what `active` did (the outage and internet mode are settled by the caller).
-    fn close(&self, active: Active) {
+    /// Undoes what `active` did, except the outage and internet mode, which the caller settles
+    /// before recording the returned `DeviceAction`.
+    fn close(&self, active: Active) -> Option<(&'static str, String)> {
         match &active.window.fault {
-            DeviceFault::Internet(_) => {}
+            DeviceFault::Internet(_) => None,
             DeviceFault::Reboot(_) => {
                 self.shared.device.power_on();
-                self.action(
+                Some((
                     "boot",
                     "back after reboot: fresh state, outputs off".to_owned(),
-                );
+                ))
             }
-            DeviceFault::ApDown(_) => self.action("ap_up", "softAP back".to_owned()),
+            DeviceFault::ApDown(_) => Some(("ap_up", "softAP back".to_owned())),
             DeviceFault::SocketExhaustion(_) => {
                 let count = active.held.as_ref().map_or(0, Reservation::count);
                 drop(active.held);
-                self.action(
+                Some((
                     "sockets_released",
                     format!("{count} phantom socket slot(s) released"),
-                );
+                ))
             }
         }
     }
 
-    /// Sets `shared.outage` from the open windows: a reboot wins over an AP outage.
+    /// Hands the outage of the open windows to the device hub, which sets `shared.outage`
+    /// (merged with the firmware's own): a reboot wins over an AP outage.
     fn apply_outage(&self) {
         let faults = || self.active.values().map(|a| &a.window.fault);
         let outage = if faults().any(|f| matches!(f, DeviceFault::Reboot(_))) {
@@ -217,11 +224,7 @@ impl Timeline {
         } else {
             Outage::None
         };
-        self.shared.outage.send_if_modified(|now| {
-            let changed = *now != outage;
-            *now = outage;
-            changed
-        });
+        self.shared.device.set_fault_outage(outage);
     }
 
     /// Sets the internet mode from the latest-opened `internet` window, or restores the mode
@@ -283,7 +286,7 @@ mod tests {
             .map(|r| serde_json::from_str(r).expect("rule parses"))
             .collect();
         let events = Arc::new(EventLog::new());
-        Arc::new(Shared::new(
+        let shared = Arc::new(Shared::new(
             Profile::default(),
             Ipv4Addr::LOCALHOST,
             InternetMode::Captive,
@@ -291,7 +294,10 @@ mod tests {
             DeviceHub::new(DeviceOptions::default(), 0, events.clone()),
             Arc::new(FaultPlan::new(rules, Some(0)).expect("plan")),
             events,
-        ))
+        ));
+        // Connects the hub to `shared.outage` (and starts its timer task).
+        shared.device.start(&shared);
+        shared
     }
 
     fn ms(n: u64) -> Duration {
@@ -310,8 +316,8 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn overlapping_internet_windows_follow_the_latest_and_restore_the_first_mode() {
+    #[tokio::test]
+    async fn overlapping_internet_windows_follow_the_latest_and_restore_the_first_mode() {
         let shared = shared(&[
             r#"{"when":{"for":"100ms"},"fault":{"device":"internet","mode":"online"}}"#,
             r#"{"when":{"at":"50ms","for":"100ms"},"fault":{"device":"internet","mode":"offline"}}"#,
@@ -328,8 +334,8 @@ mod tests {
         assert_eq!(actions(&shared), ["internet_restored"]);
     }
 
-    #[test]
-    fn a_reboot_wins_over_an_ap_outage_and_both_end_on_time() {
+    #[tokio::test]
+    async fn a_reboot_wins_over_an_ap_outage_and_both_end_on_time() {
         let shared = shared(&[
             r#"{"when":{"at":"10ms"},"fault":{"device":"ap_down","for":"100ms"}}"#,
             r#"{"when":{"at":"50ms"},"fault":{"device":"reboot","down":"20ms"}}"#,
@@ -347,8 +353,8 @@ mod tests {
         assert_eq!(actions(&shared), ["ap_down", "reboot", "boot", "ap_up"]);
     }
 
-    #[test]
-    fn socket_exhaustion_holds_slots_for_its_window_only() {
+    #[tokio::test]
+    async fn socket_exhaustion_holds_slots_for_its_window_only() {
         let shared = shared(&[
             r#"{"when":{"for":"100ms"},"fault":{"device":"socket_exhaustion","sockets":7}}"#,
         ]);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use espsim_emulator::events::{Event, EventKind, Side};
 use espsim_emulator::internet::InternetMode;
-use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use espsim_emulator::{DeviceOptions, Emulator, EmulatorConfig, RunningEmulator};
 use espsim_faults::FaultRule;
 use futures_util::{SinkExt, StreamExt};
 use hickory_proto::op::{Message as DnsMessage, Query, ResponseCode};
@@ -356,6 +356,31 @@ async fn ap_down_drops_sessions_silences_dns_and_keeps_device_state() {
     // The chip did not restart: what was set before the outage is still set.
     let mut ws = ws_connect(addr).await;
     assert_eq!(status(&mut ws).await["outputs"]["led"], true);
+    drop(ws);
+    running.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn the_firmwares_own_ap_outage_while_provisioning_silences_dns_too() {
+    let running = Emulator::start(EmulatorConfig {
+        device: DeviceOptions {
+            ap_down_delay: Some(Duration::from_millis(20)),
+            ap_down_duration: Some(Duration::from_millis(500)),
+            ..DeviceOptions::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    let mut ws = ws_connect(running.http_addr()).await;
+    let ack = request(
+        &mut ws,
+        r#"{"type":"provision","id":1,"ssid":"espsim-home","password":"espsim-password"}"#,
+    )
+    .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    device_action(&running, "ap_down").await;
+    dns_is_silent_until(&running, "example.com.", "ap_up").await;
     drop(ws);
     running.shutdown(WAIT).await;
 }
