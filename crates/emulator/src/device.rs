@@ -5,6 +5,11 @@
 //! broadcast (`Recipient::All`) or a telemetry tick reaches the right sessions in the order the
 //! firmware produced it. A timer task, driven by `Device::next_deadline`, calls `on_tick`.
 //! Time is milliseconds since the emulator started (`EventLog::elapsed`).
+//!
+//! The hub also owns what the network sees of the chip's state: it writes `shared.outage`,
+//! merging the device-fault timeline's outage (`reboot`, `ap_down`) with the firmware's own
+//! softAP outage while provisioning, and [`DeviceHub::power_on`] brings the chip back from a
+//! reboot with fresh state (outputs off, uptime from then, saved config kept).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
