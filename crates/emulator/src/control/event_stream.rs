@@ -107,7 +107,12 @@ mod tests {
                 .await
                 .expect("in time")
         };
-        assert_eq!(next(&mut s).await.map(|r: Result<Bytes, Infallible>| seq(r.expect("ok"))), Some(1));
+        assert_eq!(
+            next(&mut s)
+                .await
+                .map(|r: Result<Bytes, Infallible>| seq(r.expect("ok"))),
+            Some(1)
+        );
         log.emit(EventKind::Stopping);
         assert_eq!(next(&mut s).await.map(|r| seq(r.expect("ok"))), Some(2));
         log.emit(EventKind::Stopping);

@@ -90,7 +90,11 @@ pub(crate) struct ControlState {
 }
 
 /// The API with its layers, ready to serve.
-pub(crate) fn router(shared: Arc<Shared>, start_internet: InternetMode, token: Option<String>) -> Router {
+pub(crate) fn router(
+    shared: Arc<Shared>,
+    start_internet: InternetMode,
+    token: Option<String>,
+) -> Router {
     let state = Arc::new(ControlState {
         shared,
         start_internet,

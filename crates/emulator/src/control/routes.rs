@@ -39,8 +39,7 @@ async fn list_faults(State(st): St) -> Json<Vec<ListedRule>> {
 
 async fn add_faults(State(st): St, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let input = rules::parse(&body, Format::of(&headers)?)?;
-    let list = matches!(input, RulesInput::Many(_));
-    let new = input.into_vec();
+    let RulesInput { rules: new, list } = input;
     rules::validate(&new, list)?;
     let plan = &st.shared.faults;
     let mut added = Vec::with_capacity(new.len());
@@ -53,7 +52,7 @@ async fn add_faults(State(st): St, headers: HeaderMap, body: Bytes) -> Result<Re
         added.push(ListedRule { id, rule });
     }
     let body = match (list, added.pop()) {
-        (false, Some(one)) => Added::One(one),
+        (false, Some(one)) => Added::One(Box::new(one)),
         (_, last) => {
             added.extend(last);
             Added::Many(added)
@@ -173,11 +172,7 @@ async fn button(State(st): St) -> Json<Pressed> {
 
 async fn events(State(st): St, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let from = from_param(query.as_deref())?;
-    let stream = event_stream::stream(
-        st.shared.events.clone(),
-        from,
-        st.shared.cancel.clone(),
-    );
+    let stream = event_stream::stream(st.shared.events.clone(), from, st.shared.cancel.clone());
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-ndjson"),

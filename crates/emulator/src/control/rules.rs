@@ -53,21 +53,13 @@ impl Format {
     }
 }
 
-/// One rule or a list of rules, telling which it was so the answer can mirror it.
+/// One rule or a list of rules, remembering which it was so the answer can mirror it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum RulesInput {
-    One(FaultRule),
-    Many(Vec<FaultRule>),
-}
-
-impl RulesInput {
+pub(crate) struct RulesInput {
     /// The rules, in order.
-    pub(crate) fn into_vec(self) -> Vec<FaultRule> {
-        match self {
-            RulesInput::One(r) => vec![r],
-            RulesInput::Many(v) => v,
-        }
-    }
+    pub(crate) rules: Vec<FaultRule>,
+    /// True when the body was a list.
+    pub(crate) list: bool,
 }
 
 // By hand rather than `#[serde(untagged)]`: an untagged enum buffers the input and loses the
@@ -81,10 +73,14 @@ impl<'de> Deserialize<'de> for RulesInput {
                 f.write_str("a fault rule (a map with `fault` and optional `when`, `name`) or a list of rules")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RulesInput, A::Error> {
-                FaultRule::deserialize(MapAccessDeserializer::new(map)).map(RulesInput::One)
+                FaultRule::deserialize(MapAccessDeserializer::new(map)).map(|rule| RulesInput {
+                    rules: vec![rule],
+                    list: false,
+                })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RulesInput, A::Error> {
-                Vec::<FaultRule>::deserialize(SeqAccessDeserializer::new(seq)).map(RulesInput::Many)
+                Vec::<FaultRule>::deserialize(SeqAccessDeserializer::new(seq))
+                    .map(|rules| RulesInput { rules, list: true })
             }
         }
         d.deserialize_any(V)
@@ -104,7 +100,10 @@ pub(crate) fn parse(body: &[u8], format: Format) -> Result<RulesInput, ApiError>
         }),
         Format::Yaml => {
             let text = std::str::from_utf8(body).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not UTF-8: {e}"))
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not UTF-8: {e}"),
+                )
             })?;
             let options = serde_saphyr::options! { strict_booleans: true };
             serde_saphyr::from_str_with_options(text, options).map_err(|e| {
@@ -139,7 +138,11 @@ fn tidy(rendered: &str) -> String {
 pub(crate) fn validate(rules: &[FaultRule], list: bool) -> Result<(), ApiError> {
     for (i, rule) in rules.iter().enumerate() {
         if let Err(e) = rule.validate() {
-            let which = if list { format!("rule {i}: ") } else { String::new() };
+            let which = if list {
+                format!("rule {i}: ")
+            } else {
+                String::new()
+            };
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("{which}{e}"),
@@ -153,7 +156,7 @@ pub(crate) fn validate(rules: &[FaultRule], list: bool) -> Result<(), ApiError> 
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub(crate) enum Added {
-    One(espsim_faults::ListedRule),
+    One(Box<espsim_faults::ListedRule>),
     Many(Vec<espsim_faults::ListedRule>),
 }
 
@@ -164,10 +167,13 @@ mod tests {
     #[test]
     fn one_rule_or_a_list_in_json_and_yaml() {
         let one = parse(br#"{"fault":"refuse"}"#, Format::Json).expect("json rule");
-        assert!(matches!(one, RulesInput::One(_)));
-        let many = parse(b"- fault: refuse\n- { when: { connections: 1-2 }, fault: refuse }\n", Format::Yaml)
-            .expect("yaml list");
-        assert!(matches!(many, RulesInput::Many(ref v) if v.len() == 2));
+        assert_eq!((one.rules.len(), one.list), (1, false));
+        let many = parse(
+            b"- fault: refuse\n- { when: { connections: 1-2 }, fault: refuse }\n",
+            Format::Yaml,
+        )
+        .expect("yaml list");
+        assert_eq!((many.rules.len(), many.list), (2, true));
     }
 
     #[test]
@@ -181,10 +187,19 @@ mod tests {
     #[test]
     fn content_types_pick_the_format() {
         let mut h = HeaderMap::new();
-        assert_eq!(Format::of(&h).map_err(|e| e.status), Err(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-        h.insert(header::CONTENT_TYPE, "text/yaml; charset=utf-8".parse().expect("value"));
+        assert_eq!(
+            Format::of(&h).map_err(|e| e.status),
+            Err(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            "text/yaml; charset=utf-8".parse().expect("value"),
+        );
         assert_eq!(Format::of(&h).ok(), Some(Format::Yaml));
-        h.insert(header::CONTENT_TYPE, "application/json".parse().expect("value"));
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/json".parse().expect("value"),
+        );
         assert_eq!(Format::of(&h).ok(), Some(Format::Json));
     }
 }
