@@ -5,8 +5,10 @@
 
 mod cert;
 mod client;
+mod fault;
 mod logging;
 mod run;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -35,6 +37,10 @@ enum Command {
     Client(client::ClientArgs),
     /// List the device profiles (ESP-IDF versions and their limits).
     Profiles,
+    /// Check scenario files (syntax and semantics) without running them.
+    Validate(validate::ValidateArgs),
+    /// List, add or remove fault rules of a running `espsim run` (its control API).
+    Fault(fault::FaultArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
             run::print_profiles();
             Ok(ExitCode::SUCCESS)
         }
+        Command::Validate(args) => validate::run(args),
+        Command::Fault(args) => fault::run(args),
     };
     match result {
         Ok(code) => code,
