@@ -78,11 +78,36 @@ enum Action {
 
 /// A failure that is the API's answer (exit 1), as opposed to not reaching it (exit 2).
 #[derive(Debug)]
-struct Refused(String);
+struct Refused {
+    message: String,
+    /// Where in the request body the API found the problem.
+    position: Option<(u64, u64)>,
+}
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
+    }
+}
+
+impl Refused {
+    /// Names the file the body came from: `FILE:L:C: what` instead of `… at L:C: what`.
+    fn in_file(self, path: &std::path::Path) -> Refused {
+        let file = path.display().to_string();
+        let message = match self.position {
+            Some((l, c)) => {
+                let what = self
+                    .message
+                    .split_once(&format!(" at {l}:{c}: "))
+                    .map_or(self.message.as_str(), |(_, what)| what);
+                format!(
+                    "{file}:{l}:{c}: {}",
+                    what.replace("--> body:", &format!("--> {file}:"))
+                )
+            }
+            None => format!("{file}: {}", self.message),
+        };
+        Refused { message, ..self }
     }
 }
 
@@ -130,10 +155,8 @@ async fn act(api: &Api, action: Action) -> anyhow::Result<()> {
                 .call(Method::POST, "/faults", Some((ctype, text)))
                 .await
                 .map_err(|e| match (&source, e.downcast::<Refused>()) {
-                    (Some(path), Ok(Refused(m))) => {
-                        Refused(format!("{}: {m}", path.display())).into()
-                    }
-                    (_, Ok(r)) => r.into(),
+                    (Some(path), Ok(refused)) => refused.in_file(path).into(),
+                    (_, Ok(refused)) => refused.into(),
                     (_, Err(e)) => e,
                 })?;
             let added = match added {
@@ -183,22 +206,24 @@ fn print_rules(rules: &Value) {
     for rule in list {
         println!(
             "{:<4} {:<16} {}",
-            rule["id"],
+            rule["id"]
+                .as_u64()
+                .map_or_else(|| "?".to_owned(), |id| id.to_string()),
             rule["name"].as_str().unwrap_or("-"),
             rule_text(rule)
         );
     }
 }
 
-/// `{"when":…,"fault":…}` of a listed rule.
+/// `{"when":…,"fault":…}` of a listed rule, in that order, `when` left out when empty.
 fn rule_text(rule: &Value) -> String {
-    let mut shown = serde_json::Map::new();
-    for key in ["when", "fault"] {
-        if let Some(v) = rule.get(key) {
-            shown.insert(key.to_owned(), v.clone());
+    let fault = format!("\"fault\":{}", rule["fault"]);
+    match rule.get("when") {
+        Some(when) if when.as_object().is_none_or(|w| !w.is_empty()) => {
+            format!("{{\"when\":{when},{fault}}}")
         }
+        _ => format!("{{{fault}}}"),
     }
-    Value::Object(shown).to_string()
 }
 
 /// The control API client.
@@ -258,8 +283,11 @@ impl Api {
             .context("cannot build the request")?;
         let exchange = async {
             let resp = self.client.request(req).await.map_err(|e| {
-                let cause = std::error::Error::source(&e)
-                    .map_or_else(|| e.to_string(), |s| s.to_string());
+                // The innermost cause says it best ("Connection refused (os error 111)").
+                let mut cause: &dyn std::error::Error = &e;
+                while let Some(inner) = cause.source() {
+                    cause = inner;
+                }
                 anyhow!(
                     "cannot reach the control API at {}: {cause} (hint: is `espsim run` running? its ready line shows the \"control\" address; pass it with --control)",
                     self.base
@@ -295,12 +323,13 @@ impl Api {
         let message = json["error"]
             .as_str()
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("failed"));
-        Err(Refused(match status {
+        let position = json["line"].as_u64().zip(json["column"].as_u64());
+        let message = match status {
             StatusCode::UNAUTHORIZED => {
                 format!("{message} (hint: pass --token or set ESPSIM_CONTROL_TOKEN)")
             }
             _ => message.to_owned(),
-        })
-        .into())
+        };
+        Err(Refused { message, position }.into())
     }
 }

@@ -79,10 +79,10 @@ pub(crate) struct RunArgs {
     scenario: Option<PathBuf>,
     /// Control API address (faults, internet mode, button, events) [default: 127.0.0.1:8475].
     /// A non-loopback address requires --control-token.
-    #[arg(long, value_name = "ADDR", conflicts_with = "no_control")]
+    #[arg(long, value_name = "ADDR", overrides_with = "no_control")]
     control: Option<SocketAddr>,
-    /// Serve no control API.
-    #[arg(long)]
+    /// Serve no control API (the last of --control/--no-control wins).
+    #[arg(long, overrides_with = "control")]
     no_control: bool,
     /// Bearer token the control API requires on every request.
     #[arg(
