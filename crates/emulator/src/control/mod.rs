@@ -82,11 +82,20 @@ impl ControlOptions {
 }
 
 /// What the handlers share: the emulator and what `/reset` restores.
-#[derive(Debug)]
 pub(crate) struct ControlState {
     shared: Arc<Shared>,
     start_internet: InternetMode,
     token: Option<String>,
+}
+
+impl std::fmt::Debug for ControlState {
+    // Like `ControlOptions`: the token stays out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlState")
+            .field("start_internet", &self.start_internet)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The API with its layers, ready to serve.
