@@ -1,6 +1,10 @@
 //! ESP-IDF `esp_http_server` on the device port.
 //!
-//! - [`serve`]: the accept loop, socket slots ([`crate::sockets`]) and TLS;
+//! - [`serve`]: the accept loop, driven by the fault plan and the device's outage state:
+//!   refusal windows and reboots close the listening socket (`port`), connect faults take
+//!   accepted connections (`connect`), stream faults wrap the raw socket in a `FaultyStream`
+//!   (TLS, HTTP and WebSocket run on top), every connection sits behind an outage `gate`;
+//!   then socket slots ([`crate::sockets`]) and TLS;
 //! - `conn`: one connection — read, route, answer, keep-alive or close;
 //! - `parse`: the request head with ESP-IDF's limits (`414`, `431`, `505`, `400`);
 //! - `router`: the firmware's URI table per internet mode; `probes`: OS connectivity checks
@@ -12,8 +16,11 @@ pub(crate) mod head;
 pub(crate) mod response;
 
 mod conn;
+mod connect;
+mod gate;
 mod parse;
 mod portal;
+mod port;
 mod probes;
 mod router;
 mod watch;
@@ -22,79 +29,226 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use espsim_faults::{ConnInfo, ConnRef, FaultyStream, Service, Supervisor};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
-use crate::context::Shared;
+use crate::context::{Outage, Shared};
 use crate::events::{EventKind, Side};
 use crate::sockets::Admission;
 
 use self::conn::Site;
+use self::connect::{emit_applied, fmt_duration, spawn_connect_fault, spawn_unanswered};
+use self::gate::{Gated, Gates};
+use self::port::Port;
 
-/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+/// Pause after a failed `accept` (e.g. out of file descriptors) or a failed re-bind before
+/// trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How long the loop sleeps when no fault window is scheduled (it also wakes on every plan or
+/// outage change).
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
 /// Accepts and serves connections until shutdown; with `tls`, each connection is a TLS session.
+///
+/// Every pass: follow the outage (reset / silence open connections), decide whether the port
+/// listens (a `refuse` rule or a reboot closes it), then wait for a connection, a plan change,
+/// an outage change or the next fault window boundary.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
-    let (scheme, ws_scheme, default_port) = match tls {
-        Some(_) => ("https", "wss", 443),
-        None => ("http", "ws", 80),
+    let (scheme, ws_scheme, default_port, service) = match tls {
+        Some(_) => ("https", "wss", 443, Service::Https),
+        None => ("http", "ws", 80, Service::Http),
     };
-    let port = listener.local_addr().map_or(default_port, |a| a.port());
-    let authority = if port == default_port {
+    let mut port = match Port::new(listener, scheme) {
+        Ok(p) => p,
+        Err(e) => return tracing::error!("{scheme} listener unusable: {e}"),
+    };
+    let port_no = port.local_addr().port();
+    let authority = if port_no == default_port {
         shared.device_ip.to_string()
     } else {
-        format!("{}:{port}", shared.device_ip)
+        format!("{}:{port_no}", shared.device_ip)
     };
     let site = Arc::new(Site {
         scheme,
         device_ip: shared.device_ip.to_string(),
         ws_url: format!("{ws_scheme}://{authority}{}", shared.ws.path),
     });
+    let gates = Gates::default();
+    let mut outage_rx = shared.outage.subscribe();
+    let mut changes = shared.faults.changes();
+    let mut plan_alive = true;
+    let mut outage_now = Outage::None;
+    let mut accepted: u64 = 0;
+    let mut retry_bind: Option<Instant> = None;
     loop {
-        // Like lwIP's backlog: once enough connections wait for a slot, stop accepting.
-        tokio::select! {
-            biased;
-            () = shared.cancel.cancelled() => return,
-            () = shared.sockets.waiting_room() => {}
+        // Mark both versions seen before reading them, so a change made meanwhile wakes the
+        // select below instead of being lost.
+        changes.borrow_and_update();
+        let outage = *outage_rx.borrow_and_update();
+        if outage != outage_now {
+            let reset = gates.apply(outage);
+            tracing::info!("{scheme}: outage {outage:?}, {reset} open connection(s) reset");
+            outage_now = outage;
         }
-        let accepted = tokio::select! {
+        let elapsed = shared.events.elapsed();
+        let refusal = shared.faults.refusing(service, elapsed);
+        let refuse = refusal.is_some() || outage == Outage::Rebooting;
+        if refuse && !port.is_refusing() {
+            port.refuse();
+            match &refusal {
+                Some(applied) => {
+                    let until = match applied.until {
+                        Some(u) => format!("until {}", fmt_duration(u)),
+                        None => "until the rule is removed".to_owned(),
+                    };
+                    emit_applied(
+                        &shared,
+                        None,
+                        applied.rule,
+                        &applied.fault,
+                        format!("{scheme} port closed: new connections refused (RST) {until}"),
+                    );
+                }
+                None => tracing::info!("{scheme}: port closed while the device reboots"),
+            }
+        } else if !refuse
+            && port.is_refusing()
+            && retry_bind.is_none_or(|t| Instant::now() >= t)
+        {
+            match port.restore() {
+                Ok(()) => {
+                    retry_bind = None;
+                    tracing::info!("{scheme}: listening again on {}", port.local_addr());
+                }
+                Err(e) => {
+                    tracing::warn!("{scheme}: re-listening failed, retrying: {e}");
+                    retry_bind = Some(Instant::now() + ACCEPT_BACKOFF);
+                }
+            }
+        }
+        let mut wake = shared
+            .faults
+            .next_boundary(elapsed)
+            .map(|t| Instant::now() + t.saturating_sub(elapsed))
+            .unwrap_or_else(|| Instant::now() + IDLE_WAKE);
+        if let Some(t) = retry_bind {
+            wake = wake.min(t);
+        }
+        let ap_down = outage == Outage::ApDown;
+        let next = async {
+            // Like lwIP's backlog: once enough connections wait for a slot, stop accepting
+            // (while the AP is down nothing is served, so nothing waits).
+            if !ap_down {
+                shared.sockets.waiting_room().await;
+            }
+            port.accept().await
+        };
+        let accepted_now = tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                let id = shared.next_conn_id();
-                shared.emit(EventKind::TcpAccepted {
-                    conn: id,
-                    peer,
-                    service: scheme.to_owned(),
-                });
-                shared.tracker.spawn(connection(
-                    tcp,
-                    peer,
-                    id,
-                    shared.clone(),
-                    tls.clone(),
-                    site.clone(),
-                ));
+            r = outage_rx.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                continue;
             }
+            r = changes.changed(), if plan_alive => {
+                plan_alive = r.is_ok();
+                continue;
+            }
+            () = tokio::time::sleep_until(wake) => continue,
+            r = next => r,
+        };
+        let (tcp, peer) = match accepted_now {
+            Ok(a) => a,
             Err(e) => {
                 tracing::warn!("accept failed on {scheme}: {e}");
                 tokio::select! {
                     () = shared.cancel.cancelled() => return,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                 }
+                continue;
             }
+        };
+        let _ = tcp.set_nodelay(true);
+        let id = shared.next_conn_id();
+        shared.emit(EventKind::TcpAccepted {
+            conn: id,
+            peer,
+            service: scheme.to_owned(),
+        });
+        let gate = gates.register(outage, &shared.cancel);
+        match outage {
+            Outage::ApDown => {
+                spawn_unanswered(&shared, tcp, id, gate);
+                continue;
+            }
+            Outage::Rebooting => {
+                // Accepted just before the port closed: the rebooting chip resets it.
+                drop(Gated::new(tcp, gate, shared.tracker.clone()));
+                shared.emit(EventKind::TcpClosed {
+                    conn: id,
+                    by: Side::Device,
+                    reason: "reset by the device outage".to_owned(),
+                });
+                continue;
+            }
+            Outage::None => {}
         }
+        // Connect and stream faults count TCP connections on this service, from 1.
+        accepted += 1;
+        let info = ConnInfo {
+            conn: ConnRef {
+                service,
+                ordinal: accepted,
+            },
+            elapsed: shared.events.elapsed(),
+        };
+        if let Some(applied) = shared.faults.on_connect(info) {
+            spawn_connect_fault(&shared, tcp, id, applied, gate);
+            continue;
+        }
+        let faults = shared.faults.stream_faults(info);
+        for applied in &faults.faults {
+            emit_applied(
+                &shared,
+                Some(id),
+                applied.rule,
+                &applied.fault,
+                format!(
+                    "{} on the connection's raw bytes ({scheme} connection {accepted})",
+                    applied.fault.name()
+                ),
+            );
+        }
+        let kill = gate.kill().clone();
+        // The pump (if any) ends with the gate: an outage reset or shutdown.
+        let supervisor = Supervisor::new(kill.clone(), shared.tracker.clone());
+        let stream = FaultyStream::new(
+            Gated::new(tcp, gate, shared.tracker.clone()),
+            &faults,
+            &supervisor,
+        );
+        shared.tracker.spawn(connection(
+            stream,
+            peer,
+            id,
+            shared.clone(),
+            tls.clone(),
+            site.clone(),
+            kill,
+        ));
     }
 }
 
 /// Takes a socket slot (waiting or purging as the profile says), then serves. Generic over the
-/// stream so a fault-injecting wrapper can sit between the socket and the device.
+/// stream: the raw socket arrives wrapped (outage gate, stream faults). `kill` fires when an
+/// outage resets the connection, for the steps that do not read the socket.
 async fn connection<S>(
     tcp: S,
     peer: SocketAddr,
@@ -102,6 +256,7 @@ async fn connection<S>(
     shared: Arc<Shared>,
     tls: Option<TlsAcceptor>,
     site: Arc<Site>,
+    kill: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -126,6 +281,9 @@ async fn connection<S>(
             shared.emit(EventKind::TcpWaiting { conn: id, open });
             let slot = tokio::select! {
                 () = shared.cancel.cancelled() => None,
+                () = kill.cancelled() => {
+                    return closed(Side::Device, "reset by the device outage while waiting for a socket");
+                }
                 slot = ticket.slot() => slot,
             };
             match slot {
