@@ -9,7 +9,9 @@
 //!   RST (SO_LINGER 0) by whoever drops it.
 //!
 //! The gate sits under the fault pump and TLS, so it silences or resets the wire itself,
-//! whatever the device code above it is doing.
+//! whatever the device code above it is doing. Each poll also reads the outage directly, so a
+//! change takes effect on the very next read or write, before the accept loop has flipped the
+//! gate (which it does to wake connections that are waiting and to remember who was silenced).
 
 use std::io;
 use std::pin::Pin;
@@ -20,6 +22,7 @@ use std::task::{Context, Poll, Waker};
 use espsim_faults::Abort;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -60,8 +63,15 @@ impl Gate {
         self.state.load(Ordering::SeqCst) == RESET
     }
 
-    fn is_silent(&self) -> bool {
-        self.state.load(Ordering::SeqCst) == SILENT
+    /// The state given the gate and the outage now: a reboot resets, AP down silences, and a
+    /// connection silenced by an AP outage that is over is reset.
+    fn effective(&self, outage: Outage) -> u8 {
+        let gate = self.state.load(Ordering::SeqCst);
+        match (gate, outage) {
+            (RESET, _) | (_, Outage::Rebooting) | (SILENT, Outage::None) => RESET,
+            (_, Outage::ApDown) => SILENT,
+            _ => OPEN,
+        }
     }
 
     fn set(&self, state: u8) {
@@ -79,7 +89,7 @@ impl Gate {
 
     /// Registers the task to wake on a state change, then reads the state (in that order, so a
     /// change in between is never missed).
-    fn poll_state(&self, slot: &Mutex<Option<Waker>>, cx: &Context<'_>) -> u8 {
+    fn poll_state(&self, slot: &Mutex<Option<Waker>>, cx: &Context<'_>, outage: Outage) -> u8 {
         {
             let mut w = slot.lock().unwrap_or_else(|e| e.into_inner());
             match w.as_ref() {
@@ -87,7 +97,7 @@ impl Gate {
                 _ => *w = Some(cx.waker().clone()),
             }
         }
-        self.state.load(Ordering::SeqCst)
+        self.effective(outage)
     }
 }
 
@@ -151,17 +161,28 @@ fn reset_error() -> io::Error {
 pub(crate) struct Gated {
     inner: Option<TcpStream>,
     gate: Arc<Gate>,
+    outage: watch::Receiver<Outage>,
     tracker: TaskTracker,
 }
 
 impl Gated {
     /// Wraps an accepted socket; `tracker` runs the hold of a socket dropped while silent.
-    pub(crate) fn new(inner: TcpStream, gate: Arc<Gate>, tracker: TaskTracker) -> Self {
+    pub(crate) fn new(
+        inner: TcpStream,
+        gate: Arc<Gate>,
+        outage: watch::Receiver<Outage>,
+        tracker: TaskTracker,
+    ) -> Self {
         Gated {
             inner: Some(inner),
             gate,
+            outage,
             tracker,
         }
+    }
+
+    fn outage(&self) -> Outage {
+        *self.outage.borrow()
     }
 
     /// Ends the socket: RST when `reset` or the gate is reset; while silent, held until the
@@ -170,11 +191,10 @@ impl Gated {
         let Some(tcp) = self.inner.take() else {
             return;
         };
-        if self.gate.is_reset() {
-            return tcp.abort();
-        }
-        if self.gate.is_silent() {
-            return hold_silent(tcp, self.gate.clone(), &self.tracker);
+        match self.gate.effective(self.outage()) {
+            RESET => return tcp.abort(),
+            SILENT => return hold_silent(tcp, self.gate.clone(), &self.tracker),
+            _ => {}
         }
         if reset {
             tcp.abort();
@@ -218,7 +238,11 @@ impl AsyncRead for Gated {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match (this.gate.poll_state(&this.gate.read, cx), this.inner.as_mut()) {
+        let outage = this.outage();
+        match (
+            this.gate.poll_state(&this.gate.read, cx, outage),
+            this.inner.as_mut(),
+        ) {
             (OPEN, Some(s)) => Pin::new(s).poll_read(cx, buf),
             (SILENT, Some(_)) => Poll::Pending,
             _ => Poll::Ready(Err(reset_error())),
@@ -232,7 +256,11 @@ impl Gated {
         cx: &mut Context<'_>,
         op: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
-        match (self.gate.poll_state(&self.gate.write, cx), self.inner.as_mut()) {
+        let outage = self.outage();
+        match (
+            self.gate.poll_state(&self.gate.write, cx, outage),
+            self.inner.as_mut(),
+        ) {
             (OPEN, Some(s)) => op(Pin::new(s), cx),
             (SILENT, Some(_)) => Poll::Pending,
             _ => Poll::Ready(Err(reset_error())),

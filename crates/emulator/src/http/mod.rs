@@ -90,11 +90,6 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
         // select below instead of being lost.
         changes.borrow_and_update();
         let outage = *outage_rx.borrow_and_update();
-        if outage != outage_now {
-            let reset = gates.apply(outage);
-            tracing::info!("{scheme}: outage {outage:?}, {reset} open connection(s) reset");
-            outage_now = outage;
-        }
         let elapsed = shared.events.elapsed();
         let refusal = shared.faults.refusing(service, elapsed);
         let refuse = refusal.is_some() || outage == Outage::Rebooting;
@@ -130,6 +125,12 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
                     retry_bind = Some(Instant::now() + ACCEPT_BACKOFF);
                 }
             }
+        }
+        // After the port: once a connection sees its reset, the port already refuses.
+        if outage != outage_now {
+            let reset = gates.apply(outage);
+            tracing::info!("{scheme}: outage {outage:?}, {reset} open connection(s) reset");
+            outage_now = outage;
         }
         let mut wake = shared
             .faults
@@ -190,7 +191,12 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
             }
             Outage::Rebooting => {
                 // Accepted just before the port closed: the rebooting chip resets it.
-                drop(Gated::new(tcp, gate, shared.tracker.clone()));
+                drop(Gated::new(
+                    tcp,
+                    gate,
+                    shared.outage.subscribe(),
+                    shared.tracker.clone(),
+                ));
                 shared.emit(EventKind::TcpClosed {
                     conn: id,
                     by: Side::Device,
@@ -230,7 +236,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
         // The pump (if any) ends with the gate: an outage reset or shutdown.
         let supervisor = Supervisor::new(kill.clone(), shared.tracker.clone());
         let stream = FaultyStream::new(
-            Gated::new(tcp, gate, shared.tracker.clone()),
+            Gated::new(tcp, gate, shared.outage.subscribe(), shared.tracker.clone()),
             &faults,
             &supervisor,
         );
