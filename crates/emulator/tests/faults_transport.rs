@@ -250,7 +250,11 @@ async fn refuse_window_gives_econnrefused_then_the_same_port_serves() {
     let err = TcpStream::connect(addr).await.expect_err("refused");
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
     let err = ws_connect(addr).await.expect_err("refused");
-    assert_eq!(io_kind(&err), Some(io::ErrorKind::ConnectionRefused), "{err}");
+    assert_eq!(
+        io_kind(&err),
+        Some(io::ErrorKind::ConnectionRefused),
+        "{err}"
+    );
 
     // After the window the same port listens again. Bounded: 100 attempts over at most 5 s.
     let mut served_at = None;
@@ -281,7 +285,10 @@ async fn reset_on_accept_is_connection_reset_by_peer() {
     let mut s = connect(addr).await;
     let (conn, _) = wait_applied(&em, "reset_on_accept").await;
     em.events()
-        .wait_for(WAIT, |e| matches!(e.kind, EventKind::TcpClosed { conn: c, .. } if Some(c) == conn))
+        .wait_for(
+            WAIT,
+            |e| matches!(e.kind, EventKind::TcpClosed { conn: c, .. } if Some(c) == conn),
+        )
         .await
         .expect("the reset happened");
     let mut buf = [0u8; 16];
@@ -332,7 +339,9 @@ async fn stall_holds_the_connection_silent_while_others_are_served() {
     assert_eq!(read_head(&mut stalled, SILENCE).await, Seen::Silent);
     // A WebSocket client with a handshake timeout sees that timeout (here: a 3rd stall rule).
     em.faults()
-        .add(rule(r#"{ "when": { "connections": "3" }, "fault": "stall" }"#))
+        .add(rule(
+            r#"{ "when": { "connections": "3" }, "fault": "stall" }"#,
+        ))
         .expect("added");
     let handshake = tokio::time::timeout(SILENCE, tokio_tungstenite::connect_async(ws_url(addr)));
     assert!(handshake.await.is_err(), "the handshake must time out");
@@ -376,7 +385,10 @@ async fn latency_delays_the_response() {
     let (seen, delayed) = exchange(addr, GET, WAIT).await;
     assert_eq!(seen.status(), Some("HTTP/1.1 200 OK"));
     assert!(delayed >= Duration::from_millis(300), "{delayed:?}");
-    assert!(delayed >= control + Duration::from_millis(250), "{control:?} vs {delayed:?}");
+    assert!(
+        delayed >= control + Duration::from_millis(250),
+        "{control:?} vs {delayed:?}"
+    );
     let (conn, detail) = wait_applied(&em, "latency").await;
     assert_eq!(conn, Some(2));
     assert!(detail.contains("latency"), "{detail}");
@@ -385,10 +397,9 @@ async fn latency_delays_the_response() {
 
 #[tokio::test]
 async fn latency_with_jitter_stays_within_its_bounds() {
-    let em = start(&[
-        r#"{ "fault": { "stream": "latency", "latency": "300ms", "jitter": "100ms" } }"#,
-    ])
-    .await;
+    let em =
+        start(&[r#"{ "fault": { "stream": "latency", "latency": "300ms", "jitter": "100ms" } }"#])
+            .await;
     for _ in 0..3 {
         let (seen, took) = exchange(em.http_addr(), GET_SMALL, WAIT).await;
         assert_eq!(seen.status(), Some("HTTP/1.1 302 Temporary Redirect"));
@@ -421,7 +432,10 @@ async fn bandwidth_limits_the_rate() {
     s.write_all(GET).await.expect("sent");
     let fast = read_response(&mut s).await;
     let total = fast.len();
-    assert!(total > 300, "the portal page is big enough to measure: {total}");
+    assert!(
+        total > 300,
+        "the portal page is big enough to measure: {total}"
+    );
 
     let mut s = connect(addr).await;
     let t0 = Instant::now();
@@ -432,8 +446,14 @@ async fn bandwidth_limits_the_rate() {
     // 1 KB/s, released in 100 ms portions (100 bytes): the last portion arrives after the
     // others' time.
     let expected = Duration::from_secs_f64((total.saturating_sub(100)) as f64 / 1000.0);
-    assert!(took + SLACK >= expected, "{took:?} < {expected:?} for {total} bytes");
-    assert!(took <= expected + Duration::from_millis(600), "{took:?} for {total} bytes");
+    assert!(
+        took + SLACK >= expected,
+        "{took:?} < {expected:?} for {total} bytes"
+    );
+    assert!(
+        took <= expected + Duration::from_millis(600),
+        "{took:?} for {total} bytes"
+    );
     em.shutdown(WAIT).await;
 }
 
@@ -459,7 +479,10 @@ async fn slicer_sends_small_pieces_apart() {
     let slices = len.div_ceil(16);
     let took = sliced.end.expect("closed");
     let min = Duration::from_millis(15) * u32::try_from(slices - 1).expect("few slices");
-    assert!(took + SLACK >= min, "{took:?} < {min:?} for {slices} slices");
+    assert!(
+        took + SLACK >= min,
+        "{took:?} < {min:?} for {slices} slices"
+    );
     // Reads follow the slices (a late reader may see two together, never a whole response).
     assert!(sliced.reads.len() >= slices / 2, "{:?}", sliced.reads);
     assert!(sliced.reads.iter().all(|&n| n < len), "{:?}", sliced.reads);
@@ -485,7 +508,9 @@ async fn limit_data_cuts_the_101_at_n_bytes() {
     let whole = full_101(addr).await;
     // Added at run time: it affects the next connection.
     em.faults()
-        .add(rule(r#"{ "fault": { "stream": "limit_data", "bytes": 40 } }"#))
+        .add(rule(
+            r#"{ "fault": { "stream": "limit_data", "bytes": 40 } }"#,
+        ))
         .expect("added");
     let mut s = connect(addr).await;
     s.write_all(UPGRADE).await.expect("sent");
@@ -587,7 +612,10 @@ async fn slow_close_holds_back_the_fin() {
             "connection {n}"
         );
         let gap = d.end.expect("closed") - d.first_byte.expect("answered");
-        assert!(gap + SLACK >= min_gap, "connection {n}: FIN {gap:?} after the reply");
+        assert!(
+            gap + SLACK >= min_gap,
+            "connection {n}: FIN {gap:?} after the reply"
+        );
         if n == 1 {
             assert!(gap < Duration::from_millis(300), "control: {gap:?}");
         }
@@ -650,7 +678,11 @@ async fn probability_replays_with_the_seed() {
         runs.push(seen);
     }
     assert_eq!(runs[0], runs[1], "same seed, same outcomes");
-    assert!(runs[0].contains(&true) && runs[0].contains(&false), "{:?}", runs[0]);
+    assert!(
+        runs[0].contains(&true) && runs[0].contains(&false),
+        "{:?}",
+        runs[0]
+    );
 }
 
 #[tokio::test]

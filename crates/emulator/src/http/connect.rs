@@ -97,7 +97,12 @@ pub(crate) fn spawn_connect_fault(
 /// A connection that arrived while the AP is down: the kernel accepted it, but the device never
 /// answers. It is held silent (the app's connect succeeds on loopback, then its handshake times
 /// out) and reset when the AP is back, as the device has no state for it.
-pub(crate) fn spawn_unanswered(shared: &Arc<Shared>, tcp: TcpStream, conn: ConnId, gate: Arc<Gate>) {
+pub(crate) fn spawn_unanswered(
+    shared: &Arc<Shared>,
+    tcp: TcpStream,
+    conn: ConnId,
+    gate: Arc<Gate>,
+) {
     let shared2 = shared.clone();
     shared.tracker.spawn(async move {
         gate.kill().cancelled().await;

@@ -283,6 +283,7 @@ impl AsyncWrite for Gated {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_write_side(cx, |s, cx| s.poll_shutdown(cx))
+        self.get_mut()
+            .poll_write_side(cx, |s, cx| s.poll_shutdown(cx))
     }
 }

@@ -19,11 +19,14 @@ mod conn;
 mod connect;
 mod gate;
 mod parse;
-mod portal;
 mod port;
+mod portal;
 mod probes;
 mod router;
 mod watch;
+
+#[cfg(test)]
+mod outage_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,10 +114,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
                 }
                 None => tracing::info!("{scheme}: port closed while the device reboots"),
             }
-        } else if !refuse
-            && port.is_refusing()
-            && retry_bind.is_none_or(|t| Instant::now() >= t)
-        {
+        } else if !refuse && port.is_refusing() && retry_bind.is_none_or(|t| Instant::now() >= t) {
             match port.restore() {
                 Ok(()) => {
                     retry_bind = None;
