@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use espsim_faults::{ConnInfo, ConnRef, FaultyStream, Service, Supervisor};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -44,12 +44,11 @@ use crate::events::{EventKind, Side};
 use crate::sockets::Admission;
 
 use self::conn::Site;
-use self::connect::{emit_applied, fmt_duration, spawn_connect_fault, spawn_unanswered};
-use self::gate::{Gated, Gates};
+use self::connect::{emit_applied, spawn_connect_fault, spawn_unanswered};
+use self::gate::{Gate, Gated, Gates};
 use self::port::Port;
 
-/// Pause after a failed `accept` (e.g. out of file descriptors) or a failed re-bind before
-/// trying again.
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How long the loop sleeps when no fault window is scheduled (it also wakes on every plan or
@@ -86,8 +85,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
     let mut changes = shared.faults.changes();
     let mut plan_alive = true;
     let mut outage_now = Outage::None;
-    let mut accepted: u64 = 0;
-    let mut retry_bind: Option<Instant> = None;
+    let mut ordinal: u64 = 0;
     loop {
         // Mark both versions seen before reading them, so a change made meanwhile wakes the
         // select below instead of being lost.
@@ -95,37 +93,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
         let outage = *outage_rx.borrow_and_update();
         let elapsed = shared.events.elapsed();
         let refusal = shared.faults.refusing(service, elapsed);
-        let refuse = refusal.is_some() || outage == Outage::Rebooting;
-        if refuse && !port.is_refusing() {
-            port.refuse();
-            match &refusal {
-                Some(applied) => {
-                    let until = match applied.until {
-                        Some(u) => format!("until {}", fmt_duration(u)),
-                        None => "until the rule is removed".to_owned(),
-                    };
-                    emit_applied(
-                        &shared,
-                        None,
-                        applied.rule,
-                        &applied.fault,
-                        format!("{scheme} port closed: new connections refused (RST) {until}"),
-                    );
-                }
-                None => tracing::info!("{scheme}: port closed while the device reboots"),
-            }
-        } else if !refuse && port.is_refusing() && retry_bind.is_none_or(|t| Instant::now() >= t) {
-            match port.restore() {
-                Ok(()) => {
-                    retry_bind = None;
-                    tracing::info!("{scheme}: listening again on {}", port.local_addr());
-                }
-                Err(e) => {
-                    tracing::warn!("{scheme}: re-listening failed, retrying: {e}");
-                    retry_bind = Some(Instant::now() + ACCEPT_BACKOFF);
-                }
-            }
-        }
+        port.follow(refusal, outage == Outage::Rebooting, &shared);
         // After the port: once a connection sees its reset, the port already refuses.
         if outage != outage_now {
             let reset = gates.apply(outage);
@@ -137,7 +105,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
             .next_boundary(elapsed)
             .map(|t| Instant::now() + t.saturating_sub(elapsed))
             .unwrap_or_else(|| Instant::now() + IDLE_WAKE);
-        if let Some(t) = retry_bind {
+        if let Some(t) = port.retry_at() {
             wake = wake.min(t);
         }
         let ap_down = outage == Outage::ApDown;
@@ -149,7 +117,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
             }
             port.accept().await
         };
-        let accepted_now = tokio::select! {
+        let accepted = tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return,
             r = outage_rx.changed() => {
@@ -165,7 +133,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
             () = tokio::time::sleep_until(wake) => continue,
             r = next => r,
         };
-        let (tcp, peer) = match accepted_now {
+        let (tcp, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!("accept failed on {scheme}: {e}");
@@ -185,10 +153,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
         });
         let gate = gates.register(outage, &shared.cancel);
         match outage {
-            Outage::ApDown => {
-                spawn_unanswered(&shared, tcp, id, gate);
-                continue;
-            }
+            Outage::ApDown => spawn_unanswered(&shared, tcp, id, gate),
             Outage::Rebooting => {
                 // Accepted just before the port closed: the rebooting chip resets it.
                 drop(Gated::new(
@@ -202,54 +167,81 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
                     by: Side::Device,
                     reason: "reset by the device outage".to_owned(),
                 });
-                continue;
             }
-            Outage::None => {}
+            Outage::None => {
+                // Connect and stream faults count TCP connections on this service, from 1.
+                ordinal += 1;
+                let conn = Accepted {
+                    tcp,
+                    peer,
+                    id,
+                    ordinal,
+                    service,
+                    gate,
+                };
+                admit(conn, &shared, &tls, &site);
+            }
         }
-        // Connect and stream faults count TCP connections on this service, from 1.
-        accepted += 1;
-        let info = ConnInfo {
-            conn: ConnRef {
-                service,
-                ordinal: accepted,
-            },
-            elapsed: shared.events.elapsed(),
-        };
-        if let Some(applied) = shared.faults.on_connect(info) {
-            spawn_connect_fault(&shared, tcp, id, applied, gate);
-            continue;
-        }
-        let faults = shared.faults.stream_faults(info);
-        for applied in &faults.faults {
-            emit_applied(
-                &shared,
-                Some(id),
-                applied.rule,
-                &applied.fault,
-                format!(
-                    "{} on the connection's raw bytes ({scheme} connection {accepted})",
-                    applied.fault.name()
-                ),
-            );
-        }
-        let kill = gate.kill().clone();
-        // The pump (if any) ends with the gate: an outage reset or shutdown.
-        let supervisor = Supervisor::new(kill.clone(), shared.tracker.clone());
-        let stream = FaultyStream::new(
-            Gated::new(tcp, gate, shared.outage.subscribe(), shared.tracker.clone()),
-            &faults,
-            &supervisor,
-        );
-        shared.tracker.spawn(connection(
-            stream,
-            peer,
-            id,
-            shared.clone(),
-            tls.clone(),
-            site.clone(),
-            kill,
-        ));
     }
+}
+
+/// A connection the device is about to see.
+#[derive(Debug)]
+struct Accepted {
+    tcp: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    /// Its number on this service (what `connections:` counts for connect/stream faults).
+    ordinal: u64,
+    service: Service,
+    gate: Arc<Gate>,
+}
+
+/// Asks the plan about a new connection: a connect fault takes it, or it is served with its
+/// stream faults applied to the raw socket (TLS on top).
+fn admit(conn: Accepted, shared: &Arc<Shared>, tls: &Option<TlsAcceptor>, site: &Arc<Site>) {
+    let Accepted {
+        tcp,
+        peer,
+        id,
+        ordinal,
+        service,
+        gate,
+    } = conn;
+    let info = ConnInfo {
+        conn: ConnRef { service, ordinal },
+        elapsed: shared.events.elapsed(),
+    };
+    if let Some(applied) = shared.faults.on_connect(info) {
+        return spawn_connect_fault(shared, tcp, id, applied, gate);
+    }
+    let faults = shared.faults.stream_faults(info);
+    for applied in &faults.faults {
+        emit_applied(
+            shared,
+            Some(id),
+            applied.rule,
+            &applied.fault,
+            format!(
+                "{} on the connection's raw bytes ({service} connection {ordinal})",
+                applied.fault.name()
+            ),
+        );
+    }
+    let kill = gate.kill().clone();
+    // The pump (if any) ends with the gate: an outage reset or shutdown.
+    let supervisor = Supervisor::new(kill.clone(), shared.tracker.clone());
+    let raw = Gated::new(tcp, gate, shared.outage.subscribe(), shared.tracker.clone());
+    let stream = FaultyStream::new(raw, &faults, &supervisor);
+    shared.tracker.spawn(connection(
+        stream,
+        peer,
+        id,
+        shared.clone(),
+        tls.clone(),
+        site.clone(),
+        kill,
+    ));
 }
 
 /// Takes a socket slot (waiting or purging as the profile says), then serves. Generic over the
