@@ -664,6 +664,17 @@ async fn every_third_connection_is_reset() {
 }
 
 #[tokio::test]
+async fn a_rule_after_an_event_arms_when_the_event_is_observed() {
+    let em = start(&[r#"{ "when": { "after": "provision" }, "fault": "reset_on_accept" }"#]).await;
+    let addr = em.http_addr();
+    assert_eq!(outcomes(addr, 2).await, [true, true]);
+    // The WebSocket service reports each app message type like this.
+    em.faults().observe("provision", em.events().elapsed());
+    assert_eq!(outcomes(addr, 2).await, [false, false]);
+    em.shutdown(WAIT).await;
+}
+
+#[tokio::test]
 async fn probability_replays_with_the_seed() {
     const RULE: &str = r#"{ "when": { "probability": 0.5 }, "fault": "reset_on_accept" }"#;
     let mut runs = Vec::new();

@@ -86,14 +86,20 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
     let mut plan_alive = true;
     let mut outage_now = Outage::None;
     let mut ordinal: u64 = 0;
+    // Refusal can only change with the plan (rules, observed events) or at a window boundary,
+    // so the plan is asked then, not after every accept.
+    let mut refusal = None;
+    let mut recheck = true;
     loop {
         // Mark both versions seen before reading them, so a change made meanwhile wakes the
         // select below instead of being lost.
         changes.borrow_and_update();
         let outage = *outage_rx.borrow_and_update();
         let elapsed = shared.events.elapsed();
-        let refusal = shared.faults.refusing(service, elapsed);
-        port.follow(refusal, outage == Outage::Rebooting, &shared);
+        if std::mem::take(&mut recheck) {
+            refusal = shared.faults.refusing(service, elapsed);
+        }
+        port.follow(refusal.clone(), outage == Outage::Rebooting, &shared);
         // After the port: once a connection sees its reset, the port already refuses.
         if outage != outage_now {
             let reset = gates.apply(outage);
@@ -128,9 +134,13 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
             }
             r = changes.changed(), if plan_alive => {
                 plan_alive = r.is_ok();
+                recheck = true;
                 continue;
             }
-            () = tokio::time::sleep_until(wake) => continue,
+            () = tokio::time::sleep_until(wake) => {
+                recheck = true;
+                continue;
+            }
             r = next => r,
         };
         let (tcp, peer) = match accepted {
