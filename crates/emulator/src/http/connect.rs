@@ -12,7 +12,7 @@ use serde::Serialize;
 use socket2::SockRef;
 use tokio::net::TcpStream;
 
-use crate::context::Shared;
+use crate::context::{Outage, Shared};
 use crate::events::{ConnId, EventKind, Side};
 
 use super::gate::Gate;
@@ -104,9 +104,13 @@ pub(crate) fn spawn_unanswered(
     gate: Arc<Gate>,
 ) {
     let shared2 = shared.clone();
+    let mut outage = shared.outage.subscribe();
     shared.tracker.spawn(async move {
-        gate.kill().cancelled().await;
-        let reason = if gate.is_reset() {
+        tokio::select! {
+            () = gate.kill().cancelled() => {}
+            _ = outage.wait_for(|o| *o != Outage::ApDown) => {}
+        }
+        let reason = if gate.is_reset() || *outage.borrow() != Outage::ApDown {
             tcp.abort();
             "unanswered while the access point was down; reset when it came back"
         } else {

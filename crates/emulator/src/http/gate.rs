@@ -76,14 +76,19 @@ impl Gate {
 
     fn set(&self, state: u8) {
         self.state.store(state, Ordering::SeqCst);
+        self.wake();
+        if state == RESET {
+            self.kill.cancel();
+        }
+    }
+
+    /// Wakes the tasks waiting on this connection, so they re-read the state.
+    fn wake(&self) {
         for slot in [&self.read, &self.write] {
             let waker = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(w) = waker {
                 w.wake();
             }
-        }
-        if state == RESET {
-            self.kill.cancel();
         }
     }
 
@@ -124,7 +129,8 @@ impl Gates {
 
     /// Applies an outage change to every open connection: a reboot resets them all, the AP going
     /// down silences them, and the AP coming back resets the silenced ones (the device lost
-    /// their state). Returns how many connections were reset.
+    /// their state). Every connection is woken to re-read its state. Returns how many
+    /// connections were reset.
     pub(crate) fn apply(&self, outage: Outage) -> usize {
         let gates: Vec<Arc<Gate>> = {
             let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
@@ -134,10 +140,12 @@ impl Gates {
         let mut reset = 0;
         for gate in gates {
             let next = match (outage, gate.state.load(Ordering::SeqCst)) {
-                (_, RESET) => continue,
-                (Outage::Rebooting, _) | (Outage::None, SILENT) => RESET,
+                (_, RESET) | (Outage::None, OPEN) => {
+                    gate.wake();
+                    continue;
+                }
+                (Outage::Rebooting, _) | (Outage::None, _) => RESET,
                 (Outage::ApDown, _) => SILENT,
-                (Outage::None, _) => continue,
             };
             if next == RESET {
                 reset += 1;
@@ -193,7 +201,10 @@ impl Gated {
         };
         match self.gate.effective(self.outage()) {
             RESET => return tcp.abort(),
-            SILENT => return hold_silent(tcp, self.gate.clone(), &self.tracker),
+            SILENT => {
+                let outage = self.outage.clone();
+                return hold_silent(tcp, self.gate.clone(), outage, &self.tracker);
+            }
             _ => {}
         }
         if reset {
@@ -204,15 +215,23 @@ impl Gated {
     }
 }
 
-/// Keeps a socket open and silent until its gate's kill token fires, then resets it if the
-/// outage did (a plain close on emulator shutdown).
-pub(crate) fn hold_silent(tcp: TcpStream, gate: Arc<Gate>, tracker: &TaskTracker) {
+/// Keeps a socket open and silent while the AP is down, then resets it (the device has no
+/// state for it any more); a plain close if the emulator shuts down first.
+pub(crate) fn hold_silent(
+    tcp: TcpStream,
+    gate: Arc<Gate>,
+    mut outage: watch::Receiver<Outage>,
+    tracker: &TaskTracker,
+) {
     if tokio::runtime::Handle::try_current().is_err() {
         return drop(tcp);
     }
     tracker.spawn(async move {
-        gate.kill().cancelled().await;
-        if gate.is_reset() {
+        tokio::select! {
+            () = gate.kill().cancelled() => {}
+            _ = outage.wait_for(|o| *o != Outage::ApDown) => {}
+        }
+        if gate.is_reset() || *outage.borrow() != Outage::ApDown {
             tcp.abort();
         }
     });

@@ -85,6 +85,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
     let mut changes = shared.faults.changes();
     let mut plan_alive = true;
     let mut outage_now = Outage::None;
+    let mut outage_woke = false;
     let mut ordinal: u64 = 0;
     // Refusal can only change with the plan (rules, observed events) or at a window boundary,
     // so the plan is asked then, not after every accept.
@@ -100,8 +101,9 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
             refusal = shared.faults.refusing(service, elapsed);
         }
         port.follow(refusal.clone(), outage == Outage::Rebooting, &shared);
-        // After the port: once a connection sees its reset, the port already refuses.
-        if outage != outage_now {
+        // After the port: once a connection sees its reset, the port already refuses. Also on
+        // a change that came back to the same value, to wake connections that saw it.
+        if std::mem::take(&mut outage_woke) || outage != outage_now {
             let reset = gates.apply(outage);
             tracing::info!("{scheme}: outage {outage:?}, {reset} open connection(s) reset");
             outage_now = outage;
@@ -130,6 +132,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Optio
                 if r.is_err() {
                     return;
                 }
+                outage_woke = true;
                 continue;
             }
             r = changes.changed(), if plan_alive => {

@@ -217,6 +217,34 @@ async fn ap_down_silences_everything_then_resets_when_back() {
 }
 
 #[tokio::test]
+async fn a_session_the_device_drops_while_the_ap_is_down_stays_silent_then_resets() {
+    let em = start(&[
+        r#"{ "when": { "connections": "2" }, "fault": { "stream": "latency", "latency": "10ms" } }"#,
+    ])
+    .await;
+    let addr = em.http_addr();
+    let mut direct = open_session(addr).await;
+    let mut piped = open_session(addr).await;
+    // The device timeline's order: the outage first, then the firmware forgets its sessions.
+    em.shared.outage.send_replace(Outage::ApDown);
+    assert_eq!(em.shared.device.drop_all_sessions("softAP down"), 2);
+    for ws in [&mut direct, &mut piped] {
+        assert!(
+            tokio::time::timeout(SILENCE, ws.next()).await.is_err(),
+            "no close frame, FIN or RST while the AP is down"
+        );
+    }
+    em.shared.outage.send_replace(Outage::None);
+    for ws in [&mut direct, &mut piped] {
+        let next = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("in time");
+        assert_eq!(ws_io_kind(next), Some(io::ErrorKind::ConnectionReset));
+    }
+    em.shutdown(WAIT).await;
+}
+
+#[tokio::test]
 async fn shutdown_during_ap_down_releases_held_connections() {
     let em = start(&[]).await;
     let addr = em.http_addr();
