@@ -386,7 +386,7 @@ async fn latency_delays_the_response() {
     assert_eq!(seen.status(), Some("HTTP/1.1 200 OK"));
     assert!(delayed >= Duration::from_millis(400), "{delayed:?}");
     assert!(
-        delayed >= control + Duration::from_millis(250),
+        delayed >= control + Duration::from_millis(200),
         "{control:?} vs {delayed:?}"
     );
     let (conn, detail) = wait_applied(&em, "latency").await;
