@@ -4,8 +4,12 @@
 //! Exit codes: 0 ok, 1 a check failed, 2 usage, configuration or start-up error.
 
 mod cert;
+mod client;
+mod fault;
 mod logging;
+mod probe;
 mod run;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -30,8 +34,17 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Write a self-signed certificate and key (PEM) for `run --cert/--key`, to trust in an app.
     Cert(cert::CertArgs),
+    /// Run the reference WebSocket client against a device URL; prints its events as JSON lines.
+    Client(client::ClientArgs),
     /// List the device profiles (ESP-IDF versions and their limits).
     Profiles,
+    /// Diagnose a connection to a device (real or emulated) layer by layer: URL, DNS, TCP, TLS,
+    /// HTTP, OS connectivity checks, WebSocket upgrade, protocol, round trip.
+    Probe(probe::ProbeArgs),
+    /// Check scenario files (syntax and semantics) without running them.
+    Validate(validate::ValidateArgs),
+    /// List, add or remove fault rules of a running `espsim run` (its control API).
+    Fault(fault::FaultArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,10 +53,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Cert(args) => cert::run(args),
+        Command::Client(args) => client::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Profiles => {
             run::print_profiles();
             Ok(ExitCode::SUCCESS)
         }
+        Command::Validate(args) => validate::run(args),
+        Command::Fault(args) => fault::run(args),
     };
     match result {
         Ok(code) => code,

@@ -26,6 +26,10 @@ use crate::when::{Service, When};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRule {
+    /// A name to refer to the rule by (expectations such as `reconnects: { after: <name> }`,
+    /// reports); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// When the fault applies; absent or `{}` = always.
     #[serde(default)]
     pub when: When,
@@ -36,7 +40,11 @@ pub struct FaultRule {
 impl FaultRule {
     /// A rule that applies `fault` whenever `when` holds.
     pub fn new(when: When, fault: Fault) -> Self {
-        FaultRule { when, fault }
+        FaultRule {
+            name: None,
+            when,
+            fault,
+        }
     }
 
     /// Checks that every trigger makes sense for this fault's category.
