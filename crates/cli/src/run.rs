@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::profile::Profile;
-use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator, TlsOptions, WsSettings};
-use espsim_harness::DeviceConfig;
+use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator, TlsOptions};
+use espsim_harness::{DeviceConfig, WsConfig};
 use serde::Serialize;
 
 /// How long shutdown waits for sessions to close (SIGTERM must exit within a second).
@@ -86,30 +86,25 @@ struct ReadyLine {
     seed: u64,
 }
 
-/// Builds the emulator configuration from flags, the config file and defaults.
+/// Builds the emulator configuration from flags, the config file and defaults: the flags are
+/// merged over the file's device section, which the harness maps (as `espsim test` does).
 fn config(args: RunArgs) -> anyhow::Result<EmulatorConfig> {
     let file = match &args.config {
         Some(path) => espsim_harness::yaml::load::<DeviceConfig>(path)?,
         None => DeviceConfig::default(),
     };
-    let profile_name = args
-        .profile
-        .or(file.profile)
-        .unwrap_or_else(|| Profile::default().name.to_owned());
-    let Some(profile) = Profile::by_name(&profile_name) else {
-        bail!(
-            "unknown profile `{profile_name}` (known: {})",
-            Profile::names().join(", ")
-        );
-    };
     let file_ws = file.ws.unwrap_or_default();
-    let ws_path = args
-        .ws_path
-        .or(file_ws.path)
-        .unwrap_or_else(|| WsSettings::default().path);
-    if !ws_path.starts_with('/') {
-        bail!("the WebSocket path must start with `/` (got `{ws_path}`)");
-    }
+    let device = DeviceConfig {
+        profile: args.profile.or(file.profile),
+        internet: args.internet.or(file.internet),
+        device_ip: args.device_ip.or(file.device_ip),
+        ws: Some(WsConfig {
+            path: args.ws_path.or(file_ws.path),
+            subprotocol: args.subprotocol.or(file_ws.subprotocol),
+        }),
+        auth_token: args.token.or(file.auth_token),
+        seed: args.seed.or(file.seed),
+    };
     let tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => Some(TlsOptions::Files { cert, key }),
         _ if args.tls => Some(TlsOptions::SelfSigned {
@@ -118,31 +113,17 @@ fn config(args: RunArgs) -> anyhow::Result<EmulatorConfig> {
         }),
         _ => None,
     };
-    let mut config = EmulatorConfig {
-        http: args.http.unwrap_or(([127, 0, 0, 1], 8080).into()),
-        https: args.https.unwrap_or(([127, 0, 0, 1], 8443).into()),
-        dns: (!args.no_dns).then(|| args.dns.unwrap_or(([127, 0, 0, 1], 5353).into())),
-        device_ip: args
-            .device_ip
-            .or(file.device_ip)
-            .unwrap_or(Ipv4Addr::LOCALHOST),
-        profile: profile.clone(),
-        internet: args.internet.or(file.internet).unwrap_or_default(),
-        ws: WsSettings {
-            path: ws_path,
-            subprotocol: args.subprotocol.or(file_ws.subprotocol),
-        },
-        tls,
-        events_file: args.events,
-        ..EmulatorConfig::default()
-    };
-    config.device.auth_token = args.token.or(file.auth_token);
-    config.seed = args.seed.or(file.seed).unwrap_or_else(rand_seed);
+    let mut config = device.emulator_config(rand_seed())?;
+    config.http = args.http.unwrap_or(([127, 0, 0, 1], 8080).into());
+    config.https = args.https.unwrap_or(([127, 0, 0, 1], 8443).into());
+    config.dns = (!args.no_dns).then(|| args.dns.unwrap_or(([127, 0, 0, 1], 5353).into()));
+    config.tls = tls;
+    config.events_file = args.events;
     Ok(config)
 }
 
 /// A seed from the clock and the process id: random enough for "pick one", and printed.
-fn rand_seed() -> u64 {
+pub(crate) fn rand_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

@@ -11,9 +11,11 @@
 pub mod client;
 pub mod device;
 pub mod expect;
+pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod yaml;
 
-pub use device::{DeviceConfig, WsConfig};
+pub use device::{DeviceConfig, DeviceError, WsConfig};
 pub use scenario::{Scenario, ScenarioError};
 pub use yaml::YamlError;
