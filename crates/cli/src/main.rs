@@ -7,6 +7,7 @@ mod cert;
 mod client;
 mod logging;
 mod run;
+mod test;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,9 @@ enum Command {
     Client(client::ClientArgs),
     /// List the device profiles (ESP-IDF versions and their limits).
     Profiles,
+    /// Run scenario files against your app (`-- COMMAND`) or the built-in client and judge
+    /// their expectations; exit 0 all held, 1 something failed, 2 usage/config error.
+    Test(Box<test::TestArgs>),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Cert(args) => cert::run(args),
         Command::Client(args) => client::run(args),
+        Command::Test(args) => test::run(*args),
         Command::Profiles => {
             run::print_profiles();
             Ok(ExitCode::SUCCESS)

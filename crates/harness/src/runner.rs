@@ -415,3 +415,52 @@ fn random_seed() -> u64 {
     );
     h.finish()
 }
+
+/// One run of a catches check: who plays the app and which expectation must fail
+/// (`None`: the good client, which must pass everything).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatchRun {
+    /// The client.
+    pub client: ClientSpec,
+    /// The one expectation that must fail, or `None` when all must hold.
+    pub must_fail: Option<String>,
+}
+
+/// The runs that prove a scenario: the good client, then each `catches:` profile.
+pub fn catch_plan(scenario: &Scenario) -> Vec<CatchRun> {
+    let mut plan = vec![CatchRun {
+        client: ClientSpec::Builtin(ClientProfile::Good),
+        must_fail: None,
+    }];
+    for (profile, expectation) in &scenario.catches {
+        // `Scenario::validate` already rejected unknown profiles.
+        if let Ok(p) = profile.parse::<ClientProfile>() {
+            plan.push(CatchRun {
+                client: ClientSpec::Builtin(p),
+                must_fail: Some(expectation.clone()),
+            });
+        }
+    }
+    plan
+}
+
+/// Whether a run did what its [`CatchRun`] demands: the good client passes everything, a
+/// catching profile fails exactly the named expectation. `Ok` and `Err` carry one line.
+pub fn judge_catch(result: &RunResult, must_fail: Option<&str>) -> Result<String, String> {
+    let failed = result.failed_expectations();
+    match must_fail {
+        None if failed.is_empty() => Ok("every expectation held".to_owned()),
+        None => Err(format!(
+            "the good client must pass, but failed: {}",
+            failed.join(", ")
+        )),
+        Some(name) if failed == [name] => Ok(format!("caught: only `{name}` failed")),
+        Some(name) if failed.is_empty() => Err(format!(
+            "not caught: `{name}` should have failed, but every expectation held"
+        )),
+        Some(name) => Err(format!(
+            "expected exactly `{name}` to fail, but failed: {}",
+            failed.join(", ")
+        )),
+    }
+}
