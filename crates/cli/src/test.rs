@@ -168,8 +168,8 @@ fn write_reports(args: &TestArgs, results: &[RunResult], with_junit: bool) -> an
         write_file(path, report::json(results)?.as_bytes())?;
     }
     if let Some(path) = &args.events {
-        let file = File::create(path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+        let file =
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         let mut out = BufWriter::new(file);
         report::events_jsonl(results, &mut out)
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -147,7 +147,10 @@ mod tests {
             ..DeviceConfig::default()
         };
         let err = bad.emulator_config(0).expect_err("unknown profile");
-        assert!(err.to_string().starts_with("unknown profile `esp-idf-v9`"), "{err}");
+        assert!(
+            err.to_string().starts_with("unknown profile `esp-idf-v9`"),
+            "{err}"
+        );
     }
 
     #[test]

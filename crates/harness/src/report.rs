@@ -72,7 +72,11 @@ pub fn text(r: &RunResult) -> String {
     } else {
         out += "   faults fired:\n";
         for f in &r.faults_fired {
-            let name = f.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+            let name = f
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
             out += &format!(
                 "     rule {}{name} {} ×{}, first at {}: {}\n",
                 f.rule,

@@ -277,8 +277,14 @@ pub async fn run(
             let line = argv.join(" ");
             let mut cmd = tokio::process::Command::new(program);
             cmd.args(args)
-                .env("ESPSIM_WS_URL", format!("ws://{}{}", emulator.http_addr(), ws_path))
-                .env("ESPSIM_HTTP_URL", format!("http://{}", emulator.http_addr()))
+                .env(
+                    "ESPSIM_WS_URL",
+                    format!("ws://{}{}", emulator.http_addr(), ws_path),
+                )
+                .env(
+                    "ESPSIM_HTTP_URL",
+                    format!("http://{}", emulator.http_addr()),
+                )
                 .env("ESPSIM_DEVICE_IP", device_ip.to_string())
                 .env("ESPSIM_SEED", seed.to_string())
                 .stdin(Stdio::null())

@@ -128,26 +128,24 @@ fn judge(e: &Expectation, faults: &[FaultRule], f: &Facts) -> Verdict {
         Expectation::Sends(s) => sends(f, &s.message_type, s.within.map(ms)),
         Expectation::SendsInOrder(types) => sends_in_order(f, types),
         Expectation::MaxConcurrentConnections(m) => max_concurrent(f, m.max),
-        Expectation::DnsQueried(q) => {
-            match f.dns.iter().find(|(_, name)| q.name.matches(name)) {
-                Some((at, name)) => pass(
-                    format!("`{name}` queried at {}", secs(*at)),
-                    vec![ev(*at, None, format!("dns_query {name}"))],
+        Expectation::DnsQueried(q) => match f.dns.iter().find(|(_, name)| q.name.matches(name)) {
+            Some((at, name)) => pass(
+                format!("`{name}` queried at {}", secs(*at)),
+                vec![ev(*at, None, format!("dns_query {name}"))],
+            ),
+            None => fail(
+                format!(
+                    "no query matched `{}` ({} queries seen)",
+                    q.name.as_str(),
+                    f.dns.len()
                 ),
-                None => fail(
-                    format!(
-                        "no query matched `{}` ({} queries seen)",
-                        q.name.as_str(),
-                        f.dns.len()
-                    ),
-                    f.dns
-                        .iter()
-                        .take(5)
-                        .map(|(at, n)| ev(*at, None, format!("dns_query {n}")))
-                        .collect(),
-                ),
-            }
-        }
+                f.dns
+                    .iter()
+                    .take(5)
+                    .map(|(at, n)| ev(*at, None, format!("dns_query {n}")))
+                    .collect(),
+            ),
+        },
         Expectation::Probed(p) => {
             match f
                 .probes
@@ -155,8 +153,15 @@ fn judge(e: &Expectation, faults: &[FaultRule], f: &Facts) -> Verdict {
                 .find(|(_, os, _)| os.eq_ignore_ascii_case(&p.os))
             {
                 Some((at, os, verdict)) => pass(
-                    format!("{os} connectivity check at {}, concluded {verdict}", secs(*at)),
-                    vec![ev(*at, None, format!("connectivity_probe {os} → {verdict}"))],
+                    format!(
+                        "{os} connectivity check at {}, concluded {verdict}",
+                        secs(*at)
+                    ),
+                    vec![ev(
+                        *at,
+                        None,
+                        format!("connectivity_probe {os} → {verdict}"),
+                    )],
                 ),
                 None => fail(
                     format!(
@@ -271,7 +276,11 @@ fn reconnects(f: &Facts, start: u64, end: u64, within: u64) -> Verdict {
                 .sessions()
                 .find(|c| c.ws_opened_ms.unwrap_or_default() > deadline);
             if let Some(c) = later {
-                evidence.push(ev(c.ws_opened_ms.unwrap_or_default(), Some(c.id), "ws_opened (too late)"));
+                evidence.push(ev(
+                    c.ws_opened_ms.unwrap_or_default(),
+                    Some(c.id),
+                    "ws_opened (too late)",
+                ));
             }
             let tried = f.attempts().filter(|c| c.accepted_ms >= start).count();
             fail(
@@ -315,7 +324,13 @@ fn backoff(f: &Facts, b: &super::Backoff) -> Verdict {
     let mut evidence: Vec<Evidence> = runs
         .iter()
         .flatten()
-        .map(|(gap, c)| ev(c.accepted_ms, Some(c.id), format!("retry after {}", secs(*gap))))
+        .map(|(gap, c)| {
+            ev(
+                c.accepted_ms,
+                Some(c.id),
+                format!("retry after {}", secs(*gap)),
+            )
+        })
         .collect();
     evidence.truncate(12);
     let gaps: Vec<String> = runs
@@ -421,7 +436,10 @@ fn no_storm(f: &Facts, max: usize, window: u64) -> Verdict {
     let times: Vec<(u64, u64)> = f.attempts().map(|c| (c.accepted_ms, c.id)).collect();
     let mut worst = (0, 0);
     for (i, (t, _)) in times.iter().enumerate() {
-        let n = times[i..].iter().take_while(|(u, _)| *u < t + window).count();
+        let n = times[i..]
+            .iter()
+            .take_while(|(u, _)| *u < t + window)
+            .count();
         if n > worst.0 {
             worst = (n, i);
         }
@@ -429,7 +447,13 @@ fn no_storm(f: &Facts, max: usize, window: u64) -> Verdict {
     let (n, i) = worst;
     let evidence = times
         .get(i)
-        .map(|(t, c)| vec![ev(*t, Some(*c), format!("{n} attempts from here within {}", secs(window)))])
+        .map(|(t, c)| {
+            vec![ev(
+                *t,
+                Some(*c),
+                format!("{n} attempts from here within {}", secs(window)),
+            )]
+        })
         .unwrap_or_default();
     if n > max {
         fail(
@@ -442,7 +466,11 @@ fn no_storm(f: &Facts, max: usize, window: u64) -> Verdict {
         )
     } else {
         pass(
-            format!("at most {n} attempt(s) in any {} ({} in total)", secs(window), times.len()),
+            format!(
+                "at most {n} attempt(s) in any {} ({} in total)",
+                secs(window),
+                times.len()
+            ),
             evidence,
         )
     }
@@ -464,8 +492,16 @@ fn heartbeat(f: &Facts, every: u64, tolerance: u64) -> Verdict {
             let gap = hb.saturating_sub(prev);
             if gap > upper {
                 return fail(
-                    format!("{} without a ping on conn {} (until {})", secs(gap), s.id, secs(hb)),
-                    vec![ev(prev, Some(s.id), "last ping or session start"), ev(hb, Some(s.id), "next ping")],
+                    format!(
+                        "{} without a ping on conn {} (until {})",
+                        secs(gap),
+                        s.id,
+                        secs(hb)
+                    ),
+                    vec![
+                        ev(prev, Some(s.id), "last ping or session start"),
+                        ev(hb, Some(s.id), "next ping"),
+                    ],
                 );
             }
             if i > 0 && gap < lower {
@@ -492,11 +528,18 @@ fn heartbeat(f: &Facts, every: u64, tolerance: u64) -> Verdict {
                     secs(prev),
                     secs(end)
                 ),
-                vec![ev(prev, Some(s.id), "last ping or session start"), ev(end, Some(s.id), "session end")],
+                vec![
+                    ev(prev, Some(s.id), "last ping or session start"),
+                    ev(end, Some(s.id), "session end"),
+                ],
             );
         }
         if let Some(&first) = s.heartbeats.first() {
-            evidence.push(ev(first, Some(s.id), format!("{} ping(s) on this session", s.heartbeats.len())));
+            evidence.push(ev(
+                first,
+                Some(s.id),
+                format!("{} ping(s) on this session", s.heartbeats.len()),
+            ));
         }
     }
     if beats == 0 {
@@ -508,20 +551,31 @@ fn heartbeat(f: &Facts, every: u64, tolerance: u64) -> Verdict {
             evidence,
         );
     }
-    pass(format!("{beats} ping(s), never more than {} apart", secs(every + tolerance)), evidence)
+    pass(
+        format!(
+            "{beats} ping(s), never more than {} apart",
+            secs(every + tolerance)
+        ),
+        evidence,
+    )
 }
 
 /// Faults after which the link is dead without either side being told.
 fn kills_link(fault: &Fault) -> bool {
     matches!(
         fault,
-        Fault::Stream(StreamFault::HalfOpen | StreamFault::Timeout(_)) | Fault::Ws(WsFault::SuppressPong)
+        Fault::Stream(StreamFault::HalfOpen | StreamFault::Timeout(_))
+            | Fault::Ws(WsFault::SuppressPong)
     )
 }
 
 fn detects_dead_link(f: &Facts, within: u64) -> Verdict {
     let mut starts: Vec<(u64, Option<u64>)> = Vec::new();
-    for x in f.fired.iter().filter(|x| x.fault.as_ref().is_some_and(kills_link)) {
+    for x in f
+        .fired
+        .iter()
+        .filter(|x| x.fault.as_ref().is_some_and(kills_link))
+    {
         if !starts.iter().any(|(_, c)| c.is_some() && *c == x.conn) {
             starts.push((x.at_ms, x.conn));
         }
@@ -537,13 +591,19 @@ fn detects_dead_link(f: &Facts, within: u64) -> Verdict {
     for (start, conn) in starts {
         let deadline = start + within + SLACK_MS;
         let closed = conn.and_then(|id| f.conns.get(&id)).and_then(|c| {
-            let by_client = c.ws_end.as_ref().filter(|e| e.by == Side::Client).map(|e| e.at_ms);
+            let by_client = c
+                .ws_end
+                .as_ref()
+                .filter(|e| e.by == Side::Client)
+                .map(|e| e.at_ms);
             let tcp = c.closed_ms.filter(|_| c.closed_by == Some(Side::Client));
             by_client.or(tcp)
         });
         let retried = f
             .attempts()
-            .find(|c| c.accepted_ms >= start && Some(c.id) != conn && conn.is_none_or(|id| c.id > id))
+            .find(|c| {
+                c.accepted_ms >= start && Some(c.id) != conn && conn.is_none_or(|id| c.id > id)
+            })
             .map(|c| (c.accepted_ms, c.id));
         let reaction = match (closed, retried) {
             (Some(a), Some((b, _))) => Some(a.min(b)),
@@ -553,7 +613,11 @@ fn detects_dead_link(f: &Facts, within: u64) -> Verdict {
         match reaction {
             Some(at) if at <= deadline => {
                 judged += 1;
-                evidence.push(ev(at, conn, format!("client reacted after {}", secs(at - start))));
+                evidence.push(ev(
+                    at,
+                    conn,
+                    format!("client reacted after {}", secs(at - start)),
+                ));
             }
             Some(at) => {
                 return fail(
@@ -582,36 +646,59 @@ fn detects_dead_link(f: &Facts, within: u64) -> Verdict {
     }
     if judged == 0 {
         return fail(
-            format!("the link went dead too late to judge a {} deadline", secs(within)),
+            format!(
+                "the link went dead too late to judge a {} deadline",
+                secs(within)
+            ),
             evidence,
         );
     }
-    pass(format!("{judged} dead link(s) detected within {}", secs(within)), evidence)
+    pass(
+        format!("{judged} dead link(s) detected within {}", secs(within)),
+        evidence,
+    )
 }
 
 fn closes_cleanly(f: &Facts, code: u16) -> Verdict {
     let Some(last) = f.sessions().last() else {
-        return fail("never connected: no session to close".to_owned(), Vec::new());
+        return fail(
+            "never connected: no session to close".to_owned(),
+            Vec::new(),
+        );
     };
     let conn = Some(last.id);
     match &last.ws_end {
         Some(end) if end.by == Side::Client && end.code == Some(code) && end.clean => pass(
-            format!("client closed conn {} with {code} at {}", last.id, secs(end.at_ms)),
-            vec![ev(end.at_ms, conn, format!("ws_closed by client, code {code}, clean"))],
+            format!(
+                "client closed conn {} with {code} at {}",
+                last.id,
+                secs(end.at_ms)
+            ),
+            vec![ev(
+                end.at_ms,
+                conn,
+                format!("ws_closed by client, code {code}, clean"),
+            )],
         ),
         Some(end) => {
             let by = match end.by {
                 Side::Client => "client",
                 Side::Device => "device",
             };
-            let code_text = end.code.map_or_else(|| "no close frame".to_owned(), |c| format!("code {c}"));
+            let code_text = end
+                .code
+                .map_or_else(|| "no close frame".to_owned(), |c| format!("code {c}"));
             fail(
                 format!(
                     "last session (conn {}) ended by the {by} with {code_text}{}, expected the client to close with {code}",
                     last.id,
                     if end.clean { "" } else { ", not clean" }
                 ),
-                vec![ev(end.at_ms, conn, format!("ws_closed by {by}, {code_text}"))],
+                vec![ev(
+                    end.at_ms,
+                    conn,
+                    format!("ws_closed by {by}, {code_text}"),
+                )],
             )
         }
         None => {
@@ -637,8 +724,15 @@ fn sends(f: &Facts, message_type: &str, within: Option<u64>) -> Verdict {
             let dt = at.saturating_sub(opened);
             if within.is_none_or(|w| dt <= w + SLACK_MS) {
                 return pass(
-                    format!("`{message_type}` on conn {} {} after it opened", s.id, secs(dt)),
-                    vec![ev(opened, Some(s.id), "ws_opened"), ev(*at, Some(s.id), format!("sent {message_type}"))],
+                    format!(
+                        "`{message_type}` on conn {} {} after it opened",
+                        s.id,
+                        secs(dt)
+                    ),
+                    vec![
+                        ev(opened, Some(s.id), "ws_opened"),
+                        ev(*at, Some(s.id), format!("sent {message_type}")),
+                    ],
                 );
             }
             first_late.get_or_insert((*at, s.id, dt));
@@ -646,7 +740,10 @@ fn sends(f: &Facts, message_type: &str, within: Option<u64>) -> Verdict {
     }
     match first_late {
         Some((at, conn, dt)) => fail(
-            format!("`{message_type}` sent only {} after its session opened", secs(dt)),
+            format!(
+                "`{message_type}` sent only {} after its session opened",
+                secs(dt)
+            ),
             vec![ev(at, Some(conn), format!("sent {message_type}"))],
         ),
         None => {
@@ -658,7 +755,11 @@ fn sends(f: &Facts, message_type: &str, within: Option<u64>) -> Verdict {
             fail(
                 format!(
                     "`{message_type}` never sent (sent: {})",
-                    if seen.is_empty() { "nothing".to_owned() } else { seen.join(", ") }
+                    if seen.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        seen.join(", ")
+                    }
                 ),
                 Vec::new(),
             )
@@ -678,10 +779,23 @@ fn sends_in_order(f: &Facts, types: &[String]) -> Verdict {
             }
         }
         if k == types.len() {
-            return pass(format!("{} in order on conn {}", types.join(" → "), s.id), evidence);
+            return pass(
+                format!("{} in order on conn {}", types.join(" → "), s.id),
+                evidence,
+            );
         }
         if k >= best.0 {
-            best = (k, Some((s.id, s.sent.iter().map(|(_, t)| t.clone()).take(10).collect::<Vec<_>>())));
+            best = (
+                k,
+                Some((
+                    s.id,
+                    s.sent
+                        .iter()
+                        .map(|(_, t)| t.clone())
+                        .take(10)
+                        .collect::<Vec<_>>(),
+                )),
+            );
         }
     }
     match best {
@@ -689,7 +803,11 @@ fn sends_in_order(f: &Facts, types: &[String]) -> Verdict {
             format!(
                 "no session sent {}; best: conn {conn} matched {k} (sent {})",
                 types.join(" → "),
-                if sent.is_empty() { "nothing".to_owned() } else { sent.join(", ") }
+                if sent.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    sent.join(", ")
+                }
             ),
             Vec::new(),
         ),
@@ -714,10 +832,17 @@ fn max_concurrent(f: &Facts, max: usize) -> Verdict {
         }
     }
     let peak = usize::try_from(peak).unwrap_or_default();
-    let evidence = vec![ev(peak_at.0, Some(peak_at.1), format!("{peak} connection(s) open"))];
+    let evidence = vec![ev(
+        peak_at.0,
+        Some(peak_at.1),
+        format!("{peak} connection(s) open"),
+    )];
     if peak > max {
         fail(
-            format!("{peak} connections open at once at {} (at most {max})", secs(peak_at.0)),
+            format!(
+                "{peak} connections open at once at {} (at most {max})",
+                secs(peak_at.0)
+            ),
             evidence,
         )
     } else {

@@ -115,7 +115,9 @@ impl Facts {
                         c.plain_http = true;
                     }
                 }
-                EventKind::ConnectivityProbe { conn, os, verdict, .. } => {
+                EventKind::ConnectivityProbe {
+                    conn, os, verdict, ..
+                } => {
                     if let Some(c) = f.conns.get_mut(conn) {
                         c.plain_http = true;
                     }
@@ -176,10 +178,7 @@ impl Facts {
                     }
                 }
                 EventKind::FaultApplied {
-                    conn,
-                    rule,
-                    fault,
-                    ..
+                    conn, rule, fault, ..
                 } => {
                     if let Some(c) = conn.and_then(|id| f.conns.get_mut(&id)) {
                         c.faulted = true;

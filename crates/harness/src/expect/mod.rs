@@ -238,7 +238,9 @@ pub fn validate(
         match e {
             Expectation::Reconnects(r) => match (&r.after, r.at) {
                 (Some(_), Some(_)) | (None, None) => {
-                    return fail("give exactly one of `after: <fault name>` or `at: <time>`".into());
+                    return fail(
+                        "give exactly one of `after: <fault name>` or `at: <time>`".into(),
+                    );
                 }
                 (Some(fault), None) => {
                     if !faults.iter().any(|f| f.name.as_deref() == Some(fault)) {
@@ -246,7 +248,11 @@ pub fn validate(
                             faults.iter().filter_map(|f| f.name.as_deref()).collect();
                         return fail(format!(
                             "no fault is named `{fault}` (named faults: {}; hint: add `name: {fault}` to the rule)",
-                            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                            if known.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
                         ));
                     }
                 }
@@ -259,7 +265,10 @@ pub fn validate(
                 (None, Some(_)) => {}
             },
             Expectation::Backoff(b) if !(b.min_factor.is_finite() && b.min_factor >= 1.0) => {
-                return fail(format!("min_factor must be at least 1 (got {})", b.min_factor));
+                return fail(format!(
+                    "min_factor must be at least 1 (got {})",
+                    b.min_factor
+                ));
             }
             Expectation::NoStorm(s) if s.window.is_zero() || s.max == 0 => {
                 return fail("`max` and `window` must be more than 0".into());
@@ -277,16 +286,18 @@ pub fn validate(
         }
     }
     for (profile, expectation) in catches {
-        let parsed: ClientProfile = profile
-            .parse()
-            .map_err(|e| format!("catches: {e}"))?;
+        let parsed: ClientProfile = profile.parse().map_err(|e| format!("catches: {e}"))?;
         if parsed == ClientProfile::Good {
             return Err("catches: `good` must pass every expectation; list only the profiles that must fail".into());
         }
         if !names.iter().any(|n| n == expectation) {
             return Err(format!(
                 "catches: {profile}: no expectation named `{expectation}` (this scenario has: {})",
-                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
             ));
         }
     }
