@@ -271,7 +271,11 @@ async fn usage_and_configuration_errors_exit_2() {
     );
     let out = espsim(&["test", bad.to_str().expect("utf-8")]).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("bad.yaml:5:18: unknown field `witin`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.yaml:5:18: unknown field `witin`"),
+        "{}",
+        stderr(&out)
+    );
 
     let s = write(dir.path(), "basic.yaml", BASIC);
     let path = s.to_str().expect("utf-8");

@@ -192,3 +192,42 @@ async fn junit_parses_back_with_one_suite_per_run_and_one_case_per_expectation()
     assert!(second.failures >= 1);
     assert_eq!(parsed.tests, 11, "{xml}");
 }
+
+#[test]
+fn every_library_scenario_loads_is_short_and_names_what_it_catches() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut count = 0;
+    let mut total = Duration::ZERO;
+    for entry in std::fs::read_dir(&dir).expect("scenarios/ exists") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        count += 1;
+        assert!(
+            s.duration <= Duration::from_secs(12),
+            "{}: too long for CI",
+            path.display()
+        );
+        assert!(!s.expect.is_empty(), "{}: no expectations", path.display());
+        assert!(!s.catches.is_empty(), "{}: catches nothing", path.display());
+        assert!(
+            s.seed.is_some(),
+            "{}: no seed, runs would not replay",
+            path.display()
+        );
+        total += s.duration * (1 + s.catches.len() as u32);
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name");
+        assert_eq!(s.name, stem, "the file is named after the scenario");
+    }
+    assert!(count >= 12, "the library has {count} scenarios");
+    // Sequential run time of the whole replay; `--check-catches --jobs 6` divides it.
+    assert!(
+        total <= Duration::from_secs(6 * 60),
+        "replay would take {total:?} sequentially"
+    );
+}

@@ -116,7 +116,16 @@ fn judge(e: &Expectation, faults: &[FaultRule], f: &Facts) -> Verdict {
                 (None, None) => Err("neither `after` nor `at` given".to_owned()),
             };
             match window {
-                Ok((start, end)) => reconnects(f, start, end, ms(r.within)),
+                Ok((start, end)) => {
+                    let mut v = reconnects(f, start, end, ms(r.within));
+                    if let Some(name) = &r.after
+                        && !v.passed
+                        && !fired_by_name(name, faults, f)
+                    {
+                        v.message += &format!(" (fault `{name}` never fired)");
+                    }
+                    v
+                }
                 Err(message) => fail(message, Vec::new()),
             }
         }
@@ -203,6 +212,14 @@ fn connected(f: &Facts, within: u64) -> Verdict {
                 .collect(),
         ),
     }
+}
+
+/// Whether the rule named `name` fired at least once.
+fn fired_by_name(name: &str, faults: &[FaultRule], f: &Facts) -> bool {
+    faults
+        .iter()
+        .position(|r| r.name.as_deref() == Some(name))
+        .is_some_and(|i| f.fired.iter().any(|x| x.rule == i as u64 + 1))
 }
 
 /// The (start, end) of the named fault's window, in ms: from its rule's `when` and parameters,
@@ -350,22 +367,21 @@ fn backoff(f: &Facts, b: &super::Backoff) -> Verdict {
             evidence,
         );
     }
-    if let Some(limit) = b.first_retry_within.map(ms) {
-        if let Some((gap, c)) = runs
+    if let Some(limit) = b.first_retry_within.map(ms)
+        && let Some((gap, c)) = runs
             .iter()
             .filter_map(|r| r.first())
             .find(|(g, _)| *g > limit + SLACK_MS)
-        {
-            return fail(
-                format!(
-                    "first retry after {} (conn {}), more than {} (gaps {shown})",
-                    secs(*gap),
-                    c.id,
-                    secs(limit)
-                ),
-                evidence,
-            );
-        }
+    {
+        return fail(
+            format!(
+                "first retry after {} (conn {}), more than {} (gaps {shown})",
+                secs(*gap),
+                c.id,
+                secs(limit)
+            ),
+            evidence,
+        );
     }
     if let Some(max) = b.max.map(ms)
         && let Some((gap, c)) = runs.iter().flatten().find(|(g, _)| *g > max + SLACK_MS)
