@@ -395,12 +395,54 @@ fn detects_dead_link_after_half_open_or_suppressed_pongs() {
         "neither closed nor reconnected",
     );
 
+    // A link that comes back (the rule's window ends) before the deadline need not be noticed.
+    let rules =
+        faults("- { name: mute, when: { at: 2s, for: 1s }, fault: { ws: suppress_pong } }\n");
+    let mut healed = Log::default();
+    healed
+        .open(0, 1)
+        .fault(2000, Some(1), 1, r#"{"ws":"suppress_pong"}"#)
+        .stop(9000);
+    fails(
+        &judge("- detects_dead_link: { within: 2s }", &rules, &healed),
+        "no dead link lasted long enough to judge",
+    );
+    let rules =
+        faults("- { name: mute, when: { at: 2s, for: 5s }, fault: { ws: suppress_pong } }\n");
+    fails(
+        &judge("- detects_dead_link: { within: 2s }", &rules, &healed),
+        "neither closed nor reconnected",
+    );
+
     let mut nothing = Log::default();
     nothing.open(0, 1).stop(9000);
     fails(
         &judge("- detects_dead_link: { within: 2s }", &[], &nothing),
         "no dead link to detect",
     );
+}
+
+#[test]
+fn sessions_count_in_the_order_they_opened() {
+    // A delayed handshake completes on conn 1 after conn 2 opened and the client left conn 1.
+    let mut log = Log::default();
+    log.accept(0, 1)
+        .open(3500, 2)
+        .push(
+            6000,
+            EventKind::WsOpened {
+                conn: 1,
+                path: "/ws".into(),
+                subprotocol: None,
+            },
+        )
+        .ws_closed(6001, 1, Side::Client, None, false)
+        .ws_closed(8000, 2, Side::Client, Some(1000), true)
+        .stop(8001);
+    let o = judge("- connected: { within: 4s }", &[], &log);
+    passes(&o);
+    assert_eq!(o.evidence[0].conn, Some(2));
+    passes(&judge("- closes_cleanly: { code: 1000 }", &[], &log));
 }
 
 #[test]

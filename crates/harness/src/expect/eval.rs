@@ -132,7 +132,7 @@ fn judge(e: &Expectation, faults: &[FaultRule], f: &Facts) -> Verdict {
         Expectation::Backoff(b) => backoff(f, b),
         Expectation::NoStorm(n) => no_storm(f, n.max, ms(n.window)),
         Expectation::Heartbeat(h) => heartbeat(f, ms(h.every), ms(h.tolerance.unwrap_or_default())),
-        Expectation::DetectsDeadLink(w) => detects_dead_link(f, ms(w.within)),
+        Expectation::DetectsDeadLink(w) => detects_dead_link(f, faults, ms(w.within)),
         Expectation::ClosesCleanly(c) => closes_cleanly(f, c.code),
         Expectation::Sends(s) => sends(f, &s.message_type, s.within.map(ms)),
         Expectation::SendsInOrder(types) => sends_in_order(f, types),
@@ -585,15 +585,27 @@ fn kills_link(fault: &Fault) -> bool {
     )
 }
 
-fn detects_dead_link(f: &Facts, within: u64) -> Verdict {
-    let mut starts: Vec<(u64, Option<u64>)> = Vec::new();
+/// When a time-windowed rule (`at`/`for`, not `after`) stops acting, in ms.
+fn rule_window_end(rule: u64, faults: &[FaultRule]) -> Option<u64> {
+    let r = faults.get(usize::try_from(rule.checked_sub(1)?).ok()?)?;
+    if r.when.after.is_some() {
+        return None;
+    }
+    r.when
+        .duration
+        .map(|d| ms(r.when.at.unwrap_or_default() + d))
+}
+
+fn detects_dead_link(f: &Facts, faults: &[FaultRule], within: u64) -> Verdict {
+    // (start, connection, when the fault stops acting by itself)
+    let mut starts: Vec<(u64, Option<u64>, Option<u64>)> = Vec::new();
     for x in f
         .fired
         .iter()
         .filter(|x| x.fault.as_ref().is_some_and(kills_link))
     {
-        if !starts.iter().any(|(_, c)| c.is_some() && *c == x.conn) {
-            starts.push((x.at_ms, x.conn));
+        if !starts.iter().any(|(_, c, _)| c.is_some() && *c == x.conn) {
+            starts.push((x.at_ms, x.conn, rule_window_end(x.rule, faults)));
         }
     }
     if starts.is_empty() {
@@ -604,8 +616,10 @@ fn detects_dead_link(f: &Facts, within: u64) -> Verdict {
     }
     let mut evidence = Vec::new();
     let mut judged = 0;
-    for (start, conn) in starts {
+    for (start, conn, heals_at) in starts {
         let deadline = start + within + SLACK_MS;
+        // A link that comes back by itself before the deadline need not be detected.
+        let heals = heals_at.filter(|h| *h < start + within);
         let closed = conn.and_then(|id| f.conns.get(&id)).and_then(|c| {
             let by_client = c
                 .ws_end
@@ -635,6 +649,10 @@ fn detects_dead_link(f: &Facts, within: u64) -> Verdict {
                     format!("client reacted after {}", secs(at - start)),
                 ));
             }
+            _ if heals.is_some() => {
+                let back = heals.unwrap_or(start);
+                evidence.push(ev(back, conn, "fault window ended: the link came back"));
+            }
             Some(at) => {
                 return fail(
                     format!(
@@ -663,7 +681,7 @@ fn detects_dead_link(f: &Facts, within: u64) -> Verdict {
     if judged == 0 {
         return fail(
             format!(
-                "the link went dead too late to judge a {} deadline",
+                "no dead link lasted long enough to judge: each came back or the run ended within {}",
                 secs(within)
             ),
             evidence,
@@ -676,7 +694,7 @@ fn detects_dead_link(f: &Facts, within: u64) -> Verdict {
 }
 
 fn closes_cleanly(f: &Facts, code: u16) -> Verdict {
-    let Some(last) = f.sessions().last() else {
+    let Some(last) = f.last_session() else {
         return fail(
             "never connected: no session to close".to_owned(),
             Vec::new(),

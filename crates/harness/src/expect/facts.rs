@@ -202,8 +202,21 @@ impl Facts {
         self.conns.values().filter(|c| c.is_attempt())
     }
 
-    /// Connections that became WebSocket sessions, in order.
+    /// Connections that became WebSocket sessions, in the order they opened. (Not in connection
+    /// order: a delayed handshake can complete on an old connection after a newer one opened.)
     pub(crate) fn sessions(&self) -> impl Iterator<Item = &Conn> {
-        self.conns.values().filter(|c| c.ws_opened_ms.is_some())
+        let mut s: Vec<&Conn> = self
+            .conns
+            .values()
+            .filter(|c| c.ws_opened_ms.is_some())
+            .collect();
+        s.sort_by_key(|c| (c.ws_opened_ms, c.id));
+        s.into_iter()
+    }
+
+    /// The session that ended last (or is still open at the end): the one the client leaves.
+    pub(crate) fn last_session(&self) -> Option<&Conn> {
+        self.sessions()
+            .max_by_key(|c| (c.ended_ms().unwrap_or(u64::MAX), c.ws_opened_ms, c.id))
     }
 }
