@@ -6,6 +6,7 @@
 mod cert;
 mod client;
 mod logging;
+mod probe;
 mod run;
 mod test;
 
@@ -39,6 +40,9 @@ enum Command {
     /// Run scenario files against your app (`-- COMMAND`) or the built-in client and judge
     /// their expectations; exit 0 all held, 1 something failed, 2 usage/config error.
     Test(Box<test::TestArgs>),
+    /// Diagnose a connection to a device (real or emulated) layer by layer: URL, DNS, TCP, TLS,
+    /// HTTP, OS connectivity checks, WebSocket upgrade, protocol, round trip.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Command::Cert(args) => cert::run(args),
         Command::Client(args) => client::run(args),
         Command::Test(args) => test::run(*args),
+        Command::Probe(args) => probe::run(args),
         Command::Profiles => {
             run::print_profiles();
             Ok(ExitCode::SUCCESS)
