@@ -48,7 +48,7 @@ pub(crate) struct TestArgs {
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// The app to test, with its arguments (after `--`). It finds the device in ESPSIM_WS_URL,
-    /// ESPSIM_HTTP_URL, ESPSIM_DNS_ADDR, ESPSIM_DEVICE_IP and ESPSIM_SEED.
+    /// ESPSIM_HTTP_URL, ESPSIM_DNS_ADDR, ESPSIM_DEVICE_IP, ESPSIM_CONTROL_URL and ESPSIM_SEED.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
 }

@@ -4,7 +4,8 @@
 //! the event log.
 //!
 //! An external command finds the device in its environment: `ESPSIM_WS_URL`,
-//! `ESPSIM_HTTP_URL`, `ESPSIM_DNS_ADDR`, `ESPSIM_DEVICE_IP` and `ESPSIM_SEED`. A command still
+//! `ESPSIM_HTTP_URL`, `ESPSIM_DNS_ADDR`, `ESPSIM_DEVICE_IP`, `ESPSIM_CONTROL_URL` (the control
+//! API, to change faults or the internet mode mid-test) and `ESPSIM_SEED`. A command still
 //! running when the scenario ends is stopped (SIGTERM to its process group, SIGKILL a second
 //! later), so a hanging command cannot hang the run.
 
@@ -242,6 +243,8 @@ pub async fn run(
         })?;
     config.seed = seed;
     config.faults.clone_from(&scenario.faults);
+    // Tests may change the device while they run (faults, internet mode, button).
+    config.control = Some(espsim_emulator::ControlOptions::loopback(0));
     let ws_path = config.ws.path.clone();
     let device_ip = config.device_ip;
     let token = config.device.auth_token.clone();
@@ -293,6 +296,9 @@ pub async fn run(
                 .kill_on_drop(true);
             if let Some(dns) = emulator.dns_addr() {
                 cmd.env("ESPSIM_DNS_ADDR", dns.to_string());
+            }
+            if let Some(control) = emulator.control_addr() {
+                cmd.env("ESPSIM_CONTROL_URL", format!("http://{control}"));
             }
             let mut child = match cmd.spawn() {
                 Ok(c) => c,

@@ -68,7 +68,8 @@ async fn a_command_sees_the_device_in_its_environment() {
 case "$ESPSIM_HTTP_URL" in http://127.0.0.1:*) ;; *) exit 11;; esac
 case "$ESPSIM_DNS_ADDR" in 127.0.0.1:*) ;; *) exit 12;; esac
 [ "$ESPSIM_DEVICE_IP" = 127.0.0.1 ] || exit 13
-[ "$ESPSIM_SEED" = 9 ] || exit 14"#;
+[ "$ESPSIM_SEED" = 9 ] || exit 14
+case "$ESPSIM_CONTROL_URL" in http://127.0.0.1:*) ;; *) exit 15;; esac"#;
     let client = ClientSpec::Command(vec!["sh".into(), "-c".into(), check.into()]);
     let started = Instant::now();
     let r = runner::run(&s, &client, None).await.expect("runs");
