@@ -147,7 +147,7 @@ pub(crate) fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
             };
             tokio::select! {
                 () = until => {}
-                r = wait_for_signal() => {
+                r = crate::signal::wait_for_signal() => {
                     if let Err(e) = r {
                         tracing::error!("{e:#}; stopping");
                     }
@@ -194,17 +194,6 @@ impl Printer {
             self.stop.cancel();
         }
     }
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }
 
 #[cfg(test)]

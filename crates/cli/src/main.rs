@@ -9,6 +9,7 @@ mod fault;
 mod logging;
 mod probe;
 mod run;
+mod signal;
 mod test;
 mod validate;
 

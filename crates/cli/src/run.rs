@@ -183,7 +183,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let ws_path = config.ws.path.clone();
         let running = Emulator::start(config).await?;
         print_ready(&running, seed, device_ip, &ws_path, scenario)?;
-        wait_for_signal().await?;
+        crate::signal::wait_for_signal().await?;
         tracing::info!("shutting down");
         running.shutdown(SHUTDOWN_GRACE).await;
         Ok(ExitCode::SUCCESS)
@@ -224,17 +224,6 @@ fn print_ready(
         "device ready; point your app at {}",
         line.ws_url
     );
-    Ok(())
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
     Ok(())
 }
 

@@ -47,16 +47,15 @@ impl RequestHead {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(headers: &[(&str, &str)], target: &str) -> RequestHead {
+impl RequestHead {
+    /// An HTTP/1.1 request head for unit tests: `target` is split at `?` as the parser does.
+    pub(crate) fn for_test(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHead {
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
             None => (target.to_owned(), None),
         };
         RequestHead {
-            method: "GET".into(),
+            method: method.into(),
             target: target.into(),
             path,
             query,
@@ -66,6 +65,15 @@ mod tests {
                 .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(headers: &[(&str, &str)], target: &str) -> RequestHead {
+        RequestHead::for_test("GET", target, headers)
     }
 
     #[test]

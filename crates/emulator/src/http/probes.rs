@@ -316,22 +316,11 @@ mod tests {
     use crate::http::errors::EspError;
 
     fn head(host: &str, target: &str, ua: Option<&str>) -> RequestHead {
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-            None => (target.to_owned(), None),
-        };
-        let mut headers = vec![("Host".to_owned(), host.to_owned())];
+        let mut headers = vec![("Host", host)];
         if let Some(ua) = ua {
-            headers.push(("User-Agent".to_owned(), ua.to_owned()));
+            headers.push(("User-Agent", ua));
         }
-        RequestHead {
-            method: "GET".into(),
-            target: target.into(),
-            path,
-            query,
-            minor_version: 1,
-            headers,
-        }
+        RequestHead::for_test("GET", target, &headers)
     }
 
     fn redirect() -> EspResponse {

@@ -233,21 +233,7 @@ mod tests {
     use super::*;
 
     fn head(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHead {
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-            None => (target.to_owned(), None),
-        };
-        RequestHead {
-            method: method.into(),
-            target: target.into(),
-            path,
-            query,
-            minor_version: 1,
-            headers: headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect(),
-        }
+        RequestHead::for_test(method, target, headers)
     }
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
