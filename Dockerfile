@@ -1,0 +1,42 @@
+# espsim: an emulated ESP32 softAP (captive DNS, connectivity checks, WebSocket device).
+#
+# Users:  docker build -t espsim .                  (compiles in a rust:1-bookworm builder stage)
+# CI:     cargo build (static, see scripts/container-test.sh), copy the binary to dist/espsim, then
+#         DOCKER_BUILDKIT=1 docker build --build-arg BIN_FROM=prebuilt --target runtime -t espsim .
+#         BuildKit skips the builder stage entirely, so no base image is pulled.
+# The runtime image is FROM scratch: one static binary, nothing else.
+
+ARG BIN_FROM=build
+
+# --- builder: a static (static-pie, glibc) binary --------------------------------------------
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+ENV RUSTFLAGS="-C target-feature=+crt-static" \
+    CARGO_PROFILE_RELEASE_STRIP=symbols
+RUN cargo build --release --locked -p espsim --target x86_64-unknown-linux-gnu \
+ && install -D -m 0755 target/x86_64-unknown-linux-gnu/release/espsim /out/espsim
+
+# --- prebuilt: the same binary built on the host and copied to dist/espsim -------------------
+FROM scratch AS prebuilt
+COPY dist/espsim /out/espsim
+
+# --- whichever of the two BIN_FROM names --------------------------------------------------------
+# hadolint ignore=DL3006
+FROM ${BIN_FROM} AS bin
+
+# --- runtime ------------------------------------------------------------------------------------
+FROM scratch AS runtime
+LABEL org.opencontainers.image.title="espsim" \
+      org.opencontainers.image.description="Emulated ESP32 softAP: captive DNS, OS connectivity checks, WebSocket device, fault injection" \
+      org.opencontainers.image.source="https://github.com/espsim/espsim" \
+      org.opencontainers.image.licenses="MIT OR Apache-2.0"
+COPY --from=bin /out/espsim /espsim
+# The device's ports (DESIGN.md §5): HTTP/WebSocket, DNS (udp+tcp), HTTPS/wss (with --tls), control API.
+EXPOSE 80/tcp 53/udp 53/tcp 443/tcp 8475/tcp
+# Every flag has a default for the container: the softAP address, the standard ports on all interfaces.
+ENTRYPOINT ["/espsim"]
+CMD ["run", "--http", "0.0.0.0:80", "--dns", "0.0.0.0:53", "--device-ip", "192.168.4.1"]
+# Health: the device answers a WebSocket session (DNS, TCP, upgrade, hello/welcome, ping).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=2s --retries=3 \
+  CMD ["/espsim", "probe", "ws://127.0.0.1/ws", "--timeout", "2s", "--samples", "1"]
