@@ -6,6 +6,7 @@
 mod cert;
 mod client;
 mod logging;
+mod probe;
 mod run;
 
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ enum Command {
     Client(client::ClientArgs),
     /// List the device profiles (ESP-IDF versions and their limits).
     Profiles,
+    /// Diagnose a connection to a device (real or emulated) layer by layer: URL, DNS, TCP, TLS,
+    /// HTTP, OS connectivity checks, WebSocket upgrade, protocol, round trip.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Cert(args) => cert::run(args),
         Command::Client(args) => client::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Profiles => {
             run::print_profiles();
             Ok(ExitCode::SUCCESS)

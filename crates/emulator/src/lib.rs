@@ -24,6 +24,7 @@ mod device;
 mod dns;
 mod http;
 mod sockets;
+mod timeline;
 mod tls;
 mod ws;
 
@@ -215,6 +216,7 @@ impl Emulator {
         ));
 
         shared.device.start(&shared);
+        shared.tracker.spawn(timeline::run(shared.clone()));
         shared
             .tracker
             .spawn(http::serve(http, shared.clone(), None));
