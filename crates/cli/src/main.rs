@@ -5,9 +5,11 @@
 
 mod cert;
 mod client;
+mod fault;
 mod logging;
 mod probe;
 mod run;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -39,6 +41,10 @@ enum Command {
     /// Diagnose a connection to a device (real or emulated) layer by layer: URL, DNS, TCP, TLS,
     /// HTTP, OS connectivity checks, WebSocket upgrade, protocol, round trip.
     Probe(probe::ProbeArgs),
+    /// Check scenario files (syntax and semantics) without running them.
+    Validate(validate::ValidateArgs),
+    /// List, add or remove fault rules of a running `espsim run` (its control API).
+    Fault(fault::FaultArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +59,8 @@ fn main() -> ExitCode {
             run::print_profiles();
             Ok(ExitCode::SUCCESS)
         }
+        Command::Validate(args) => validate::run(args),
+        Command::Fault(args) => fault::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,8 @@
 //! `espsim run`: bind everything, print the ready line, serve until SIGINT/SIGTERM.
+//!
+//! With `--scenario FILE` the device section, fault rules and seed come from a scenario file
+//! (flags still win). `run` ignores the scenario's `duration` and `expect:` — it serves until a
+//! signal; `espsim test` is the command that runs a scenario to its end and judges it.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -9,8 +13,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::profile::Profile;
-use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator, TlsOptions, WsSettings};
-use espsim_harness::DeviceConfig;
+use espsim_emulator::{
+    ControlOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions, WsSettings, control,
+};
+use espsim_harness::{DeviceConfig, Scenario};
 use serde::Serialize;
 
 /// How long shutdown waits for sessions to close (SIGTERM must exit within a second).
@@ -65,8 +71,28 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// The device section (YAML, as `device:` in a scenario file).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "scenario")]
     config: Option<PathBuf>,
+    /// A scenario file: its device section, fault rules and seed (flags still override).
+    /// `duration` and `expect` are not used here: `espsim test` runs and judges a scenario.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Control API address (faults, internet mode, button, events) [default: 127.0.0.1:8475].
+    /// A non-loopback address requires --control-token.
+    #[arg(long, value_name = "ADDR", overrides_with = "no_control")]
+    control: Option<SocketAddr>,
+    /// Serve no control API (the last of --control/--no-control wins).
+    #[arg(long, overrides_with = "control")]
+    no_control: bool,
+    /// Bearer token the control API requires on every request.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "ESPSIM_CONTROL_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "no_control"
+    )]
+    control_token: Option<String>,
     /// Also write every event as one JSON line to this file.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
@@ -84,13 +110,22 @@ struct ReadyLine {
     profile: &'static str,
     internet: InternetMode,
     seed: u64,
+    control: Option<SocketAddr>,
+    scenario: Option<String>,
+    faults: usize,
 }
 
-/// Builds the emulator configuration from flags, the config file and defaults.
-fn config(args: RunArgs) -> anyhow::Result<EmulatorConfig> {
-    let file = match &args.config {
-        Some(path) => espsim_harness::yaml::load::<DeviceConfig>(path)?,
-        None => DeviceConfig::default(),
+/// Builds the emulator configuration from flags, the config or scenario file and defaults;
+/// also returns the scenario's name.
+fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
+    let scenario = match &args.scenario {
+        Some(path) => Some(Scenario::load(path)?),
+        None => None,
+    };
+    let file = match (&args.config, &scenario) {
+        (Some(path), _) => espsim_harness::yaml::load::<DeviceConfig>(path)?,
+        (None, Some(s)) => s.device.clone(),
+        (None, None) => DeviceConfig::default(),
     };
     let profile_name = args
         .profile
@@ -137,8 +172,21 @@ fn config(args: RunArgs) -> anyhow::Result<EmulatorConfig> {
         ..EmulatorConfig::default()
     };
     config.device.auth_token = args.token.or(file.auth_token);
-    config.seed = args.seed.or(file.seed).unwrap_or_else(rand_seed);
-    Ok(config)
+    let scenario_seed = scenario.as_ref().and_then(|s| s.seed);
+    config.seed = args
+        .seed
+        .or(scenario_seed)
+        .or(file.seed)
+        .unwrap_or_else(rand_seed);
+    config.control = (!args.no_control).then(|| ControlOptions {
+        addr: args.control.unwrap_or(control::DEFAULT_ADDR),
+        token: args.control_token,
+    });
+    let name = scenario.map(|s| {
+        config.faults = s.faults;
+        s.name
+    });
+    Ok((config, name))
 }
 
 /// A seed from the clock and the process id: random enough for "pick one", and printed.
@@ -151,14 +199,14 @@ fn rand_seed() -> u64 {
 
 /// Runs the emulator until a signal; exit code 0 after a clean shutdown.
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = config(args)?;
+    let (config, scenario) = config(args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let seed = config.seed;
         let device_ip = config.device_ip;
         let ws_path = config.ws.path.clone();
         let running = Emulator::start(config).await?;
-        print_ready(&running, seed, device_ip, &ws_path)?;
+        print_ready(&running, seed, device_ip, &ws_path, scenario)?;
         wait_for_signal().await?;
         tracing::info!("shutting down");
         running.shutdown(SHUTDOWN_GRACE).await;
@@ -171,6 +219,7 @@ fn print_ready(
     seed: u64,
     device_ip: Ipv4Addr,
     ws_path: &str,
+    scenario: Option<String>,
 ) -> anyhow::Result<()> {
     let line = ReadyLine {
         event: "ready",
@@ -182,6 +231,9 @@ fn print_ready(
         profile: running.profile().name,
         internet: running.internet(),
         seed,
+        control: running.control_addr(),
+        scenario,
+        faults: running.faults().rules().len(),
     };
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, &line)?;
@@ -192,6 +244,7 @@ fn print_ready(
         dns = %line.dns.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         profile = line.profile,
         internet = %line.internet,
+        control = %line.control.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         "device ready; point your app at {}",
         line.ws_url
     );
