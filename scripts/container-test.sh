@@ -125,21 +125,13 @@ dist/espsim run --help 2>/dev/null | grep -q -- '--control' && HAVE_CONTROL=1
 dist/espsim run --help 2>/dev/null | grep -q -- '--scenario' && HAVE_SCENARIO=1
 echo "binary: probe=$HAVE_PROBE control=$HAVE_CONTROL scenario=$HAVE_SCENARIO"
 if [ "$HAVE_CONTROL" = 0 ]; then
-  skip "this espsim has no 'run --control': compose runs the device without the control API"
+  skip "this espsim has no 'run --control': no control API, no HEALTHCHECK (espsim fault list) wait"
   cat >"$TMP/no-control.yml" <<'EOF'
 services:
   espsim:
     command: >-
       run --http=0.0.0.0:80 --https=0.0.0.0:443 --dns=0.0.0.0:53 --device-ip=192.168.4.1
       ${ESPSIM_INTERNET:+--internet=}${ESPSIM_INTERNET:-} ${ESPSIM_ARGS:-}
-EOF
-  OVERRIDE+=(-f "$TMP/no-control.yml")
-fi
-if [ "$HAVE_PROBE" = 0 ]; then
-  skip "this espsim has no 'probe': no HEALTHCHECK wait, the second container uses 'espsim client'"
-  cat >"$TMP/no-probe.yml" <<'EOF'
-services:
-  espsim:
     healthcheck:
       disable: true
   probe:
@@ -147,8 +139,9 @@ services:
       espsim:
         condition: service_started
 EOF
-  OVERRIDE+=(-f "$TMP/no-probe.yml")
+  OVERRIDE+=(-f "$TMP/no-control.yml")
 fi
+[ "$HAVE_PROBE" = 1 ] || skip "this espsim has no 'probe': the second container uses 'espsim client' only"
 
 step "private dockerd"
 rm -rf "$EXEC"
@@ -173,7 +166,7 @@ echo "image $IMAGE: $size bytes ($((size / 1024 / 1024)) MiB)"
 "$DOCKER" run --rm "$IMAGE" --version
 
 step "compose up"
-if [ "$HAVE_PROBE" = 1 ]; then
+if [ "$HAVE_CONTROL" = 1 ]; then
   compose up -d --no-build --wait --wait-timeout 60 espsim
 else
   compose up -d --no-build espsim
@@ -189,7 +182,7 @@ compose logs --no-color espsim
 compose ps
 compose logs --no-color espsim | grep '"event":"ready"' | grep -q '"device_ip":"192.168.4.1"' ||
   fail "ready line does not show device_ip 192.168.4.1"
-if [ "$HAVE_PROBE" = 1 ]; then
+if [ "$HAVE_CONTROL" = 1 ]; then
   health=$("$DOCKER" inspect --format '{{.State.Health.Status}}' "$PROJECT-espsim-1")
   echo "health: $health"
   [ "$health" = healthy ] || fail "HEALTHCHECK says $health"
@@ -252,35 +245,47 @@ fi
 
 step "scenario through compose"
 if [ "$HAVE_SCENARIO" = 1 ]; then
-  cat >"$ESPSIM_SCENARIOS_DIR/ci-online-503.yaml" <<'EOF'
-name: ci-online-503
-description: Container test. Internet online (generate_204 answers 204); every upgrade gets 503.
+  cat >"$ESPSIM_SCENARIOS_DIR/ci-online-nxdomain.yaml" <<'EOF'
+name: ci-online-nxdomain
+description: Container test. Internet online (generate_204 answers 204), and the DNS answers NXDOMAIN for every name.
 device: { internet: online }
 faults:
-  - { fault: { handshake: status, code: 503 } }
+  - { fault: { dns: nxdomain } }
 duration: 60s
 EOF
   compose down --timeout 5
-  ESPSIM_SCENARIO=ci-online-503.yaml compose up -d --no-build espsim
-  ready=0
-  for _ in $(seq 1 100); do
-    if compose logs --no-color espsim 2>/dev/null | grep -q '"event":"ready"'; then ready=1; break; fi
-    sleep 0.2
-  done
+  # Exported: every compose command must see the same config, or `run` would recreate the device.
+  export ESPSIM_SCENARIO=ci-online-nxdomain.yaml
+  compose up -d --no-build --wait --wait-timeout 60 espsim
   compose logs --no-color espsim
-  [ "$ready" = 1 ] || fail "no ready line with the scenario"
+  compose logs --no-color espsim | grep '"event":"ready"' | grep -q '"scenario":"ci-online-nxdomain"' ||
+    fail "the ready line does not name the scenario"
   code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' \
     -H 'Host: connectivitycheck.gstatic.com' "http://127.0.0.1:$ESPSIM_HTTP_PORT/generate_204")
   echo "scenario: GET /generate_204 -> $code"
-  [ "$code" = 204 ] || fail "scenario's internet: online not applied (got $code)"
-  set +e
-  compose run --rm --no-deps --entrypoint /espsim probe \
-    client ws://192.168.4.1/ws --duration 2s --connect-timeout 2s >"$TMP/client-503.jsonl"
-  rc=$?
-  set -e
-  tail -3 "$TMP/client-503.jsonl"
-  [ "$rc" = 1 ] || fail "client should never get a session under the 503 fault (exit $rc)"
-  grep -q '503' "$TMP/client-503.jsonl" || fail "the client did not see the 503"
+  [ "$code" = 204 ] || fail "the scenario's internet: online is not in force (got $code)"
+  if command -v dig >/dev/null 2>&1; then
+    status=$(dig +time=3 +tries=1 -p "$ESPSIM_DNS_PORT" @127.0.0.1 connectivitycheck.gstatic.com A | grep -o 'status: [A-Z]*')
+    echo "scenario: dig -> $status"
+    [ "$status" = "status: NXDOMAIN" ] || fail "the scenario's dns: nxdomain is not in force ($status)"
+  fi
+  if [ "$HAVE_PROBE" = 1 ]; then
+    # The phone on the AP: its name lookup fails, so the probe stops at the dns layer.
+    set +e
+    compose run --rm --no-deps probe probe ws://esp32.test/ws --dns=192.168.4.1 --timeout=3s --json >"$TMP/probe-nx.json"
+    rc=$?
+    set -e
+    .venv/bin/python - "$TMP/probe-nx.json" "$rc" <<'EOF'
+import json, sys
+report = json.load(open(sys.argv[1]))
+assert sys.argv[2] == "1", f"probe exit {sys.argv[2]}"
+assert report["failed_layer"] == "dns", report["failed_layer"]
+dns = next(layer for layer in report["layers"] if layer["layer"] == "dns")
+print("scenario: probe from the AP:", dns["verdict"], dns["summary"])
+assert dns["details"]["rcode"] == "NXDomain", dns["details"]
+EOF
+  fi
+  unset ESPSIM_SCENARIO
 else
   skip "this espsim has no 'run --scenario': scenario replay through compose not checked"
 fi
