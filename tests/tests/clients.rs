@@ -511,16 +511,22 @@ async fn suppressed_pong() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn half_open_after_the_session_starts() {
-    // The AP goes silent once the app said hello: open connections get no FIN, no RST.
-    let (_device, url) = device_with_faults(
-        r#"[{ "when": { "after": "hello" }, "fault": { "device": "ap_down", "for": "60s" } }]"#,
-    )
-    .await;
+    // The AP goes silent once the app said hello: open connections get no FIN, no RST (and new
+    // ones no answer), so each client gets a device of its own.
+    const RULES: &str =
+        r#"[{ "when": { "after": "hello" }, "fault": { "device": "ap_down", "for": "60s" } }]"#;
+    let (_device, url) = device_with_faults(RULES).await;
     if let Some(seen) = observe("half_open", Client::Python, &url, "keepalive", FAULT_LIMIT).await {
         assert_eq!(seen["opened"], true, "{seen}");
-        assert_contains(Client::Python, &seen, "keepalive ping timeout");
+        // The keepalive ping gets no pong, the close frame no answer: 1011 sent, 1006 reported.
+        assert_contains(
+            Client::Python,
+            &seen,
+            "sent 1011 (internal error) keepalive ping timeout; no close frame received",
+        );
         assert_eq!(seen["close_code"], 1006, "{seen}");
     }
+    let (_device, url) = device_with_faults(RULES).await;
     if let Some(seen) = observe(
         "half_open",
         Client::Node,
@@ -530,10 +536,17 @@ async fn half_open_after_the_session_starts() {
     )
     .await
     {
+        // Node ws has no keepalive: no error, no close; only the app's own ping goes unanswered.
         assert_eq!(seen["opened"], true, "{seen}");
         assert_eq!(seen["pong"], false, "{seen}");
+        assert_eq!(seen["ended_by"], "limit", "{seen}");
+        assert!(
+            seen["errors"].as_array().is_some_and(Vec::is_empty),
+            "{seen}"
+        );
     }
     // An idle browser never notices: no close event within the limit.
+    let (_device, url) = device_with_faults(RULES).await;
     if let Some(seen) = observe(
         "half_open",
         Client::Chromium,
