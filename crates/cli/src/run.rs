@@ -10,13 +10,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::profile::Profile;
 use espsim_emulator::{
-    ControlOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions, WsSettings, control,
+    ControlOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions, control,
 };
-use espsim_harness::{DeviceConfig, Scenario};
+use espsim_harness::{DeviceConfig, Scenario, WsConfig};
 use serde::Serialize;
 
 /// How long shutdown waits for sessions to close (SIGTERM must exit within a second).
@@ -127,24 +127,19 @@ fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
         (None, Some(s)) => s.device.clone(),
         (None, None) => DeviceConfig::default(),
     };
-    let profile_name = args
-        .profile
-        .or(file.profile)
-        .unwrap_or_else(|| Profile::default().name.to_owned());
-    let Some(profile) = Profile::by_name(&profile_name) else {
-        bail!(
-            "unknown profile `{profile_name}` (known: {})",
-            Profile::names().join(", ")
-        );
-    };
     let file_ws = file.ws.unwrap_or_default();
-    let ws_path = args
-        .ws_path
-        .or(file_ws.path)
-        .unwrap_or_else(|| WsSettings::default().path);
-    if !ws_path.starts_with('/') {
-        bail!("the WebSocket path must start with `/` (got `{ws_path}`)");
-    }
+    let scenario_seed = scenario.as_ref().and_then(|s| s.seed);
+    let device = DeviceConfig {
+        profile: args.profile.or(file.profile),
+        internet: args.internet.or(file.internet),
+        device_ip: args.device_ip.or(file.device_ip),
+        ws: Some(WsConfig {
+            path: args.ws_path.or(file_ws.path),
+            subprotocol: args.subprotocol.or(file_ws.subprotocol),
+        }),
+        auth_token: args.token.or(file.auth_token),
+        seed: args.seed.or(scenario_seed).or(file.seed),
+    };
     let tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => Some(TlsOptions::Files { cert, key }),
         _ if args.tls => Some(TlsOptions::SelfSigned {
@@ -153,31 +148,12 @@ fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
         }),
         _ => None,
     };
-    let mut config = EmulatorConfig {
-        http: args.http.unwrap_or(([127, 0, 0, 1], 8080).into()),
-        https: args.https.unwrap_or(([127, 0, 0, 1], 8443).into()),
-        dns: (!args.no_dns).then(|| args.dns.unwrap_or(([127, 0, 0, 1], 5353).into())),
-        device_ip: args
-            .device_ip
-            .or(file.device_ip)
-            .unwrap_or(Ipv4Addr::LOCALHOST),
-        profile: profile.clone(),
-        internet: args.internet.or(file.internet).unwrap_or_default(),
-        ws: WsSettings {
-            path: ws_path,
-            subprotocol: args.subprotocol.or(file_ws.subprotocol),
-        },
-        tls,
-        events_file: args.events,
-        ..EmulatorConfig::default()
-    };
-    config.device.auth_token = args.token.or(file.auth_token);
-    let scenario_seed = scenario.as_ref().and_then(|s| s.seed);
-    config.seed = args
-        .seed
-        .or(scenario_seed)
-        .or(file.seed)
-        .unwrap_or_else(rand_seed);
+    let mut config = device.emulator_config(rand_seed())?;
+    config.http = args.http.unwrap_or(([127, 0, 0, 1], 8080).into());
+    config.https = args.https.unwrap_or(([127, 0, 0, 1], 8443).into());
+    config.dns = (!args.no_dns).then(|| args.dns.unwrap_or(([127, 0, 0, 1], 5353).into()));
+    config.tls = tls;
+    config.events_file = args.events;
     config.control = (!args.no_control).then(|| ControlOptions {
         addr: args.control.unwrap_or(control::DEFAULT_ADDR),
         token: args.control_token,
@@ -190,7 +166,7 @@ fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
 }
 
 /// A seed from the clock and the process id: random enough for "pick one", and printed.
-fn rand_seed() -> u64 {
+pub(crate) fn rand_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

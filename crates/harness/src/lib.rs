@@ -6,6 +6,8 @@
 //! - [`expect`]: what the client must have done, evaluated over the emulator's event log.
 //! - [`client`]: the reference WebSocket client (the good app behaviour and one-rule-breaking
 //!   profiles), which `espsim client` runs.
+//! - [`runner`]: one scenario run (fresh emulator, the app command or the reference client,
+//!   expectations judged afterwards) and the catches check; [`report`]: summary, JUnit, JSON.
 //! - [`probe`]: layered diagnosis of a device connection (`espsim probe`).
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -15,9 +17,11 @@ pub mod client;
 pub mod device;
 pub mod expect;
 pub mod probe;
+pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod yaml;
 
-pub use device::{DeviceConfig, WsConfig};
+pub use device::{DeviceConfig, DeviceError, WsConfig};
 pub use scenario::{Scenario, ScenarioError};
 pub use yaml::YamlError;
