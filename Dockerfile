@@ -8,14 +8,17 @@
 
 ARG BIN_FROM=build
 
-# --- builder: a static (static-pie, glibc) binary --------------------------------------------
+# --- builder: a static (static-pie, glibc) binary for the build platform ------------------
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 ENV RUSTFLAGS="-C target-feature=+crt-static" \
     CARGO_PROFILE_RELEASE_STRIP=symbols
-RUN cargo build --release --locked -p espsim --target x86_64-unknown-linux-gnu \
- && install -D -m 0755 target/x86_64-unknown-linux-gnu/release/espsim /out/espsim
+# The builder's own target (x86_64 or aarch64): an explicit --target is what makes crt-static
+# apply to the binary only, not to build scripts and proc macros.
+RUN target="$(rustc --print host-tuple)" \
+ && cargo build --release --locked -p espsim --target "$target" \
+ && install -D -m 0755 "target/$target/release/espsim" /out/espsim
 
 # --- prebuilt: the same binary built on the host and copied to dist/espsim -------------------
 FROM scratch AS prebuilt
