@@ -8,7 +8,8 @@
 # 3. builds the static espsim binary on the host and copies it to dist/espsim;
 # 4. starts a private dockerd (own socket, data-root, exec-root; no iptables, no forwarding,
 #    no masquerading: containers get no route out of the host);
-# 5. builds the image with BuildKit from the `prebuilt` stage (no base image is pulled);
+# 5. builds the image with BuildKit from the `prebuilt` stage (no base image is pulled), and
+#    checks that the build context (after .dockerignore) holds a loadable workspace;
 # 6. `compose up`; checks the published ports from the host (HTTP, DNS); from a second
 #    container on the AP network: DNS (connectivitycheck.gstatic.com -> 192.168.4.1),
 #    /generate_204 (captive redirect) and a WebSocket session (`espsim probe`, `espsim client`);
@@ -164,6 +165,14 @@ size=$("$DOCKER" image inspect --format '{{.Size}}' "$IMAGE")
 echo "image $IMAGE: $size bytes ($((size / 1024 / 1024)) MiB)"
 [ "$size" -lt $((20 * 1024 * 1024)) ] || fail "image is $size bytes, over 20 MiB"
 "$DOCKER" run --rm "$IMAGE" --version
+
+step "build context (what the rust builder stage gets, after .dockerignore)"
+printf 'FROM scratch\nCOPY . /\n' >"$TMP/Dockerfile.context"
+timeout 120 "$DOCKER" build -q -f "$TMP/Dockerfile.context" --output "type=local,dest=$TMP/context" .
+# The workspace must load from the context alone (every member's manifest and targets).
+cargo metadata --no-deps --locked --offline --format-version 1 --manifest-path "$TMP/context/Cargo.toml" >/dev/null
+[ ! -e "$TMP/context/target" ] || fail "target/ is in the build context"
+echo "context: $(du -sh --exclude=dist "$TMP/context" | cut -f1) besides dist/, workspace loads"
 
 step "compose up"
 if [ "$HAVE_CONTROL" = 1 ]; then
