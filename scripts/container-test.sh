@@ -202,6 +202,11 @@ code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code} %header{location}' \
   -H 'Host: connectivitycheck.gstatic.com' "http://127.0.0.1:$ESPSIM_HTTP_PORT/generate_204")
 echo "GET /generate_204 -> $code"
 [ "$code" = "302 /" ] || fail "expected the captive redirect '302 /', got '$code'"
+# Linux: the host is on the AP bridge (192.168.4.254), so the device's own address works too.
+code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code} %header{location}' \
+  -H 'Host: connectivitycheck.gstatic.com' "http://192.168.4.1/generate_204")
+echo "GET http://192.168.4.1/generate_204 (host, over the bridge) -> $code"
+[ "$code" = "302 /" ] || fail "the host cannot reach 192.168.4.1 over the bridge ('$code')"
 if command -v dig >/dev/null 2>&1; then
   for proto in +notcp +tcp; do
     answer=$(dig +short +time=3 +tries=1 "$proto" -p "$ESPSIM_DNS_PORT" @127.0.0.1 connectivitycheck.gstatic.com A)
