@@ -51,7 +51,7 @@ enum Read {
 /// Serves one connection that holds a socket slot.
 pub(crate) async fn serve<S>(io: S, handle: ConnHandle, shared: Arc<Shared>, site: Arc<Site>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + crate::ws::Transport + Unpin + Send + 'static,
 {
     let mut io = Watched::new(io);
     let mut pending = Vec::new();

@@ -269,7 +269,7 @@ async fn connection<S>(
     site: Arc<Site>,
     kill: CancellationToken,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + crate::ws::Transport + Unpin + Send + 'static,
 {
     let closed = |by: Side, reason: &str| {
         shared.emit(EventKind::TcpClosed {

@@ -74,3 +74,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+impl<S: crate::ws::Transport> crate::ws::Transport for Watched<S> {
+    fn service(&self) -> espsim_faults::Service {
+        self.inner.service()
+    }
+
+    fn abort(self) {
+        self.inner.abort();
+    }
+}

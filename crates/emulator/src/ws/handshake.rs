@@ -35,6 +35,8 @@ pub(crate) struct Accept {
     pub(crate) subprotocol: Option<String>,
     /// A token from `Authorization: Bearer` or `?token=`, to check against the device's.
     pub(crate) token: Option<String>,
+    /// The client's `Sec-WebSocket-Key` (handshake faults build altered `101`s from it).
+    pub(crate) key: String,
 }
 
 /// A refused upgrade: why, and what the client gets.
@@ -163,15 +165,25 @@ pub(crate) fn decide(head: &RequestHead, ws: &WsSettings, profile: &Profile) -> 
         response: switching_protocols(key, subprotocol.as_deref()),
         subprotocol,
         token: token(head),
+        key: key.to_owned(),
     })
 }
 
 /// The `101` exactly as `httpd_ws_respond_server_handshake` builds it (no extensions, ever).
 pub(crate) fn switching_protocols(key: &str, subprotocol: Option<&str>) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-        derive_accept_key(key.as_bytes())
-    );
+    response_101(&derive_accept_key(key.as_bytes()), subprotocol, true)
+}
+
+/// A `101` in ESP-IDF's layout with the given `Sec-WebSocket-Accept` value, with or without the
+/// `Upgrade: websocket` line (the handshake faults `bad_accept` and `missing_upgrade_header`).
+pub(crate) fn response_101(accept: &str, subprotocol: Option<&str>, upgrade: bool) -> Vec<u8> {
+    let mut out = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+    if upgrade {
+        out.push_str("Upgrade: websocket\r\n");
+    }
+    out.push_str("Connection: Upgrade\r\nSec-WebSocket-Accept: ");
+    out.push_str(accept);
+    out.push_str("\r\n");
     if let Some(p) = subprotocol {
         out.push_str("Sec-WebSocket-Protocol: ");
         out.push_str(p);

@@ -2,13 +2,23 @@
 //!
 //! - [`handshake`]: the checks and the exact `101` (pure functions of the request head);
 //! - [`session`]: frames ↔ [`crate::device::DeviceHub`], with ESP-IDF's control-frame and close
-//!   behaviour.
+//!   behaviour, and the WebSocket message faults;
+//! - [`message_fault`]: the bytes of the WebSocket action faults (close, corrupt frames, …);
+//! - [`upgrade_fault`]: handshake faults (RST, FIN, a status, a broken `101`, a delay);
+//! - [`tap`]: a filter under tungstenite that can swallow the device's PONG (`suppress_pong`);
+//! - [`transport`]: the service a connection arrived on and how to reset it.
 //!
 //! The HTTP server calls [`handle_upgrade`] for every request on the WebSocket path; from then on
 //! this module owns the connection.
 
 mod handshake;
+mod message_fault;
 mod session;
+mod tap;
+mod transport;
+mod upgrade_fault;
+
+pub(crate) use self::transport::Transport;
 
 #[cfg(test)]
 mod testkit;
@@ -17,10 +27,12 @@ mod tests;
 
 use std::sync::Arc;
 
+use espsim_faults::{Applied, ConnRef, HandshakeInfo};
+use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::context::Shared;
-use crate::events::{EventKind, Side};
+use crate::events::{ConnId, EventKind, Side};
 use crate::http::head::RequestHead;
 use crate::sockets::ConnHandle;
 
@@ -29,6 +41,10 @@ use self::handshake::{Decision, Reply};
 /// Handles a request for the WebSocket path: ESP-IDF's handshake checks, the `101` (or the
 /// rejection), then the session until it ends. `leftover` holds bytes read past the request head.
 /// Owns the connection: when it returns, the connection is closed.
+///
+/// A request that passes the checks is an upgrade attempt: it takes the next upgrade ordinal
+/// (what `when: { connections: … }` counts for handshake and message faults) and the fault plan
+/// decides whether a handshake fault replaces the normal `101`.
 pub(crate) async fn handle_upgrade<S>(
     mut io: S,
     leftover: Vec<u8>,
@@ -36,7 +52,7 @@ pub(crate) async fn handle_upgrade<S>(
     conn: ConnHandle,
     shared: Arc<Shared>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Transport + Unpin + Send + 'static,
 {
     let accept = match handshake::decide(&head, &shared.ws, &shared.profile) {
         Decision::Upgrade(accept) => accept,
@@ -61,19 +77,64 @@ pub(crate) async fn handle_upgrade<S>(
         }
     };
 
-    let written = async {
-        io.write_all(&accept.response).await?;
-        io.flush().await
+    let fault_conn = ConnRef {
+        service: io.service(),
+        ordinal: shared.next_upgrade_ordinal(),
     };
-    if let Err(e) = written.await {
-        shared.emit(EventKind::WsClosed {
-            conn: conn.id,
-            by: Side::Client,
-            code: None,
-            reason: format!("writing the 101 failed: {e}"),
-            clean: false,
-        });
-        return;
+    let fault = shared.faults.on_handshake(HandshakeInfo {
+        conn: fault_conn,
+        elapsed: shared.events.elapsed(),
+        host: head.header("host"),
+        path: &head.path,
+    });
+    if let Some(applied) = fault {
+        fault_applied(
+            &shared,
+            conn.id,
+            &applied,
+            upgrade_fault::describe(&applied.fault),
+        );
+        let stop = shared.cancel.child_token();
+        let purged = conn.purged().clone();
+        let stopper = stop.clone();
+        let watch = async move {
+            purged.cancelled().await;
+            stopper.cancel();
+        };
+        let executed = upgrade_fault::execute(
+            io,
+            &applied.fault,
+            &accept,
+            shared.profile.modern_error_bodies,
+            &stop,
+        );
+        let next = tokio::select! {
+            next = executed => next,
+            () = watch => upgrade_fault::Next::Ended,
+        };
+        match next {
+            upgrade_fault::Next::Session(rest) => io = rest,
+            upgrade_fault::Next::Ended => {
+                shared.faults.connection_closed(fault_conn);
+                return;
+            }
+        }
+    } else {
+        let written = async {
+            io.write_all(&accept.response).await?;
+            io.flush().await
+        };
+        if let Err(e) = written.await {
+            shared.emit(EventKind::WsClosed {
+                conn: conn.id,
+                by: Side::Client,
+                code: None,
+                reason: format!("writing the 101 failed: {e}"),
+                clean: false,
+            });
+            shared.faults.connection_closed(fault_conn);
+            return;
+        }
     }
     let authorized = match (shared.device.auth_token(), accept.token.as_deref()) {
         (Some(expected), Some(given)) => expected == given,
@@ -84,7 +145,25 @@ pub(crate) async fn handle_upgrade<S>(
         path: head.path.clone(),
         subprotocol: accept.subprotocol.clone(),
     });
-    session::run(io, leftover, conn, shared, authorized).await;
+    session::run(io, leftover, conn, fault_conn, shared.clone(), authorized).await;
+    shared.faults.connection_closed(fault_conn);
+}
+
+/// Records that a fault rule fired (`fault_applied`), with the fault as the scenario wrote it.
+pub(crate) fn fault_applied<F: Serialize>(
+    shared: &Shared,
+    conn: ConnId,
+    applied: &Applied<F>,
+    detail: String,
+) {
+    let fault = serde_json::to_value(&applied.fault).unwrap_or(serde_json::Value::Null);
+    tracing::debug!(conn, rule = applied.rule.0, %fault, "{detail}");
+    shared.emit(EventKind::FaultApplied {
+        conn: Some(conn),
+        rule: applied.rule.0,
+        fault,
+        detail,
+    });
 }
 
 /// ESP-IDF ran the handler as a plain GET and it sent nothing: the socket stays open, unanswered,

@@ -4,10 +4,21 @@
 //! auto PONG with the same payload, an EMPTY close frame in reply to the app's close (so apps
 //! report 1005) unless the profile echoes the code, a silent drop on an unmasked client frame, the
 //! profile's oversize handling, close 1001 on shutdown and a silent drop on LRU purge.
+//!
+//! Message faults: every frame both ways is put to [`FaultPlan::on_ws_message`] (and the session
+//! asks [`FaultPlan::on_ws_tick`] when it starts, at each [`FaultPlan::next_boundary`] and when
+//! the plan changes); see [`super::message_fault`] for what each fault puts on the wire.
+//!
+//! [`FaultPlan::on_ws_message`]: espsim_faults::FaultPlan::on_ws_message
+//! [`FaultPlan::on_ws_tick`]: espsim_faults::FaultPlan::on_ws_tick
+//! [`FaultPlan::next_boundary`]: espsim_faults::FaultPlan::next_boundary
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use espsim_faults::{
+    Applied, ConnInfo, ConnRef, FrameKind, MessageDirection, MessageInfo, WsFault,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -23,6 +34,9 @@ use crate::device::Outgoing;
 use crate::events::{ConnId, Direction, EventKind, Side};
 use crate::profile::OversizeHandling;
 use crate::sockets::ConnHandle;
+
+use super::message_fault::{self, Action};
+use super::tap::Tap;
 
 /// `send_wait_timeout` of `HTTPD_DEFAULT_CONFIG()`: a send that cannot complete in this time
 /// fails and ESP-IDF closes the session (no close frame).
@@ -46,6 +60,7 @@ pub(crate) async fn run<S>(
     io: S,
     leftover: Vec<u8>,
     conn: ConnHandle,
+    fault_conn: ConnRef,
     shared: Arc<Shared>,
     authorized: bool,
 ) where
@@ -56,7 +71,9 @@ pub(crate) async fn run<S>(
         .max_message_size(Some(cap))
         .max_frame_size(Some(MAX_FRAME.max(cap)))
         .accept_unmasked_frames(false);
-    let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
+    let ws =
+        WebSocketStream::from_partially_read(Tap::new(io), leftover, Role::Server, Some(config))
+            .await;
     let rx = shared.device.connect(conn.id);
     if authorized {
         shared.device.authorize(conn.id);
@@ -66,6 +83,9 @@ pub(crate) async fn run<S>(
         rx,
         conn,
         shared: shared.clone(),
+        fault_conn,
+        messages: 0,
+        bytes: 0,
     };
     let end = session.serve().await;
     shared.device.disconnect(session.conn.id);
@@ -79,15 +99,23 @@ enum End {
     ClientClose(Option<CloseFrame>),
     /// The device closes with a close frame.
     DeviceClose(u16, String),
+    /// The device sends a close frame and drops the connection without waiting for the echo.
+    DeviceCloseNoEcho(u16, String),
     /// The socket goes away without a close frame; `by` ended it.
     Drop { by: Side, reason: String },
 }
 
 struct Session<S> {
-    ws: WebSocketStream<S>,
+    ws: WebSocketStream<Tap<S>>,
     rx: mpsc::UnboundedReceiver<Outgoing>,
     conn: ConnHandle,
     shared: Arc<Shared>,
+    /// This session as the fault plan knows it (service and upgrade ordinal).
+    fault_conn: ConnRef,
+    /// Data messages so far, both ways (the plan's `messages:` trigger).
+    messages: u64,
+    /// Data payload bytes so far, both ways (the plan's `bytes:` trigger).
+    bytes: u64,
 }
 
 impl<S> Session<S>
@@ -104,9 +132,25 @@ where
 
     /// Reads frames and device output until something ends the session.
     async fn serve(&mut self) -> End {
+        let mut changes = self.shared.faults.changes();
+        let mut plan_gone = false;
+        let mut tick = true;
         loop {
+            if std::mem::take(&mut tick)
+                && let Some(end) = self.tick().await
+            {
+                return end;
+            }
             let shared = self.shared.clone();
             let purged = self.conn.purged().clone();
+            let elapsed = shared.events.elapsed();
+            let boundary = shared.faults.next_boundary(elapsed);
+            let until_boundary = async move {
+                match boundary {
+                    Some(t) => tokio::time::sleep(t.saturating_sub(elapsed)).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 () = purged.cancelled() => {
@@ -115,6 +159,12 @@ where
                 () = shared.cancel.cancelled() => {
                     return End::DeviceClose(1001, "going away".to_owned());
                 }
+                () = until_boundary => tick = true,
+                changed = changes.changed(), if !plan_gone => match changed {
+                    Ok(()) => tick = true,
+                    // The plan lives as long as the emulator; without it there is nothing to tick.
+                    Err(_) => plan_gone = true,
+                },
                 out = self.rx.recv() => {
                     let Some(out) = out else {
                         return End::Drop { by: Side::Device, reason: "device gone".to_owned() };
@@ -133,10 +183,81 @@ where
         }
     }
 
-    /// Puts one device output on the wire.
-    async fn send(&mut self, out: Outgoing) -> Option<End> {
-        match out {
-            Outgoing::Text { text, msg_type } => {
+    /// Runs the time-driven fault actions that are due (bounded: a handful per tick).
+    async fn tick(&mut self) -> Option<End> {
+        for _ in 0..8 {
+            let info = ConnInfo {
+                conn: self.fault_conn,
+                elapsed: self.shared.events.elapsed(),
+            };
+            let applied = self.shared.faults.on_ws_tick(info)?;
+            if let Some(end) = self.act(&applied).await {
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    /// Asks the plan about one frame passing through (counting data messages and bytes).
+    fn decide(
+        &mut self,
+        direction: MessageDirection,
+        kind: FrameKind,
+        message_type: Option<&str>,
+        len: usize,
+    ) -> Option<Applied<WsFault>> {
+        if matches!(kind, FrameKind::Text | FrameKind::Binary) {
+            self.messages += 1;
+            self.bytes += len as u64;
+        }
+        self.shared.faults.on_ws_message(MessageInfo {
+            conn: self.fault_conn,
+            elapsed: self.shared.events.elapsed(),
+            direction,
+            kind,
+            message_type,
+            messages: self.messages,
+            bytes: self.bytes,
+        })
+    }
+
+    /// Records a fired fault.
+    fn applied(&self, applied: &Applied<WsFault>, detail: String) {
+        super::fault_applied(&self.shared, self.id(), applied, detail);
+    }
+
+    /// Performs a fault that is an action of the device (`close`, `corrupt`, …), recording it.
+    /// Message faults (`drop`, …) are handled where the message passes and do nothing here.
+    async fn act(&mut self, applied: &Applied<WsFault>) -> Option<End> {
+        let action = message_fault::action(&applied.fault, self.shared.profile.max_ws_message)?;
+        self.applied(applied, action.describe());
+        match action {
+            Action::Close { code, reason, echo } => Some(if echo {
+                End::DeviceClose(code, reason)
+            } else {
+                End::DeviceCloseNoEcho(code, reason)
+            }),
+            Action::Raw(bytes) => {
+                // What tungstenite buffered goes first, then the frame it cannot produce.
+                let io = async {
+                    self.ws.flush().await.map_err(std::io::Error::other)?;
+                    let tap = self.ws.get_mut();
+                    tap.write_all(&bytes).await?;
+                    tap.flush().await
+                };
+                match tokio::time::timeout(SEND_TIMEOUT, io).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(End::Drop {
+                        by: Side::Client,
+                        reason: format!("send failed: {e}"),
+                    }),
+                    Err(_) => Some(End::Drop {
+                        by: Side::Device,
+                        reason: "send timed out".to_owned(),
+                    }),
+                }
+            }
+            Action::Text(text) => {
                 let bytes = text.len();
                 if let Err(end) = self.write(Message::text(text)).await {
                     return Some(end);
@@ -144,10 +265,81 @@ where
                 self.emit(EventKind::WsMessage {
                     conn: self.id(),
                     direction: Direction::Out,
-                    msg_type: Some(msg_type.to_owned()),
+                    msg_type: None,
                     bytes,
                 });
                 None
+            }
+            Action::Purge => Some(End::Drop {
+                by: Side::Device,
+                reason: "lru_purge fault".to_owned(),
+            }),
+        }
+    }
+
+    /// Waits `delay` (a `ws: delay` fault), giving way to purge and shutdown.
+    async fn hold(&self, delay: Duration) -> Option<End> {
+        tokio::select! {
+            () = self.conn.purged().cancelled() => {
+                Some(End::Drop { by: Side::Device, reason: "lru purge".to_owned() })
+            }
+            () = self.shared.cancel.cancelled() => {
+                Some(End::DeviceClose(1001, "going away".to_owned()))
+            }
+            () = tokio::time::sleep(delay) => None,
+        }
+    }
+
+    /// Puts one device output on the wire, through the message faults.
+    async fn send(&mut self, out: Outgoing) -> Option<End> {
+        match out {
+            Outgoing::Text { text, msg_type } => {
+                let applied = self.decide(
+                    MessageDirection::Out,
+                    FrameKind::Text,
+                    Some(msg_type),
+                    text.len(),
+                );
+                let mut copies = 1;
+                let mut after = None;
+                if let Some(a) = applied {
+                    match &a.fault {
+                        WsFault::Drop(_) => {
+                            self.applied(&a, format!("dropped the device's {msg_type}"));
+                            return None;
+                        }
+                        WsFault::Duplicate(_) => {
+                            self.applied(&a, format!("sent the device's {msg_type} twice"));
+                            copies = 2;
+                        }
+                        WsFault::Delay(d) => {
+                            self.applied(
+                                &a,
+                                format!("held the device's {msg_type} for {:?}", d.delay),
+                            );
+                            if let Some(end) = self.hold(d.delay).await {
+                                return Some(end);
+                            }
+                        }
+                        _ => after = Some(a),
+                    }
+                }
+                for _ in 0..copies {
+                    let bytes = text.len();
+                    if let Err(end) = self.write(Message::text(text.clone())).await {
+                        return Some(end);
+                    }
+                    self.emit(EventKind::WsMessage {
+                        conn: self.id(),
+                        direction: Direction::Out,
+                        msg_type: Some(msg_type.to_owned()),
+                        bytes,
+                    });
+                }
+                match after {
+                    Some(a) => self.act(&a).await,
+                    None => None,
+                }
             }
             Outgoing::Close { code, reason } => Some(End::DeviceClose(code, reason)),
             Outgoing::Drop { reason } => Some(End::Drop {
@@ -157,7 +349,7 @@ where
         }
     }
 
-    /// Sends and flushes a message within `SEND_TIMEOUT`, giving way to purge and shutdown.
+    /// Sends and flushes a message within `SEND_TIMEOUT`, giving way to purge.
     async fn write(&mut self, msg: Message) -> Result<(), End> {
         let purged = self.conn.purged().clone();
         let result = tokio::select! {
@@ -192,14 +384,25 @@ where
             Some(Err(e)) => return Some(self.read_error(e)),
         };
         match msg {
-            Message::Text(t) => self.data(t.as_bytes()).await,
+            Message::Text(t) => self.incoming(FrameKind::Text, t.as_bytes()).await,
             // ESP-IDF hands binary frames to the handler like text; the firmware reads the
             // payload as JSON either way (non-JSON gets the protocol's `error` reply).
-            Message::Binary(b) => self.data(&b).await,
+            Message::Binary(b) => self.incoming(FrameKind::Binary, &b).await,
             Message::Ping(payload) => {
                 self.control(Direction::In, "ping");
-                // tungstenite queued the PONG with the same payload; flush puts it on the wire.
-                match tokio::time::timeout(SEND_TIMEOUT, self.ws.flush()).await {
+                let suppress = self
+                    .decide(MessageDirection::In, FrameKind::Ping, None, payload.len())
+                    .filter(|a| a.fault == WsFault::SuppressPong);
+                if let Some(a) = &suppress {
+                    self.applied(a, "no pong for the app's ping".to_owned());
+                }
+                // tungstenite queued the PONG with the same payload; flush puts it on the wire
+                // (or, while suppressing, into the tap that swallows it).
+                self.ws.get_mut().swallow_pong = suppress.is_some();
+                let flushed = tokio::time::timeout(SEND_TIMEOUT, self.ws.flush()).await;
+                self.ws.get_mut().swallow_pong = false;
+                match flushed {
+                    Ok(Ok(())) if suppress.is_some() => None,
                     Ok(Ok(())) => {
                         self.control(Direction::Out, "pong");
                         tracing::trace!(bytes = payload.len(), "pong sent");
@@ -215,8 +418,10 @@ where
                     }),
                 }
             }
-            Message::Pong(_) => {
+            Message::Pong(payload) => {
                 self.control(Direction::In, "pong");
+                // No fault acts on the app's pongs; asked anyway so every frame is seen.
+                let _ = self.decide(MessageDirection::In, FrameKind::Pong, None, payload.len());
                 None
             }
             Message::Close(frame) => Some(End::ClientClose(frame)),
@@ -225,14 +430,63 @@ where
         }
     }
 
-    /// A text or binary message for the firmware, after the profile's size limit.
-    async fn data(&mut self, payload: &[u8]) -> Option<End> {
+    /// A text or binary message from the app: recorded, put through the message faults, handed
+    /// to the firmware, and its `type` observed (arming `after:` rules).
+    async fn incoming(&mut self, kind: FrameKind, payload: &[u8]) -> Option<End> {
+        let msg_type = type_field(payload);
         self.emit(EventKind::WsMessage {
             conn: self.id(),
             direction: Direction::In,
-            msg_type: type_field(payload),
+            msg_type: msg_type.clone(),
             bytes: payload.len(),
         });
+        let what = msg_type.as_deref().unwrap_or("message");
+        let applied = self.decide(
+            MessageDirection::In,
+            kind,
+            msg_type.as_deref(),
+            payload.len(),
+        );
+        let mut copies = 1;
+        let mut after = None;
+        if let Some(a) = applied {
+            match &a.fault {
+                WsFault::Drop(_) => {
+                    self.applied(&a, format!("dropped the app's {what}"));
+                    copies = 0;
+                }
+                WsFault::Duplicate(_) => {
+                    self.applied(&a, format!("delivered the app's {what} twice"));
+                    copies = 2;
+                }
+                WsFault::Delay(d) => {
+                    self.applied(&a, format!("held the app's {what} for {:?}", d.delay));
+                    if let Some(end) = self.hold(d.delay).await {
+                        return Some(end);
+                    }
+                }
+                _ => after = Some(a),
+            }
+        }
+        for _ in 0..copies {
+            if let Some(end) = self.data(payload) {
+                return Some(end);
+            }
+        }
+        // Only what reached the firmware happened: a dropped `provision` arms no `after:` rule.
+        if copies > 0
+            && let Some(t) = &msg_type
+        {
+            self.shared.faults.observe(t, self.shared.events.elapsed());
+        }
+        match after {
+            Some(a) => self.act(&a).await,
+            None => None,
+        }
+    }
+
+    /// Hands a message to the firmware, after the profile's size limit.
+    fn data(&mut self, payload: &[u8]) -> Option<End> {
         let max = self.shared.profile.max_ws_message;
         if payload.len() > max {
             return match self.shared.profile.oversize {
@@ -336,6 +590,24 @@ where
                     code: Some(code),
                     reason,
                     clean,
+                });
+            }
+            End::DeviceCloseNoEcho(code, reason) => {
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.clone().into(),
+                };
+                let sent = async {
+                    self.ws.close(Some(frame)).await?;
+                    self.ws.get_mut().shutdown().await.map_err(WsError::Io)
+                };
+                let _ = tokio::time::timeout(SEND_TIMEOUT, sent).await;
+                self.emit(EventKind::WsClosed {
+                    conn,
+                    by: Side::Device,
+                    code: Some(code),
+                    reason,
+                    clean: false,
                 });
             }
             End::Drop { by, reason } => {
