@@ -1,1 +1,257 @@
-//! Black-box tests live in `tests/`.
+//! Support for espsim's black-box tests (`tests/tests/*.rs`): find the `espsim` binary, run it
+//! and read its ready line, run external clients with a time limit, and say why a test skips.
+//!
+//! The tests drive real programs (the `espsim` binary, Python `websockets`, Node `ws`, Chromium,
+//! `dig`, `curl`), so everything here is blocking `std::process` with bounded waits: a reader
+//! thread per pipe and `recv_timeout` on a channel, never a sleep.
+//!
+//! The binary is `target/<profile>/espsim` next to the test executable (`cargo test --workspace`
+//! builds it; with `cargo test -p espsim-tests` run `cargo build -p espsim` first), or the path in
+//! `ESPSIM_BIN`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The repository root (the workspace directory), where `.venv/` and `tests/clients/` live.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The `espsim` binary: `ESPSIM_BIN`, else `target/<profile>/espsim` beside the test executable.
+///
+/// Panics with the command to run when it is missing: a missing binary is a setup error, not a
+/// reason to skip.
+pub fn espsim_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("ESPSIM_BIN") {
+        return PathBuf::from(path);
+    }
+    // The test executable is target/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let candidate = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("espsim"));
+    match candidate {
+        Some(path) if path.is_file() => path,
+        _ => panic!(
+            "the espsim binary is not built next to {}: run `cargo build -p espsim` first, \
+             or set ESPSIM_BIN",
+            exe.display()
+        ),
+    }
+}
+
+/// Prints why a test (or part of one) does not run; the text shows in `cargo test` output.
+pub fn skip(test: &str, reason: &str) {
+    eprintln!("SKIP {test}: {reason}");
+}
+
+/// Whether a program is on `PATH` (e.g. `dig`, `curl`, `node`, `chromium`).
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Whether the test runs as root (needed for network namespaces).
+pub fn is_root() -> bool {
+    // /proc/self/status has "Uid:\t<real>\t<effective>…"; no libc call (unsafe is forbidden).
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// What a finished command produced.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The last stdout line that parses as a JSON object (the client scripts print one).
+    pub fn json_line(&self) -> Option<serde_json::Value> {
+        self.stdout
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(serde_json::Value::is_object)
+    }
+}
+
+/// Runs `cmd` to completion with stdin closed; kills it after `limit`.
+///
+/// Errors: the spawn error, or `TimedOut` naming the command and showing what it wrote.
+pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let (tx, rx) = mpsc::channel::<(usize, String)>();
+    let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ];
+    for (index, pipe) in pipes.into_iter().enumerate() {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            let _ = tx.send((index, text));
+        });
+    }
+    // The child is reaped by its own thread, so every wait below is a bounded channel receive.
+    let pid = child.id();
+    let (status_tx, status_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = status_tx.send(child.wait());
+    });
+    drop(tx);
+    let deadline = Instant::now() + limit;
+    let timed_out = |so_far: &str| {
+        // SIGKILL by pid: `Child` lives in the reaper thread (no libc: unsafe is forbidden).
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{cmd:?} did not finish within {limit:?}; stdout so far: {so_far:?}"),
+        )
+    };
+    let mut out = [String::new(), String::new()];
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((index, text)) => out[index] = text,
+            Err(_) => return Err(timed_out(&out[0])),
+        }
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    let status = match status_rx.recv_timeout(left) {
+        Ok(status) => status?,
+        Err(_) => return Err(timed_out(&out[0])),
+    };
+    let [stdout, stderr] = out;
+    Ok(Finished {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// A running `espsim run` (or any command that prints espsim's JSON ready line); killed on drop.
+#[derive(Debug)]
+pub struct Espsim {
+    child: Child,
+    /// The parsed ready line (`{"event":"ready","http":…,"dns":…,"ws_url":…}`).
+    pub ready: serde_json::Value,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Espsim {
+    /// Starts `cmd` (e.g. `espsim run --http 127.0.0.1:0 …`) and waits up to `limit` for the
+    /// ready line on stdout. Panics with the process's stderr when it does not come.
+    pub fn start(mut cmd: Command, limit: Duration) -> Espsim {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(pipe) = child.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Ok(mut text) = sink.lock() {
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
+                }
+            });
+        }
+        let (tx, rx) = mpsc::channel::<String>();
+        if let Some(pipe) = child.stdout.take() {
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let deadline = Instant::now() + limit;
+        let mut espsim = Espsim {
+            child,
+            ready: serde_json::Value::Null,
+            stderr,
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                        && value["event"] == "ready"
+                    {
+                        espsim.ready = value;
+                        return espsim;
+                    }
+                }
+                Err(e) => panic!(
+                    "no ready line from {cmd:?} within {limit:?} ({e}); stderr:\n{}",
+                    espsim.stderr()
+                ),
+            }
+        }
+    }
+
+    /// What the process wrote to stderr so far (logs), for failure messages.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The ready line's `ws_url`.
+    pub fn ws_url(&self) -> String {
+        self.ready["ws_url"]
+            .as_str()
+            .expect("ready line has ws_url")
+            .to_owned()
+    }
+
+    /// The ready line's `http` address (`127.0.0.1:port`).
+    pub fn http(&self) -> String {
+        self.ready["http"]
+            .as_str()
+            .expect("ready line has http")
+            .to_owned()
+    }
+}
+
+impl Drop for Espsim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

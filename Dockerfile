@@ -1,0 +1,49 @@
+# espsim: an emulated ESP32 softAP (captive DNS, connectivity checks, WebSocket device).
+#
+# Users:  docker build -t espsim .                  (compiles in a rust:1-bookworm builder stage)
+# CI:     cargo build (static, see scripts/container-test.sh), copy the binary to dist/espsim, then
+#         DOCKER_BUILDKIT=1 docker build --build-arg BIN_FROM=prebuilt --target runtime -t espsim .
+#         BuildKit skips the builder stage entirely, so no base image is pulled.
+# The runtime image is FROM scratch: one static binary, nothing else.
+
+ARG BIN_FROM=build
+
+# --- builder: a static (static-pie, glibc) binary for the build platform ------------------
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+ENV RUSTFLAGS="-C target-feature=+crt-static" \
+    CARGO_PROFILE_RELEASE_STRIP=symbols
+# The builder's own target (x86_64 or aarch64): an explicit --target is what makes crt-static
+# apply to the binary only, not to build scripts and proc macros.
+RUN target="$(rustc --print host-tuple)" \
+ && cargo build --release --locked -p espsim --target "$target" \
+ && install -D -m 0755 "target/$target/release/espsim" /out/espsim
+
+# --- prebuilt: the same binary built on the host and copied to dist/espsim -------------------
+FROM scratch AS prebuilt
+COPY dist/espsim /out/espsim
+
+# --- whichever of the two BIN_FROM names --------------------------------------------------------
+# hadolint ignore=DL3006
+FROM ${BIN_FROM} AS bin
+
+# --- runtime ------------------------------------------------------------------------------------
+FROM scratch AS runtime
+LABEL org.opencontainers.image.title="espsim" \
+      org.opencontainers.image.description="Emulated ESP32 softAP: captive DNS, OS connectivity checks, WebSocket device, fault injection" \
+      org.opencontainers.image.source="https://github.com/espsim/espsim" \
+      org.opencontainers.image.licenses="MIT OR Apache-2.0"
+COPY --from=bin /out/espsim /espsim
+# The device's ports (DESIGN.md §5): HTTP/WebSocket, DNS (udp+tcp), HTTPS/wss (with --tls), control API.
+EXPOSE 80/tcp 53/udp 53/tcp 443/tcp 8475/tcp
+# Every flag has a default for the container: the softAP address, the standard ports on all interfaces.
+ENTRYPOINT ["/espsim"]
+CMD ["run", "--http", "0.0.0.0:80", "--dns", "0.0.0.0:53", "--device-ip", "192.168.4.1"]
+# Health: the process serves its control API (loopback inside the container, or the address and
+# ESPSIM_CONTROL_TOKEN compose gives it). Deliberately not a probe of the device port: health
+# checks there would count as connections (shifting `connections:` fault triggers), fill the
+# event log, and turn "unhealthy" exactly when a scenario injects the faults you asked for.
+# `docker compose run --rm probe` (espsim probe) is the full check of the device.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=2s --retries=3 \
+  CMD ["/espsim", "fault", "list"]
