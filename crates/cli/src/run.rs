@@ -202,7 +202,7 @@ fn print_ready(
         http: running.http_addr(),
         https: running.https_addr(),
         dns: running.dns_addr(),
-        ws_url: format!("ws://{}{}", running.http_addr(), ws_path),
+        ws_url: ws_url(running.http_addr(), device_ip, ws_path),
         device_ip,
         profile: running.profile().name,
         internet: running.internet(),
@@ -227,6 +227,18 @@ fn print_ready(
     Ok(())
 }
 
+/// The URL an app uses: the bound address, or the device IP when bound to every interface
+/// (`0.0.0.0:80` in a container is reached as `192.168.4.1:80`). The port is always written:
+/// Dart shows a `ws://` URL without one as port 0 in its errors.
+fn ws_url(http: SocketAddr, device_ip: Ipv4Addr, path: &str) -> String {
+    let host = if http.ip().is_unspecified() {
+        SocketAddr::from((device_ip, http.port()))
+    } else {
+        http
+    };
+    format!("ws://{host}{path}")
+}
+
 /// `espsim profiles`: one line per profile.
 pub(crate) fn print_profiles() {
     for p in Profile::ALL {
@@ -245,6 +257,24 @@ pub(crate) fn print_profiles() {
             },
             "",
             p.summary
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ws_url_names_the_device_when_bound_to_every_interface() {
+        let ip = Ipv4Addr::new(192, 168, 4, 1);
+        assert_eq!(
+            ws_url(([0, 0, 0, 0], 80).into(), ip, "/ws"),
+            "ws://192.168.4.1:80/ws"
+        );
+        assert_eq!(
+            ws_url(([127, 0, 0, 1], 8080).into(), ip, "/ws"),
+            "ws://127.0.0.1:8080/ws"
         );
     }
 }
