@@ -18,6 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::stats::percentile;
@@ -30,6 +31,8 @@ const MAX_ROUND_TRIPS: u64 = 50_000_000;
 const MAX_FRAMES_PER_PONG: usize = 1_000;
 /// How many connects run at once (the device's listen backlog is ESP-IDF's 5).
 const CONNECT_PARALLELISM: usize = 4;
+/// Client read buffer: larger than any `pong`.
+const CLIENT_READ_BUFFER: usize = 4096;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -159,7 +162,9 @@ pub(crate) async fn connect_all(url: &str, n: usize) -> anyhow::Result<Vec<Ws>> 
     let mut out = Vec::with_capacity(n);
     let mut pending = futures_util::stream::iter(0..n)
         .map(|_| async {
-            let (ws, _) = timeout(OP_TIMEOUT, tokio_tungstenite::connect_async(url))
+            let connect =
+                tokio_tungstenite::connect_async_with_config(url, Some(client_config()), true);
+            let (ws, _) = timeout(OP_TIMEOUT, connect)
                 .await
                 .context("WebSocket connect timed out")?
                 .context("WebSocket connect failed")?;
@@ -170,6 +175,14 @@ pub(crate) async fn connect_all(url: &str, n: usize) -> anyhow::Result<Vec<Ws>> 
         out.push(ws.with_context(|| format!("after {} connections", out.len()))?);
     }
     Ok(out)
+}
+
+/// The load generator's WebSocket settings. tungstenite zero-fills its whole read buffer
+/// (128 KiB by default) before every read, which would make the client, not the device, the
+/// bottleneck; pings and pongs are well under 4 KiB. Nagle is off (`connect_async_with_config`'s
+/// `disable_nagle`), as in the HTTP clients apps use.
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER)
 }
 
 /// One client: ping, wait for its pong, repeat until `end`; latencies of those sent after `start`.
