@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
-use crate::procs::{Espsim, free_port, output_of, spawn_quiet, wait_tcp};
+use crate::procs::{Espsim, free_port, output_of, spawn_quiet, tree_cpu_ns, wait_tcp};
 
 /// The captive-portal answer both DNS servers give.
 const DEVICE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 4, 1);
@@ -41,6 +41,8 @@ pub(crate) struct DnsRun {
     pub(crate) lost: u64,
     /// p99 latency in microseconds at [`DNS_LATENCY_QPS`].
     pub(crate) p99_us: u32,
+    /// Server CPU time per answered query at saturation, µs (all threads).
+    pub(crate) cpu_us: f64,
 }
 
 /// wrk's numbers for one server.
@@ -50,6 +52,8 @@ pub(crate) struct HttpRun {
     pub(crate) rps: f64,
     /// p99 latency in microseconds.
     pub(crate) p99_us: u32,
+    /// Server CPU time per request, µs (all threads, nginx workers included).
+    pub(crate) cpu_us: f64,
 }
 
 /// One DNS round: espsim and dnsmasq, each measured with the same dnsperf settings.
@@ -82,7 +86,8 @@ pub(crate) async fn dns_round(
             .await?;
             let addr = server.ready.dns.context("espsim started without DNS")?;
             check_dns(addr).await.context("espsim DNS")?;
-            espsim_run = Some(dnsperf(addr, &data, seconds).await?);
+            let pid = server.pid().context("espsim exited")?;
+            espsim_run = Some(dnsperf(addr, pid, &data, seconds).await?);
             server.stop().await;
         } else {
             let port = free_port()?;
@@ -102,7 +107,8 @@ pub(crate) async fn dns_round(
             )?;
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             check_dns(addr).await.context("dnsmasq")?;
-            dnsmasq_run = Some(dnsperf(addr, &data, seconds).await?);
+            let pid = child.id().context("dnsmasq exited")?;
+            dnsmasq_run = Some(dnsperf(addr, pid, &data, seconds).await?);
             let _ = child.start_kill();
             let _ = timeout(Duration::from_secs(5), child.wait()).await;
         }
@@ -154,7 +160,7 @@ async fn check_dns(addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// Saturation run (queries/s) plus a fixed-rate verbose run (p99).
-async fn dnsperf(addr: SocketAddr, data: &Path, seconds: u64) -> anyhow::Result<DnsRun> {
+async fn dnsperf(addr: SocketAddr, pid: u32, data: &Path, seconds: u64) -> anyhow::Result<DnsRun> {
     let common = |extra: &[&str], secs: u64| -> Vec<String> {
         let mut a: Vec<String> = vec![
             "-s".into(),
@@ -170,7 +176,12 @@ async fn dnsperf(addr: SocketAddr, data: &Path, seconds: u64) -> anyhow::Result<
         a
     };
     let limit = Duration::from_secs(seconds * 3 + 20);
+    let cpu_before = tree_cpu_ns(pid);
     let out = output_of("dnsperf", &common(&["-c", "4", "-q", "64"], seconds), limit).await?;
+    let cpu_ns = tree_cpu_ns(pid).saturating_sub(cpu_before);
+    let completed: f64 = field(&out, "Queries completed:")
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no `Queries completed` in dnsperf output")?;
     let qps = field(&out, "Queries per second:")
         .and_then(|v| v.parse().ok())
         .context("no `Queries per second` in dnsperf output")?;
@@ -193,7 +204,12 @@ async fn dnsperf(addr: SocketAddr, data: &Path, seconds: u64) -> anyhow::Result<
     latencies.sort_unstable();
     let p99_us = crate::stats::percentile(&latencies, 99.0)
         .context("dnsperf -v reported no query latencies")?;
-    Ok(DnsRun { qps, lost, p99_us })
+    Ok(DnsRun {
+        qps,
+        lost,
+        p99_us,
+        cpu_us: cpu_ns as f64 / 1000.0 / completed.max(1.0),
+    })
 }
 
 /// The text after `label` on the first line that contains it, trimmed.
@@ -231,7 +247,8 @@ pub(crate) async fn http_round(
             .await?;
             let addr = server.ready.http;
             check_204(addr).await.context("espsim")?;
-            espsim_run = Some(wrk(addr, seconds, connections).await?);
+            let pid = server.pid().context("espsim exited")?;
+            espsim_run = Some(wrk(addr, pid, seconds, connections).await?);
             server.stop().await;
         } else {
             let port = free_port()?;
@@ -250,7 +267,8 @@ pub(crate) async fn http_round(
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             wait_tcp(addr).await.context("nginx")?;
             check_204(addr).await.context("nginx")?;
-            nginx_run = Some(wrk(addr, seconds, connections).await?);
+            let pid = child.id().context("nginx exited")?;
+            nginx_run = Some(wrk(addr, pid, seconds, connections).await?);
             let _ = child.start_kill();
             let _ = timeout(Duration::from_secs(5), child.wait()).await;
         }
@@ -296,7 +314,12 @@ async fn check_204(addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// `wrk -t1 -cN -dS --latency` on `/generate_204` with the Android check's Host header.
-async fn wrk(addr: SocketAddr, seconds: u64, connections: usize) -> anyhow::Result<HttpRun> {
+async fn wrk(
+    addr: SocketAddr,
+    pid: u32,
+    seconds: u64,
+    connections: usize,
+) -> anyhow::Result<HttpRun> {
     let args: Vec<String> = vec![
         "-t1".into(),
         format!("-c{connections}"),
@@ -306,7 +329,14 @@ async fn wrk(addr: SocketAddr, seconds: u64, connections: usize) -> anyhow::Resu
         "Host: connectivitycheck.gstatic.com".into(),
         format!("http://{addr}/generate_204"),
     ];
+    let cpu_before = tree_cpu_ns(pid);
     let out = output_of("wrk", &args, Duration::from_secs(seconds * 3 + 20)).await?;
+    let cpu_ns = tree_cpu_ns(pid).saturating_sub(cpu_before);
+    let requests: f64 = out
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .context("no `N requests in` line in wrk output")?;
     if let Some(errors) = field(&out, "Socket errors:") {
         eprintln!("  wrk against {addr}: socket errors: {errors}");
     }
@@ -321,7 +351,11 @@ async fn wrk(addr: SocketAddr, seconds: u64, connections: usize) -> anyhow::Resu
         .find_map(|l| l.trim().strip_prefix("99%"))
         .and_then(|v| parse_wrk_duration(v.trim()))
         .context("no 99% line in wrk --latency output")?;
-    Ok(HttpRun { rps, p99_us })
+    Ok(HttpRun {
+        rps,
+        p99_us,
+        cpu_us: cpu_ns as f64 / 1000.0 / requests.max(1.0),
+    })
 }
 
 /// wrk's durations: `812.00us`, `1.23ms`, `2.01s`.

@@ -191,3 +191,62 @@ pub(crate) fn load_average() -> String {
         |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     )
 }
+
+/// CPU time (ns, from `schedstat`) of this process's threads whose name starts with `prefix`.
+pub(crate) fn own_threads_cpu_ns(prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .filter_map(|t| schedstat_ns(&t.path().join("schedstat")))
+        .sum()
+}
+
+/// CPU time (ns) of process `pid` and its direct children (nginx workers), all threads.
+pub(crate) fn tree_cpu_ns(pid: u32) -> u64 {
+    let mut pids = vec![pid];
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Some(child) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let ppid = std::fs::read_to_string(p.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                });
+            if ppid == Some(pid) {
+                pids.push(child);
+            }
+        }
+    }
+    pids.iter()
+        .map(|p| {
+            std::fs::read_dir(format!("/proc/{p}/task")).map_or(0, |tasks| {
+                tasks
+                    .flatten()
+                    .filter_map(|t| schedstat_ns(&t.path().join("schedstat")))
+                    .sum()
+            })
+        })
+        .sum()
+}
+
+/// The first field of a `schedstat` file: time spent on a CPU, in ns.
+fn schedstat_ns(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

@@ -107,16 +107,24 @@ fn ms(us: f64) -> String {
     format!("{:.2} ms", us / 1000.0)
 }
 
-/// Median throughput and latencies of a set of WebSocket runs.
-fn ws_medians(runs: &[WsRun]) -> (f64, f64, f64) {
-    let rt: Vec<f64> = runs.iter().map(|r| r.round_trips_per_s).collect();
-    let p50: Vec<f64> = runs.iter().map(|r| f64::from(r.p50_us)).collect();
-    let p99: Vec<f64> = runs.iter().map(|r| f64::from(r.p99_us)).collect();
-    (
-        median(&rt).unwrap_or(f64::NAN),
-        median(&p50).unwrap_or(f64::NAN),
-        median(&p99).unwrap_or(f64::NAN),
-    )
+/// Medians of a set of WebSocket runs.
+#[derive(Debug, Clone, Copy)]
+struct WsMedians {
+    rt: f64,
+    p50: f64,
+    p99: f64,
+    cpu: f64,
+}
+
+fn ws_medians(runs: &[WsRun]) -> WsMedians {
+    let med =
+        |f: fn(&WsRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN);
+    WsMedians {
+        rt: med(|r| r.round_trips_per_s),
+        p50: med(|r| f64::from(r.p50_us)),
+        p99: med(|r| f64::from(r.p99_us)),
+        cpu: med(|r| r.device_cpu_us),
+    }
 }
 
 /// Runs `modes` alternately, `runs` times each, for one client count.
@@ -130,11 +138,12 @@ fn ws_paired(args: &Args, clients: usize, modes: &[FaultMode]) -> anyhow::Result
             let r = ws::run(clients, mode, args.warmup(), args.measure())
                 .with_context(|| format!("{clients} clients, {}", mode.label()))?;
             eprintln!(
-                "  {clients:>4} clients, {:<30} {:>9.0} rt/s  p50 {:>7} us  p99 {:>7} us",
+                "  {clients:>4} clients, {:<30} {:>9.0} rt/s  p50 {:>7} us  p99 {:>7} us  cpu {:>6.1} us/rt",
                 mode.label(),
                 r.round_trips_per_s,
                 r.p50_us,
-                r.p99_us
+                r.p99_us,
+                r.device_cpu_us
             );
             if let Some(v) = out.get_mut(i) {
                 v.push(r);
@@ -144,15 +153,42 @@ fn ws_paired(args: &Args, clients: usize, modes: &[FaultMode]) -> anyhow::Result
     Ok(out)
 }
 
-/// Median over runs of `a[i] / b[i]` (paired, same run).
-fn paired_ratio(a: &[WsRun], b: &[WsRun]) -> f64 {
-    let ratios: Vec<f64> = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| x.round_trips_per_s / y.round_trips_per_s)
-        .collect();
+/// Median over runs of `f(a[i]) / f(b[i])` (paired: same run, adjacent in time).
+fn paired_ratio(a: &[WsRun], b: &[WsRun], f: fn(&WsRun) -> f64) -> f64 {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| f(x) / f(y)).collect();
     median(&ratios).unwrap_or(f64::NAN)
 }
+
+fn throughput(r: &WsRun) -> f64 {
+    r.round_trips_per_s
+}
+
+fn device_cpu(r: &WsRun) -> f64 {
+    r.device_cpu_us
+}
+
+/// One table row: medians and, except for the baseline, the paired ratios to it.
+fn ws_row(prefix: &str, mode: FaultMode, runs: &[WsRun], baseline: &[WsRun]) {
+    let m = ws_medians(runs);
+    let (rt_ratio, cpu_ratio) = if mode == FaultMode::None {
+        ("1".to_owned(), "1".to_owned())
+    } else {
+        (
+            format!("{:.3}", paired_ratio(runs, baseline, throughput)),
+            format!("{:.3}", paired_ratio(runs, baseline, device_cpu)),
+        )
+    };
+    println!(
+        "| {prefix}{} | {:.0} | {} | {} | {:.1} µs | {rt_ratio} | {cpu_ratio} |",
+        mode.label(),
+        m.rt,
+        ms(m.p50),
+        ms(m.p99),
+        m.cpu
+    );
+}
+
+const WS_HEADER: &str = "round trips/s | p50 | p99 | device CPU / round trip | throughput vs no rules | CPU vs no rules |";
 
 fn ws_section(args: &Args, _: &Path, report: &mut Report) -> anyhow::Result<()> {
     println!(
@@ -160,41 +196,41 @@ fn ws_section(args: &Args, _: &Path, report: &mut Report) -> anyhow::Result<()> 
     );
     println!(
         "In-process emulator (profile `unlimited`) on its own runtime; each client sends `ping`, \
-         waits for the `pong`, repeats. {:.2} s measured after {:.2} s warm-up, {} runs.\n",
+         waits for the `pong`, repeats. {:.2} s measured after {:.2} s warm-up; {} runs, medians; \
+         ratios are medians of per-run ratios (the two modes run back to back). Device CPU is the \
+         emulator threads' CPU time (`schedstat`) per round trip: it hardly moves with other load \
+         on the machine, throughput does.\n",
         args.measure().as_secs_f64(),
         args.warmup().as_secs_f64(),
         args.runs
     );
-    println!("| clients | fault rules | round trips/s | p50 | p99 | throughput vs no rules |");
-    println!("|---:|---|---:|---:|---:|---:|");
+    println!("| clients | fault rules | {WS_HEADER}");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     let modes = [FaultMode::None, FaultMode::Idle];
-    let mut worst: Option<f64> = None;
+    let mut worst_rt: Option<f64> = None;
+    let mut worst_cpu: Option<f64> = None;
     for &clients in &args.clients {
         let runs = ws_paired(args, clients, &modes)?;
         let (none, idle) = (&runs[0], &runs[1]);
         for (mode, r) in modes.iter().zip([none, idle]) {
-            let (rt, p50, p99) = ws_medians(r);
-            let ratio = if *mode == FaultMode::None {
-                "1 (baseline)".to_owned()
-            } else {
-                format!("{:.3}", paired_ratio(idle, none))
-            };
-            println!(
-                "| {clients} | {} | {rt:.0} | {} | {} | {ratio} |",
-                mode.label(),
-                ms(p50),
-                ms(p99)
-            );
+            ws_row(&format!("{clients} | "), *mode, r, none);
         }
-        let overhead = 1.0 - paired_ratio(idle, none);
-        worst = Some(worst.map_or(overhead, |w: f64| w.max(overhead)));
+        let rt = 1.0 - paired_ratio(idle, none, throughput);
+        let cpu = paired_ratio(idle, none, device_cpu) - 1.0;
+        worst_rt = Some(worst_rt.map_or(rt, |w: f64| w.max(rt)));
+        worst_cpu = Some(worst_cpu.map_or(cpu, |w: f64| w.max(cpu)));
     }
     println!();
-    if let Some(w) = worst {
+    if let (Some(rt), Some(cpu)) = (worst_rt, worst_cpu) {
         report.target(
-            "idle fault layer overhead ≤ 5% (worst client count)",
-            format!("{:.1}%", w * 100.0),
-            Some(w <= 0.05),
+            "idle fault layer: throughput loss ≤ 5% (worst client count)",
+            format!("{:.1}%", rt * 100.0),
+            Some(rt <= 0.05),
+        );
+        report.target(
+            "idle fault layer: device CPU per round trip +≤ 5% (worst client count)",
+            format!("{:+.1}%", cpu * 100.0),
+            Some(cpu <= 0.05),
         );
     }
     Ok(())
@@ -204,49 +240,45 @@ fn faults_section(args: &Args, _: &Path, report: &mut Report) -> anyhow::Result<
     let clients = args.fault_clients;
     let latency = FaultMode::LatencyMs(args.latency_ms);
     println!("## 2. Fault layer under load ({clients} clients)\n");
-    println!("| fault rules | round trips/s | p50 | p99 | throughput vs no rules |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| fault rules | {WS_HEADER}");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let modes = [FaultMode::None, FaultMode::Passthrough, latency];
     let runs = ws_paired(args, clients, &modes)?;
     let (none, pass, lat) = (&runs[0], &runs[1], &runs[2]);
     for (mode, r) in modes.iter().zip([none, pass, lat]) {
-        let (rt, p50, p99) = ws_medians(r);
-        let ratio = if *mode == FaultMode::None {
-            "1 (baseline)".to_owned()
-        } else {
-            format!("{:.3}", paired_ratio(r, none))
-        };
-        println!(
-            "| {} | {rt:.0} | {} | {} | {ratio} |",
-            mode.label(),
-            ms(p50),
-            ms(p99)
-        );
+        ws_row("", *mode, r, none);
     }
-    let (_, none_p50, none_p99) = ws_medians(none);
-    let (_, lat_p50, lat_p99) = ws_medians(lat);
+    let base = ws_medians(none);
+    let with = ws_medians(lat);
     let want_us = args.latency_ms as f64 * 1000.0;
-    let added_p99 = lat_p99 - none_p99;
-    let added_p50 = lat_p50 - none_p50;
+    let added_p99 = with.p99 - base.p99;
+    let added_p50 = with.p50 - base.p50;
     println!(
-        "\n`latency {}ms` adds {} at p50 and {} at p99 (p99 with the fault minus p99 without).\n",
+        "\n`latency {}ms` adds {} at p50 and {} at p99 (with the fault minus without; {} runs).\n",
         args.latency_ms,
         ms(added_p50),
-        ms(added_p99)
+        ms(added_p99),
+        args.runs
     );
-    let applied = lat_p50 >= want_us * 0.5;
+    let applied = with.p50 >= want_us * 0.5;
     if !applied {
         println!(
             "**The latency fault had no effect** (p50 {}): this build does not apply stream faults \
-             on the device port yet, so the pass-through ratio above measures nothing either.\n",
-            ms(lat_p50)
+             on the device port yet, so the pass-through ratios above measure nothing either.\n",
+            ms(with.p50)
         );
     }
-    let pass_overhead = 1.0 - paired_ratio(pass, none);
+    let pass_rt = 1.0 - paired_ratio(pass, none, throughput);
+    let pass_cpu = paired_ratio(pass, none, device_cpu) - 1.0;
     report.target(
-        "pass-through stream faults overhead ≤ 5%",
-        format!("{:.1}%", pass_overhead * 100.0),
-        applied.then_some(pass_overhead <= 0.05),
+        "pass-through stream faults: throughput loss ≤ 5%",
+        format!("{:.1}%", pass_rt * 100.0),
+        applied.then_some(pass_rt <= 0.05),
+    );
+    report.target(
+        "pass-through stream faults: device CPU per round trip +≤ 5%",
+        format!("{:+.1}%", pass_cpu * 100.0),
+        applied.then_some(pass_cpu <= 0.05),
     );
     report.target(
         format!(
@@ -284,8 +316,8 @@ fn dns_section(args: &Args, espsim: &Path, report: &mut Report) -> anyhow::Resul
             run % 2 == 0,
         ))?;
         eprintln!(
-            "  espsim {:>8.0} q/s (lost {}) p99 {} us | dnsmasq {:>8.0} q/s (lost {}) p99 {} us",
-            e.qps, e.lost, e.p99_us, d.qps, d.lost, d.p99_us
+            "  espsim {:>8.0} q/s (lost {}) p99 {} us cpu {:.1} us/q | dnsmasq {:>8.0} q/s (lost {}) p99 {} us cpu {:.1} us/q",
+            e.qps, e.lost, e.p99_us, e.cpu_us, d.qps, d.lost, d.p99_us, d.cpu_us
         );
         pairs.push((e, d));
     }
@@ -297,19 +329,24 @@ fn dns_section(args: &Args, espsim: &Path, report: &mut Report) -> anyhow::Resul
         "dnsperf `-c 4 -q 64`, {} s per run for queries/s; p99 from a `-v` run at {} q/s offered; {} runs.\n",
         args.tool_seconds, DNS_LATENCY_QPS, args.runs
     );
-    println!("| server | queries/s | lost | p99 | queries/s vs dnsmasq |");
-    println!("|---|---:|---:|---:|---:|");
+    let cpu_ratio = med(&|(e, d)| e.cpu_us / d.cpu_us);
     println!(
-        "| espsim | {:.0} | {:.0} | {} | {ratio:.2}× |",
+        "| server | queries/s | lost | p99 | server CPU / query | queries/s vs dnsmasq | CPU vs dnsmasq |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| espsim | {:.0} | {:.0} | {} | {:.1} µs | {ratio:.2}× | {cpu_ratio:.2}× |",
         med(&|(e, _)| e.qps),
         med(&|(e, _)| e.lost as f64),
-        ms(med(&|(e, _)| f64::from(e.p99_us)))
+        ms(med(&|(e, _)| f64::from(e.p99_us))),
+        med(&|(e, _)| e.cpu_us)
     );
     println!(
-        "| dnsmasq | {:.0} | {:.0} | {} | 1 |\n",
+        "| dnsmasq | {:.0} | {:.0} | {} | {:.1} µs | 1 | 1 |\n",
         med(&|(_, d)| d.qps),
         med(&|(_, d)| d.lost as f64),
-        ms(med(&|(_, d)| f64::from(d.p99_us)))
+        ms(med(&|(_, d)| f64::from(d.p99_us))),
+        med(&|(_, d)| d.cpu_us)
     );
     report.target(
         "DNS ≥ 1.0× dnsmasq (queries/s)",
@@ -343,8 +380,8 @@ fn http_section(args: &Args, espsim: &Path, report: &mut Report) -> anyhow::Resu
             run % 2 == 0,
         ))?;
         eprintln!(
-            "  espsim {:>8.0} req/s p99 {} us | nginx {:>8.0} req/s p99 {} us",
-            e.rps, e.p99_us, n.rps, n.p99_us
+            "  espsim {:>8.0} req/s p99 {} us cpu {:.1} us/req | nginx {:>8.0} req/s p99 {} us cpu {:.1} us/req",
+            e.rps, e.p99_us, e.cpu_us, n.rps, n.p99_us, n.cpu_us
         );
         pairs.push((e, n));
     }
@@ -357,17 +394,22 @@ fn http_section(args: &Args, espsim: &Path, report: &mut Report) -> anyhow::Resu
          (espsim `--internet online --profile unlimited`, nginx `worker_processes auto`); {} runs.\n",
         args.http_connections, args.tool_seconds, args.runs
     );
-    println!("| server | requests/s | p99 | vs nginx |");
-    println!("|---|---:|---:|---:|");
+    let cpu_ratio = med(&|(e, n)| e.cpu_us / n.cpu_us);
     println!(
-        "| espsim | {:.0} | {} | {ratio:.2}× |",
+        "| server | requests/s | p99 | server CPU / request | requests/s vs nginx | CPU vs nginx |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| espsim | {:.0} | {} | {:.1} µs | {ratio:.2}× | {cpu_ratio:.2}× |",
         med(&|(e, _)| e.rps),
-        ms(med(&|(e, _)| f64::from(e.p99_us)))
+        ms(med(&|(e, _)| f64::from(e.p99_us))),
+        med(&|(e, _)| e.cpu_us)
     );
     println!(
-        "| nginx | {:.0} | {} | 1 |\n",
+        "| nginx | {:.0} | {} | {:.1} µs | 1 | 1 |\n",
         med(&|(_, n)| n.rps),
-        ms(med(&|(_, n)| f64::from(n.p99_us)))
+        ms(med(&|(_, n)| f64::from(n.p99_us))),
+        med(&|(_, n)| n.cpu_us)
     );
     report.target(
         "HTTP ≥ 0.8× nginx (requests/s)",

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::procs::own_threads_cpu_ns;
 use crate::stats::percentile;
 
 /// Longest a single connect or round trip may take before the run fails.
@@ -33,6 +34,9 @@ const MAX_FRAMES_PER_PONG: usize = 1_000;
 const CONNECT_PARALLELISM: usize = 4;
 /// Client read buffer: larger than any `pong`.
 const CLIENT_READ_BUFFER: usize = 4096;
+
+/// Name of the emulator runtime's threads (Linux keeps the first 15 bytes).
+const SERVER_THREADS: &str = "emulator";
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -88,6 +92,9 @@ pub(crate) struct WsRun {
     /// Round-trip latency percentiles in microseconds.
     pub(crate) p50_us: u32,
     pub(crate) p99_us: u32,
+    /// CPU time of the emulator's threads per round trip in the measured window, in µs:
+    /// unlike throughput, barely moved by other load on the machine.
+    pub(crate) device_cpu_us: f64,
 }
 
 /// Runs `clients` concurrent ping/pong loops for `warmup + measure` against a fresh emulator.
@@ -99,7 +106,7 @@ pub(crate) fn run(
 ) -> anyhow::Result<WsRun> {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_name("emulator")
+        .thread_name(SERVER_THREADS)
         .build()
         .context("emulator runtime")?;
     let client_rt = tokio::runtime::Builder::new_multi_thread()
@@ -138,6 +145,13 @@ async fn load(
     for ws in sockets {
         tasks.push(tokio::spawn(ping_loop(ws, start, end)));
     }
+    // Samples the emulator threads' CPU time at the window's edges.
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(start.into()).await;
+        let before = own_threads_cpu_ns(SERVER_THREADS);
+        tokio::time::sleep_until(end.into()).await;
+        own_threads_cpu_ns(SERVER_THREADS).saturating_sub(before)
+    });
     let mut all = Vec::new();
     for task in tasks {
         let lat = timeout(warmup + measure + OP_TIMEOUT * 2, task)
@@ -146,6 +160,10 @@ async fn load(
             .context("a client panicked")??;
         all.extend(lat);
     }
+    let cpu_ns = timeout(OP_TIMEOUT, cpu)
+        .await
+        .context("CPU sampler did not finish")?
+        .context("CPU sampler panicked")?;
     all.sort_unstable();
     let (Some(p50_us), Some(p99_us)) = (percentile(&all, 50.0), percentile(&all, 99.0)) else {
         bail!("no round trip completed in the measured window");
@@ -154,6 +172,7 @@ async fn load(
         round_trips_per_s: all.len() as f64 / measure.as_secs_f64(),
         p50_us,
         p99_us,
+        device_cpu_us: cpu_ns as f64 / 1000.0 / all.len() as f64,
     })
 }
 
