@@ -5,8 +5,12 @@
 
 mod cert;
 mod client;
+mod fault;
 mod logging;
+mod probe;
 mod run;
+mod test;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -35,6 +39,16 @@ enum Command {
     Client(client::ClientArgs),
     /// List the device profiles (ESP-IDF versions and their limits).
     Profiles,
+    /// Run scenario files against your app (`-- COMMAND`) or the built-in client and judge
+    /// their expectations; exit 0 all held, 1 something failed, 2 usage/config error.
+    Test(Box<test::TestArgs>),
+    /// Diagnose a connection to a device (real or emulated) layer by layer: URL, DNS, TCP, TLS,
+    /// HTTP, OS connectivity checks, WebSocket upgrade, protocol, round trip.
+    Probe(probe::ProbeArgs),
+    /// Check scenario files (syntax and semantics) without running them.
+    Validate(validate::ValidateArgs),
+    /// List, add or remove fault rules of a running `espsim run` (its control API).
+    Fault(fault::FaultArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,10 +58,14 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Cert(args) => cert::run(args),
         Command::Client(args) => client::run(args),
+        Command::Test(args) => test::run(*args),
+        Command::Probe(args) => probe::run(args),
         Command::Profiles => {
             run::print_profiles();
             Ok(ExitCode::SUCCESS)
         }
+        Command::Validate(args) => validate::run(args),
+        Command::Fault(args) => fault::run(args),
     };
     match result {
         Ok(code) => code,

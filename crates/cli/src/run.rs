@@ -1,4 +1,8 @@
 //! `espsim run`: bind everything, print the ready line, serve until SIGINT/SIGTERM.
+//!
+//! With `--scenario FILE` the device section, fault rules and seed come from a scenario file
+//! (flags still win). `run` ignores the scenario's `duration` and `expect:` — it serves until a
+//! signal; `espsim test` is the command that runs a scenario to its end and judges it.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -6,11 +10,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::profile::Profile;
-use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator, TlsOptions, WsSettings};
-use espsim_harness::DeviceConfig;
+use espsim_emulator::{
+    ControlOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions, control,
+};
+use espsim_harness::{DeviceConfig, Scenario, WsConfig};
 use serde::Serialize;
 
 /// How long shutdown waits for sessions to close (SIGTERM must exit within a second).
@@ -65,8 +71,28 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// The device section (YAML, as `device:` in a scenario file).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "scenario")]
     config: Option<PathBuf>,
+    /// A scenario file: its device section, fault rules and seed (flags still override).
+    /// `duration` and `expect` are not used here: `espsim test` runs and judges a scenario.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Control API address (faults, internet mode, button, events) [default: 127.0.0.1:8475].
+    /// A non-loopback address requires --control-token.
+    #[arg(long, value_name = "ADDR", overrides_with = "no_control")]
+    control: Option<SocketAddr>,
+    /// Serve no control API (the last of --control/--no-control wins).
+    #[arg(long, overrides_with = "control")]
+    no_control: bool,
+    /// Bearer token the control API requires on every request.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "ESPSIM_CONTROL_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "no_control"
+    )]
+    control_token: Option<String>,
     /// Also write every event as one JSON line to this file.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
@@ -84,32 +110,36 @@ struct ReadyLine {
     profile: &'static str,
     internet: InternetMode,
     seed: u64,
+    control: Option<SocketAddr>,
+    scenario: Option<String>,
+    faults: usize,
 }
 
-/// Builds the emulator configuration from flags, the config file and defaults.
-fn config(args: RunArgs) -> anyhow::Result<EmulatorConfig> {
-    let file = match &args.config {
-        Some(path) => espsim_harness::yaml::load::<DeviceConfig>(path)?,
-        None => DeviceConfig::default(),
+/// Builds the emulator configuration from flags, the config or scenario file and defaults;
+/// also returns the scenario's name.
+fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
+    let scenario = match &args.scenario {
+        Some(path) => Some(Scenario::load(path)?),
+        None => None,
     };
-    let profile_name = args
-        .profile
-        .or(file.profile)
-        .unwrap_or_else(|| Profile::default().name.to_owned());
-    let Some(profile) = Profile::by_name(&profile_name) else {
-        bail!(
-            "unknown profile `{profile_name}` (known: {})",
-            Profile::names().join(", ")
-        );
+    let file = match (&args.config, &scenario) {
+        (Some(path), _) => espsim_harness::yaml::load::<DeviceConfig>(path)?,
+        (None, Some(s)) => s.device.clone(),
+        (None, None) => DeviceConfig::default(),
     };
     let file_ws = file.ws.unwrap_or_default();
-    let ws_path = args
-        .ws_path
-        .or(file_ws.path)
-        .unwrap_or_else(|| WsSettings::default().path);
-    if !ws_path.starts_with('/') {
-        bail!("the WebSocket path must start with `/` (got `{ws_path}`)");
-    }
+    let scenario_seed = scenario.as_ref().and_then(|s| s.seed);
+    let device = DeviceConfig {
+        profile: args.profile.or(file.profile),
+        internet: args.internet.or(file.internet),
+        device_ip: args.device_ip.or(file.device_ip),
+        ws: Some(WsConfig {
+            path: args.ws_path.or(file_ws.path),
+            subprotocol: args.subprotocol.or(file_ws.subprotocol),
+        }),
+        auth_token: args.token.or(file.auth_token),
+        seed: args.seed.or(scenario_seed).or(file.seed),
+    };
     let tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => Some(TlsOptions::Files { cert, key }),
         _ if args.tls => Some(TlsOptions::SelfSigned {
@@ -118,31 +148,25 @@ fn config(args: RunArgs) -> anyhow::Result<EmulatorConfig> {
         }),
         _ => None,
     };
-    let mut config = EmulatorConfig {
-        http: args.http.unwrap_or(([127, 0, 0, 1], 8080).into()),
-        https: args.https.unwrap_or(([127, 0, 0, 1], 8443).into()),
-        dns: (!args.no_dns).then(|| args.dns.unwrap_or(([127, 0, 0, 1], 5353).into())),
-        device_ip: args
-            .device_ip
-            .or(file.device_ip)
-            .unwrap_or(Ipv4Addr::LOCALHOST),
-        profile: profile.clone(),
-        internet: args.internet.or(file.internet).unwrap_or_default(),
-        ws: WsSettings {
-            path: ws_path,
-            subprotocol: args.subprotocol.or(file_ws.subprotocol),
-        },
-        tls,
-        events_file: args.events,
-        ..EmulatorConfig::default()
-    };
-    config.device.auth_token = args.token.or(file.auth_token);
-    config.seed = args.seed.or(file.seed).unwrap_or_else(rand_seed);
-    Ok(config)
+    let mut config = device.emulator_config(rand_seed())?;
+    config.http = args.http.unwrap_or(([127, 0, 0, 1], 8080).into());
+    config.https = args.https.unwrap_or(([127, 0, 0, 1], 8443).into());
+    config.dns = (!args.no_dns).then(|| args.dns.unwrap_or(([127, 0, 0, 1], 5353).into()));
+    config.tls = tls;
+    config.events_file = args.events;
+    config.control = (!args.no_control).then(|| ControlOptions {
+        addr: args.control.unwrap_or(control::DEFAULT_ADDR),
+        token: args.control_token,
+    });
+    let name = scenario.map(|s| {
+        config.faults = s.faults;
+        s.name
+    });
+    Ok((config, name))
 }
 
 /// A seed from the clock and the process id: random enough for "pick one", and printed.
-fn rand_seed() -> u64 {
+pub(crate) fn rand_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -151,14 +175,14 @@ fn rand_seed() -> u64 {
 
 /// Runs the emulator until a signal; exit code 0 after a clean shutdown.
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = config(args)?;
+    let (config, scenario) = config(args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let seed = config.seed;
         let device_ip = config.device_ip;
         let ws_path = config.ws.path.clone();
         let running = Emulator::start(config).await?;
-        print_ready(&running, seed, device_ip, &ws_path)?;
+        print_ready(&running, seed, device_ip, &ws_path, scenario)?;
         wait_for_signal().await?;
         tracing::info!("shutting down");
         running.shutdown(SHUTDOWN_GRACE).await;
@@ -171,6 +195,7 @@ fn print_ready(
     seed: u64,
     device_ip: Ipv4Addr,
     ws_path: &str,
+    scenario: Option<String>,
 ) -> anyhow::Result<()> {
     let line = ReadyLine {
         event: "ready",
@@ -182,6 +207,9 @@ fn print_ready(
         profile: running.profile().name,
         internet: running.internet(),
         seed,
+        control: running.control_addr(),
+        scenario,
+        faults: running.faults().rules().len(),
     };
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, &line)?;
@@ -192,6 +220,7 @@ fn print_ready(
         dns = %line.dns.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         profile = line.profile,
         internet = %line.internet,
+        control = %line.control.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         "device ready; point your app at {}",
         line.ws_url
     );

@@ -5,17 +5,22 @@
 //! broadcast (`Recipient::All`) or a telemetry tick reaches the right sessions in the order the
 //! firmware produced it. A timer task, driven by `Device::next_deadline`, calls `on_tick`.
 //! Time is milliseconds since the emulator started (`EventLog::elapsed`).
+//!
+//! The hub also owns what the network sees of the chip's state: it writes `shared.outage`,
+//! merging the device-fault timeline's outage (`reboot`, `ap_down`) with the firmware's own
+//! softAP outage while provisioning, and [`DeviceHub::power_on`] brings the chip back from a
+//! reboot with fresh state (outputs off, uptime from then, saved config kept).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use espsim_firmware::{Action, Device, DeviceSettings, Recipient, SimBoard};
+use espsim_firmware::{Action, Board, Device, DeviceSettings, Recipient, SimBoard};
 use espsim_protocol::device::ErrorReply;
 use espsim_protocol::{DecodeError, DeviceMessage, ErrorCode};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
-use crate::context::Shared;
+use crate::context::{Outage, Shared};
 use crate::events::{ConnId, EventKind, EventLog};
 
 /// Firmware settings for the emulated device. `None` keeps the firmware's default
@@ -87,8 +92,11 @@ struct Inner {
     sessions: BTreeMap<ConnId, mpsc::UnboundedSender<Outgoing>>,
     /// When an accepted `reboot` takes effect (ms since start).
     restart_at: Option<u64>,
-    /// When the softAP is back after `ApDown` (the firmware wants a tick then).
+    /// When the softAP is back after `ApDown` (the firmware wants a tick then); `Some` while
+    /// the firmware has its softAP down.
     ap_back_at: Option<u64>,
+    /// The outage the device-fault timeline wants (`reboot`, `ap_down` windows).
+    fault_outage: Outage,
 }
 
 impl Inner {
@@ -114,6 +122,19 @@ impl Inner {
         }
         sessions.len()
     }
+
+    /// The chip comes out of reset at `now`: GPIO outputs are off again (a reset puts every pin
+    /// back to its default), the firmware boots from what its flash holds (saved config and
+    /// Wi-Fi survive, uptime counts from `now`), and nothing scheduled before the reset happens.
+    fn power_on(&mut self, now: u64) {
+        let board = self.device.board_mut();
+        for name in board.outputs().into_keys() {
+            let _ = board.set_output(&name, false);
+        }
+        self.device.restart(now);
+        self.restart_at = None;
+        self.ap_back_at = None;
+    }
 }
 
 /// The one `Device` of an emulator and its fan-out to sessions.
@@ -123,6 +144,9 @@ pub(crate) struct DeviceHub {
     events: Arc<EventLog>,
     /// Woken whenever a call may have moved the next deadline.
     rearm: Notify,
+    /// The emulator's outage switch (set by `start`): the fault timeline's outage merged with
+    /// the firmware's own softAP outage, always written under the device lock.
+    outage: OnceLock<watch::Sender<Outage>>,
 }
 
 impl std::fmt::Debug for DeviceHub {
@@ -144,15 +168,43 @@ impl DeviceHub {
                 sessions: BTreeMap::new(),
                 restart_at: None,
                 ap_back_at: None,
+                fault_outage: Outage::None,
             }),
             events,
             rearm: Notify::new(),
+            outage: OnceLock::new(),
+        }
+    }
+
+    /// Sets the outage the device-fault timeline wants; `shared.outage` becomes it merged with
+    /// the firmware's own softAP outage (a reboot wins over an AP outage).
+    pub(crate) fn set_fault_outage(&self, outage: Outage) {
+        let mut inner = self.lock();
+        inner.fault_outage = outage;
+        self.publish_outage(&inner);
+    }
+
+    /// Writes the merged outage to `shared.outage` (once `start` has connected it).
+    fn publish_outage(&self, inner: &Inner) {
+        let merged = match inner.fault_outage {
+            Outage::Rebooting => Outage::Rebooting,
+            Outage::ApDown => Outage::ApDown,
+            Outage::None if inner.ap_back_at.is_some() => Outage::ApDown,
+            Outage::None => Outage::None,
+        };
+        if let Some(outage) = self.outage.get() {
+            outage.send_if_modified(|now| {
+                let changed = *now != merged;
+                *now = merged;
+                changed
+            });
         }
     }
 
     /// Starts the timer task (tracked by `shared.tracker`, ended by `shared.cancel`): it calls
     /// the firmware's `on_tick` at `next_deadline` and carries out delayed restarts.
     pub(crate) fn start(&self, shared: &Arc<Shared>) {
+        let _ = self.outage.set(shared.outage.clone());
         let shared = shared.clone();
         let tracker = shared.tracker.clone();
         tracker.spawn(async move {
@@ -245,7 +297,6 @@ impl DeviceHub {
     /// Drops every session at once without a close frame, as when the softAP goes down or the
     /// chip reboots (the fault injector's `ap_down` / `reboot` use this). The firmware is told
     /// each connection ended. Returns how many sessions were dropped.
-    #[allow(dead_code)] // wired to the fault injector's `reboot` / `ap_down` next
     pub(crate) fn drop_all_sessions(&self, reason: &str) -> usize {
         let now = self.now_ms();
         let mut inner = self.lock();
@@ -257,6 +308,19 @@ impl DeviceHub {
         drop(inner);
         self.rearm.notify_one();
         n
+    }
+
+    /// The chip comes back from a reboot (the `reboot` device fault, once its `down` time is
+    /// over): fresh firmware state, outputs off, uptime from now. Sessions must have been
+    /// dropped when it went down ([`DeviceHub::drop_all_sessions`]); any left are dropped too.
+    pub(crate) fn power_on(&self) {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        inner.drop_all("device restart");
+        inner.power_on(now);
+        self.publish_outage(&inner);
+        drop(inner);
+        self.rearm.notify_one();
     }
 
     /// Presses the simulated board's button; the firmware broadcasts an `event` at once.
@@ -275,10 +339,9 @@ impl DeviceHub {
         let now = self.now_ms();
         let mut inner = self.lock();
         if inner.restart_at.is_some_and(|at| at <= now) {
-            inner.restart_at = None;
-            inner.ap_back_at = None;
             let dropped = inner.drop_all("device restart");
-            inner.device.restart(now);
+            inner.power_on(now);
+            self.publish_outage(&inner);
             self.events.emit(EventKind::DeviceAction {
                 action: "restart".to_owned(),
                 detail: format!("rebooted; {dropped} session(s) dropped"),
@@ -286,6 +349,7 @@ impl DeviceHub {
         }
         if inner.ap_back_at.is_some_and(|at| at <= now) {
             inner.ap_back_at = None;
+            self.publish_outage(&inner);
             self.events.emit(EventKind::DeviceAction {
                 action: "ap_up".to_owned(),
                 detail: "softAP back".to_owned(),
@@ -331,9 +395,11 @@ impl DeviceHub {
                     }
                 }
                 Action::ApDown { duration_ms } => {
-                    // The firmware has already forgotten every connection.
-                    let dropped = inner.drop_all("softAP down");
+                    // The firmware has already forgotten every connection. The outage is up
+                    // before the sessions drop, so a reconnect right after meets it.
                     inner.ap_back_at = Some(now.saturating_add(duration_ms));
+                    self.publish_outage(inner);
+                    let dropped = inner.drop_all("softAP down");
                     self.events.emit(EventKind::DeviceAction {
                         action: "ap_down".to_owned(),
                         detail: format!(
@@ -368,6 +434,35 @@ impl DeviceHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The next text message on `rx`, parsed.
+    fn next_json(rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> serde_json::Value {
+        match rx.try_recv() {
+            Ok(Outgoing::Text { text, .. }) => serde_json::from_str(&text).expect("json"),
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn power_on_drops_sessions_and_boots_with_outputs_off() {
+        let hub = DeviceHub::new(DeviceOptions::default(), 0, Arc::new(EventLog::new()));
+        let mut first = hub.connect(1);
+        hub.frame(
+            1,
+            br#"{"type":"set_output","id":1,"name":"relay","on":true}"#,
+        );
+        assert_eq!(next_json(&mut first)["type"], "ack");
+
+        hub.power_on();
+        assert!(matches!(first.try_recv(), Ok(Outgoing::Drop { .. })));
+        assert_eq!(hub.session_count(), 0);
+
+        let mut second = hub.connect(2);
+        hub.frame(2, br#"{"type":"get_status","id":2}"#);
+        let status = next_json(&mut second);
+        assert_eq!(status["outputs"]["relay"], false, "{status}");
+        assert_eq!(status["clients"], 1);
+    }
 
     #[test]
     fn options_override_only_what_they_set() {

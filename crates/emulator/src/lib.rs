@@ -7,7 +7,8 @@
 //!   (`probes`), the portal page, ESP-IDF's error pages, header limits and socket limit;
 //! - `ws`: the WebSocket endpoint with ESP-IDF's handshake checks, driving the firmware's
 //!   `Device` (`device`), shared by all sessions;
-//! - optionally the same over TLS (`tls`).
+//! - optionally the same over TLS (`tls`);
+//! - optionally the [`control`] API on its own port: faults, internet mode, button, live events.
 //!
 //! Everything observable lands in the [`events::EventLog`]. Limits and quirks per ESP-IDF version
 //! live in [`profile::Profile`]; the internet mode in [`internet::InternetMode`].
@@ -15,6 +16,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod control;
 pub mod events;
 pub mod internet;
 pub mod profile;
@@ -24,6 +26,7 @@ mod device;
 mod dns;
 mod http;
 mod sockets;
+mod timeline;
 mod tls;
 mod ws;
 
@@ -36,6 +39,7 @@ use std::time::Duration;
 use espsim_faults::{FaultPlan, FaultRule, PlanError};
 use tokio::net::{TcpListener, UdpSocket};
 
+pub use crate::control::ControlOptions;
 pub use crate::device::DeviceOptions;
 pub use crate::tls::{SelfSigned, TlsError, TlsOptions, self_signed};
 
@@ -89,6 +93,8 @@ pub struct EmulatorConfig {
     pub tls: Option<TlsOptions>,
     /// Also write every event as a JSON line here.
     pub events_file: Option<PathBuf>,
+    /// The control API; `None` serves none.
+    pub control: Option<ControlOptions>,
 }
 
 impl Default for EmulatorConfig {
@@ -107,6 +113,7 @@ impl Default for EmulatorConfig {
             faults: Vec::new(),
             tls: None,
             events_file: None,
+            control: None,
         }
     }
 }
@@ -135,11 +142,23 @@ pub enum StartError {
     /// A fault rule is invalid.
     #[error(transparent)]
     Faults(#[from] PlanError),
+    /// The control API would listen beyond this machine without a token.
+    #[error("the control API on {addr} would be reachable from the network without a token")]
+    ControlWithoutToken {
+        /// The requested control address.
+        addr: SocketAddr,
+    },
 }
 
 impl StartError {
     /// What the user can do about it, when there is something to say.
     pub fn hint(&self) -> Option<String> {
+        if let StartError::ControlWithoutToken { .. } = self {
+            return Some(
+                "set a token (--control-token TOKEN; clients send Authorization: Bearer TOKEN) or bind 127.0.0.1"
+                    .to_owned(),
+            );
+        }
         let StartError::Bind {
             service, source, ..
         } = self
@@ -149,6 +168,7 @@ impl StartError {
         let flag = match *service {
             "http" => "--http",
             "https" => "--https",
+            "control" => "--control",
             _ => "--dns",
         };
         match source.kind() {
@@ -188,6 +208,17 @@ impl Emulator {
             Some(addr) => Some(bind_dns(addr)?),
             None => None,
         };
+        let control = match &config.control {
+            Some(options) if !options.is_safe() => {
+                return Err(StartError::ControlWithoutToken { addr: options.addr });
+            }
+            Some(options) => Some((bind_control(options.addr)?, options.token.clone())),
+            None => None,
+        };
+        let control_addr = match &control {
+            Some((l, _)) => Some(local_addr("control", l, config.http)?),
+            None => None,
+        };
 
         let http_addr = local_addr("http", &http, config.http)?;
         let https_addr = match &https {
@@ -215,6 +246,7 @@ impl Emulator {
         ));
 
         shared.device.start(&shared);
+        shared.tracker.spawn(timeline::run(shared.clone()));
         shared
             .tracker
             .spawn(http::serve(http, shared.clone(), None));
@@ -225,6 +257,14 @@ impl Emulator {
         }
         if let Some((udp, tcp)) = dns {
             shared.tracker.spawn(dns::serve(udp, tcp, shared.clone()));
+        }
+        if let Some((listener, token)) = control {
+            shared.tracker.spawn(control::serve(
+                listener,
+                shared.clone(),
+                config.internet,
+                token,
+            ));
         }
 
         events.emit(EventKind::Started {
@@ -240,6 +280,7 @@ impl Emulator {
             http_addr,
             https_addr,
             dns_addr,
+            control_addr,
             shared,
         })
     }
@@ -252,6 +293,7 @@ pub struct RunningEmulator {
     http_addr: SocketAddr,
     https_addr: Option<SocketAddr>,
     dns_addr: Option<SocketAddr>,
+    control_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
 }
 
@@ -269,6 +311,11 @@ impl RunningEmulator {
     /// The bound DNS address (UDP and TCP), when DNS is on.
     pub fn dns_addr(&self) -> Option<SocketAddr> {
         self.dns_addr
+    }
+
+    /// The bound control API address, when the control API is on.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
     }
 
     /// The event log.
@@ -358,6 +405,18 @@ fn bind_tcp(service: &'static str, addr: SocketAddr) -> Result<TcpListener, Star
     socket.bind(&addr.into()).map_err(err)?;
     socket.listen(LISTEN_BACKLOG).map_err(err)?;
     TcpListener::from_std(socket.into()).map_err(err)
+}
+
+/// Binds the control API's listener (an ordinary backlog: it is not the device).
+fn bind_control(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let err = |source| StartError::Bind {
+        service: "control",
+        addr,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    TcpListener::from_std(listener).map_err(err)
 }
 
 /// Binds UDP and TCP on the same port. With port 0 the UDP port picked by the OS is then tried

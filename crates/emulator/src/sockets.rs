@@ -9,6 +9,10 @@
 //!   the new one.
 //!
 //! Dropping a [`ConnHandle`] frees its slot and hands it to the oldest waiting connection.
+//!
+//! The `socket_exhaustion` device fault takes slots with [`SocketTable::reserve`]: phantom
+//! connections that count against the limit like real ones but are never purged and never
+//! served; dropping the [`Reservation`] frees them for the waiting connections.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -45,7 +49,16 @@ struct Inner {
 #[derive(Debug, Default)]
 struct State {
     open: HashMap<ConnId, Slot>,
+    /// Slots held by phantom connections ([`Reservation`]s).
+    reserved: usize,
     waiting: VecDeque<Waiter>,
+}
+
+impl State {
+    /// Slots in use: real connections plus phantoms.
+    fn in_use(&self) -> usize {
+        self.open.len() + self.reserved
+    }
 }
 
 #[derive(Debug)]
@@ -73,7 +86,7 @@ pub(crate) enum Admission {
     },
     /// Every slot is taken: wait for the ticket.
     Wait {
-        /// How many connections hold slots now.
+        /// How many slots are in use now (phantom connections included).
         open: usize,
         /// Resolves to the slot once one frees.
         ticket: Ticket,
@@ -101,7 +114,7 @@ impl SocketTable {
         let full = self
             .inner
             .limit
-            .is_some_and(|limit| state.open.len() >= limit);
+            .is_some_and(|limit| state.in_use() >= limit);
         if !full && state.waiting.is_empty() {
             let handle = self.inner.open_slot(&mut state, id, peer);
             return Admission::Now {
@@ -129,7 +142,7 @@ impl SocketTable {
         let (tx, rx) = oneshot::channel();
         state.waiting.push_back(Waiter { id, peer, tx });
         Admission::Wait {
-            open: state.open.len(),
+            open: state.in_use(),
             ticket: Ticket {
                 id,
                 rx,
@@ -154,6 +167,23 @@ impl SocketTable {
             }
             notified.await;
         }
+    }
+
+    /// Holds `count` slots with phantom connections until the [`Reservation`] is dropped, as
+    /// other clients would (`socket_exhaustion`). Connections already served keep their slots;
+    /// new ones wait while real plus phantom connections fill the limit. LRU purge never picks a
+    /// phantom: with every slot phantom, a new connection waits even under `lru_purge`.
+    pub(crate) fn reserve(&self, count: usize) -> Reservation {
+        self.inner.lock().reserved += count;
+        Reservation {
+            count,
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// The slot limit (`None`: unlimited).
+    pub(crate) fn limit(&self) -> Option<usize> {
+        self.inner.limit
     }
 
     /// How many connections hold a slot now.
@@ -198,7 +228,19 @@ impl Inner {
         if state.open.remove(&id).is_none() {
             return;
         }
-        while self.limit.is_none_or(|limit| state.open.len() < limit) {
+        self.admit_waiters(state);
+    }
+
+    /// Frees `count` phantom slots and passes them to the oldest waiters.
+    fn unreserve(self: &Arc<Self>, count: usize) {
+        let mut state = self.lock();
+        state.reserved = state.reserved.saturating_sub(count);
+        self.admit_waiters(state);
+    }
+
+    /// Hands free slots to waiters in arrival order, then wakes whoever watches the table.
+    fn admit_waiters(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
+        while self.limit.is_none_or(|limit| state.in_use() < limit) {
             let Some(waiter) = state.waiting.pop_front() else {
                 break;
             };
@@ -211,6 +253,26 @@ impl Inner {
         }
         drop(state);
         self.changed.notify_waiters();
+    }
+}
+
+/// Slots held by phantom connections (see [`SocketTable::reserve`]). Dropping it frees them.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    count: usize,
+    inner: Arc<Inner>,
+}
+
+impl Reservation {
+    /// How many slots it holds.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.inner.unreserve(self.count);
     }
 }
 
@@ -367,6 +429,50 @@ mod tests {
         assert_eq!(table.open_count(), 100);
         drop(handles);
         assert_eq!(table.open_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn phantom_slots_count_against_the_limit_until_released() {
+        let table = SocketTable::new(Some(3), false);
+        let (_a, _) = now(table.admit(1, peer()));
+        let held = table.reserve(2);
+        assert_eq!(held.count(), 2);
+        let (open, t2) = wait(table.admit(2, peer()));
+        assert_eq!(open, 3, "phantoms are counted as open sockets");
+        let (_, t3) = wait(table.admit(3, peer()));
+        drop(held);
+        let h2 = t2.slot().await.expect("slot for 2");
+        let h3 = t3.slot().await.expect("slot for 3");
+        assert_eq!((h2.id, h3.id), (2, 3));
+        assert_eq!(table.open_count(), 3);
+    }
+
+    #[test]
+    fn lru_purge_never_picks_a_phantom() {
+        let table = SocketTable::new(Some(2), true);
+        let _held = table.reserve(2);
+        let (open, _t) = wait(table.admit(1, peer()));
+        assert_eq!(open, 2);
+        let purging = SocketTable::new(Some(2), true);
+        let _held = purging.reserve(1);
+        let (_a, _) = now(purging.admit(1, peer()));
+        let (_b, purged) = now(purging.admit(2, peer()));
+        assert_eq!(
+            purged,
+            Some(1),
+            "the real connection makes room, the phantom stays"
+        );
+    }
+
+    #[test]
+    fn reserving_more_than_the_limit_is_undone_exactly() {
+        let table = SocketTable::new(Some(2), false);
+        let held = table.reserve(5);
+        let (_, t) = wait(table.admit(1, peer()));
+        drop(t);
+        drop(held);
+        let (_a, _) = now(table.admit(2, peer()));
+        let (_b, _) = now(table.admit(3, peer()));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::net::Ipv4Addr;
 
 use espsim_emulator::internet::InternetMode;
+use espsim_emulator::profile::Profile;
+use espsim_emulator::{EmulatorConfig, WsSettings};
 use serde::Deserialize;
 
 /// How the emulated device is set up. Every field is optional; missing ones keep the defaults.
@@ -42,6 +44,58 @@ pub struct WsConfig {
     pub subprotocol: Option<String>,
 }
 
+/// A device section that names something the emulator does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// `profile:` is not one of the known ESP-IDF profiles.
+    #[error("unknown profile `{name}` (known: {known})")]
+    UnknownProfile {
+        /// The name given.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+    /// `ws.path:` does not start with `/`.
+    #[error("the WebSocket path must start with `/` (got `{0}`)")]
+    WsPath(String),
+}
+
+impl DeviceConfig {
+    /// The emulator configuration this section describes, on loopback with ephemeral ports
+    /// (callers set listen addresses, TLS and the event file). `fallback_seed` is used when the
+    /// section gives no `seed`. `espsim run` and `espsim test` both build their device with it.
+    pub fn emulator_config(&self, fallback_seed: u64) -> Result<EmulatorConfig, DeviceError> {
+        let profile = match &self.profile {
+            Some(name) => Profile::by_name(name)
+                .ok_or_else(|| DeviceError::UnknownProfile {
+                    name: name.clone(),
+                    known: Profile::names().join(", "),
+                })?
+                .clone(),
+            None => Profile::default(),
+        };
+        let ws = self.ws.clone().unwrap_or_default();
+        let path = ws.path.unwrap_or_else(|| WsSettings::default().path);
+        if !path.starts_with('/') {
+            return Err(DeviceError::WsPath(path));
+        }
+        let mut config = EmulatorConfig {
+            device_ip: self.device_ip.unwrap_or(Ipv4Addr::LOCALHOST),
+            profile,
+            internet: self.internet.unwrap_or_default(),
+            ws: WsSettings {
+                path,
+                subprotocol: ws.subprotocol,
+            },
+            seed: self.seed.unwrap_or(fallback_seed),
+            ..EmulatorConfig::default()
+        };
+        config.device.auth_token.clone_from(&self.auth_token);
+        Ok(config)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -73,6 +127,30 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("dev.yaml:4:"), "{text}");
         assert!(text.contains("pth"), "{text}");
+    }
+
+    #[test]
+    fn maps_to_an_emulator_config() {
+        let cfg: DeviceConfig = yaml::parse(
+            "profile: esp-idf-v5.5\ninternet: offline\nws: { path: /socket }\nauth_token: t\n",
+            Path::new("d.yaml"),
+        )
+        .expect("valid");
+        let emu = cfg.emulator_config(42).expect("maps");
+        assert_eq!(emu.profile.name, "esp-idf-v5.5");
+        assert_eq!(emu.internet, InternetMode::Offline);
+        assert_eq!(emu.ws.path, "/socket");
+        assert_eq!(emu.device.auth_token.as_deref(), Some("t"));
+        assert_eq!(emu.seed, 42);
+        let bad = DeviceConfig {
+            profile: Some("esp-idf-v9".into()),
+            ..DeviceConfig::default()
+        };
+        let err = bad.emulator_config(0).expect_err("unknown profile");
+        assert!(
+            err.to_string().starts_with("unknown profile `esp-idf-v9`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! espsim-harness: scenario files and, around them, everything a CI run needs.
 //!
-//! Today it owns the YAML layer ([`yaml`]: strict parsing with file/line/column errors) and the
-//! `device:` section of a scenario ([`device`]), which `espsim run --config` reads too, and the
-//! reference WebSocket client ([`client`]: the good app behaviour and one-rule-breaking profiles,
-//! which `espsim client` runs).
+//! - [`scenario`]: the scenario file (device, faults, expectations, duration), strict YAML via
+//!   [`yaml`] (file/line/column errors) and semantic checks; [`device`] is its `device:` section,
+//!   which `espsim run --config` reads too.
+//! - [`expect`]: what the client must have done, evaluated over the emulator's event log.
+//! - [`client`]: the reference WebSocket client (the good app behaviour and one-rule-breaking
+//!   profiles), which `espsim client` runs.
+//! - [`runner`]: one scenario run (fresh emulator, the app command or the reference client,
+//!   expectations judged afterwards) and the catches check; [`report`]: summary, JUnit, JSON.
+//! - [`probe`]: layered diagnosis of a device connection (`espsim probe`).
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
@@ -11,9 +16,12 @@
 pub mod client;
 pub mod device;
 pub mod expect;
+pub mod probe;
+pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod yaml;
 
-pub use device::{DeviceConfig, WsConfig};
+pub use device::{DeviceConfig, DeviceError, WsConfig};
 pub use scenario::{Scenario, ScenarioError};
 pub use yaml::YamlError;

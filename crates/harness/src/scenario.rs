@@ -139,6 +139,8 @@ impl Scenario {
                 )));
             }
         }
+        crate::expect::validate(&self.expect, &self.faults, &self.catches, self.duration)
+            .map_err(err)?;
         Ok(())
     }
 

@@ -23,6 +23,7 @@ impl Espsim {
     pub async fn run(args: &[&str]) -> Espsim {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_espsim"));
         cmd.args(["run", "--http", "127.0.0.1:0", "--dns", "127.0.0.1:0"])
+            .args(["--control", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

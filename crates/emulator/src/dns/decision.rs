@@ -1,12 +1,15 @@
 //! What the captive DNS answers to one question: the per-question policy.
 //!
 //! [`decide`] is pure (question, internet mode, device IP → [`DnsDecision`]), so the rules are
-//! unit-tested without sockets and the fault injector can later put its own decision in front
-//! of it: `nxdomain` / `servfail` / `refused` become a variant carrying a response code,
-//! `no_reply` and `delay` variants that the handler acts on before sending, and
-//! `wrong_address` is simply an [`DnsDecision::Answer`] with other addresses.
+//! unit-tested without sockets. [`with_fault`] puts a DNS fault in front of it:
+//! `nxdomain` / `servfail` / `refused` become [`DnsDecision::Rcode`], `no_reply` becomes
+//! [`DnsDecision::NoReply`], `wrong_address` is an [`DnsDecision::Answer`] with that address,
+//! and `delay` keeps the answer and returns how long the handler waits before sending.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use espsim_faults::DnsFault;
 
 use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
@@ -30,15 +33,35 @@ pub(crate) enum DnsDecision {
     /// Empty means NODATA: NOERROR with no answer, as the fixed ESP-IDF server does for
     /// every type but A.
     Answer(Vec<IpAddr>),
+    /// Answer with this response code and no records (NXDOMAIN, SERVFAIL, REFUSED).
+    Rcode(ResponseCode),
+    /// Send nothing: the whole message goes unanswered and the app's resolver times out.
+    NoReply,
 }
 
 impl DnsDecision {
     /// The response code this decision asks for; the message gets the first non-NOERROR one.
     pub(crate) fn rcode(&self) -> ResponseCode {
         match self {
-            DnsDecision::Answer(_) => ResponseCode::NoError,
+            DnsDecision::Answer(_) | DnsDecision::NoReply => ResponseCode::NoError,
+            DnsDecision::Rcode(rcode) => *rcode,
         }
     }
+}
+
+/// Applies a DNS fault to the normal decision: the decision to act on, and how long to wait
+/// before sending the reply (zero unless the fault is `delay`).
+pub(crate) fn with_fault(normal: DnsDecision, fault: &DnsFault) -> (DnsDecision, Duration) {
+    let decision = match fault {
+        DnsFault::Nxdomain => DnsDecision::Rcode(ResponseCode::NXDomain),
+        DnsFault::Servfail => DnsDecision::Rcode(ResponseCode::ServFail),
+        DnsFault::Refused => DnsDecision::Rcode(ResponseCode::Refused),
+        DnsFault::NoReply => DnsDecision::NoReply,
+        // Only a question of the address's type gets it (A: IPv4, AAAA: IPv6); others NODATA.
+        DnsFault::WrongAddress(w) => DnsDecision::Answer(vec![w.ip]),
+        DnsFault::Delay(d) => return (normal, d.delay),
+    };
+    (decision, Duration::ZERO)
 }
 
 /// The captive-portal rule: every A question gets the device IP. In [`InternetMode::Online`]
@@ -100,6 +123,45 @@ mod tests {
             assert_eq!(d, DnsDecision::Answer(Vec::new()), "{rtype}");
             assert_eq!(d.rcode(), ResponseCode::NoError);
         }
+    }
+
+    #[test]
+    fn faults_replace_the_answer_or_delay_it() {
+        let normal = DnsDecision::Answer(vec![IpAddr::V4(DEVICE)]);
+        let fault = |json: &str| match serde_json::from_str(json).expect("fault parses") {
+            espsim_faults::Fault::Dns(d) => d,
+            other => panic!("not a dns fault: {other:?}"),
+        };
+        let cases = [
+            (
+                r#"{"dns":"nxdomain"}"#,
+                DnsDecision::Rcode(ResponseCode::NXDomain),
+            ),
+            (
+                r#"{"dns":"servfail"}"#,
+                DnsDecision::Rcode(ResponseCode::ServFail),
+            ),
+            (
+                r#"{"dns":"refused"}"#,
+                DnsDecision::Rcode(ResponseCode::Refused),
+            ),
+            (r#"{"dns":"no_reply"}"#, DnsDecision::NoReply),
+            (
+                r#"{"dns":"wrong_address","ip":"10.9.8.7"}"#,
+                DnsDecision::Answer(vec!["10.9.8.7".parse().expect("ip")]),
+            ),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(
+                with_fault(normal.clone(), &fault(json)),
+                (expected, Duration::ZERO),
+                "{json}"
+            );
+        }
+        assert_eq!(
+            with_fault(normal.clone(), &fault(r#"{"dns":"delay","delay":"250ms"}"#)),
+            (normal, Duration::from_millis(250))
+        );
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! The hickory [`RequestHandler`]: turns one well-formed query into one response.
 //!
-//! Per question it asks [`decision::decide`] what to answer, builds the records (question
-//! name echoed as asked, class echoed, TTL 300), sends the response through the transport's
-//! [`ResponseHandler`] and records one `DnsQuery` event per question.
+//! Per question it asks [`decision::decide`] what to answer and the fault plan
+//! (`FaultPlan::on_dns`) whether a DNS fault replaces or delays that answer, builds the records
+//! (question name echoed as asked, class echoed, TTL 300), sends the response through the
+//! transport's [`ResponseHandler`] and records one `DnsQuery` event per question, plus one
+//! `FaultApplied` per question a fault hit. While the device is down (`Outage` other than
+//! `None`: rebooting, AP down) nothing is answered at all.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use espsim_faults::{DnsFault, DnsInfo};
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
@@ -17,7 +22,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::decision::{self, ANSWER_TTL, DnsDecision};
-use crate::context::Shared;
+use crate::context::{Outage, Shared};
 use crate::events::EventKind;
 
 /// The UDP payload size we advertise in our OPT record: the DNS Flag Day 2020 value, which
@@ -55,10 +60,34 @@ impl RequestHandler for CaptiveDns {
             .iter()
             .map(|q| q.original())
             .collect();
+        if *self.shared.outage.borrow() != Outage::None {
+            // The chip is rebooting or its AP is gone: the query never reaches a server.
+            return self.unanswered(request, &questions);
+        }
+        let elapsed = self.shared.events.elapsed();
+        let mut delay = Duration::ZERO;
         let decisions: Vec<DnsDecision> = questions
             .iter()
-            .map(|q| decision::decide(q, mode, self.shared.device_ip))
+            .map(|q| {
+                let normal = decision::decide(q, mode, self.shared.device_ip);
+                let (decision, wait) = self.apply_fault(q, normal, elapsed);
+                delay = delay.max(wait);
+                decision
+            })
             .collect();
+        if decisions.contains(&DnsDecision::NoReply) {
+            return self.unanswered(request, &questions);
+        }
+        if !delay.is_zero() {
+            tokio::select! {
+                () = self.shared.cancel.cancelled() => return self.unanswered(request, &questions),
+                () = tokio::time::sleep(delay) => {}
+            }
+            if *self.shared.outage.borrow() != Outage::None {
+                // The device went down while the reply was held back.
+                return self.unanswered(request, &questions);
+            }
+        }
 
         let client_edns_version = request.edns.as_ref().map(Edns::version);
         let rcode = if request.metadata.op_code != OpCode::Query {
@@ -126,20 +155,80 @@ impl RequestHandler for CaptiveDns {
             });
         }
 
-        sent.unwrap_or_else(|_| {
-            let mut failed = Metadata::response_from_request(&request.metadata);
-            failed.response_code = ResponseCode::ServFail;
-            ResponseInfo::from(Header {
-                metadata: failed,
-                counts: HeaderCounts::default(),
-            })
-        })
+        sent.unwrap_or_else(|_| not_sent(request))
     }
+}
+
+impl CaptiveDns {
+    /// Asks the fault plan about one question; when a rule fires, records it and returns the
+    /// faulted decision and its delay, else `normal` unchanged.
+    fn apply_fault(
+        &self,
+        query: &Query,
+        normal: DnsDecision,
+        elapsed: Duration,
+    ) -> (DnsDecision, Duration) {
+        let name = display_name(query);
+        let qtype = query.query_type().to_string();
+        let Some(applied) = self.shared.faults.on_dns(DnsInfo {
+            name: &name,
+            qtype: &qtype,
+            elapsed,
+        }) else {
+            return (normal, Duration::ZERO);
+        };
+        let (decision, delay) = decision::with_fault(normal, &applied.fault);
+        let what = match &applied.fault {
+            DnsFault::Nxdomain | DnsFault::Servfail | DnsFault::Refused => {
+                format!("answered {:?}", decision.rcode())
+            }
+            DnsFault::NoReply => "no reply sent".to_owned(),
+            DnsFault::WrongAddress(w) => format!("answered {} instead of the device ip", w.ip),
+            DnsFault::Delay(d) => {
+                format!("reply held back {}", humantime::format_duration(d.delay))
+            }
+        };
+        self.shared.emit(EventKind::FaultApplied {
+            conn: None,
+            rule: applied.rule.0,
+            fault: serde_json::to_value(&applied.fault).unwrap_or_default(),
+            detail: format!("dns {name} {qtype}: {what}"),
+        });
+        (decision, delay)
+    }
+
+    /// Sends nothing and records each question as unanswered (`rcode: None`).
+    fn unanswered(&self, request: &Request, questions: &[&Query]) -> ResponseInfo {
+        let transport = transport_name(request.protocol());
+        for q in questions {
+            self.shared.emit(EventKind::DnsQuery {
+                transport: transport.clone(),
+                client: request.src(),
+                name: display_name(q),
+                qtype: q.query_type().to_string(),
+                rcode: None,
+                answers: Vec::new(),
+            });
+        }
+        not_sent(request)
+    }
+}
+
+/// What the handler reports for a reply it did not send (the transport ignores it).
+fn not_sent(request: &Request) -> ResponseInfo {
+    let mut failed = Metadata::response_from_request(&request.metadata);
+    failed.response_code = ResponseCode::ServFail;
+    ResponseInfo::from(Header {
+        metadata: failed,
+        counts: HeaderCounts::default(),
+    })
 }
 
 /// The answer records for one question: owner name and class as asked, TTL 300.
 fn records(query: &Query, decision: &DnsDecision) -> Vec<Record> {
-    let DnsDecision::Answer(addrs) = decision;
+    let DnsDecision::Answer(addrs) = decision else {
+        return Vec::new();
+    };
     addrs
         .iter()
         .filter_map(|addr| {

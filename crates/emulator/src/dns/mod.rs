@@ -7,9 +7,14 @@
 //! behave: an OPT record in the reply when the query had one, FORMERR for undecodable
 //! queries, TCP, and in `internet: online` mode the Windows NCSI DNS probe answer.
 //!
+//! Faults: per question the fault plan may answer NXDOMAIN / SERVFAIL / REFUSED, send nothing,
+//! answer another address or answer late (`{ dns: … }` rules, scoped with `name` / `qtype`);
+//! while the device is rebooting or its AP is down (`Outage`) no query is answered.
+//!
 //! Data flows one way: [`transport`] (sockets, framing, malformed screening) →
-//! [`handler::CaptiveDns`] (hickory `RequestHandler`: builds the response, records events) →
-//! [`decision::decide`] (per question: what to answer; the seam for DNS faults).
+//! [`handler::CaptiveDns`] (hickory `RequestHandler`: outage and fault plan, builds the
+//! response, records events) → [`decision`] (per question: what to answer, and what a fault
+//! makes of it).
 
 mod decision;
 mod handler;

@@ -1,6 +1,10 @@
 //! ESP-IDF `esp_http_server` on the device port.
 //!
-//! - [`serve`]: the accept loop, socket slots ([`crate::sockets`]) and TLS;
+//! - [`serve`]: the accept loop, driven by the fault plan and the device's outage state:
+//!   refusal windows and reboots close the listening socket (`port`), connect faults take
+//!   accepted connections (`connect`), stream faults wrap the raw socket in a `FaultyStream`
+//!   (TLS, HTTP and WebSocket run on top), every connection sits behind an outage `gate`;
+//!   then socket slots ([`crate::sockets`]) and TLS;
 //! - `conn`: one connection — read, route, answer, keep-alive or close;
 //! - `parse`: the request head with ESP-IDF's limits (`414`, `431`, `505`, `400`);
 //! - `router`: the firmware's URI table per internet mode; `probes`: OS connectivity checks
@@ -12,89 +16,250 @@ pub(crate) mod head;
 pub(crate) mod response;
 
 mod conn;
+mod connect;
+mod gate;
 mod parse;
+mod port;
 mod portal;
 mod probes;
 mod router;
 mod watch;
 
+#[cfg(test)]
+mod outage_tests;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use espsim_faults::{ConnInfo, ConnRef, FaultyStream, Service, Supervisor};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
-use crate::context::Shared;
+use crate::context::{Outage, Shared};
 use crate::events::{EventKind, Side};
 use crate::sockets::Admission;
 
 use self::conn::Site;
+use self::connect::{emit_applied, spawn_connect_fault, spawn_unanswered};
+use self::gate::{Gate, Gated, Gates};
+use self::port::Port;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How long the loop sleeps when no fault window is scheduled (it also wakes on every plan or
+/// outage change).
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
 /// Accepts and serves connections until shutdown; with `tls`, each connection is a TLS session.
+///
+/// Every pass: follow the outage (reset / silence open connections), decide whether the port
+/// listens (a `refuse` rule or a reboot closes it), then wait for a connection, a plan change,
+/// an outage change or the next fault window boundary.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
-    let (scheme, ws_scheme, default_port) = match tls {
-        Some(_) => ("https", "wss", 443),
-        None => ("http", "ws", 80),
+    let (scheme, ws_scheme, default_port, service) = match tls {
+        Some(_) => ("https", "wss", 443, Service::Https),
+        None => ("http", "ws", 80, Service::Http),
     };
-    let port = listener.local_addr().map_or(default_port, |a| a.port());
-    let authority = if port == default_port {
+    let mut port = match Port::new(listener, scheme) {
+        Ok(p) => p,
+        Err(e) => return tracing::error!("{scheme} listener unusable: {e}"),
+    };
+    let port_no = port.local_addr().port();
+    let authority = if port_no == default_port {
         shared.device_ip.to_string()
     } else {
-        format!("{}:{port}", shared.device_ip)
+        format!("{}:{port_no}", shared.device_ip)
     };
     let site = Arc::new(Site {
         scheme,
         device_ip: shared.device_ip.to_string(),
         ws_url: format!("{ws_scheme}://{authority}{}", shared.ws.path),
     });
+    let gates = Gates::default();
+    let mut outage_rx = shared.outage.subscribe();
+    let mut changes = shared.faults.changes();
+    let mut plan_alive = true;
+    let mut outage_now = Outage::None;
+    let mut outage_woke = false;
+    let mut ordinal: u64 = 0;
+    // Refusal can only change with the plan (rules, observed events) or at a window boundary,
+    // so the plan is asked then, not after every accept.
+    let mut refusal = None;
+    let mut recheck = true;
     loop {
-        // Like lwIP's backlog: once enough connections wait for a slot, stop accepting.
-        tokio::select! {
-            biased;
-            () = shared.cancel.cancelled() => return,
-            () = shared.sockets.waiting_room() => {}
+        // Mark both versions seen before reading them, so a change made meanwhile wakes the
+        // select below instead of being lost.
+        changes.borrow_and_update();
+        let outage = *outage_rx.borrow_and_update();
+        let elapsed = shared.events.elapsed();
+        if std::mem::take(&mut recheck) {
+            refusal = shared.faults.refusing(service, elapsed);
         }
+        port.follow(refusal.clone(), outage == Outage::Rebooting, &shared);
+        // After the port: once a connection sees its reset, the port already refuses. Also on
+        // a change that came back to the same value, to wake connections that saw it.
+        if std::mem::take(&mut outage_woke) || outage != outage_now {
+            let reset = gates.apply(outage);
+            tracing::info!("{scheme}: outage {outage:?}, {reset} open connection(s) reset");
+            outage_now = outage;
+        }
+        let mut wake = shared
+            .faults
+            .next_boundary(elapsed)
+            .map(|t| Instant::now() + t.saturating_sub(elapsed))
+            .unwrap_or_else(|| Instant::now() + IDLE_WAKE);
+        if let Some(t) = port.retry_at() {
+            wake = wake.min(t);
+        }
+        let ap_down = outage == Outage::ApDown;
+        let next = async {
+            // Like lwIP's backlog: once enough connections wait for a slot, stop accepting
+            // (while the AP is down nothing is served, so nothing waits).
+            if !ap_down {
+                shared.sockets.waiting_room().await;
+            }
+            port.accept().await
+        };
         let accepted = tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                let id = shared.next_conn_id();
-                shared.emit(EventKind::TcpAccepted {
-                    conn: id,
-                    peer,
-                    service: scheme.to_owned(),
-                });
-                shared.tracker.spawn(connection(
-                    tcp,
-                    peer,
-                    id,
-                    shared.clone(),
-                    tls.clone(),
-                    site.clone(),
-                ));
+            r = outage_rx.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                outage_woke = true;
+                continue;
             }
+            r = changes.changed(), if plan_alive => {
+                plan_alive = r.is_ok();
+                recheck = true;
+                continue;
+            }
+            () = tokio::time::sleep_until(wake) => {
+                recheck = true;
+                continue;
+            }
+            r = next => r,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 tracing::warn!("accept failed on {scheme}: {e}");
                 tokio::select! {
                     () = shared.cancel.cancelled() => return,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                 }
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let id = shared.next_conn_id();
+        shared.emit(EventKind::TcpAccepted {
+            conn: id,
+            peer,
+            service: scheme.to_owned(),
+        });
+        let gate = gates.register(outage, &shared.cancel);
+        match outage {
+            Outage::ApDown => spawn_unanswered(&shared, tcp, id, gate),
+            Outage::Rebooting => {
+                // Accepted just before the port closed: the rebooting chip resets it.
+                drop(Gated::new(
+                    tcp,
+                    gate,
+                    shared.outage.subscribe(),
+                    shared.tracker.clone(),
+                ));
+                shared.emit(EventKind::TcpClosed {
+                    conn: id,
+                    by: Side::Device,
+                    reason: "reset by the device outage".to_owned(),
+                });
+            }
+            Outage::None => {
+                // Connect and stream faults count TCP connections on this service, from 1.
+                ordinal += 1;
+                let conn = Accepted {
+                    tcp,
+                    peer,
+                    id,
+                    ordinal,
+                    service,
+                    gate,
+                };
+                admit(conn, &shared, &tls, &site);
             }
         }
     }
 }
 
+/// A connection the device is about to see.
+#[derive(Debug)]
+struct Accepted {
+    tcp: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    /// Its number on this service (what `connections:` counts for connect/stream faults).
+    ordinal: u64,
+    service: Service,
+    gate: Arc<Gate>,
+}
+
+/// Asks the plan about a new connection: a connect fault takes it, or it is served with its
+/// stream faults applied to the raw socket (TLS on top).
+fn admit(conn: Accepted, shared: &Arc<Shared>, tls: &Option<TlsAcceptor>, site: &Arc<Site>) {
+    let Accepted {
+        tcp,
+        peer,
+        id,
+        ordinal,
+        service,
+        gate,
+    } = conn;
+    let info = ConnInfo {
+        conn: ConnRef { service, ordinal },
+        elapsed: shared.events.elapsed(),
+    };
+    if let Some(applied) = shared.faults.on_connect(info) {
+        return spawn_connect_fault(shared, tcp, id, applied, gate);
+    }
+    let faults = shared.faults.stream_faults(info);
+    for applied in &faults.faults {
+        emit_applied(
+            shared,
+            Some(id),
+            applied.rule,
+            &applied.fault,
+            format!(
+                "{} on the connection's raw bytes ({service} connection {ordinal})",
+                applied.fault.name()
+            ),
+        );
+    }
+    let kill = gate.kill().clone();
+    // The pump (if any) ends with the gate: an outage reset or shutdown.
+    let supervisor = Supervisor::new(kill.clone(), shared.tracker.clone());
+    let raw = Gated::new(tcp, gate, shared.outage.subscribe(), shared.tracker.clone());
+    let stream = FaultyStream::new(raw, &faults, &supervisor);
+    shared.tracker.spawn(connection(
+        stream,
+        peer,
+        id,
+        shared.clone(),
+        tls.clone(),
+        site.clone(),
+        kill,
+    ));
+}
+
 /// Takes a socket slot (waiting or purging as the profile says), then serves. Generic over the
-/// stream so a fault-injecting wrapper can sit between the socket and the device.
+/// stream: the raw socket arrives wrapped (outage gate, stream faults). `kill` fires when an
+/// outage resets the connection, for the steps that do not read the socket.
 async fn connection<S>(
     tcp: S,
     peer: SocketAddr,
@@ -102,6 +267,7 @@ async fn connection<S>(
     shared: Arc<Shared>,
     tls: Option<TlsAcceptor>,
     site: Arc<Site>,
+    kill: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -126,6 +292,9 @@ async fn connection<S>(
             shared.emit(EventKind::TcpWaiting { conn: id, open });
             let slot = tokio::select! {
                 () = shared.cancel.cancelled() => None,
+                () = kill.cancelled() => {
+                    return closed(Side::Device, "reset by the device outage while waiting for a socket");
+                }
                 slot = ticket.slot() => slot,
             };
             match slot {

@@ -1,0 +1,218 @@
+//! The endpoints: each handler reads or changes the running emulator and answers JSON.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use espsim_faults::{ListedRule, RuleId};
+use serde::{Deserialize, Serialize};
+
+use super::ControlState;
+use super::error::ApiError;
+use super::event_stream;
+use super::rules::{self, Added, Format, RulesInput};
+use crate::events::EventKind;
+use crate::internet::InternetMode;
+
+type St = State<Arc<ControlState>>;
+
+/// Every route, with the shared state.
+pub(crate) fn routes(state: Arc<ControlState>) -> Router {
+    Router::new()
+        .route("/faults", get(list_faults).post(add_faults))
+        .route("/faults/{id}", delete(remove_fault))
+        .route("/reset", post(reset))
+        .route("/state", get(state_of))
+        .route("/internet", put(set_internet))
+        .route("/button", post(button))
+        .route("/events", get(events))
+        .with_state(state)
+}
+
+async fn list_faults(State(st): St) -> Json<Vec<ListedRule>> {
+    Json(st.shared.faults.rules())
+}
+
+async fn add_faults(State(st): St, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let input = rules::parse(&body, Format::of(&headers)?)?;
+    let RulesInput { rules: new, list } = input;
+    rules::validate(&new, list)?;
+    let plan = &st.shared.faults;
+    let mut added = Vec::with_capacity(new.len());
+    for rule in new {
+        // Validated above; `add` checks again and cannot disagree.
+        let id = plan
+            .add(rule.clone())
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        tracing::info!(rule = %id, "fault rule added through the control API");
+        added.push(ListedRule { id, rule });
+    }
+    let body = match (list, added.pop()) {
+        (false, Some(one)) => Added::One(Box::new(one)),
+        (_, last) => {
+            added.extend(last);
+            Added::Many(added)
+        }
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn remove_fault(State(st): St, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("rule id must be a number (see GET /faults), got `{id}`"),
+        )
+    })?;
+    match st.shared.faults.remove(RuleId(id)) {
+        Some(_) => {
+            tracing::info!(rule = id, "fault rule removed through the control API");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no fault rule with id {id}"),
+        )),
+    }
+}
+
+/// The answer of `POST /reset`.
+#[derive(Debug, Serialize)]
+struct ResetDone {
+    removed: usize,
+    internet: InternetMode,
+}
+
+async fn reset(State(st): St) -> Json<ResetDone> {
+    let removed = st.shared.faults.rules().len();
+    st.shared.faults.reset();
+    st.shared.set_internet(st.start_internet);
+    tracing::info!(removed, "fault plan reset through the control API");
+    Json(ResetDone {
+        removed,
+        internet: st.start_internet,
+    })
+}
+
+/// The answer of `GET /state`.
+#[derive(Debug, Serialize)]
+struct StateView {
+    seed: u64,
+    uptime_ms: u64,
+    profile: &'static str,
+    internet: InternetMode,
+    start_internet: InternetMode,
+    sessions: usize,
+    rules: Vec<ListedRule>,
+}
+
+async fn state_of(State(st): St) -> Json<StateView> {
+    let s = &st.shared;
+    Json(StateView {
+        seed: s.faults.seed(),
+        uptime_ms: u64::try_from(s.events.elapsed().as_millis()).unwrap_or(u64::MAX),
+        profile: s.profile.name,
+        internet: s.internet.get(),
+        start_internet: st.start_internet,
+        sessions: s.device.session_count(),
+        rules: s.faults.rules(),
+    })
+}
+
+/// The body of `PUT /internet`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InternetBody {
+    mode: InternetMode,
+}
+
+/// The answer of `PUT /internet`.
+#[derive(Debug, Serialize)]
+struct InternetChanged {
+    from: InternetMode,
+    mode: InternetMode,
+}
+
+async fn set_internet(State(st): St, body: Bytes) -> Result<Json<InternetChanged>, ApiError> {
+    // Always JSON, whatever the Content-Type says (curl -d sends a form type by default).
+    let InternetBody { mode } = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("expected {{\"mode\": \"online\" | \"captive\" | \"offline\"}}: {e}"),
+        )
+        .at(Some(e.line() as u64), Some(e.column() as u64))
+    })?;
+    let from = st.shared.internet.get();
+    st.shared.set_internet(mode);
+    Ok(Json(InternetChanged { from, mode }))
+}
+
+/// The answer of `POST /button`.
+#[derive(Debug, Serialize)]
+struct Pressed {
+    pressed: bool,
+    sessions: usize,
+}
+
+async fn button(State(st): St) -> Json<Pressed> {
+    st.shared.emit(EventKind::DeviceAction {
+        action: "button".to_owned(),
+        detail: "pressed through the control API".to_owned(),
+    });
+    st.shared.device.press_button();
+    Json(Pressed {
+        pressed: true,
+        sessions: st.shared.device.session_count(),
+    })
+}
+
+async fn events(State(st): St, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let from = from_param(query.as_deref())?;
+    let stream = event_stream::stream(st.shared.events.clone(), from, st.shared.cancel.clone());
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// `from=SEQ` from the query string; absent = the whole history.
+fn from_param(query: Option<&str>) -> Result<u64, ApiError> {
+    let mut from = 0;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "from" {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown query parameter `{key}` (only `from=SEQ`)"),
+            ));
+        }
+        from = value.parse().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`from` must be an event sequence number, got `{value}`"),
+            )
+        })?;
+    }
+    Ok(from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_from_parameter_is_a_sequence_number() {
+        assert_eq!(from_param(None).ok(), Some(0));
+        assert_eq!(from_param(Some("from=12")).ok(), Some(12));
+        assert!(from_param(Some("from=x")).is_err());
+        assert!(from_param(Some("since=3")).is_err());
+    }
+}

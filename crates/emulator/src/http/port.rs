@@ -1,0 +1,123 @@
+//! The device port's listening socket, closed and reopened on demand: while a `refuse` rule is
+//! active or the chip reboots nothing listens, so the kernel answers every SYN with RST (the app
+//! gets ECONNREFUSED) and resets connections queued but not yet accepted; afterwards the same
+//! port listens again with ESP-IDF's backlog.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use espsim_faults::{Applied, ConnectFault, RefusableListener};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+use crate::StartError;
+use crate::context::Shared;
+
+use super::connect::{emit_applied, fmt_duration};
+
+/// Pause before trying again when the port cannot be re-bound (another socket took it).
+const REBIND_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A device port that can stop and start listening.
+#[derive(Debug)]
+pub(crate) struct Port {
+    listener: RefusableListener,
+    /// `http` or `https`, for bind errors and events.
+    service: &'static str,
+    /// When to try re-binding again after a failure.
+    retry_at: Option<Instant>,
+}
+
+impl Port {
+    /// Takes over the listener bound at start.
+    pub(crate) fn new(listener: TcpListener, service: &'static str) -> io::Result<Self> {
+        Ok(Port {
+            listener: RefusableListener::from_listener(listener)?,
+            service,
+            retry_at: None,
+        })
+    }
+
+    /// Closes or reopens the port as the plan (`refusal`: an active `refuse` rule) and the
+    /// device (`rebooting`) want. Closing for a rule emits `fault_applied`. A failed re-bind is
+    /// retried at [`Port::retry_at`].
+    pub(crate) fn follow(
+        &mut self,
+        refusal: Option<Applied<ConnectFault>>,
+        rebooting: bool,
+        shared: &Shared,
+    ) {
+        let refuse = refusal.is_some() || rebooting;
+        if refuse && !self.is_refusing() {
+            self.refuse();
+            match refusal {
+                Some(applied) => {
+                    let until = match applied.until {
+                        Some(u) => format!("until {}", fmt_duration(u)),
+                        None => "until the rule is removed".to_owned(),
+                    };
+                    let detail = format!(
+                        "{} port closed: new connections refused (RST) {until}",
+                        self.service
+                    );
+                    emit_applied(shared, None, applied.rule, &applied.fault, detail);
+                }
+                None => tracing::info!("{}: port closed while the device reboots", self.service),
+            }
+        } else if !refuse && self.is_refusing() && self.retry_at.is_none_or(|t| Instant::now() >= t)
+        {
+            match self.restore() {
+                Ok(()) => {
+                    self.retry_at = None;
+                    tracing::info!("{}: listening again on {}", self.service, self.local_addr());
+                }
+                Err(e) => {
+                    tracing::warn!("{}: re-listening failed, retrying: {e}", self.service);
+                    self.retry_at = Some(Instant::now() + REBIND_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// When a failed re-bind should be tried again, if one failed.
+    pub(crate) fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// The address served (also while refusing).
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr()
+    }
+
+    /// True while nothing listens.
+    fn is_refusing(&self) -> bool {
+        self.listener.is_refusing()
+    }
+
+    /// Closes the listening socket.
+    fn refuse(&mut self) {
+        self.listener.refuse();
+    }
+
+    /// Listens again on the same address with the backlog of the start (ESP-IDF's
+    /// `backlog_conn`), so the port behaves the same after a refusal as before it.
+    fn restore(&mut self) -> Result<(), StartError> {
+        if self.listener.is_refusing() {
+            let listener = crate::bind_tcp(self.service, self.local_addr())?;
+            let addr = self.local_addr();
+            self.listener =
+                RefusableListener::from_listener(listener).map_err(|source| StartError::Bind {
+                    service: self.service,
+                    addr,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The next connection; never completes while refusing. Cancel-safe.
+    pub(crate) async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        self.listener.accept().await
+    }
+}

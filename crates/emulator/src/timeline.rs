@@ -1,0 +1,375 @@
+//! The device-fault timeline: carries out `{ device: … }` faults at their window boundaries.
+//!
+//! The fault plan places device faults on the run's clock (`FaultPlan::device_timeline`); this
+//! task sleeps until the next boundary (`FaultPlan::next_boundary`), or until the plan changes
+//! (a rule added or removed at run time, an `after:` event observed), and then makes the device
+//! match the windows open at that moment:
+//! - `internet { mode }`: the internet switch shows `mode`; when the last such window closes the
+//!   mode from before the first one is back;
+//! - `reboot { down }`: `Outage::Rebooting`, every WebSocket session dropped without a close
+//!   frame; when `down` is over the firmware boots fresh (outputs off, uptime from then) and
+//!   the outage ends;
+//! - `ap_down { for }`: `Outage::ApDown` and the sessions dropped silently, until `for` is over;
+//! - `socket_exhaustion { sockets }`: that many socket slots held by phantom connections.
+//!
+//! Each opening records `FaultApplied`, each step on the device a `DeviceAction`. The listener
+//! and open connections react to `shared.outage` on their own (the HTTP service), DNS by not
+//! answering. The device hub merges this outage with the firmware's own softAP outage while
+//! it provisions (`DeviceHub::set_fault_outage`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use espsim_faults::{DeviceFault, DeviceWindow, RuleId};
+
+use crate::context::{Outage, Shared};
+use crate::events::EventKind;
+use crate::internet::InternetMode;
+use crate::sockets::Reservation;
+
+/// Follows the plan's device timeline until `shared.cancel` fires. Spawn it on `shared.tracker`.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut changes = shared.faults.changes();
+    let mut plan_alive = true;
+    let mut timeline = Timeline::new(shared.clone());
+    loop {
+        changes.borrow_and_update();
+        let now = shared.events.elapsed();
+        timeline.step(now);
+        let next = shared.faults.next_boundary(now);
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep(at.saturating_sub(now)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => break,
+            changed = changes.changed(), if plan_alive => plan_alive = changed.is_ok(),
+            () = sleep => {}
+        }
+    }
+}
+
+/// A window being carried out. Its key in [`Timeline::active`] is `(rule, start)`, so a rule
+/// whose `after:` event is observed again opens a new window.
+#[derive(Debug)]
+struct Active {
+    window: DeviceWindow,
+    /// The phantom connections of a `socket_exhaustion` window; dropping frees the slots.
+    held: Option<Reservation>,
+}
+
+/// The windows in force and what is needed to undo them.
+#[derive(Debug)]
+struct Timeline {
+    shared: Arc<Shared>,
+    active: BTreeMap<(RuleId, Duration), Active>,
+    /// The internet mode from before the first open `internet` window, restored after the last.
+    internet_before: Option<InternetMode>,
+}
+
+impl Timeline {
+    fn new(shared: Arc<Shared>) -> Self {
+        Timeline {
+            shared,
+            active: BTreeMap::new(),
+            internet_before: None,
+        }
+    }
+
+    /// Closes the windows no longer in force, then opens the new ones, at `now`.
+    fn step(&mut self, now: Duration) {
+        let due: Vec<DeviceWindow> = self
+            .shared
+            .faults
+            .device_timeline()
+            .into_iter()
+            .filter(|w| w.contains(now))
+            .collect();
+        let over: Vec<(RuleId, Duration)> = self
+            .active
+            .keys()
+            .filter(|key| !due.iter().any(|w| (w.rule, w.start) == **key))
+            .copied()
+            .collect();
+        let mut closed = Vec::new();
+        for key in over {
+            if let Some(active) = self.active.remove(&key) {
+                closed.extend(self.close(active));
+            }
+        }
+
+        let opened: Vec<DeviceWindow> = due
+            .into_iter()
+            .filter(|w| !self.active.contains_key(&(w.rule, w.start)))
+            .collect();
+        for w in &opened {
+            self.active.insert(
+                (w.rule, w.start),
+                Active {
+                    window: w.clone(),
+                    held: None,
+                },
+            );
+        }
+        // Outage and internet mode first: sessions drop into an outage already in force (a
+        // reconnect right after meets it), and an event is only seen once what it says holds.
+        self.apply_outage();
+        self.apply_internet();
+        for (action, detail) in closed {
+            self.action(action, detail);
+        }
+        for w in opened {
+            let held = self.open(&w);
+            if let Some(active) = self.active.get_mut(&(w.rule, w.start)) {
+                active.held = held;
+            }
+        }
+    }
+
+    /// Carries out the opening of `w`; returns the socket reservation it holds, if any.
+    fn open(&self, w: &DeviceWindow) -> Option<Reservation> {
+        let shared = &self.shared;
+        let until = match w.end {
+            Some(end) => format!("for {}", human(end.saturating_sub(w.start))),
+            None => "for the rest of the run".to_owned(),
+        };
+        let (detail, held) = match &w.fault {
+            DeviceFault::Internet(i) => (format!("internet {} {until}", i.mode), None),
+            DeviceFault::Reboot(r) => {
+                let dropped = shared.device.drop_all_sessions("device reboot");
+                self.action(
+                    "reboot",
+                    format!(
+                        "rebooting, down for {}; {dropped} session(s) dropped",
+                        human(r.down)
+                    ),
+                );
+                (format!("device reboots, down for {}", human(r.down)), None)
+            }
+            DeviceFault::ApDown(a) => {
+                let dropped = shared.device.drop_all_sessions("softAP down");
+                self.action(
+                    "ap_down",
+                    format!(
+                        "softAP down for {}; {dropped} session(s) dropped",
+                        human(a.duration)
+                    ),
+                );
+                (format!("softAP down for {}", human(a.duration)), None)
+            }
+            DeviceFault::SocketExhaustion(s) => {
+                let limit = match shared.sockets.limit() {
+                    Some(limit) => format!("{limit}"),
+                    None => "unlimited (this profile has no socket limit)".to_owned(),
+                };
+                let held = shared.sockets.reserve(s.sockets);
+                self.action(
+                    "sockets_held",
+                    format!(
+                        "{} socket slot(s) held by phantom connections; limit {limit}",
+                        held.count()
+                    ),
+                );
+                (
+                    format!("{} socket slot(s) taken {until}", s.sockets),
+                    Some(held),
+                )
+            }
+        };
+        shared.emit(EventKind::FaultApplied {
+            conn: None,
+            rule: w.rule.0,
+            fault: serde_json::to_value(&w.fault).unwrap_or_default(),
+            detail,
+        });
+        held
+    }
+
+    /// Undoes what `active` did, except the outage and internet mode, which the caller settles
+    /// before recording the returned `DeviceAction`.
+    fn close(&self, active: Active) -> Option<(&'static str, String)> {
+        match &active.window.fault {
+            DeviceFault::Internet(_) => None,
+            DeviceFault::Reboot(_) => {
+                self.shared.device.power_on();
+                Some((
+                    "boot",
+                    "back after reboot: fresh state, outputs off".to_owned(),
+                ))
+            }
+            DeviceFault::ApDown(_) => Some(("ap_up", "softAP back".to_owned())),
+            DeviceFault::SocketExhaustion(_) => {
+                let count = active.held.as_ref().map_or(0, Reservation::count);
+                drop(active.held);
+                Some((
+                    "sockets_released",
+                    format!("{count} phantom socket slot(s) released"),
+                ))
+            }
+        }
+    }
+
+    /// Hands the outage of the open windows to the device hub, which sets `shared.outage`
+    /// (merged with the firmware's own): a reboot wins over an AP outage.
+    fn apply_outage(&self) {
+        let faults = || self.active.values().map(|a| &a.window.fault);
+        let outage = if faults().any(|f| matches!(f, DeviceFault::Reboot(_))) {
+            Outage::Rebooting
+        } else if faults().any(|f| matches!(f, DeviceFault::ApDown(_))) {
+            Outage::ApDown
+        } else {
+            Outage::None
+        };
+        self.shared.device.set_fault_outage(outage);
+    }
+
+    /// Sets the internet mode from the latest-opened `internet` window, or restores the mode
+    /// from before the first one once none is open.
+    fn apply_internet(&mut self) {
+        let wanted = self
+            .active
+            .values()
+            .filter_map(|a| match &a.window.fault {
+                DeviceFault::Internet(i) => Some((a.window.start, a.window.rule, i.mode)),
+                _ => None,
+            })
+            .max_by_key(|(start, rule, _)| (*start, *rule))
+            .map(|(_, _, mode)| mode);
+        match (wanted, self.internet_before) {
+            (Some(mode), before) => {
+                if before.is_none() {
+                    self.internet_before = Some(self.shared.internet.get());
+                }
+                self.shared.set_internet(mode);
+            }
+            (None, Some(before)) => {
+                self.internet_before = None;
+                self.shared.set_internet(before);
+                self.action("internet_restored", format!("internet back to {before}"));
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn action(&self, action: &str, detail: String) {
+        self.shared.emit(EventKind::DeviceAction {
+            action: action.to_owned(),
+            detail,
+        });
+    }
+}
+
+/// A duration as scenarios write it, e.g. `300ms`, `5s`.
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use espsim_faults::{FaultPlan, FaultRule};
+
+    use super::*;
+    use crate::WsSettings;
+    use crate::device::{DeviceHub, DeviceOptions};
+    use crate::events::EventLog;
+    use crate::profile::Profile;
+
+    fn shared(rules: &[&str]) -> Arc<Shared> {
+        let rules: Vec<FaultRule> = rules
+            .iter()
+            .map(|r| serde_json::from_str(r).expect("rule parses"))
+            .collect();
+        let events = Arc::new(EventLog::new());
+        let shared = Arc::new(Shared::new(
+            Profile::default(),
+            Ipv4Addr::LOCALHOST,
+            InternetMode::Captive,
+            WsSettings::default(),
+            DeviceHub::new(DeviceOptions::default(), 0, events.clone()),
+            Arc::new(FaultPlan::new(rules, Some(0)).expect("plan")),
+            events,
+        ));
+        // Connects the hub to `shared.outage` (and starts its timer task).
+        shared.device.start(&shared);
+        shared
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn actions(shared: &Shared) -> Vec<String> {
+        shared
+            .events
+            .snapshot()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::DeviceAction { action, .. } => Some(action),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn overlapping_internet_windows_follow_the_latest_and_restore_the_first_mode() {
+        let shared = shared(&[
+            r#"{"when":{"for":"100ms"},"fault":{"device":"internet","mode":"online"}}"#,
+            r#"{"when":{"at":"50ms","for":"100ms"},"fault":{"device":"internet","mode":"offline"}}"#,
+        ]);
+        let mut timeline = Timeline::new(shared.clone());
+        let mode_at = |t: &mut Timeline, at| {
+            t.step(ms(at));
+            shared.internet.get()
+        };
+        assert_eq!(mode_at(&mut timeline, 10), InternetMode::Online);
+        assert_eq!(mode_at(&mut timeline, 60), InternetMode::Offline);
+        assert_eq!(mode_at(&mut timeline, 120), InternetMode::Offline);
+        assert_eq!(mode_at(&mut timeline, 160), InternetMode::Captive);
+        assert_eq!(actions(&shared), ["internet_restored"]);
+    }
+
+    #[tokio::test]
+    async fn a_reboot_wins_over_an_ap_outage_and_both_end_on_time() {
+        let shared = shared(&[
+            r#"{"when":{"at":"10ms"},"fault":{"device":"ap_down","for":"100ms"}}"#,
+            r#"{"when":{"at":"50ms"},"fault":{"device":"reboot","down":"20ms"}}"#,
+        ]);
+        let mut timeline = Timeline::new(shared.clone());
+        let outage_at = |t: &mut Timeline, at| {
+            t.step(ms(at));
+            *shared.outage.borrow()
+        };
+        assert_eq!(outage_at(&mut timeline, 5), Outage::None);
+        assert_eq!(outage_at(&mut timeline, 20), Outage::ApDown);
+        assert_eq!(outage_at(&mut timeline, 55), Outage::Rebooting);
+        assert_eq!(outage_at(&mut timeline, 80), Outage::ApDown);
+        assert_eq!(outage_at(&mut timeline, 110), Outage::None);
+        assert_eq!(actions(&shared), ["ap_down", "reboot", "boot", "ap_up"]);
+    }
+
+    #[tokio::test]
+    async fn socket_exhaustion_holds_slots_for_its_window_only() {
+        let shared = shared(&[
+            r#"{"when":{"for":"100ms"},"fault":{"device":"socket_exhaustion","sockets":7}}"#,
+        ]);
+        let mut timeline = Timeline::new(shared.clone());
+        let peer = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 1));
+        timeline.step(ms(1));
+        assert!(matches!(
+            shared.sockets.admit(1, peer),
+            crate::sockets::Admission::Wait { open: 7, .. }
+        ));
+        timeline.step(ms(100));
+        assert!(matches!(
+            shared.sockets.admit(2, peer),
+            crate::sockets::Admission::Now { .. }
+        ));
+        assert_eq!(actions(&shared), ["sockets_held", "sockets_released"]);
+    }
+}

@@ -1,0 +1,222 @@
+//! What the event log says, folded once: connections (attempts, sessions, how they ended) and
+//! the faults that fired. Every expectation reads these instead of re-walking raw events.
+
+use std::collections::BTreeMap;
+
+use espsim_emulator::events::{ConnId, Direction, Event, EventKind, Side};
+use espsim_faults::Fault;
+
+/// How a WebSocket session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WsEnd {
+    pub(crate) at_ms: u64,
+    pub(crate) by: Side,
+    pub(crate) code: Option<u16>,
+    pub(crate) clean: bool,
+}
+
+/// One TCP connection on the device port and what happened on it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    pub(crate) accepted_ms: u64,
+    pub(crate) closed_ms: Option<u64>,
+    pub(crate) closed_by: Option<Side>,
+    pub(crate) ws_opened_ms: Option<u64>,
+    pub(crate) ws_end: Option<WsEnd>,
+    pub(crate) ws_rejected: bool,
+    /// An ordinary HTTP exchange (connectivity check, portal page), not a WebSocket attempt.
+    pub(crate) plain_http: bool,
+    /// A fault hit it.
+    pub(crate) faulted: bool,
+    /// When the LRU purge dropped it.
+    pub(crate) purged_ms: Option<u64>,
+    /// Pings from the app: WebSocket ping frames and app `ping` messages, in order.
+    pub(crate) heartbeats: Vec<u64>,
+    /// Protocol message types the app sent, with their times.
+    pub(crate) sent: Vec<(u64, String)>,
+}
+
+impl Conn {
+    /// A WebSocket attempt: anything but a plain HTTP exchange (an upgrade that was cut, refused
+    /// or answered all count; so does a connection that never got as far as a request).
+    pub(crate) fn is_attempt(&self) -> bool {
+        self.ws_opened_ms.is_some() || self.ws_rejected || self.faulted || !self.plain_http
+    }
+
+    /// An attempt that did not become a session.
+    pub(crate) fn failed(&self) -> bool {
+        self.ws_opened_ms.is_none()
+    }
+
+    /// When the connection ended as far as the log knows (`None`: still open at the end).
+    pub(crate) fn ended_ms(&self) -> Option<u64> {
+        [
+            self.ws_end.as_ref().map(|e| e.at_ms),
+            self.closed_ms,
+            self.purged_ms,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+/// A fault that fired.
+#[derive(Debug, Clone)]
+pub(crate) struct Fired {
+    pub(crate) at_ms: u64,
+    pub(crate) conn: Option<ConnId>,
+    pub(crate) rule: u64,
+    pub(crate) fault: Option<Fault>,
+}
+
+/// The folded log.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Facts {
+    pub(crate) conns: BTreeMap<ConnId, Conn>,
+    pub(crate) fired: Vec<Fired>,
+    pub(crate) dns: Vec<(u64, String)>,
+    pub(crate) probes: Vec<(u64, String, String)>,
+    /// When the run ended (the `stopping` event, else the last event).
+    pub(crate) end_ms: u64,
+}
+
+impl Facts {
+    pub(crate) fn new(events: &[Event]) -> Facts {
+        let mut f = Facts::default();
+        for e in events {
+            f.end_ms = f.end_ms.max(e.at_ms);
+            let at = e.at_ms;
+            match &e.kind {
+                EventKind::TcpAccepted { conn, .. } => {
+                    f.conns.insert(
+                        *conn,
+                        Conn {
+                            id: *conn,
+                            accepted_ms: at,
+                            ..Conn::default()
+                        },
+                    );
+                }
+                EventKind::TcpClosed { conn, by, .. } => {
+                    if let Some(c) = f.conns.get_mut(conn) {
+                        c.closed_ms.get_or_insert(at);
+                        c.closed_by.get_or_insert(*by);
+                    }
+                }
+                EventKind::LruPurged { conn, .. } => {
+                    if let Some(c) = f.conns.get_mut(conn) {
+                        c.purged_ms.get_or_insert(at);
+                    }
+                }
+                EventKind::HttpRequest { conn, .. } | EventKind::HttpError { conn, .. } => {
+                    if let Some(c) = f.conns.get_mut(conn) {
+                        c.plain_http = true;
+                    }
+                }
+                EventKind::ConnectivityProbe {
+                    conn, os, verdict, ..
+                } => {
+                    if let Some(c) = f.conns.get_mut(conn) {
+                        c.plain_http = true;
+                    }
+                    let verdict = serde_json::to_value(verdict)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    f.probes.push((at, os.clone(), verdict));
+                }
+                EventKind::WsOpened { conn, .. } => {
+                    if let Some(c) = f.conns.get_mut(conn) {
+                        c.ws_opened_ms.get_or_insert(at);
+                    }
+                }
+                EventKind::WsRejected { conn, .. } => {
+                    if let Some(c) = f.conns.get_mut(conn) {
+                        c.ws_rejected = true;
+                    }
+                }
+                EventKind::WsClosed {
+                    conn,
+                    by,
+                    code,
+                    clean,
+                    ..
+                } => {
+                    if let Some(c) = f.conns.get_mut(conn)
+                        && c.ws_end.is_none()
+                    {
+                        c.ws_end = Some(WsEnd {
+                            at_ms: at,
+                            by: *by,
+                            code: *code,
+                            clean: *clean,
+                        });
+                    }
+                }
+                EventKind::WsControl {
+                    conn,
+                    direction: Direction::In,
+                    frame,
+                } if frame == "ping" => {
+                    if let Some(c) = f.conns.get_mut(conn) {
+                        c.heartbeats.push(at);
+                    }
+                }
+                EventKind::WsMessage {
+                    conn,
+                    direction: Direction::In,
+                    msg_type: Some(t),
+                    ..
+                } => {
+                    if let Some(c) = f.conns.get_mut(conn) {
+                        if t == "ping" {
+                            c.heartbeats.push(at);
+                        }
+                        c.sent.push((at, t.clone()));
+                    }
+                }
+                EventKind::FaultApplied {
+                    conn, rule, fault, ..
+                } => {
+                    if let Some(c) = conn.and_then(|id| f.conns.get_mut(&id)) {
+                        c.faulted = true;
+                    }
+                    f.fired.push(Fired {
+                        at_ms: at,
+                        conn: *conn,
+                        rule: *rule,
+                        fault: serde_json::from_value(fault.clone()).ok(),
+                    });
+                }
+                EventKind::DnsQuery { name, .. } => f.dns.push((at, name.clone())),
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// WebSocket attempts in accept order.
+    pub(crate) fn attempts(&self) -> impl Iterator<Item = &Conn> {
+        self.conns.values().filter(|c| c.is_attempt())
+    }
+
+    /// Connections that became WebSocket sessions, in the order they opened. (Not in connection
+    /// order: a delayed handshake can complete on an old connection after a newer one opened.)
+    pub(crate) fn sessions(&self) -> impl Iterator<Item = &Conn> {
+        let mut s: Vec<&Conn> = self
+            .conns
+            .values()
+            .filter(|c| c.ws_opened_ms.is_some())
+            .collect();
+        s.sort_by_key(|c| (c.ws_opened_ms, c.id));
+        s.into_iter()
+    }
+
+    /// The session that ended last (or is still open at the end): the one the client leaves.
+    pub(crate) fn last_session(&self) -> Option<&Conn> {
+        self.sessions()
+            .max_by_key(|c| (c.ended_ms().unwrap_or(u64::MAX), c.ws_opened_ms, c.id))
+    }
+}

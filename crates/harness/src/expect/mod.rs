@@ -1,0 +1,381 @@
+//! Expectations: what the client must have done, judged over the emulator's event log.
+//!
+//! A scenario's `expect:` list holds one-key maps; the key is the expectation's stable name
+//! (used by `catches:` and in reports; a repeated key gets `#2`, `#3`, …):
+//!
+//! ```yaml
+//! expect:
+//!   - connected: { within: 5s }
+//!   - backoff: { min_factor: 1.5, first_retry_within: 2s, max: 30s, jitter: true }
+//!   - heartbeat: { every: 2s, tolerance: 1s }
+//!   - closes_cleanly: { code: 1000 }
+//! ```
+//!
+//! - this module: the written form ([`Expectation`]) and the reference checks ([`validate`]);
+//! - `facts`: what the log says about attempts, sessions and fired faults;
+//! - `eval`: each expectation's verdict ([`Outcome`]) with the evidence it used.
+
+mod eval;
+mod facts;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use espsim_faults::{FaultRule, Pattern};
+use serde::Deserialize;
+
+use crate::client::ClientProfile;
+
+pub(crate) use eval::secs;
+pub use eval::{Evidence, Outcome, evaluate};
+
+/// One entry of a scenario's `expect:` list.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Expectation {
+    /// The first WebSocket session opens within `within` of the start.
+    Connected(Connected),
+    /// After a named fault's window ends (or at a time), a new session opens within `within`.
+    Reconnects(Reconnects),
+    /// Retries after failed attempts back off: growing gaps, a quick first retry, a cap, jitter.
+    Backoff(Backoff),
+    /// Never more than `max` connection attempts in any `window`.
+    NoStorm(NoStorm),
+    /// Pings (WebSocket ping frames or app `ping` messages) every `every` ± `tolerance`.
+    Heartbeat(Heartbeat),
+    /// After `half_open` / `suppress_pong` starts, the client closes or reconnects within `within`.
+    DetectsDeadLink(Within),
+    /// When the client leaves, it sends a close frame with `code` and completes the handshake.
+    ClosesCleanly(ClosesCleanly),
+    /// The client sends a message of `type`, within `within` of a session opening.
+    Sends(Sends),
+    /// The client sends these message types in this order within one session.
+    SendsInOrder(Vec<String>),
+    /// Never more than `max` TCP connections open at once.
+    MaxConcurrentConnections(MaxConcurrent),
+    /// A DNS query for `name` (a pattern: `*` any run, `?` one character) reached the device.
+    DnsQueried(DnsQueried),
+    /// The OS connectivity check of `os` (`android`, `apple`, `windows`, …) reached the device.
+    Probed(Probed),
+}
+
+/// `connected: { within: 5s }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connected {
+    /// Deadline from the start of the run.
+    #[serde(with = "human")]
+    pub within: Duration,
+}
+
+/// `reconnects: { after: <fault name>, within: 5s }` or `reconnects: { at: 6s, within: 3s }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reconnects {
+    /// The fault (its `name:`) whose window end is the reference point.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// A fixed reference point from the start of the run.
+    #[serde(default, with = "human_opt")]
+    pub at: Option<Duration>,
+    /// How long after the reference point a session must be open.
+    #[serde(with = "human")]
+    pub within: Duration,
+}
+
+/// `backoff: { min_factor: 1.5, first_retry_within: 2s, max: 30s, jitter: true }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    /// Each gap between retries must be at least this times the previous one (≥ 1).
+    #[serde(default = "default_factor")]
+    pub min_factor: f64,
+    /// The first retry after a failure comes within this long.
+    #[serde(default, with = "human_opt")]
+    pub first_retry_within: Option<Duration>,
+    /// No gap is longer than this (the cap).
+    #[serde(default, with = "human_opt")]
+    pub max: Option<Duration>,
+    /// Require jitter: the growth ratios between gaps are not all the same.
+    #[serde(default)]
+    pub jitter: bool,
+}
+
+fn default_factor() -> f64 {
+    1.5
+}
+
+/// `no_storm: { max: 5, window: 1s }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoStorm {
+    /// Most connection attempts allowed in any window.
+    pub max: usize,
+    /// The sliding window's length.
+    #[serde(with = "human")]
+    pub window: Duration,
+}
+
+/// `heartbeat: { every: 2s, tolerance: 1s }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The expected interval.
+    #[serde(with = "human")]
+    pub every: Duration,
+    /// Allowed deviation either way (default 0).
+    #[serde(default, with = "human_opt")]
+    pub tolerance: Option<Duration>,
+}
+
+/// `detects_dead_link: { within: 5s }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Within {
+    /// The deadline from the reference point.
+    #[serde(with = "human")]
+    pub within: Duration,
+}
+
+/// `closes_cleanly: { code: 1000 }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClosesCleanly {
+    /// The close code the client must send (default 1000).
+    #[serde(default = "default_close_code")]
+    pub code: u16,
+}
+
+fn default_close_code() -> u16 {
+    1000
+}
+
+/// `sends: { type: hello, within: 1s }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sends {
+    /// The protocol message `type`.
+    #[serde(rename = "type")]
+    pub message_type: String,
+    /// Deadline from the opening of the session it is sent in; absent = any time.
+    #[serde(default, with = "human_opt")]
+    pub within: Option<Duration>,
+}
+
+/// `max_concurrent_connections: { max: 2 }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaxConcurrent {
+    /// Most TCP connections open at the same time.
+    pub max: usize,
+}
+
+/// `dns_queried: { name: "*.gstatic.com" }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsQueried {
+    /// Name pattern (case-insensitive, trailing dot ignored).
+    pub name: Pattern,
+}
+
+/// `probed: { os: android }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probed {
+    /// The OS as the emulator names it in `connectivity_probe` events.
+    pub os: String,
+}
+
+impl Expectation {
+    /// The key as written, e.g. `detects_dead_link`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Expectation::Connected(_) => "connected",
+            Expectation::Reconnects(_) => "reconnects",
+            Expectation::Backoff(_) => "backoff",
+            Expectation::NoStorm(_) => "no_storm",
+            Expectation::Heartbeat(_) => "heartbeat",
+            Expectation::DetectsDeadLink(_) => "detects_dead_link",
+            Expectation::ClosesCleanly(_) => "closes_cleanly",
+            Expectation::Sends(_) => "sends",
+            Expectation::SendsInOrder(_) => "sends_in_order",
+            Expectation::MaxConcurrentConnections(_) => "max_concurrent_connections",
+            Expectation::DnsQueried(_) => "dns_queried",
+            Expectation::Probed(_) => "probed",
+        }
+    }
+}
+
+/// The stable names of a list of expectations: the key, with `#2`, `#3`, … for repeats.
+pub fn names(expect: &[Expectation]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    expect
+        .iter()
+        .map(|e| {
+            let n = seen.entry(e.key()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                e.key().to_owned()
+            } else {
+                format!("{}#{n}", e.key())
+            }
+        })
+        .collect()
+}
+
+/// Checks what the schema cannot: referenced faults exist, `catches:` names a known profile and
+/// an expectation of this scenario, numbers are in range. Returns the message for the first
+/// problem (the scenario adds the file name).
+pub fn validate(
+    expect: &[Expectation],
+    faults: &[FaultRule],
+    catches: &BTreeMap<String, String>,
+    duration: Duration,
+) -> Result<(), String> {
+    let names = names(expect);
+    for (e, name) in expect.iter().zip(&names) {
+        let fail = |what: String| Err(format!("expect `{name}`: {what}"));
+        match e {
+            Expectation::Reconnects(r) => match (&r.after, r.at) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return fail(
+                        "give exactly one of `after: <fault name>` or `at: <time>`".into(),
+                    );
+                }
+                (Some(fault), None) => {
+                    if !faults.iter().any(|f| f.name.as_deref() == Some(fault)) {
+                        let known: Vec<&str> =
+                            faults.iter().filter_map(|f| f.name.as_deref()).collect();
+                        return fail(format!(
+                            "no fault is named `{fault}` (named faults: {}; hint: add `name: {fault}` to the rule)",
+                            if known.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
+                        ));
+                    }
+                }
+                (None, Some(at)) if at >= duration => {
+                    return fail(format!(
+                        "`at: {}` is not inside the scenario's duration",
+                        humantime::format_duration(at)
+                    ));
+                }
+                (None, Some(_)) => {}
+            },
+            Expectation::Backoff(b) if !(b.min_factor.is_finite() && b.min_factor >= 1.0) => {
+                return fail(format!(
+                    "min_factor must be at least 1 (got {})",
+                    b.min_factor
+                ));
+            }
+            Expectation::NoStorm(s) if s.window.is_zero() || s.max == 0 => {
+                return fail("`max` and `window` must be more than 0".into());
+            }
+            Expectation::Heartbeat(h) if h.every.is_zero() => {
+                return fail("`every` must be more than 0".into());
+            }
+            Expectation::SendsInOrder(types) if types.is_empty() => {
+                return fail("list at least one message type".into());
+            }
+            Expectation::MaxConcurrentConnections(m) if m.max == 0 => {
+                return fail("`max` must be at least 1".into());
+            }
+            _ => {}
+        }
+    }
+    for (profile, expectation) in catches {
+        let parsed: ClientProfile = profile.parse().map_err(|e| format!("catches: {e}"))?;
+        if parsed == ClientProfile::Good {
+            return Err("catches: `good` must pass every expectation; list only the profiles that must fail".into());
+        }
+        if !names.iter().any(|n| n == expectation) {
+            return Err(format!(
+                "catches: {profile}: no expectation named `{expectation}` (this scenario has: {})",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How a report shows an expectation's parameters, e.g. `within 5s`.
+pub fn describe(e: &Expectation) -> String {
+    let d = |d: Duration| humantime::format_duration(d).to_string();
+    match e {
+        Expectation::Connected(c) => format!("within {}", d(c.within)),
+        Expectation::Reconnects(r) => match (&r.after, r.at) {
+            (Some(f), _) => format!("after `{f}` ends, within {}", d(r.within)),
+            (None, Some(at)) => format!("after {}, within {}", d(at), d(r.within)),
+            (None, None) => format!("within {}", d(r.within)),
+        },
+        Expectation::Backoff(b) => {
+            let mut s = format!("gaps grow ×{}", b.min_factor);
+            if let Some(t) = b.first_retry_within {
+                s += &format!(", first retry within {}", d(t));
+            }
+            if let Some(m) = b.max {
+                s += &format!(", at most {}", d(m));
+            }
+            if b.jitter {
+                s += ", with jitter";
+            }
+            s
+        }
+        Expectation::NoStorm(n) => format!("at most {} attempts per {}", n.max, d(n.window)),
+        Expectation::Heartbeat(h) => format!(
+            "every {} ± {}",
+            d(h.every),
+            d(h.tolerance.unwrap_or_default())
+        ),
+        Expectation::DetectsDeadLink(w) => format!("within {}", d(w.within)),
+        Expectation::ClosesCleanly(c) => format!("close code {}", c.code),
+        Expectation::Sends(s) => match s.within {
+            Some(w) => format!("`{}` within {} of a session opening", s.message_type, d(w)),
+            None => format!("`{}`", s.message_type),
+        },
+        Expectation::SendsInOrder(t) => t.join(" → "),
+        Expectation::MaxConcurrentConnections(m) => format!("at most {}", m.max),
+        Expectation::DnsQueried(q) => format!("`{}`", q.name.as_str()),
+        Expectation::Probed(p) => format!("`{}`", p.os),
+    }
+}
+
+/// `within: 5s` (humantime).
+mod human {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An optional humantime duration.
+mod human_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| super::parse_duration(&t))
+            .transpose()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration `{text}`: {e} (write e.g. \"500ms\", \"5s\", \"2m\")")
+    })
+}

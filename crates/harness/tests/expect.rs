@@ -1,0 +1,660 @@
+//! Every expectation on hand-built event logs: it passes where the client behaved and fails,
+//! with evidence, where it did not.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use espsim_emulator::events::{Direction, Event, EventKind, Side, Verdict};
+use espsim_emulator::internet::InternetMode;
+use espsim_faults::FaultRule;
+use espsim_harness::Scenario;
+use espsim_harness::expect::{Expectation, Outcome, evaluate, validate};
+
+/// Builds an event log in time order.
+#[derive(Default)]
+struct Log(Vec<Event>);
+
+impl Log {
+    fn push(&mut self, at_ms: u64, kind: EventKind) -> &mut Self {
+        let seq = self.0.len() as u64;
+        self.0.push(Event { seq, at_ms, kind });
+        self
+    }
+    fn accept(&mut self, at: u64, conn: u64) -> &mut Self {
+        self.push(
+            at,
+            EventKind::TcpAccepted {
+                conn,
+                peer: "127.0.0.1:40000".parse().expect("addr"),
+                service: "http".into(),
+            },
+        )
+    }
+    fn open(&mut self, at: u64, conn: u64) -> &mut Self {
+        self.accept(at, conn).push(
+            at,
+            EventKind::WsOpened {
+                conn,
+                path: "/ws".into(),
+                subprotocol: None,
+            },
+        )
+    }
+    fn tcp_closed(&mut self, at: u64, conn: u64, by: Side) -> &mut Self {
+        self.push(
+            at,
+            EventKind::TcpClosed {
+                conn,
+                by,
+                reason: "test".into(),
+            },
+        )
+    }
+    /// An attempt that is cut before the upgrade completes.
+    fn failed(&mut self, at: u64, conn: u64) -> &mut Self {
+        self.accept(at, conn).tcp_closed(at, conn, Side::Device)
+    }
+    fn ws_closed(
+        &mut self,
+        at: u64,
+        conn: u64,
+        by: Side,
+        code: Option<u16>,
+        clean: bool,
+    ) -> &mut Self {
+        self.push(
+            at,
+            EventKind::WsClosed {
+                conn,
+                by,
+                code,
+                reason: String::new(),
+                clean,
+            },
+        )
+        .tcp_closed(at, conn, by)
+    }
+    fn ping(&mut self, at: u64, conn: u64) -> &mut Self {
+        self.push(
+            at,
+            EventKind::WsControl {
+                conn,
+                direction: Direction::In,
+                frame: "ping".into(),
+            },
+        )
+    }
+    fn send(&mut self, at: u64, conn: u64, t: &str) -> &mut Self {
+        self.push(
+            at,
+            EventKind::WsMessage {
+                conn,
+                direction: Direction::In,
+                msg_type: Some(t.into()),
+                bytes: 20,
+            },
+        )
+    }
+    fn fault(&mut self, at: u64, conn: Option<u64>, rule: u64, fault: &str) -> &mut Self {
+        self.push(
+            at,
+            EventKind::FaultApplied {
+                conn,
+                rule,
+                fault: serde_json::from_str(fault).expect("fault json"),
+                detail: "test".into(),
+            },
+        )
+    }
+    fn stop(&mut self, at: u64) -> &mut Self {
+        self.push(at, EventKind::Stopping)
+    }
+}
+
+fn expectations(yaml: &str) -> Vec<Expectation> {
+    espsim_harness::yaml::parse(yaml, Path::new("expect.yaml")).expect("valid expectations")
+}
+
+fn faults(yaml: &str) -> Vec<FaultRule> {
+    espsim_harness::yaml::parse(yaml, Path::new("faults.yaml")).expect("valid faults")
+}
+
+fn judge(expect: &str, rules: &[FaultRule], log: &Log) -> Outcome {
+    let e = expectations(expect);
+    assert_eq!(e.len(), 1, "one expectation per check");
+    evaluate(&e, rules, &log.0).remove(0)
+}
+
+#[track_caller]
+fn passes(o: &Outcome) {
+    assert!(o.passed, "{} should pass: {}", o.name, o.message);
+}
+
+#[track_caller]
+fn fails(o: &Outcome, why: &str) {
+    assert!(!o.passed, "{} should fail: {}", o.name, o.message);
+    assert!(
+        o.message.contains(why),
+        "message `{}` lacks `{why}`",
+        o.message
+    );
+}
+
+#[test]
+fn connected_within() {
+    let mut log = Log::default();
+    log.failed(100, 1).open(1200, 2).stop(5000);
+    let o = judge("- connected: { within: 2s }", &[], &log);
+    passes(&o);
+    assert_eq!(o.evidence[0].at_ms, Some(1200));
+    assert_eq!(o.evidence[0].conn, Some(2));
+    fails(
+        &judge("- connected: { within: 1s }", &[], &log),
+        "first session only at 1.200s",
+    );
+    let mut never = Log::default();
+    never.failed(100, 1).failed(600, 2).stop(5000);
+    fails(
+        &judge("- connected: { within: 1s }", &[], &never),
+        "never connected (2 attempt(s)",
+    );
+}
+
+#[test]
+fn reconnects_after_a_named_fault_or_a_time() {
+    let rules = faults("- { name: outage, when: { at: 2s, for: 2s }, fault: refuse }\n");
+    let mut log = Log::default();
+    log.open(10, 1)
+        .ws_closed(2000, 1, Side::Device, None, false)
+        .open(4600, 2)
+        .stop(8000);
+    passes(&judge(
+        "- reconnects: { after: outage, within: 1s }",
+        &rules,
+        &log,
+    ));
+    fails(
+        &judge(
+            "- reconnects: { after: outage, within: 300ms }",
+            &rules,
+            &log,
+        ),
+        "no session between 2.000s and 4.300s",
+    );
+    passes(&judge("- reconnects: { at: 4s, within: 1s }", &rules, &log));
+    fails(
+        &judge("- reconnects: { at: 4s, within: 200ms }", &rules, &log),
+        "no session",
+    );
+
+    // A fault without a time window: its window ends when it last fired.
+    let rules = faults(
+        "- { name: cut, when: { connections: 1-2 }, fault: { handshake: reset, at: after_request } }\n",
+    );
+    let mut log = Log::default();
+    log.failed(10, 1)
+        .fault(
+            10,
+            Some(1),
+            1,
+            r#"{"handshake":"reset","at":"after_request"}"#,
+        )
+        .failed(600, 2)
+        .fault(
+            600,
+            Some(2),
+            1,
+            r#"{"handshake":"reset","at":"after_request"}"#,
+        )
+        .open(1700, 3)
+        .stop(5000);
+    passes(&judge(
+        "- reconnects: { after: cut, within: 2s }",
+        &rules,
+        &log,
+    ));
+    fails(
+        &judge("- reconnects: { after: cut, within: 900ms }", &rules, &log),
+        "no session",
+    );
+    let mut silent = Log::default();
+    silent.open(10, 1).stop(5000);
+    fails(
+        &judge("- reconnects: { after: cut, within: 1s }", &rules, &silent),
+        "never fired",
+    );
+}
+
+/// Attempts at the given accept times: each but the last is cut at once, the last connects.
+fn retries(times: &[u64]) -> Log {
+    let mut log = Log::default();
+    let (last, failed) = times.split_last().expect("at least one attempt");
+    for (i, t) in failed.iter().enumerate() {
+        log.failed(*t, i as u64 + 1);
+    }
+    log.open(*last, times.len() as u64).stop(last + 5000);
+    log
+}
+
+#[test]
+fn backoff_grows_with_jitter_and_a_cap() {
+    let good = "- backoff: { min_factor: 1.5, first_retry_within: 1s, max: 4s, jitter: true }";
+    // Gaps 0.5 s, 0.9 s, 2.1 s: growing, jittered, under the cap.
+    let o = judge(good, &[], &retries(&[0, 500, 1400, 3500]));
+    passes(&o);
+    assert!(
+        o.message.contains("0.500s → 0.900s → 2.100s"),
+        "{}",
+        o.message
+    );
+    // No backoff at all: gaps of a few ms.
+    fails(
+        &judge(good, &[], &retries(&[0, 2, 3, 5, 6])),
+        "grows less than ×1.5",
+    );
+    // Growing exactly ×2 every time: no jitter.
+    fails(
+        &judge(good, &[], &retries(&[0, 500, 1500, 3500])),
+        "no jitter",
+    );
+    // ...which is fine when jitter is not asked for.
+    passes(&judge(
+        "- backoff: { min_factor: 1.5 }",
+        &[],
+        &retries(&[0, 500, 1500, 3500]),
+    ));
+    // First retry too late.
+    fails(
+        &judge(good, &[], &retries(&[0, 3000, 9000, 21000])),
+        "first retry after 3.000s",
+    );
+    // Past the cap.
+    fails(
+        &judge(
+            "- backoff: { min_factor: 1.5, max: 1s }",
+            &[],
+            &retries(&[0, 500, 1500, 3500]),
+        ),
+        "more than the cap",
+    );
+    // Gaps at the cap may stay flat.
+    passes(&judge(
+        "- backoff: { min_factor: 1.5, max: 2s }",
+        &[],
+        &retries(&[0, 500, 1500, 3500, 5450, 7450]),
+    ));
+    // Too few failures to judge growth.
+    fails(
+        &judge(good, &[], &retries(&[0, 500])),
+        "fewer than 3 consecutive failed attempts",
+    );
+    let mut none = Log::default();
+    none.open(10, 1).stop(3000);
+    fails(&judge(good, &[], &none), "nothing to judge");
+}
+
+#[test]
+fn no_storm_counts_attempts_in_a_sliding_window() {
+    let storm = retries(&[0, 50, 100, 150, 200, 250, 300]);
+    let o = judge("- no_storm: { max: 5, window: 1s }", &[], &storm);
+    fails(&o, "7 attempts within 1.000s from 0.000s");
+    assert_eq!(o.evidence[0].conn, Some(1));
+    passes(&judge(
+        "- no_storm: { max: 3, window: 1s }",
+        &[],
+        &retries(&[0, 500, 1400, 3500]),
+    ));
+}
+
+#[test]
+fn heartbeat_every_with_tolerance() {
+    let mut log = Log::default();
+    log.open(0, 1);
+    for t in [1000, 2000, 3010, 4000] {
+        log.ping(t, 1);
+    }
+    log.ws_closed(4500, 1, Side::Client, Some(1000), true)
+        .stop(4600);
+    passes(&judge(
+        "- heartbeat: { every: 1s, tolerance: 200ms }",
+        &[],
+        &log,
+    ));
+
+    let mut gap = Log::default();
+    gap.open(0, 1).ping(1000, 1).ping(4000, 1).stop(4500);
+    fails(
+        &judge("- heartbeat: { every: 1s, tolerance: 200ms }", &[], &gap),
+        "3.000s without a ping on conn 1",
+    );
+
+    let mut eager = Log::default();
+    eager.open(0, 1).ping(1000, 1).ping(1100, 1).stop(1500);
+    fails(
+        &judge("- heartbeat: { every: 1s, tolerance: 200ms }", &[], &eager),
+        "only 0.100s apart",
+    );
+
+    let mut silent = Log::default();
+    silent.open(0, 1).stop(900);
+    fails(
+        &judge("- heartbeat: { every: 1s, tolerance: 200ms }", &[], &silent),
+        "no ping seen",
+    );
+
+    // App-level `ping` messages count too.
+    let mut app = Log::default();
+    app.open(0, 1)
+        .send(900, 1, "ping")
+        .send(1900, 1, "ping")
+        .stop(2500);
+    passes(&judge(
+        "- heartbeat: { every: 1s, tolerance: 200ms }",
+        &[],
+        &app,
+    ));
+}
+
+#[test]
+fn detects_dead_link_after_half_open_or_suppressed_pongs() {
+    let mut reacted = Log::default();
+    reacted
+        .open(0, 1)
+        .fault(2000, Some(1), 1, r#"{"stream":"half_open"}"#)
+        .open(3500, 2)
+        .stop(6000);
+    let o = judge("- detects_dead_link: { within: 2s }", &[], &reacted);
+    passes(&o);
+    assert!(
+        o.evidence
+            .iter()
+            .any(|e| e.note.contains("reacted after 1.500s")),
+        "{:?}",
+        o.evidence
+    );
+    fails(
+        &judge("- detects_dead_link: { within: 1s }", &[], &reacted),
+        "reacted only after 1.500s",
+    );
+
+    let mut closed = Log::default();
+    closed
+        .open(0, 1)
+        .fault(2000, Some(1), 1, r#"{"ws":"suppress_pong"}"#)
+        .ws_closed(3000, 1, Side::Client, Some(1000), true)
+        .stop(6000);
+    passes(&judge("- detects_dead_link: { within: 2s }", &[], &closed));
+
+    let mut oblivious = Log::default();
+    oblivious
+        .open(0, 1)
+        .fault(2000, Some(1), 1, r#"{"ws":"suppress_pong"}"#)
+        .stop(9000);
+    fails(
+        &judge("- detects_dead_link: { within: 2s }", &[], &oblivious),
+        "neither closed nor reconnected",
+    );
+
+    // A link that comes back (the rule's window ends) before the deadline need not be noticed.
+    let rules =
+        faults("- { name: mute, when: { at: 2s, for: 1s }, fault: { ws: suppress_pong } }\n");
+    let mut healed = Log::default();
+    healed
+        .open(0, 1)
+        .fault(2000, Some(1), 1, r#"{"ws":"suppress_pong"}"#)
+        .stop(9000);
+    fails(
+        &judge("- detects_dead_link: { within: 2s }", &rules, &healed),
+        "no dead link lasted long enough to judge",
+    );
+    let rules =
+        faults("- { name: mute, when: { at: 2s, for: 5s }, fault: { ws: suppress_pong } }\n");
+    fails(
+        &judge("- detects_dead_link: { within: 2s }", &rules, &healed),
+        "neither closed nor reconnected",
+    );
+
+    let mut nothing = Log::default();
+    nothing.open(0, 1).stop(9000);
+    fails(
+        &judge("- detects_dead_link: { within: 2s }", &[], &nothing),
+        "no dead link to detect",
+    );
+}
+
+#[test]
+fn sessions_count_in_the_order_they_opened() {
+    // A delayed handshake completes on conn 1 after conn 2 opened and the client left conn 1.
+    let mut log = Log::default();
+    log.accept(0, 1)
+        .open(3500, 2)
+        .push(
+            6000,
+            EventKind::WsOpened {
+                conn: 1,
+                path: "/ws".into(),
+                subprotocol: None,
+            },
+        )
+        .ws_closed(6001, 1, Side::Client, None, false)
+        .ws_closed(8000, 2, Side::Client, Some(1000), true)
+        .stop(8001);
+    let o = judge("- connected: { within: 4s }", &[], &log);
+    passes(&o);
+    assert_eq!(o.evidence[0].conn, Some(2));
+    passes(&judge("- closes_cleanly: { code: 1000 }", &[], &log));
+}
+
+#[test]
+fn closes_cleanly_with_the_code() {
+    let mut good = Log::default();
+    good.open(0, 1)
+        .ws_closed(3000, 1, Side::Client, Some(1000), true)
+        .stop(3100);
+    passes(&judge("- closes_cleanly: { code: 1000 }", &[], &good));
+    fails(
+        &judge("- closes_cleanly: { code: 1001 }", &[], &good),
+        "expected the client to close with 1001",
+    );
+
+    let mut dropped = Log::default();
+    dropped
+        .open(0, 1)
+        .ws_closed(3000, 1, Side::Client, None, false)
+        .stop(3100);
+    fails(
+        &judge("- closes_cleanly: {}", &[], &dropped),
+        "ended by the client with no close frame, not clean",
+    );
+
+    let mut by_device = Log::default();
+    by_device
+        .open(0, 1)
+        .ws_closed(3000, 1, Side::Device, Some(1001), true)
+        .stop(3100);
+    fails(
+        &judge("- closes_cleanly: {}", &[], &by_device),
+        "ended by the device with code 1001",
+    );
+}
+
+#[test]
+fn sends_and_sends_in_order() {
+    let mut log = Log::default();
+    log.open(1000, 1)
+        .send(1010, 1, "hello")
+        .send(1500, 1, "get_state")
+        .send(3000, 1, "set_config")
+        .stop(4000);
+    passes(&judge("- sends: { type: hello, within: 100ms }", &[], &log));
+    fails(
+        &judge("- sends: { type: set_config, within: 1s }", &[], &log),
+        "sent only 2.000s after",
+    );
+    fails(
+        &judge("- sends: { type: provision }", &[], &log),
+        "`provision` never sent (sent: hello, get_state, set_config)",
+    );
+    passes(&judge("- sends_in_order: [hello, set_config]", &[], &log));
+    fails(
+        &judge("- sends_in_order: [set_config, hello]", &[], &log),
+        "matched 1",
+    );
+}
+
+#[test]
+fn max_concurrent_connections_counts_open_sockets() {
+    let mut log = Log::default();
+    for c in 1..=8 {
+        log.accept(c * 10, c);
+    }
+    log.stop(1000);
+    fails(
+        &judge("- max_concurrent_connections: { max: 7 }", &[], &log),
+        "8 connections open at once at 0.080s",
+    );
+    let mut serial = Log::default();
+    serial
+        .open(0, 1)
+        .ws_closed(500, 1, Side::Client, Some(1000), true)
+        .open(500, 2)
+        .stop(900);
+    passes(&judge(
+        "- max_concurrent_connections: { max: 1 }",
+        &[],
+        &serial,
+    ));
+}
+
+#[test]
+fn dns_queried_and_probed() {
+    let mut log = Log::default();
+    log.push(
+        10,
+        EventKind::DnsQuery {
+            transport: "udp".into(),
+            client: "127.0.0.1:5000".parse().expect("addr"),
+            name: "connectivitycheck.gstatic.com.".into(),
+            qtype: "A".into(),
+            rcode: Some("NoError".into()),
+            answers: vec!["192.168.4.1".into()],
+        },
+    )
+    .accept(20, 1)
+    .push(
+        25,
+        EventKind::ConnectivityProbe {
+            conn: 1,
+            os: "android".into(),
+            url: "http://connectivitycheck.gstatic.com/generate_204".into(),
+            mode: InternetMode::Captive,
+            status: 302,
+            verdict: Verdict::SignIn,
+        },
+    )
+    .stop(100);
+    passes(&judge(
+        "- dns_queried: { name: \"*.gstatic.com\" }",
+        &[],
+        &log,
+    ));
+    fails(
+        &judge("- dns_queried: { name: esp32.local }", &[], &log),
+        "no query matched",
+    );
+    let o = judge("- probed: { os: android }", &[], &log);
+    passes(&o);
+    assert!(o.message.contains("concluded sign_in"), "{}", o.message);
+    fails(
+        &judge("- probed: { os: apple }", &[], &log),
+        "no apple connectivity check",
+    );
+    // A probe is not a WebSocket attempt.
+    fails(
+        &judge("- connected: { within: 1s }", &[], &log),
+        "never connected (0 attempt(s)",
+    );
+}
+
+#[test]
+fn repeated_keys_get_numbered_names() {
+    let e = expectations(
+        "- sends: { type: hello }\n- sends: { type: ping }\n- connected: { within: 1s }\n",
+    );
+    assert_eq!(
+        espsim_harness::expect::names(&e),
+        ["sends", "sends#2", "connected"]
+    );
+}
+
+#[test]
+fn bad_expectations_are_rejected_with_position() {
+    let err = espsim_harness::yaml::parse::<Vec<Expectation>>(
+        "- connected: { within: 2s }\n- heartbeat: { every: 1s, tolerence: 1s }\n",
+        Path::new("e.yaml"),
+    )
+    .expect_err("unknown field");
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(2), "{err}");
+    let err = espsim_harness::yaml::parse::<Vec<Expectation>>(
+        "- connected: { within: soon }\n",
+        Path::new("e.yaml"),
+    )
+    .expect_err("bad duration");
+    assert!(err.to_string().contains("invalid duration `soon`"), "{err}");
+    let err = espsim_harness::yaml::parse::<Vec<Expectation>>(
+        "- conected: { within: 1s }\n",
+        Path::new("e.yaml"),
+    )
+    .expect_err("unknown expectation");
+    assert!(err.to_string().contains("conected"), "{err}");
+}
+
+#[test]
+fn references_are_validated() {
+    let rules = faults("- { name: outage, when: { at: 1s, for: 1s }, fault: refuse }\n");
+    let d = std::time::Duration::from_secs(10);
+    let none = BTreeMap::new();
+    let err = validate(
+        &expectations("- reconnects: { after: outge, within: 1s }"),
+        &rules,
+        &none,
+        d,
+    )
+    .expect_err("unknown fault");
+    assert!(
+        err.contains("no fault is named `outge` (named faults: outage"),
+        "{err}"
+    );
+    let err = validate(
+        &expectations("- reconnects: { within: 1s }"),
+        &rules,
+        &none,
+        d,
+    )
+    .expect_err("neither");
+    assert!(err.contains("exactly one of"), "{err}");
+    let e = expectations("- connected: { within: 1s }");
+    let catches = BTreeMap::from([("naive".to_owned(), "backoff".to_owned())]);
+    let err = validate(&e, &rules, &catches, d).expect_err("unknown expectation");
+    assert!(
+        err.contains("no expectation named `backoff` (this scenario has: connected)"),
+        "{err}"
+    );
+    let catches = BTreeMap::from([("sloppy".to_owned(), "connected".to_owned())]);
+    assert!(
+        validate(&e, &rules, &catches, d)
+            .expect_err("profile")
+            .contains("unknown client profile `sloppy`")
+    );
+    let catches = BTreeMap::from([("good".to_owned(), "connected".to_owned())]);
+    assert!(validate(&e, &rules, &catches, d).is_err());
+
+    // Through Scenario::parse: the file name is in the message.
+    let text = "name: x\ndescription: y\nfaults: []\nexpect:\n  - reconnects: { after: gone, within: 1s }\nduration: 5s\n";
+    let err = Scenario::parse(text, Path::new("s.yaml")).expect_err("semantic");
+    assert!(
+        err.to_string()
+            .starts_with("s.yaml: expect `reconnects`: no fault is named `gone`"),
+        "{err}"
+    );
+}

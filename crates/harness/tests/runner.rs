@@ -1,0 +1,233 @@
+//! The runner end to end on loopback: a fresh emulator per run, the built-in client or an
+//! external command, expectations judged over the real event log, reports built from it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use espsim_harness::Scenario;
+use espsim_harness::client::ClientProfile;
+use espsim_harness::report;
+use espsim_harness::runner::{self, ClientSpec, CommandStatus};
+
+fn scenario(text: &str) -> Scenario {
+    Scenario::parse(text, Path::new("test.yaml")).expect("valid scenario")
+}
+
+const BASIC: &str = r#"name: basic
+description: Connect, say hello, keep the link alive, leave with 1000.
+seed: 3
+expect:
+  - connected: { within: 2s }
+  - sends: { type: hello, within: 1s }
+  - heartbeat: { every: 1s, tolerance: 500ms }
+  - closes_cleanly: { code: 1000 }
+  - max_concurrent_connections: { max: 1 }
+catches: { impolite: closes_cleanly, silent: heartbeat }
+duration: 3s
+"#;
+
+#[tokio::test]
+async fn builtin_good_client_passes_and_each_catching_profile_fails_its_expectation() {
+    let s = scenario(BASIC);
+    let plan = runner::catch_plan(&s);
+    assert_eq!(plan.len(), 3);
+    let runs = plan.into_iter().map(|p| {
+        let s = s.clone();
+        async move {
+            let r = tokio::time::timeout(Duration::from_secs(20), runner::run(&s, &p.client, None))
+                .await
+                .expect("run ends")
+                .expect("run starts");
+            (p, r)
+        }
+    });
+    for (p, r) in futures_util::future::join_all(runs).await {
+        let verdict = runner::judge_catch(&r, p.must_fail.as_deref());
+        assert!(
+            verdict.is_ok(),
+            "{}: {verdict:?}\n{}",
+            p.client,
+            report::text(&r)
+        );
+        assert_eq!(r.seed, 3);
+        assert!(r.events.iter().any(|e| e.kind.name() == "ws_opened"));
+        if p.client == ClientSpec::Builtin(ClientProfile::Good) {
+            assert!(r.passed());
+            let summary = r.client_summary.as_ref().expect("builtin summary");
+            assert!(summary.ever_ready());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_command_sees_the_device_in_its_environment() {
+    let s = scenario(
+        "name: env\ndescription: The command finds the device.\nseed: 9\nexpect: []\nduration: 10s\n",
+    );
+    let check = r#"case "$ESPSIM_WS_URL" in ws://127.0.0.1:*/ws) ;; *) exit 10;; esac
+case "$ESPSIM_HTTP_URL" in http://127.0.0.1:*) ;; *) exit 11;; esac
+case "$ESPSIM_DNS_ADDR" in 127.0.0.1:*) ;; *) exit 12;; esac
+[ "$ESPSIM_DEVICE_IP" = 127.0.0.1 ] || exit 13
+[ "$ESPSIM_SEED" = 9 ] || exit 14"#;
+    let client = ClientSpec::Command(vec!["sh".into(), "-c".into(), check.into()]);
+    let started = Instant::now();
+    let r = runner::run(&s, &client, None).await.expect("runs");
+    let c = r.command.as_ref().expect("command result");
+    assert_eq!(
+        c.status,
+        CommandStatus::Exited { code: 0 },
+        "{}",
+        c.describe()
+    );
+    assert!(r.passed());
+    // It exited at once, so the run did not wait for the 10 s duration.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_failing_command_fails_the_run_and_a_hanging_one_is_stopped() {
+    let s = scenario("name: cmd\ndescription: Commands.\nexpect: []\nduration: 1s\n");
+    let fail = ClientSpec::Command(vec!["sh".into(), "-c".into(), "exit 3".into()]);
+    let r = runner::run(&s, &fail, None).await.expect("runs");
+    assert_eq!(
+        r.command.as_ref().map(|c| c.status.clone()),
+        Some(CommandStatus::Exited { code: 3 })
+    );
+    assert!(!r.passed());
+
+    // A shell that ignores SIGTERM and a child that holds on: SIGKILL to the group ends both.
+    let hang = ClientSpec::Command(vec![
+        "sh".into(),
+        "-c".into(),
+        "trap '' TERM; sleep 60 & wait".into(),
+    ]);
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(10), runner::run(&s, &hang, None))
+        .await
+        .expect("a hanging command does not hang the run")
+        .expect("runs");
+    let c = r.command.as_ref().expect("command result");
+    assert_eq!(c.status, CommandStatus::Killed);
+    assert!(
+        c.after_ms >= 1000,
+        "stopped at the end, not before: {}",
+        c.after_ms
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        c.describe()
+            .contains("still running when the scenario ended")
+    );
+}
+
+#[tokio::test]
+async fn a_missing_command_is_a_start_error() {
+    let s = scenario("name: cmd\ndescription: Commands.\nexpect: []\nduration: 1s\n");
+    let missing = ClientSpec::Command(vec!["/nonexistent/espsim-app".into()]);
+    let err = runner::run(&s, &missing, None)
+        .await
+        .expect_err("cannot spawn");
+    assert!(
+        err.to_string()
+            .contains("cannot start `/nonexistent/espsim-app`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn junit_parses_back_with_one_suite_per_run_and_one_case_per_expectation() {
+    let s = scenario(BASIC);
+    let good = runner::run(&s, &ClientSpec::Builtin(ClientProfile::Good), None)
+        .await
+        .expect("runs");
+    let failing = ClientSpec::Command(vec!["sh".into(), "-c".into(), "exit 3".into()]);
+    let other = scenario(&BASIC.replace("name: basic", "name: with-command"));
+    let cmd = runner::run(&other, &failing, None).await.expect("runs");
+    let xml = report::junit(&[good, cmd]).expect("junit");
+    let parsed = quick_junit::Report::deserialize_from_str(&xml).expect("valid JUnit XML");
+    assert_eq!(parsed.test_suites.len(), 2, "{xml}");
+    let first = &parsed.test_suites[0];
+    assert_eq!(first.name.as_str(), "basic");
+    let names: Vec<&str> = first.test_cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "connected",
+            "sends",
+            "heartbeat",
+            "closes_cleanly",
+            "max_concurrent_connections"
+        ]
+    );
+    assert_eq!(first.failures, 0, "{xml}");
+    assert!(
+        first
+            .properties
+            .iter()
+            .any(|p| p.name.as_str() == "seed" && p.value.as_str() == "3")
+    );
+    let second = &parsed.test_suites[1];
+    assert_eq!(second.name.as_str(), "with-command");
+    // The command exited at once: it failed, and the session-based expectations failed too.
+    let command = second
+        .test_cases
+        .iter()
+        .find(|c| c.name.as_str() == "command")
+        .expect("command testcase");
+    match &command.status {
+        quick_junit::TestCaseStatus::NonSuccess { message, .. } => {
+            assert_eq!(
+                message
+                    .as_ref()
+                    .map(|m| m.as_str().starts_with("exited with 3")),
+                Some(true)
+            );
+        }
+        other => panic!("command should fail: {other:?}"),
+    }
+    assert!(second.failures >= 1);
+    assert_eq!(parsed.tests, 11, "{xml}");
+}
+
+#[test]
+fn every_library_scenario_loads_is_short_and_names_what_it_catches() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut count = 0;
+    let mut total = Duration::ZERO;
+    for entry in std::fs::read_dir(&dir).expect("scenarios/ exists") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        count += 1;
+        assert!(
+            s.duration <= Duration::from_secs(12),
+            "{}: too long for CI",
+            path.display()
+        );
+        assert!(!s.expect.is_empty(), "{}: no expectations", path.display());
+        assert!(!s.catches.is_empty(), "{}: catches nothing", path.display());
+        assert!(
+            s.seed.is_some(),
+            "{}: no seed, runs would not replay",
+            path.display()
+        );
+        total += s.duration * (1 + s.catches.len() as u32);
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name");
+        assert_eq!(s.name, stem, "the file is named after the scenario");
+    }
+    assert!(count >= 12, "the library has {count} scenarios");
+    // Sequential run time of the whole replay; `--check-catches --jobs 6` divides it.
+    assert!(
+        total <= Duration::from_secs(6 * 60),
+        "replay would take {total:?} sequentially"
+    );
+}
