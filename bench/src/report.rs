@@ -4,6 +4,7 @@
 //! table. A section that fails prints its error and the others still run.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -259,6 +260,18 @@ fn faults_section(args: &Args, _: &Path, report: &mut Report) -> anyhow::Result<
         ms(added_p50),
         ms(added_p99),
         args.runs
+    );
+    let (late50, late99) = ws::timer_overshoot(
+        clients,
+        Duration::from_millis(args.latency_ms),
+        args.measure() + args.warmup(),
+    )?;
+    println!(
+        "For scale, Tokio's timer on this machine at the same time: `sleep({}ms)` in {clients} tasks \
+         fires {} late at p50 and {} late at p99.\n",
+        args.latency_ms,
+        ms(f64::from(late50)),
+        ms(f64::from(late99))
     );
     let applied = with.p50 >= want_us * 0.5;
     if !applied {

@@ -250,3 +250,49 @@ pub(crate) async fn round_trip(ws: &mut Ws, seq: u64) -> anyhow::Result<()> {
     }
     bail!("no pong for seq {seq} among {MAX_FRAMES_PER_PONG} frames")
 }
+
+/// How late Tokio's timer fires on this machine right now: `tasks` tasks each sleep `period`
+/// repeatedly for `window`; returns the p50 and p99 overshoot in µs. A latency fault cannot be
+/// more precise than this, so it is printed next to the fault's accuracy.
+pub(crate) fn timer_overshoot(
+    tasks: usize,
+    period: Duration,
+    window: Duration,
+) -> anyhow::Result<(u32, u32)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(SERVER_THREADS)
+        .build()
+        .context("timer runtime")?;
+    let mut all: Vec<u32> = rt.block_on(async {
+        let end = Instant::now() + window;
+        let mut handles = Vec::with_capacity(tasks);
+        for _ in 0..tasks {
+            handles.push(tokio::spawn(async move {
+                let mut late = Vec::new();
+                // Bounded by the window and by a count.
+                for _ in 0..100_000 {
+                    let start = Instant::now();
+                    if start >= end {
+                        break;
+                    }
+                    tokio::time::sleep(period).await;
+                    let over = start.elapsed().saturating_sub(period).as_micros();
+                    late.push(u32::try_from(over).unwrap_or(u32::MAX));
+                }
+                late
+            }));
+        }
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap_or_default());
+        }
+        all
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    all.sort_unstable();
+    match (percentile(&all, 50.0), percentile(&all, 99.0)) {
+        (Some(p50), Some(p99)) => Ok((p50, p99)),
+        _ => bail!("no timer sample"),
+    }
+}
