@@ -1,0 +1,298 @@
+//! WebSocket round trips through the in-process emulator: app `ping` → firmware `pong`.
+//!
+//! The emulator runs on its own Tokio runtime (its own worker threads), the clients on another,
+//! so the two compete for the CPU as two processes would, while the fault rules can be set per
+//! run through [`EmulatorConfig::faults`]. Clients connect first; then every client sends a
+//! `ping`, waits for the matching `pong`, and repeats until the deadline. Round trips that start
+//! in the warm-up are not counted.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use espsim_emulator::profile::Profile;
+use espsim_emulator::{Emulator, EmulatorConfig};
+use espsim_faults::FaultRule;
+use espsim_protocol::client::Ping;
+use espsim_protocol::{ClientMessage, DeviceMessage, decode_device, encode_client};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::procs::own_threads_cpu_ns;
+use crate::stats::percentile;
+
+/// Longest a single connect or round trip may take before the run fails.
+const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound on round trips per client per run (the deadline normally ends the loop first).
+const MAX_ROUND_TRIPS: u64 = 50_000_000;
+/// Upper bound on non-matching frames read while waiting for one `pong`.
+const MAX_FRAMES_PER_PONG: usize = 1_000;
+/// How many connects run at once (the device's listen backlog is ESP-IDF's 5).
+const CONNECT_PARALLELISM: usize = 4;
+/// Client read buffer: larger than any `pong`.
+const CLIENT_READ_BUFFER: usize = 4096;
+
+/// Name of the emulator runtime's threads (Linux keeps the first 15 bytes).
+const SERVER_THREADS: &str = "emulator";
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Which fault rules the emulator runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FaultMode {
+    /// No rules: the fault layer has nothing to consult.
+    None,
+    /// One stream rule that never matches during the run (`when: {at: 1h}`).
+    Idle,
+    /// Stream faults that match every connection but change nothing: `latency 0`, `bandwidth`
+    /// 10 GB/s, both directions (no slicer).
+    Passthrough,
+    /// `latency` of this many milliseconds on every connection, device → app.
+    LatencyMs(u64),
+}
+
+impl FaultMode {
+    /// Short label for tables.
+    pub(crate) fn label(self) -> String {
+        match self {
+            FaultMode::None => "no fault rules".to_owned(),
+            FaultMode::Idle => "idle rule (at: 1h)".to_owned(),
+            FaultMode::Passthrough => "latency 0 + bandwidth 10 GB/s".to_owned(),
+            FaultMode::LatencyMs(ms) => format!("latency {ms}ms"),
+        }
+    }
+
+    /// The rules, written as a scenario would write them.
+    pub(crate) fn rules(self) -> anyhow::Result<Vec<FaultRule>> {
+        let json = match self {
+            FaultMode::None => "[]".to_owned(),
+            FaultMode::Idle => r#"[{ "when": { "at": "1h" },
+                "fault": { "stream": "latency", "latency": "50ms" } }]"#
+                .to_owned(),
+            FaultMode::Passthrough => r#"[
+                { "fault": { "stream": "latency", "latency": "0ms", "direction": "both" } },
+                { "fault": { "stream": "bandwidth", "rate": 10000000, "direction": "both" } }]"#
+                .to_owned(),
+            FaultMode::LatencyMs(ms) => {
+                format!(r#"[{{ "fault": {{ "stream": "latency", "latency": "{ms}ms" }} }}]"#)
+            }
+        };
+        serde_json::from_str(&json).with_context(|| format!("fault rules for {self:?}"))
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub(crate) struct WsRun {
+    /// Completed round trips per second in the measured window.
+    pub(crate) round_trips_per_s: f64,
+    /// Round-trip latency percentiles in microseconds.
+    pub(crate) p50_us: u32,
+    pub(crate) p99_us: u32,
+    /// CPU time of the emulator's threads per round trip in the measured window, in µs:
+    /// unlike throughput, barely moved by other load on the machine.
+    pub(crate) device_cpu_us: f64,
+}
+
+/// Runs `clients` concurrent ping/pong loops for `warmup + measure` against a fresh emulator.
+pub(crate) fn run(
+    clients: usize,
+    mode: FaultMode,
+    warmup: Duration,
+    measure: Duration,
+) -> anyhow::Result<WsRun> {
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(SERVER_THREADS)
+        .build()
+        .context("emulator runtime")?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("load")
+        .build()
+        .context("client runtime")?;
+    let config = EmulatorConfig {
+        dns: None,
+        profile: Profile::UNLIMITED,
+        faults: mode.rules()?,
+        seed: 1,
+        ..EmulatorConfig::default()
+    };
+    let running = server_rt
+        .block_on(Emulator::start(config))
+        .context("starting the emulator")?;
+    let url = format!("ws://{}/ws", running.http_addr());
+    let result = client_rt.block_on(load(&url, clients, warmup, measure));
+    server_rt.block_on(running.shutdown(Duration::from_secs(2)));
+    client_rt.shutdown_timeout(Duration::from_secs(2));
+    server_rt.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+async fn load(
+    url: &str,
+    clients: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> anyhow::Result<WsRun> {
+    let sockets = connect_all(url, clients).await?;
+    let start = Instant::now() + warmup;
+    let end = start + measure;
+    let mut tasks = Vec::with_capacity(clients);
+    for ws in sockets {
+        tasks.push(tokio::spawn(ping_loop(ws, start, end)));
+    }
+    // Samples the emulator threads' CPU time at the window's edges.
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(start.into()).await;
+        let before = own_threads_cpu_ns(SERVER_THREADS);
+        tokio::time::sleep_until(end.into()).await;
+        own_threads_cpu_ns(SERVER_THREADS).saturating_sub(before)
+    });
+    let mut all = Vec::new();
+    for task in tasks {
+        let lat = timeout(warmup + measure + OP_TIMEOUT * 2, task)
+            .await
+            .context("a client did not finish")?
+            .context("a client panicked")??;
+        all.extend(lat);
+    }
+    let cpu_ns = timeout(OP_TIMEOUT, cpu)
+        .await
+        .context("CPU sampler did not finish")?
+        .context("CPU sampler panicked")?;
+    all.sort_unstable();
+    let (Some(p50_us), Some(p99_us)) = (percentile(&all, 50.0), percentile(&all, 99.0)) else {
+        bail!("no round trip completed in the measured window");
+    };
+    Ok(WsRun {
+        round_trips_per_s: all.len() as f64 / measure.as_secs_f64(),
+        p50_us,
+        p99_us,
+        device_cpu_us: cpu_ns as f64 / 1000.0 / all.len() as f64,
+    })
+}
+
+/// Opens `n` WebSocket sessions, a few at a time.
+pub(crate) async fn connect_all(url: &str, n: usize) -> anyhow::Result<Vec<Ws>> {
+    let mut out = Vec::with_capacity(n);
+    let mut pending = futures_util::stream::iter(0..n)
+        .map(|_| async {
+            let connect =
+                tokio_tungstenite::connect_async_with_config(url, Some(client_config()), true);
+            let (ws, _) = timeout(OP_TIMEOUT, connect)
+                .await
+                .context("WebSocket connect timed out")?
+                .context("WebSocket connect failed")?;
+            anyhow::Ok(ws)
+        })
+        .buffer_unordered(CONNECT_PARALLELISM);
+    while let Some(ws) = pending.next().await {
+        out.push(ws.with_context(|| format!("after {} connections", out.len()))?);
+    }
+    Ok(out)
+}
+
+/// The load generator's WebSocket settings. tungstenite zero-fills its whole read buffer
+/// (128 KiB by default) before every read, which would make the client, not the device, the
+/// bottleneck; pings and pongs are well under 4 KiB. Nagle is off (`connect_async_with_config`'s
+/// `disable_nagle`), as in the HTTP clients apps use.
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER)
+}
+
+/// One client: ping, wait for its pong, repeat until `end`; latencies of those sent after `start`.
+async fn ping_loop(mut ws: Ws, start: Instant, end: Instant) -> anyhow::Result<Vec<u32>> {
+    let mut latencies = Vec::new();
+    for seq in 0..MAX_ROUND_TRIPS {
+        let sent = Instant::now();
+        if sent >= end {
+            break;
+        }
+        round_trip(&mut ws, seq).await?;
+        if sent >= start {
+            let us = sent.elapsed().as_micros();
+            latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
+        }
+    }
+    let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
+    Ok(latencies)
+}
+
+/// Sends `ping{seq}` and reads until the `pong` with that `seq`.
+pub(crate) async fn round_trip(ws: &mut Ws, seq: u64) -> anyhow::Result<()> {
+    let ping = encode_client(&ClientMessage::Ping(Ping { id: None, seq }));
+    let text = String::from_utf8(ping).context("encoded ping is not UTF-8")?;
+    timeout(OP_TIMEOUT, ws.send(Message::text(text)))
+        .await
+        .context("send timed out")?
+        .context("send failed")?;
+    for _ in 0..MAX_FRAMES_PER_PONG {
+        let frame = timeout(OP_TIMEOUT, ws.next())
+            .await
+            .context("no pong within the timeout")?;
+        match frame {
+            Some(Ok(Message::Text(t))) => {
+                if let Ok(DeviceMessage::Pong(p)) = decode_device(t.as_bytes())
+                    && p.seq == seq
+                {
+                    return Ok(());
+                }
+            }
+            Some(Ok(Message::Close(c))) => bail!("device closed the session: {c:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e).context("WebSocket error"),
+            None => bail!("device closed the connection"),
+        }
+    }
+    bail!("no pong for seq {seq} among {MAX_FRAMES_PER_PONG} frames")
+}
+
+/// How late Tokio's timer fires on this machine right now: `tasks` tasks each sleep `period`
+/// repeatedly for `window`; returns the p50 and p99 overshoot in µs. A latency fault cannot be
+/// more precise than this, so it is printed next to the fault's accuracy.
+pub(crate) fn timer_overshoot(
+    tasks: usize,
+    period: Duration,
+    window: Duration,
+) -> anyhow::Result<(u32, u32)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(SERVER_THREADS)
+        .build()
+        .context("timer runtime")?;
+    let mut all: Vec<u32> = rt.block_on(async {
+        let end = Instant::now() + window;
+        let mut handles = Vec::with_capacity(tasks);
+        for _ in 0..tasks {
+            handles.push(tokio::spawn(async move {
+                let mut late = Vec::new();
+                // Bounded by the window and by a count.
+                for _ in 0..100_000 {
+                    let start = Instant::now();
+                    if start >= end {
+                        break;
+                    }
+                    tokio::time::sleep(period).await;
+                    let over = start.elapsed().saturating_sub(period).as_micros();
+                    late.push(u32::try_from(over).unwrap_or(u32::MAX));
+                }
+                late
+            }));
+        }
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap_or_default());
+        }
+        all
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    all.sort_unstable();
+    match (percentile(&all, 50.0), percentile(&all, 99.0)) {
+        (Some(p50), Some(p99)) => Ok((p50, p99)),
+        _ => bail!("no timer sample"),
+    }
+}
