@@ -416,9 +416,13 @@ where
 
     let ends = {
         let writer = async {
+            let mut paced = Instant::now();
             while let Some((at, data)) = rx.recv().await {
-                sleep_until(at).await;
-                match release(dst, &data, cfg, remaining, &mut wrng).await {
+                // Tokio rounds a deadline up to the next 1 ms tick: only sleep when it is ahead.
+                if at > Instant::now() {
+                    sleep_until(at).await;
+                }
+                match release(dst, &data, cfg, remaining, &mut wrng, &mut paced).await {
                     Ok(true) => {}
                     Ok(false) => return DirEnd::Limit,
                     Err(_) => return DirEnd::Failed,
@@ -464,6 +468,7 @@ async fn release<W: AsyncWrite + Unpin>(
     cfg: &DirConfig,
     remaining: &AtomicU64,
     rng: &mut Pcg64Mcg,
+    paced: &mut Instant,
 ) -> std::io::Result<bool> {
     let mut rest = data;
     let mut first = true;
@@ -502,7 +507,14 @@ async fn release<W: AsyncWrite + Unpin>(
             return Ok(false);
         }
         if let Some(bps) = cfg.rate {
-            sleep(Duration::from_secs_f64(n as f64 / bps as f64)).await;
+            // Pace against a running budget rather than sleeping after every write: the time a
+            // write may take at `bps` accumulates, and the task sleeps only once it is >= 1 ms
+            // ahead of the clock (a per-write sleep of a few ns would cost a whole tick).
+            let now = Instant::now();
+            *paced = (*paced).max(now) + Duration::from_secs_f64(n as f64 / bps as f64);
+            if *paced >= now + Duration::from_millis(1) {
+                sleep_until(*paced).await;
+            }
         }
         rest = &rest[n..];
     }

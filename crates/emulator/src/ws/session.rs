@@ -54,6 +54,11 @@ const READ_CAP_FLOOR: usize = 1 << 20;
 /// cap, so the stream stays in sync and the 1009 close handshake completes cleanly.
 const MAX_FRAME: usize = 16 << 20;
 
+/// Initial read buffer per session. tungstenite zero-fills all of it before every read, so its
+/// 128 KiB default costs 128 KiB of RSS per connection and a 128 KiB memset per read; frames
+/// larger than this still grow it.
+const READ_BUFFER: usize = 4096;
+
 /// Runs the session until it ends. `leftover` holds frames the app sent right behind its
 /// handshake; `authorized` says whether the handshake carried the device's token.
 pub(crate) async fn run<S>(
@@ -68,6 +73,7 @@ pub(crate) async fn run<S>(
 {
     let cap = shared.profile.max_ws_message.max(READ_CAP_FLOOR);
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(cap))
         .max_frame_size(Some(MAX_FRAME.max(cap)))
         .accept_unmasked_frames(false);
