@@ -251,17 +251,7 @@ where
                     tap.write_all(&bytes).await?;
                     tap.flush().await
                 };
-                match tokio::time::timeout(SEND_TIMEOUT, io).await {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(End::Drop {
-                        by: Side::Client,
-                        reason: format!("send failed: {e}"),
-                    }),
-                    Err(_) => Some(End::Drop {
-                        by: Side::Device,
-                        reason: "send timed out".to_owned(),
-                    }),
-                }
+                sent(tokio::time::timeout(SEND_TIMEOUT, io).await).err()
             }
             Action::Text(text) => {
                 let bytes = text.len();
@@ -364,17 +354,7 @@ where
             }
             r = tokio::time::timeout(SEND_TIMEOUT, self.ws.send(msg)) => r,
         };
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(End::Drop {
-                by: Side::Client,
-                reason: format!("send failed: {e}"),
-            }),
-            Err(_) => Err(End::Drop {
-                by: Side::Device,
-                reason: "send timed out".to_owned(),
-            }),
-        }
+        sent(result)
     }
 
     /// Handles what the app sent.
@@ -407,22 +387,14 @@ where
                 self.ws.get_mut().swallow_pong = suppress.is_some();
                 let flushed = tokio::time::timeout(SEND_TIMEOUT, self.ws.flush()).await;
                 self.ws.get_mut().swallow_pong = false;
-                match flushed {
-                    Ok(Ok(())) if suppress.is_some() => None,
-                    Ok(Ok(())) => {
-                        self.control(Direction::Out, "pong");
-                        tracing::trace!(bytes = payload.len(), "pong sent");
-                        None
-                    }
-                    Ok(Err(e)) => Some(End::Drop {
-                        by: Side::Client,
-                        reason: format!("send failed: {e}"),
-                    }),
-                    Err(_) => Some(End::Drop {
-                        by: Side::Device,
-                        reason: "send timed out".to_owned(),
-                    }),
+                if let Err(end) = sent(flushed) {
+                    return Some(end);
                 }
+                if suppress.is_none() {
+                    self.control(Direction::Out, "pong");
+                    tracing::trace!(bytes = payload.len(), "pong sent");
+                }
+                None
             }
             Message::Pong(payload) => {
                 self.control(Direction::In, "pong");
@@ -664,4 +636,22 @@ fn type_field(payload: &[u8]) -> Option<String> {
         kind: Option<String>,
     }
     serde_json::from_slice::<Typed>(payload).ok()?.kind
+}
+
+/// What a write bounded by `SEND_TIMEOUT` means for the session: done, the app's side failed,
+/// or the app stopped reading (the device gives up, as ESP-IDF's `send_wait_timeout` does).
+fn sent<E: std::fmt::Display>(
+    result: Result<Result<(), E>, tokio::time::error::Elapsed>,
+) -> Result<(), End> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(End::Drop {
+            by: Side::Client,
+            reason: format!("send failed: {e}"),
+        }),
+        Err(_) => Err(End::Drop {
+            by: Side::Device,
+            reason: "send timed out".to_owned(),
+        }),
+    }
 }
