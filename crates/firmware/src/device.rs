@@ -113,7 +113,7 @@ impl<B: Board> Device<B> {
 
     /// A WebSocket connection opened. Nothing is sent: the device waits for the app to speak.
     pub fn on_connect(&mut self, conn: ConnId, _now_ms: u64) -> Vec<Action> {
-        self.sessions.insert(conn, self.new_session());
+        self.sessions.insert(conn, new_session(&self.settings));
         Vec::new()
     }
 
@@ -270,10 +270,6 @@ impl<B: Board> Device<B> {
     /// Connections currently known (connected, authorized or not).
     pub fn connections(&self) -> usize {
         self.sessions.len()
-    }
-
-    fn new_session(&self) -> Session {
-        new_session(&self.settings)
     }
 
     fn uptime(&self, now_ms: u64) -> u64 {
