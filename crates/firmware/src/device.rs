@@ -19,6 +19,18 @@
 //! with that token (unless the host called [`Device::authorize`]); any other message, or a wrong
 //! token, gets `error unauthorized` followed by [`Action::Close`] 1008. Undecodable frames are
 //! answered with their decode `error` whether authorized or not (they reveal nothing).
+//!
+//! Provisioning, for a `provision` at time `t` (defaults: delay 500 ms, outage 3000 ms):
+//!
+//! 1. `t`: `ack` to the requester, then `provisioning{state: connecting}` to every client;
+//!    `status.wifi` is `connecting`; another `provision` now gets `error busy`.
+//! 2. `t + ap_down_delay_ms`: [`Action::ApDown`]; the device forgets every connection (the host
+//!    drops them: the AP is gone, so no close frame).
+//! 3. `t + ap_down_delay_ms + ap_down_duration_ms`: the AP is back and the join result is known:
+//!    `provisioning{connected}` or `provisioning{failed, reason}` to every client already back;
+//!    credentials are saved on success; `status.wifi` becomes `connected` (with `rssi`) or `failed`.
+//! 4. Until the next restart, every `hello` gets `welcome` followed by that `provisioning` result,
+//!    so an app that reconnects after the outage learns the outcome. A new `provision` is allowed.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -113,7 +125,7 @@ impl<B: Board> Device<B> {
 
     /// A WebSocket connection opened. Nothing is sent: the device waits for the app to speak.
     pub fn on_connect(&mut self, conn: ConnId, _now_ms: u64) -> Vec<Action> {
-        self.sessions.insert(conn, self.new_session());
+        self.sessions.insert(conn, new_session(&self.settings));
         Vec::new()
     }
 
@@ -270,10 +282,6 @@ impl<B: Board> Device<B> {
     /// Connections currently known (connected, authorized or not).
     pub fn connections(&self) -> usize {
         self.sessions.len()
-    }
-
-    fn new_session(&self) -> Session {
-        new_session(&self.settings)
     }
 
     fn uptime(&self, now_ms: u64) -> u64 {

@@ -16,7 +16,7 @@
 //! - [`decode()`](decode()) / [`encode()`](encode()): bytes ↔ messages; [`error`]: [`DecodeError`].
 //!
 //! `#![no_std]` + `alloc`: the same crate runs on the chip. The `std` feature only links `std`;
-//! the `schema` feature adds JSON Schema export ([`client_schema`], [`device_schema`]).
+//! the `schema` feature adds JSON Schema export (`client_schema()`, `device_schema()`).
 
 #![no_std]
 #![warn(missing_docs)]

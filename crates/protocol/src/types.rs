@@ -164,3 +164,29 @@ impl core::fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_code_strings_are_their_wire_form() {
+        let all = [
+            ErrorCode::TooLarge,
+            ErrorCode::InvalidJson,
+            ErrorCode::MissingType,
+            ErrorCode::UnknownType,
+            ErrorCode::InvalidMessage,
+            ErrorCode::InvalidValue,
+            ErrorCode::UnknownOutput,
+            ErrorCode::Unauthorized,
+            ErrorCode::Busy,
+            ErrorCode::StorageFailed,
+        ];
+        for code in all {
+            let wire = serde_json::to_string(&code).expect("serializes");
+            assert_eq!(wire, alloc::format!("\"{}\"", code.as_str()));
+            assert_eq!(alloc::format!("{code}"), code.as_str());
+        }
+    }
+}
