@@ -403,7 +403,7 @@ async fn esp_idf_error_pages_then_close() {
             "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 18\r\n\r\nBad request syntax",
         ),
         (
-            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket2\r\n\r\n",
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket2\r\nConnection: Upgrade\r\n\r\n",
             "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 18\r\n\r\nBad request syntax",
         ),
         (
