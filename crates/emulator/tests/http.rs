@@ -403,7 +403,7 @@ async fn esp_idf_error_pages_then_close() {
             "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 18\r\n\r\nBad request syntax",
         ),
         (
-            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket2\r\n\r\n",
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket2\r\nConnection: Upgrade\r\n\r\n",
             "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 18\r\n\r\nBad request syntax",
         ),
         (
@@ -803,5 +803,23 @@ async fn the_websocket_path_is_handed_to_the_ws_module_not_answered_by_http() {
         &e.kind,
         EventKind::HttpRequest { conn, .. } | EventKind::HttpError { conn, .. } if *conn == id
     )));
+    em.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn http_1_0_gets_http_1_1_and_a_bare_upgrade_header_is_ignored() {
+    let em = start(Profile::default(), InternetMode::Captive).await;
+    let mut s = connect(em.http_addr()).await;
+    // HTTP/1.0 without keep-alive: ESP-IDF still answers HTTP/1.1 and keeps the socket.
+    s.write_all(b"GET /x HTTP/1.0\r\n\r\n")
+        .await
+        .expect("writes");
+    assert_eq!(text(&read_response(&mut s).await), text(REDIRECT_302));
+    // `Upgrade` without a `Connection: upgrade` token is not an upgrade for `http_parser`.
+    s.write_all(b"GET /y HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n")
+        .await
+        .expect("writes");
+    assert_eq!(text(&read_response(&mut s).await), text(REDIRECT_302));
+    assert!(still_open(&mut s, Duration::from_millis(100)).await);
     em.shutdown(WAIT).await;
 }

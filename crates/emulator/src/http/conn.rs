@@ -43,8 +43,11 @@ enum End {
 /// Result of reading one request head.
 #[derive(Debug)]
 enum Read {
+    /// A complete head (boxed: it is much larger than the other variants).
     Head(Box<Parsed>),
+    /// The connection ended; nothing is sent.
     End(End),
+    /// ESP-IDF answers this error page, then closes.
     Error(EspError),
 }
 

@@ -246,10 +246,13 @@ fn finish(head: &[u8], extra: Vec<u8>) -> Step {
         minor_version: version,
         headers,
     };
-    // An upgrade request must ask for `websocket` (case-insensitive), else 400 on any path.
-    if head
-        .header("upgrade")
-        .is_some_and(|v| !v.eq_ignore_ascii_case("websocket"))
+    // `http_parser` flags an upgrade when an `Upgrade` header and a `Connection: upgrade` token
+    // are both present; ESP-IDF then requires `Upgrade: websocket` (case-insensitive), else 400
+    // on any path (IDF `components/http_parser/http_parser.c`, `src/httpd_parse.c`).
+    if is_upgrade(&head)
+        && head
+            .header("upgrade")
+            .is_some_and(|v| !v.eq_ignore_ascii_case("websocket"))
     {
         return Step::Fail(EspError::BadRequest);
     }
@@ -272,6 +275,24 @@ fn finish(head: &[u8], extra: Vec<u8>) -> Step {
         content_length,
         extra,
     })
+}
+
+/// `http_parser`'s `upgrade` flag for a request: `Upgrade` present and `Connection` carrying
+/// the `upgrade` token.
+fn is_upgrade(head: &RequestHead) -> bool {
+    let has_upgrade = head
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("upgrade"));
+    let connection_upgrade = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .any(|(_, v)| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        });
+    has_upgrade && connection_upgrade
 }
 
 /// Leading empty lines are skipped by both parsers.
@@ -501,8 +522,8 @@ mod tests {
             b"CONNECT host:443 HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
             b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
-            b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
-            b"GET / HTTP/1.1\r\nUpgrade: websocket, h2c\r\n\r\n",
+            b"GET / HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: keep-alive, upgrade\r\nUpgrade: websocket, h2c\r\n\r\n",
         ] {
             assert_eq!(
                 run(V54, bad).0,
@@ -511,6 +532,19 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn upgrade_is_checked_only_with_a_connection_upgrade_token() {
+        // Without `Connection: upgrade`, `http_parser` does not treat it as an upgrade.
+        done(run(V54, b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n").0);
+        done(
+            run(
+                V54,
+                b"GET /ws HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n",
+            )
+            .0,
+        );
     }
 
     #[test]
