@@ -237,10 +237,73 @@ impl<'de> MapAccess<'de> for ObjectAccess {
         let Some((key, value)) = self.pending.take() else {
             return Err(de::Error::custom("value requested before its key"));
         };
-        seed.deserialize(value)
+        seed.deserialize(FieldValue(value))
             .map_err(|error| FieldError::Invalid {
                 field: Some(key),
                 reason: error.to_string(),
             })
+    }
+}
+
+/// One field's value. Deserializes exactly like a [`Value`], except that a struct must be a JSON
+/// object: serde's derived structs also accept an array of their fields in order, which would
+/// let `"config": []` pass as an empty patch.
+struct FieldValue(Value);
+
+impl<'de> de::Deserializer<'de> for FieldValue {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        de::Deserializer::deserialize_any(self.0, visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        de::Deserializer::deserialize_option(self.0, visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        de::Deserializer::deserialize_newtype_struct(self.0, name, visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        de::Deserializer::deserialize_enum(self.0, name, variants, visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        if !self.0.is_object() {
+            return Err(de::Error::invalid_type(unexpected(&self.0), &"an object"));
+        }
+        de::Deserializer::deserialize_struct(self.0, name, fields, visitor)
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple
+        tuple_struct map identifier ignored_any
+    }
+}
+
+fn unexpected(value: &Value) -> de::Unexpected<'_> {
+    match value {
+        Value::Null => de::Unexpected::Unit,
+        Value::Bool(b) => de::Unexpected::Bool(*b),
+        Value::Number(_) => de::Unexpected::Other("number"),
+        Value::String(s) => de::Unexpected::Str(s),
+        Value::Array(_) => de::Unexpected::Seq,
+        Value::Object(_) => de::Unexpected::Map,
     }
 }

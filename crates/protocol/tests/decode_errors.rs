@@ -234,3 +234,32 @@ fn every_decode_error_code_is_a_wire_error_code() {
         );
     }
 }
+
+#[test]
+fn nested_object_given_as_an_array_is_an_invalid_field() {
+    // serde's derived structs also accept their fields as an array; on the wire an object field
+    // must be an object, so `"config": []` is not an empty patch.
+    for (input, found) in [
+        (r#"{"type":"set_config","id":4,"config":[]}"#, "sequence"),
+        (r#"{"type":"set_config","id":4,"config":["x"]}"#, "sequence"),
+        (
+            r#"{"type":"set_config","id":4,"config":"x"}"#,
+            "string \"x\"",
+        ),
+    ] {
+        let error = err(input);
+        assert_eq!(
+            error,
+            DecodeError::InvalidField {
+                message_type: Some("set_config"),
+                field: "config".into(),
+                reason: format!("invalid type: {found}, expected an object"),
+                id: Some(4)
+            },
+            "{input}"
+        );
+    }
+    let error = decode_device(br#"{"type":"config","config":["dev",1000,"celsius"]}"#)
+        .expect_err("array is not a config");
+    assert_eq!(error.code(), "invalid_message");
+}
