@@ -368,3 +368,33 @@ async fn probability_replays_with_the_seed() {
         "a 0.5 probability both fires and spares: {first:?}"
     );
 }
+
+#[tokio::test]
+async fn a_delayed_answer_does_not_hold_up_other_queries() {
+    // With a `delay` rule the server answers each datagram in its own task; without one it
+    // answers in its receive loop. Either way a slow name must not stall the others.
+    let running = start_with(
+        &[r#"{"when":{"name":"slow.example"},"fault":{"dns":"delay","delay":"30s"}}"#],
+        0,
+    )
+    .await;
+    let server = dns_addr(&running);
+    let slow_socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    slow_socket.connect(server).await.expect("connect");
+    let slow = query("slow.example.", RecordType::A);
+    slow_socket
+        .send(&slow.to_vec().expect("encodes"))
+        .await
+        .expect("send");
+
+    let fast = udp_ask(server, &query("fast.example.", RecordType::A), WAIT)
+        .await
+        .expect("the undelayed name is answered while the slow one waits");
+    assert_eq!(a_answers(&fast), vec![IpAddr::V4(DEVICE_IP)]);
+    let mut buf = [0u8; 512];
+    assert!(
+        slow_socket.try_recv(&mut buf).is_err(),
+        "the delayed answer is still held back"
+    );
+    running.shutdown(WAIT).await;
+}

@@ -702,6 +702,12 @@ impl FaultPlan {
         self.lock().fired.retain(|(_, c)| *c != conn);
     }
 
+    /// True when some rule's fault satisfies `pred`, whatever its trigger (e.g. "can a DNS answer
+    /// be delayed?", so a server can answer inline in its receive loop when none can).
+    pub fn has_rule(&self, pred: impl Fn(&Fault) -> bool) -> bool {
+        self.lock().rules.iter().any(|r| pred(&r.rule.fault))
+    }
+
     /// Decides what happens to a DNS query (first matching rule), or `None` = answer normally.
     pub fn on_dns(&self, info: DnsInfo<'_>) -> Option<Applied<DnsFault>> {
         let ctx = Ctx {

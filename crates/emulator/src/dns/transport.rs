@@ -30,6 +30,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Mutex;
 
+use espsim_faults::{DnsFault, Fault};
+
 use super::handler::{CaptiveDns, EDNS_PAYLOAD, transport_name};
 use crate::context::Shared;
 use crate::events::EventKind;
@@ -47,7 +49,8 @@ const PLAIN_UDP_LIMIT: u16 = 512;
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves `socket` until shutdown; each datagram is handled in its own task.
+/// Serves `socket` until shutdown. A datagram is answered in the receive loop, or in its own
+/// task while a `dns: delay` rule exists (so one delayed answer does not hold up the others).
 pub(crate) async fn serve_udp(socket: UdpSocket, handler: CaptiveDns, shared: Arc<Shared>) {
     let socket = Arc::new(socket);
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -70,6 +73,12 @@ pub(crate) async fn serve_udp(socket: UdpSocket, handler: CaptiveDns, shared: Ar
             socket: socket.clone(),
             client,
         };
+        if !may_wait(&shared) {
+            // The answer needs no I/O but its `send_to`, which a UDP socket completes at once:
+            // a task per datagram would only add a cross-thread wake-up per query.
+            handle_message(raw, client, Protocol::Udp, sink, &handler, &shared).await;
+            continue;
+        }
         let (handler, task_shared) = (handler.clone(), shared.clone());
         shared.tracker.spawn(async move {
             let cancel = task_shared.cancel.clone();
@@ -79,6 +88,13 @@ pub(crate) async fn serve_udp(socket: UdpSocket, handler: CaptiveDns, shared: Ar
             }
         });
     }
+}
+
+/// True while a fault rule can make an answer wait (`dns: delay`), whatever its trigger.
+fn may_wait(shared: &Shared) -> bool {
+    shared
+        .faults
+        .has_rule(|f| matches!(f, Fault::Dns(DnsFault::Delay(_))))
 }
 
 /// Accepts on `listener` until shutdown; each connection is served in its own task.
