@@ -3,6 +3,7 @@
 //! It is the single source of truth for `--events FILE` (JSON lines), the control API's live
 //! stream, the harness's expectations and for tests, which wait on events instead of sleeping.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
@@ -308,24 +309,56 @@ pub struct EventFileError {
 /// (the history and the file never lose events).
 const LIVE_CAPACITY: usize = 4096;
 
+/// Events kept in memory by a long-running emulator ([`History::default`]): at a few hundred
+/// bytes each, about 10 MB. The JSON-lines file always gets every event.
+pub const DEFAULT_HISTORY: usize = 20_000;
+
+/// How much of the past an [`EventLog`] keeps in memory (for [`EventLog::snapshot`], the
+/// control API's `GET /events?from=` and [`EventLog::wait_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// Every event of the run: for bounded runs whose events are evaluated at the end
+    /// (`espsim test`). Grows by a few hundred bytes per DNS query, HTTP request or message.
+    All,
+    /// The most recent N events; older ones are forgotten (the file, if any, keeps them).
+    Last(usize),
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History::Last(DEFAULT_HISTORY)
+    }
+}
+
 /// Records events, fans them out live, keeps the history and writes the JSON-lines file.
 #[derive(Debug)]
 pub struct EventLog {
     start: Instant,
     seq: AtomicU64,
-    history: Mutex<Vec<Event>>,
+    history: Mutex<VecDeque<Event>>,
+    keep: History,
     live: broadcast::Sender<Event>,
-    file: Option<mpsc::UnboundedSender<Event>>,
+    file: Option<mpsc::UnboundedSender<ToFile>>,
+}
+
+/// What the file writer is asked to do.
+#[derive(Debug)]
+enum ToFile {
+    /// Append this event.
+    Event(Event),
+    /// Flush, then answer.
+    Flushed(tokio::sync::oneshot::Sender<()>),
 }
 
 impl EventLog {
-    /// A log without a file.
+    /// A log without a file that keeps every event ([`History::All`]).
     pub fn new() -> Self {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         EventLog {
             start: Instant::now(),
             seq: AtomicU64::new(0),
-            history: Mutex::new(Vec::new()),
+            history: Mutex::new(VecDeque::new()),
+            keep: History::All,
             live,
             file: None,
         }
@@ -338,10 +371,19 @@ impl EventLog {
             path: path.display().to_string(),
             source,
         })?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<ToFile>();
         tokio::task::spawn_blocking(move || {
             let mut out = BufWriter::new(file);
-            while let Some(event) = rx.blocking_recv() {
+            while let Some(message) = rx.blocking_recv() {
+                let event = match message {
+                    ToFile::Event(event) => event,
+                    ToFile::Flushed(done) => {
+                        // Everything sent before this request is written (or failed to be).
+                        let _ = out.flush();
+                        let _ = done.send(());
+                        continue;
+                    }
+                };
                 let written =
                     serde_json::to_writer(&mut out, &event).is_ok() && out.write_all(b"\n").is_ok();
                 // Flush when the queue is drained, so a reader sees complete lines promptly.
@@ -356,6 +398,21 @@ impl EventLog {
             file: Some(tx),
             ..EventLog::new()
         })
+    }
+
+    /// Waits until every event emitted so far is in the file (at most `timeout`); returns at
+    /// once without a file.
+    pub async fn flush_file(&self, timeout: Duration) {
+        let Some(file) = &self.file else { return };
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if file.send(ToFile::Flushed(done)).is_ok() {
+            let _ = tokio::time::timeout(timeout, flushed).await;
+        }
+    }
+
+    /// The same log keeping only as much history as `keep` says.
+    pub fn keeping(self, keep: History) -> Self {
+        EventLog { keep, ..self }
     }
 
     /// Time since the log (and so the emulator) started.
@@ -373,9 +430,14 @@ impl EventLog {
             kind,
         };
         tracing::debug!(event = event.kind.name(), seq = event.seq, "event");
-        history.push(event.clone());
+        if let History::Last(max) = self.keep {
+            while history.len() >= max.max(1) {
+                history.pop_front();
+            }
+        }
+        history.push_back(event.clone());
         if let Some(file) = &self.file {
-            let _ = file.send(event.clone());
+            let _ = file.send(ToFile::Event(event.clone()));
         }
         let _ = self.live.send(event.clone());
         event
@@ -386,15 +448,18 @@ impl EventLog {
         self.live.subscribe()
     }
 
-    /// Every event so far, in order.
+    /// Every event still kept (all of them with [`History::All`]), in order.
     pub fn snapshot(&self) -> Vec<Event> {
         self.history
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 
-    /// The history from `seq` on, plus a receiver for what follows, without gap or overlap.
+    /// The kept history from `seq` on, plus a receiver for what follows, without gap or overlap
+    /// (events older than the kept window are gone; see [`History`]).
     pub fn snapshot_and_subscribe(
         &self,
         from_seq: u64,
@@ -426,7 +491,7 @@ impl EventLog {
                     Ok(e) if pred(&e) => return Some(e),
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Fall back to the history, which never drops events.
+                        // Fall back to the history, which keeps far more than the live channel.
                         if let Some(e) = self.snapshot().into_iter().find(|e| pred(e)) {
                             return Some(e);
                         }
@@ -482,6 +547,24 @@ mod tests {
             );
         log.emit(EventKind::Stopping);
         assert_eq!(waiter.await.expect("joins").map(|e| e.seq), Some(1));
+    }
+
+    #[test]
+    fn a_bounded_history_keeps_the_most_recent_events() {
+        let log = EventLog::new().keeping(History::Last(3));
+        for _ in 0..5 {
+            log.emit(EventKind::Stopping);
+        }
+        let kept: Vec<u64> = log.snapshot().iter().map(|e| e.seq).collect();
+        assert_eq!(kept, vec![2, 3, 4]);
+        let (from_one, _rx) = log.snapshot_and_subscribe(1);
+        assert_eq!(from_one.first().map(|e| e.seq), Some(2));
+        assert_eq!(EventLog::new().snapshot().len(), 0);
+        let all = EventLog::new();
+        for _ in 0..5 {
+            all.emit(EventKind::Stopping);
+        }
+        assert_eq!(all.snapshot().len(), 5);
     }
 
     #[tokio::test]

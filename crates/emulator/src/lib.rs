@@ -44,7 +44,7 @@ pub use crate::device::DeviceOptions;
 pub use crate::tls::{SelfSigned, TlsError, TlsOptions, self_signed};
 
 use crate::context::Shared;
-use crate::events::{EventKind, EventLog};
+use crate::events::{EventKind, EventLog, History};
 use crate::internet::InternetMode;
 use crate::profile::Profile;
 
@@ -93,6 +93,8 @@ pub struct EmulatorConfig {
     pub tls: Option<TlsOptions>,
     /// Also write every event as a JSON line here.
     pub events_file: Option<PathBuf>,
+    /// How many events the in-memory log keeps (the file gets all of them).
+    pub event_history: History,
     /// The control API; `None` serves none.
     pub control: Option<ControlOptions>,
 }
@@ -113,6 +115,7 @@ impl Default for EmulatorConfig {
             faults: Vec::new(),
             tls: None,
             events_file: None,
+            event_history: History::default(),
             control: None,
         }
     }
@@ -194,10 +197,13 @@ impl Emulator {
     /// Binds every socket, then starts every service. Returns once all are serving.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, StartError> {
         let faults = Arc::new(FaultPlan::new(config.faults.clone(), Some(config.seed))?);
-        let events = Arc::new(match &config.events_file {
-            Some(path) => EventLog::with_file(path)?,
-            None => EventLog::new(),
-        });
+        let events = Arc::new(
+            match &config.events_file {
+                Some(path) => EventLog::with_file(path)?,
+                None => EventLog::new(),
+            }
+            .keeping(config.event_history),
+        );
         // Bind everything before serving anything, so a taken port fails the whole start.
         let http = bind_tcp("http", config.http)?;
         let https = match &config.tls {
@@ -359,7 +365,7 @@ impl RunningEmulator {
     }
 
     /// Stops every service: listeners close, WebSocket sessions get close 1001, and the call
-    /// returns when every task ended or `grace` passed.
+    /// returns when every task ended and the event file holds every event, or `grace` passed.
     pub async fn shutdown(self, grace: Duration) {
         self.shared.emit(EventKind::Stopping);
         self.shared.cancel.cancel();
@@ -370,6 +376,8 @@ impl RunningEmulator {
         {
             tracing::warn!("some tasks did not stop within {grace:?}");
         }
+        // The last events (`stopping`, closes) are in the file when this returns.
+        self.shared.events.flush_file(grace).await;
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use espsim_emulator::events::{Event, EventKind};
+use espsim_emulator::events::{Event, EventKind, History};
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -537,4 +537,54 @@ async fn a_tcp_connection_cut_mid_message_is_recorded() {
         .expect("clean close");
     assert_eq!(n, 0);
     running.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_long_run_keeps_a_bounded_history_and_the_event_file_keeps_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("events.jsonl");
+    let running = Emulator::start(EmulatorConfig {
+        device_ip: DEVICE_IP,
+        events_file: Some(path.clone()),
+        event_history: History::Last(5),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    let server = dns_addr(&running);
+    let socket = udp_client(server).await;
+    for i in 0..20 {
+        let q = query(&[(&format!("n{i}.example."), RecordType::A)]);
+        socket
+            .send(&q.to_vec().expect("encodes"))
+            .await
+            .expect("send");
+        udp_recv(&socket).await;
+    }
+    running
+        .events()
+        .wait_for(
+            WAIT,
+            |e| matches!(&e.kind, EventKind::DnsQuery { name, .. } if name == "n19.example"),
+        )
+        .await
+        .expect("the last query is recorded");
+    let kept = running.events().snapshot();
+    assert_eq!(kept.len(), 5, "only the last 5 events stay in memory");
+    assert!(
+        matches!(&kept[4].kind, EventKind::DnsQuery { name, .. } if name == "n19.example"),
+        "{kept:#?}"
+    );
+    running.shutdown(WAIT).await;
+
+    let text = std::fs::read_to_string(&path).expect("event file");
+    let names: Vec<String> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Event>(line).ok())
+        .filter_map(|e| match e.kind {
+            EventKind::DnsQuery { name, .. } => Some(name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names.len(), 20, "the file has every query: {names:?}");
 }

@@ -245,6 +245,8 @@ pub async fn run(
     config.faults.clone_from(&scenario.faults);
     // Tests may change the device while they run (faults, internet mode, button).
     config.control = Some(espsim_emulator::ControlOptions::loopback(0));
+    // The expectations read the whole run's events at the end.
+    config.event_history = espsim_emulator::events::History::All;
     let ws_path = config.ws.path.clone();
     let device_ip = config.device_ip;
     let token = config.device.auth_token.clone();
