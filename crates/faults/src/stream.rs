@@ -1,6 +1,8 @@
 //! `FaultyStream`: a connection with Toxiproxy-style stream faults applied per direction.
 //!
-//! Without faults the inner stream is used directly. With faults, a pump task sits between the
+//! Without faults the inner stream is used directly. With only rate limits (`bandwidth`, and
+//! `latency` of zero) the stream is paced in place: each read or write waits for its byte budget,
+//! so a pass-through rule costs nothing but a clock read. With any other fault, a pump task sits between the
 //! real socket and the device code (like Toxiproxy between client and upstream) and a
 //! `tokio::io::duplex` pipe connects it to the returned stream. Each direction is a two-stage
 //! pipeline: a reader stamps every chunk with its release time (latency ± jitter) and a writer
@@ -9,7 +11,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -17,7 +19,7 @@ use rand_pcg::Pcg64Mcg;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, Sleep, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::fault::{StreamDirection, StreamFault};
@@ -71,6 +73,12 @@ pub struct FaultyStream<S> {
 #[derive(Debug)]
 enum Repr<S> {
     Direct(S),
+    /// Rate limits only: reads pace `up`, writes pace `down`.
+    Paced {
+        inner: S,
+        up: Pacer,
+        down: Pacer,
+    },
     Piped {
         io: DuplexStream,
         abort: Option<oneshot::Sender<()>>,
@@ -93,6 +101,15 @@ where
             };
         }
         let config = Config::from_faults(faults.faults.iter().map(|a| &a.fault), faults.seed);
+        if config.is_pacing_only() {
+            return FaultyStream {
+                repr: Repr::Paced {
+                    inner,
+                    up: Pacer::new(config.up.rate),
+                    down: Pacer::new(config.down.rate),
+                },
+            };
+        }
         let (io, app) = tokio::io::duplex(PIPE_BYTES);
         let (abort_tx, abort_rx) = oneshot::channel();
         let shutdown = supervisor.shutdown_token().clone();
@@ -105,16 +122,17 @@ where
         }
     }
 
-    /// True when faults are applied (a pump sits between the socket and this stream).
+    /// True when faults are applied (paced in place, or a pump between the socket and this
+    /// stream).
     pub fn is_faulty(&self) -> bool {
-        matches!(self.repr, Repr::Piped { .. })
+        !matches!(self.repr, Repr::Direct(_))
     }
 
     /// Ends the connection with RST (SO_LINGER 0), whatever the faults. Use it for device
     /// behaviour that resets (e.g. a handshake `reset` fault).
     pub fn abort(self) {
         match self.repr {
-            Repr::Direct(s) => s.abort(),
+            Repr::Direct(s) | Repr::Paced { inner: s, .. } => s.abort(),
             Repr::Piped { abort, .. } => {
                 if let Some(tx) = abort {
                     // The pump may already have ended the connection; then there is nothing to do.
@@ -133,6 +151,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for FaultyStream<S> {
     ) -> Poll<std::io::Result<()>> {
         match &mut self.get_mut().repr {
             Repr::Direct(s) => Pin::new(s).poll_read(cx, buf),
+            Repr::Paced { inner, up, .. } => {
+                ready!(up.poll_ready(cx));
+                let Some(max) = up.max_chunk(buf.remaining()) else {
+                    return Pin::new(inner).poll_read(cx, buf);
+                };
+                let mut part = ReadBuf::new(buf.initialize_unfilled_to(max));
+                ready!(Pin::new(inner).poll_read(cx, &mut part))?;
+                let n = part.filled().len();
+                buf.advance(n);
+                up.spent(n);
+                Poll::Ready(Ok(()))
+            }
             Repr::Piped { io, .. } => Pin::new(io).poll_read(cx, buf),
         }
     }
@@ -146,21 +176,76 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FaultyStream<S> {
     ) -> Poll<std::io::Result<usize>> {
         match &mut self.get_mut().repr {
             Repr::Direct(s) => Pin::new(s).poll_write(cx, buf),
+            Repr::Paced { inner, down, .. } => {
+                ready!(down.poll_ready(cx));
+                let max = down.max_chunk(buf.len()).unwrap_or(buf.len());
+                let n = ready!(Pin::new(inner).poll_write(cx, &buf[..max]))?;
+                down.spent(n);
+                Poll::Ready(Ok(n))
+            }
             Repr::Piped { io, .. } => Pin::new(io).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match &mut self.get_mut().repr {
-            Repr::Direct(s) => Pin::new(s).poll_flush(cx),
+            Repr::Direct(s) | Repr::Paced { inner: s, .. } => Pin::new(s).poll_flush(cx),
             Repr::Piped { io, .. } => Pin::new(io).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match &mut self.get_mut().repr {
-            Repr::Direct(s) => Pin::new(s).poll_shutdown(cx),
+            Repr::Direct(s) | Repr::Paced { inner: s, .. } => Pin::new(s).poll_shutdown(cx),
             Repr::Piped { io, .. } => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Paces one direction at a byte rate in place: a read or write moves at most 100 ms worth of
+/// bytes, and the next one waits until the bytes moved so far are due at the rate. Like the
+/// pump's writer it sleeps only once it is 1 ms or more ahead of the clock (Tokio's timer rounds
+/// every deadline up to the next millisecond), so a very high rate costs no timer at all.
+#[derive(Debug)]
+struct Pacer {
+    /// Bytes per second; `None` passes everything at once.
+    rate: Option<u64>,
+    /// When everything moved so far is due at `rate`.
+    due: Instant,
+    wait: Option<Pin<Box<Sleep>>>,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>) -> Pacer {
+        Pacer {
+            rate,
+            due: Instant::now(),
+            wait: None,
+        }
+    }
+
+    /// Ready once the budget allows the next read or write.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(wait) = &mut self.wait {
+            ready!(wait.as_mut().poll(cx));
+            self.wait = None;
+        }
+        Poll::Ready(())
+    }
+
+    /// How many of `len` bytes one read or write may move; `None` = no limit.
+    fn max_chunk(&self, len: usize) -> Option<usize> {
+        let bps = self.rate?;
+        Some(len.min(usize::try_from((bps / 10).max(1)).unwrap_or(usize::MAX)))
+    }
+
+    /// Records `n` bytes moved; arms the wait when the budget runs 1 ms or more ahead.
+    fn spent(&mut self, n: usize) {
+        let Some(bps) = self.rate else { return };
+        let now = Instant::now();
+        self.due = self.due.max(now) + Duration::from_secs_f64(n as f64 / bps as f64);
+        if self.due >= now + Duration::from_millis(1) {
+            self.wait = Some(Box::pin(sleep_until(self.due)));
         }
     }
 }
@@ -197,6 +282,26 @@ struct Config {
 }
 
 impl Config {
+    /// True when nothing but rate limits applies (no delay, slicing, limit or ending), so the
+    /// stream can be paced in place instead of pumped.
+    fn is_pacing_only(&self) -> bool {
+        let plain = |d: &DirConfig| {
+            d.latency.is_zero()
+                && d.jitter.is_zero()
+                && d.slicer.is_none()
+                && !d.limited
+                && !d.discard
+                && !d.swallow_eof
+                && d.close_delay.is_zero()
+        };
+        plain(&self.up)
+            && plain(&self.down)
+            && self.limit.is_none()
+            && self.reset_after.is_none()
+            && self.close_after.is_none()
+            && !self.half_open
+    }
+
     fn from_faults<'a>(faults: impl Iterator<Item = &'a StreamFault>, seed: u64) -> Config {
         let mut c = Config::default();
         c.up.seed = seed;

@@ -141,6 +141,56 @@ async fn bandwidth_limits_the_rate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn bandwidth_upstream_paces_what_the_device_reads() {
+    let (mut device, mut app, _t) = pair(json!([
+        { "stream": "bandwidth", "rate": 1, "direction": "upstream" },
+        { "stream": "latency", "latency": "0ms" }
+    ]));
+    assert!(device.is_faulty());
+    let t0 = Instant::now();
+    app.write_all(&[9u8; 3000]).await.expect("write");
+    let (data, at) = read_n(&mut device, 3000).await;
+    assert_eq!(data, vec![9u8; 3000]);
+    // Read in 100-byte portions at 1000 B/s: the last one is read at 2.9 s.
+    let took = at - t0;
+    assert!(
+        took >= Duration::from_millis(2900) && took <= Duration::from_millis(3000),
+        "{took:?}"
+    );
+    // The other direction is not limited.
+    let t1 = Instant::now();
+    device.write_all(&[1u8; 3000]).await.expect("write");
+    let (_, back) = read_n(&mut app, 3000).await;
+    assert_eq!(back - t1, Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pass_through_rules_keep_every_byte_and_the_end_of_stream() {
+    let (mut device, mut app, _t) = pair(json!([
+        { "stream": "latency", "latency": "0ms", "direction": "both" },
+        { "stream": "bandwidth", "rate": 10_000_000, "direction": "both" }
+    ]));
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let t0 = Instant::now();
+    let writer = async {
+        device.write_all(&payload).await.expect("write");
+        device.shutdown().await.expect("shutdown");
+        device
+    };
+    let (mut device, (got, _)) = tokio::join!(writer, read_to_eof(&mut app));
+    assert_eq!(got, payload);
+    // 200 KB at 10 GB/s is 20 µs: no timer was armed.
+    assert!(
+        t0.elapsed() < Duration::from_millis(1),
+        "{:?}",
+        t0.elapsed()
+    );
+    app.write_all(b"back").await.expect("write");
+    drop(app);
+    assert_eq!(read_to_eof(&mut device).await.0, b"back");
+}
+
+#[tokio::test(start_paused = true)]
 async fn slicer_cuts_data_into_delayed_pieces() {
     let (mut device, mut app, _t) =
         pair(json!([{ "stream": "slicer", "average_size": 4, "delay": "10ms" }]));
