@@ -188,12 +188,12 @@ impl HeadParser {
         let mut all = Vec::with_capacity(self.line.len() + headers.len());
         all.extend_from_slice(&self.line);
         all.extend_from_slice(headers);
-        let mut slots = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
-        match httparse::Request::new(&mut slots).parse(&all) {
-            Ok(httparse::Status::Complete(n)) => {
-                let extra = all.split_off(n);
-                finish(&all, extra)
-            }
+        // Every header ends with a `\n`, so that many slots are always enough (up to the cap).
+        let lines = headers.iter().filter(|b| **b == b'\n').count();
+        let mut slots = vec![httparse::EMPTY_HEADER; lines.clamp(1, MAX_HEADERS)];
+        let mut req = httparse::Request::new(&mut slots);
+        match req.parse(&all) {
+            Ok(httparse::Status::Complete(n)) => finish(&req, all.get(n..).unwrap_or_default()),
             Ok(httparse::Status::Partial) if headers.len() >= self.limits.scratch() => {
                 Step::Fail(EspError::HeaderFieldsTooLarge)
             }
@@ -204,14 +204,9 @@ impl HeadParser {
     }
 }
 
-/// Builds the head from a complete `head` and applies `http_parser`'s / ESP-IDF's checks that
-/// `httparse` does not make.
-fn finish(head: &[u8], extra: Vec<u8>) -> Step {
-    let mut slots = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
-        return Step::Fail(EspError::BadRequest);
-    }
+/// Builds the head from a completely parsed request and applies `http_parser`'s / ESP-IDF's
+/// checks that `httparse` does not make; `extra` is what followed the head.
+fn finish(req: &httparse::Request<'_, '_>, extra: &[u8]) -> Step {
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Step::Fail(EspError::BadRequest);
     };
@@ -273,7 +268,7 @@ fn finish(head: &[u8], extra: Vec<u8>) -> Step {
     Step::Done(Parsed {
         head,
         content_length,
-        extra,
+        extra: extra.to_vec(),
     })
 }
 
