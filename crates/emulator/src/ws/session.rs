@@ -13,6 +13,7 @@
 //! [`FaultPlan::on_ws_tick`]: espsim_faults::FaultPlan::on_ws_tick
 //! [`FaultPlan::next_boundary`]: espsim_faults::FaultPlan::next_boundary
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use espsim_faults::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::time::Sleep;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -141,22 +143,23 @@ where
         let mut changes = self.shared.faults.changes();
         let mut plan_gone = false;
         let mut tick = true;
+        // The next time a rule's window opens or closes. Recomputed only after a tick (the
+        // boundary passed or the plan changed), not per frame: that would cost two plan locks
+        // and a timer per message while any rule exists.
+        let mut boundary: Option<Pin<Box<Sleep>>> = None;
+        let shared = self.shared.clone();
+        let purged = self.conn.purged().clone();
         loop {
-            if std::mem::take(&mut tick)
-                && let Some(end) = self.tick().await
-            {
-                return end;
-            }
-            let shared = self.shared.clone();
-            let purged = self.conn.purged().clone();
-            let elapsed = shared.events.elapsed();
-            let boundary = shared.faults.next_boundary(elapsed);
-            let until_boundary = async move {
-                match boundary {
-                    Some(t) => tokio::time::sleep(t.saturating_sub(elapsed)).await,
-                    None => std::future::pending().await,
+            if std::mem::take(&mut tick) {
+                if let Some(end) = self.tick().await {
+                    return end;
                 }
-            };
+                let elapsed = shared.events.elapsed();
+                boundary = shared
+                    .faults
+                    .next_boundary(elapsed)
+                    .map(|t| Box::pin(tokio::time::sleep(t.saturating_sub(elapsed))));
+            }
             tokio::select! {
                 biased;
                 () = purged.cancelled() => {
@@ -165,7 +168,7 @@ where
                 () = shared.cancel.cancelled() => {
                     return End::DeviceClose(1001, "going away".to_owned());
                 }
-                () = until_boundary => tick = true,
+                () = until(&mut boundary) => tick = true,
                 changed = changes.changed(), if !plan_gone => match changed {
                     Ok(()) => tick = true,
                     // The plan lives as long as the emulator; without it there is nothing to tick.
@@ -653,5 +656,13 @@ fn sent<E: std::fmt::Display>(
             by: Side::Device,
             reason: "send timed out".to_owned(),
         }),
+    }
+}
+
+/// Waits for `boundary`, forever when there is none.
+async fn until(boundary: &mut Option<Pin<Box<Sleep>>>) {
+    match boundary {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
     }
 }
