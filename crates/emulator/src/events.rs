@@ -420,8 +420,8 @@ impl EventLog {
         self.start.elapsed()
     }
 
-    /// Records `kind` now and returns the stored event.
-    pub fn emit(&self, kind: EventKind) -> Event {
+    /// Records `kind` now; returns its sequence number.
+    pub fn emit(&self, kind: EventKind) -> u64 {
         let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
         // Numbered under the lock, so the history, the file and the live stream agree on order.
         let event = Event {
@@ -435,12 +435,15 @@ impl EventLog {
                 history.pop_front();
             }
         }
-        history.push_back(event.clone());
+        let seq = event.seq;
         if let Some(file) = &self.file {
             let _ = file.send(ToFile::Event(event.clone()));
         }
-        let _ = self.live.send(event.clone());
-        event
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(event.clone());
+        }
+        history.push_back(event);
+        seq
     }
 
     /// A live receiver of every event emitted from now on.
@@ -517,10 +520,12 @@ mod tests {
     #[test]
     fn events_serialize_with_a_tag_and_flat_fields() {
         let log = EventLog::new();
-        let e = log.emit(EventKind::InternetChanged {
+        let seq = log.emit(EventKind::InternetChanged {
             from: InternetMode::Captive,
             to: InternetMode::Online,
         });
+        let e = log.snapshot().remove(0);
+        assert_eq!(e.seq, seq);
         let json = serde_json::to_string(&e).expect("serializes");
         assert!(
             json.starts_with(r#"{"seq":0,"at_ms":"#),

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use espsim_faults::{FaultPlan, FaultRule, PlanError};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 pub use crate::control::ControlOptions;
 pub use crate::device::DeviceOptions;
@@ -132,6 +132,15 @@ pub enum StartError {
         service: &'static str,
         /// The address.
         addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A service's thread or runtime could not be started.
+    #[error("failed to start the {service} thread")]
+    Thread {
+        /// The service, e.g. `dns (udp)`.
+        service: &'static str,
         /// The OS error.
         #[source]
         source: io::Error,
@@ -261,8 +270,14 @@ impl Emulator {
                 .tracker
                 .spawn(http::serve(listener, shared.clone(), Some(acceptor)));
         }
-        if let Some((udp, tcp)) = dns {
-            shared.tracker.spawn(dns::serve(udp, tcp, shared.clone()));
+        if let Some((udp, tcp)) = dns
+            && let Err(source) = dns::start(udp, tcp, &shared).await
+        {
+            shared.cancel.cancel();
+            return Err(StartError::Thread {
+                service: "dns (udp)",
+                source,
+            });
         }
         if let Some((listener, token)) = control {
             shared.tracker.spawn(control::serve(
@@ -429,7 +444,7 @@ fn bind_control(addr: SocketAddr) -> Result<TcpListener, StartError> {
 
 /// Binds UDP and TCP on the same port. With port 0 the UDP port picked by the OS is then tried
 /// for TCP; if that is taken, another port is picked (a few times).
-fn bind_dns(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), StartError> {
+fn bind_dns(addr: SocketAddr) -> Result<(std::net::UdpSocket, TcpListener), StartError> {
     const ATTEMPTS: usize = 16;
     let mut last_err = None;
     for _ in 0..ATTEMPTS {
@@ -451,11 +466,6 @@ fn bind_dns(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), StartError> {
                         addr,
                         source,
                     })?;
-                let udp = UdpSocket::from_std(udp).map_err(|source| StartError::Bind {
-                    service: "dns (udp)",
-                    addr,
-                    source,
-                })?;
                 return Ok((udp, tcp));
             }
             Err(e) if addr.port() == 0 => last_err = Some(e),

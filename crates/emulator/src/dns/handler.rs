@@ -1,9 +1,9 @@
-//! The hickory [`RequestHandler`]: turns one well-formed query into one response.
+//! The captive-portal answerer: turns one well-formed query into one response.
 //!
 //! Per question it asks [`decision::decide`] what to answer and the fault plan
 //! (`FaultPlan::on_dns`) whether a DNS fault replaces or delays that answer, builds the records
 //! (question name echoed as asked, class echoed, TTL 300), sends the response through the
-//! transport's [`ResponseHandler`] and records one `DnsQuery` event per question, plus one
+//! transport's [`Reply`] and records one `DnsQuery` event per question, plus one
 //! `FaultApplied` per question a fault hit. While the device is down (`Outage` other than
 //! `None`: rebooting, AP down) nothing is answered at all.
 
@@ -11,17 +11,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use espsim_faults::{DnsFault, DnsInfo};
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
-use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::server::Request;
 
 use super::decision::{self, ANSWER_TTL, DnsDecision};
+use super::transport::Reply;
 use crate::context::{Outage, Shared};
 use crate::events::EventKind;
 
@@ -46,46 +44,42 @@ impl CaptiveDns {
     }
 }
 
-#[async_trait]
-impl RequestHandler for CaptiveDns {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
+impl CaptiveDns {
+    /// Answers `request` through `reply` (or not at all: outage, `no_reply`) and records it.
+    pub(crate) async fn answer(&self, request: &Request, reply: Reply) {
         let mode = self.shared.internet.get();
-        let questions: Vec<&Query> = request
+        let questions: Vec<Question<'_>> = request
             .queries
             .queries()
             .iter()
-            .map(|q| q.original())
+            .map(|q| Question::new(q.original()))
             .collect();
         if *self.shared.outage.borrow() != Outage::None {
             // The chip is rebooting or its AP is gone: the query never reaches a server.
-            return self.unanswered(request, &questions);
+            return self.unanswered(request, questions);
         }
         let elapsed = self.shared.events.elapsed();
         let mut delay = Duration::ZERO;
         let decisions: Vec<DnsDecision> = questions
             .iter()
             .map(|q| {
-                let normal = decision::decide(q, mode, self.shared.device_ip);
+                let normal = decision::decide(q.query, mode, self.shared.device_ip);
                 let (decision, wait) = self.apply_fault(q, normal, elapsed);
                 delay = delay.max(wait);
                 decision
             })
             .collect();
         if decisions.contains(&DnsDecision::NoReply) {
-            return self.unanswered(request, &questions);
+            return self.unanswered(request, questions);
         }
         if !delay.is_zero() {
             tokio::select! {
-                () = self.shared.cancel.cancelled() => return self.unanswered(request, &questions),
+                () = self.shared.cancel.cancelled() => return self.unanswered(request, questions),
                 () = tokio::time::sleep(delay) => {}
             }
             if *self.shared.outage.borrow() != Outage::None {
                 // The device went down while the reply was held back.
-                return self.unanswered(request, &questions);
+                return self.unanswered(request, questions);
             }
         }
 
@@ -107,7 +101,7 @@ impl RequestHandler for CaptiveDns {
             questions
                 .iter()
                 .zip(&decisions)
-                .map(|(q, d)| records(q, d))
+                .map(|(q, d)| records(q.query, d))
                 .collect()
         } else {
             vec![Vec::new(); questions.len()]
@@ -123,56 +117,56 @@ impl RequestHandler for CaptiveDns {
                 .set_dnssec_ok(false);
             edns
         });
-        let mut builder = MessageResponseBuilder::from_message_request(request);
-        if let Some(edns) = &edns {
-            builder.edns(edns);
-        }
-        let response = builder.build(
-            metadata,
-            answers.iter().flatten(),
-            std::iter::empty(),
-            std::iter::empty(),
-            std::iter::empty(),
-        );
-        let sent = response_handle.send_response(response).await;
+        let queries: Vec<&Query> = questions.iter().map(|q| q.query).collect();
+        let sent = reply
+            .send(&metadata, &queries, answers.iter().flatten(), edns.as_ref())
+            .await;
 
-        let transport = transport_name(request.protocol());
-        let rcode_sent = match &sent {
-            Ok(info) => Some(format!("{:?}", info.response_code)),
+        let rcode_sent = match sent {
+            Ok(rcode) => Some(format!("{rcode:?}")),
             Err(e) => {
                 tracing::warn!(client = %request.src(), error = %e, "dns reply not sent");
                 None
             }
         };
-        for (q, records) in questions.iter().zip(&answers) {
+        self.record(request, questions, rcode_sent, answers);
+    }
+
+    /// Records one `DnsQuery` event per question (`rcode: None` = nothing was sent).
+    fn record(
+        &self,
+        request: &Request,
+        questions: Vec<Question<'_>>,
+        rcode: Option<String>,
+        answers: Vec<Vec<Record>>,
+    ) {
+        let transport = transport_name(request.protocol());
+        let mut answers = answers.into_iter();
+        for q in questions {
+            let records = answers.next().unwrap_or_default();
             self.shared.emit(EventKind::DnsQuery {
                 transport: transport.clone(),
                 client: request.src(),
-                name: display_name(q),
-                qtype: q.query_type().to_string(),
-                rcode: rcode_sent.clone(),
+                name: q.name,
+                qtype: q.qtype,
+                rcode: rcode.clone(),
                 answers: records.iter().map(|r| r.data.to_string()).collect(),
             });
         }
-
-        sent.unwrap_or_else(|_| not_sent(request))
     }
-}
 
-impl CaptiveDns {
     /// Asks the fault plan about one question; when a rule fires, records it and returns the
     /// faulted decision and its delay, else `normal` unchanged.
     fn apply_fault(
         &self,
-        query: &Query,
+        question: &Question<'_>,
         normal: DnsDecision,
         elapsed: Duration,
     ) -> (DnsDecision, Duration) {
-        let name = display_name(query);
-        let qtype = query.query_type().to_string();
+        let (name, qtype) = (&question.name, &question.qtype);
         let Some(applied) = self.shared.faults.on_dns(DnsInfo {
-            name: &name,
-            qtype: &qtype,
+            name,
+            qtype,
             elapsed,
         }) else {
             return (normal, Duration::ZERO);
@@ -198,30 +192,29 @@ impl CaptiveDns {
     }
 
     /// Sends nothing and records each question as unanswered (`rcode: None`).
-    fn unanswered(&self, request: &Request, questions: &[&Query]) -> ResponseInfo {
-        let transport = transport_name(request.protocol());
-        for q in questions {
-            self.shared.emit(EventKind::DnsQuery {
-                transport: transport.clone(),
-                client: request.src(),
-                name: display_name(q),
-                qtype: q.query_type().to_string(),
-                rcode: None,
-                answers: Vec::new(),
-            });
-        }
-        not_sent(request)
+    fn unanswered(&self, request: &Request, questions: Vec<Question<'_>>) {
+        let none = vec![Vec::new(); questions.len()];
+        self.record(request, questions, None, none);
     }
 }
 
-/// What the handler reports for a reply it did not send (the transport ignores it).
-fn not_sent(request: &Request) -> ResponseInfo {
-    let mut failed = Metadata::response_from_request(&request.metadata);
-    failed.response_code = ResponseCode::ServFail;
-    ResponseInfo::from(Header {
-        metadata: failed,
-        counts: HeaderCounts::default(),
-    })
+/// One question with the names events and fault rules know it by, computed once.
+struct Question<'q> {
+    query: &'q Query,
+    /// As asked, without the root's dot (`Example.COM`).
+    name: String,
+    /// `A`, `AAAA`, …
+    qtype: String,
+}
+
+impl<'q> Question<'q> {
+    fn new(query: &'q Query) -> Self {
+        Question {
+            query,
+            name: display_name(query),
+            qtype: query.query_type().to_string(),
+        }
+    }
 }
 
 /// The answer records for one question: owner name and class as asked, TTL 300.

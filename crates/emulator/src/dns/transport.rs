@@ -2,8 +2,8 @@
 //!
 //! The transport is ours rather than `hickory_server::Server`'s because the server drops or
 //! FORMERRs bad packets internally, where nothing can record a `DnsMalformed` event. Parsing
-//! is still hickory's (`Header::read`, `Request::from_bytes`) and answering goes through the
-//! same [`RequestHandler`] trait, with [`Reply`] as its [`ResponseHandler`].
+//! is still hickory's (`Header::read`, `Request::from_bytes`), and so is encoding the answer
+//! ([`Reply::send`], with hickory's `emit_message_parts`).
 //!
 //! What a bad message gets, on both transports (a TCP connection stays open, since the
 //! length prefix keeps the stream in step):
@@ -12,25 +12,23 @@
 //! - header readable, rest not, or no question: FORMERR with the query's ID, no question.
 
 use std::io;
+use std::iter;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use hickory_proto::op::{Header, Message, MessageType, Metadata, ResponseCode};
+use espsim_faults::{DnsFault, Fault};
+use hickory_proto::op::{
+    Edns, Header, Message, MessageType, Metadata, Query, ResponseCode, emit_message_parts,
+};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_server::server::Request;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Mutex;
-
-use espsim_faults::{DnsFault, Fault};
 
 use super::handler::{CaptiveDns, EDNS_PAYLOAD, transport_name};
 use crate::context::Shared;
@@ -220,9 +218,7 @@ async fn handle_message(
                 max_size: response_limit(protocol, &request),
                 sink,
             };
-            handler
-                .handle_request::<_, TokioTime>(&request, reply)
-                .await;
+            handler.answer(&request, reply).await;
         }
         Admission::Rejected { error, reply } => {
             let rcode = match reply {
@@ -346,70 +342,52 @@ impl Sink {
     }
 }
 
-/// Re-encodes `message` so answer owner names point at the question (`c0 0c`), as ESP-IDF
-/// and every DNS server write them. hickory-server copies the question bytes verbatim and
-/// registers them as one compression candidate including QTYPE/QCLASS, which no name ever
-/// matches, so its answers spell every name out. The re-encoding is never larger; if it
-/// fails the original (valid, merely longer) message is sent.
-fn compress_names(message: Vec<u8>, max_size: u16) -> Vec<u8> {
-    let Ok(decoded) = Message::from_vec(&message) else {
-        return message;
-    };
-    let mut compressed = Vec::with_capacity(message.len());
-    let mut encoder = BinEncoder::new(&mut compressed);
-    encoder.set_max_size(max_size);
-    match decoded.emit(&mut encoder) {
-        Ok(()) if compressed.len() <= message.len() => compressed,
-        _ => message,
-    }
-}
-
-/// The [`ResponseHandler`] the handler answers through: encodes within the transport's size
-/// limit (hickory sets TC when answers are cut) and sends.
-#[derive(Debug, Clone)]
-struct Reply {
+/// Where the answer to one query goes, and how large it may be.
+#[derive(Debug)]
+pub(crate) struct Reply {
     sink: Sink,
     max_size: u16,
 }
 
-#[async_trait]
-impl ResponseHandler for Reply {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let metadata = *response.metadata();
+impl Reply {
+    /// Encodes the response within the transport's size limit and sends it; returns the
+    /// response code sent. Answers that do not fit are cut and TC is set (hickory's
+    /// `emit_message_parts`); questions are encoded as names, so answer owner names point at
+    /// the question (`c0 0c`), as ESP-IDF writes them. If not even the question fits, the reply
+    /// is a header-only SERVFAIL.
+    pub(crate) async fn send<'r>(
+        &self,
+        metadata: &Metadata,
+        questions: &[&Query],
+        answers: impl Iterator<Item = &'r Record>,
+        edns: Option<&Edns>,
+    ) -> io::Result<ResponseCode> {
         let mut bytes = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut bytes);
         encoder.set_max_size(self.max_size);
-        let info = match response.destructive_emit(&mut encoder) {
-            Ok(info) => info,
+        let emitted = emit_message_parts(
+            metadata,
+            &mut questions.iter().copied(),
+            &mut { answers },
+            &mut iter::empty::<&Record>(),
+            &mut iter::empty::<&Record>(),
+            edns,
+            None,
+            &mut encoder,
+        );
+        let rcode = match emitted {
+            Ok(header) => header.metadata.response_code,
             Err(e) => {
-                // Even the question does not fit: SERVFAIL, header only (as hickory does).
                 tracing::warn!(error = %e, "dns reply could not be encoded; sending servfail");
-                bytes.clear();
                 let mut failed = Message::response(metadata.id, metadata.op_code);
-                failed.metadata = metadata;
+                failed.metadata = *metadata;
                 failed.metadata.response_code = ResponseCode::ServFail;
-                bytes = failed
-                    .to_vec()
-                    .map_err(|e| NetError::from(format!("cannot encode servfail: {e}")))?;
-                ResponseInfo::from(Header {
-                    metadata: failed.metadata,
-                    counts: Default::default(),
-                })
+                bytes = failed.to_vec().map_err(io::Error::other)?;
+                ResponseCode::ServFail
             }
         };
-        let bytes = compress_names(bytes, self.max_size);
         self.sink.send(&bytes).await?;
-        Ok(info)
+        Ok(rcode)
     }
 }
 
