@@ -41,6 +41,8 @@ impl Espsim {
         let started = Instant::now();
         let mut child = Command::new(bin)
             .arg("run")
+            // No control API: its fixed default port could be taken by a running espsim.
+            .arg("--no-control")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -182,6 +182,9 @@ fn espsim_run() -> Espsim {
         "127.0.0.1:0",
         "--seed",
         "1",
+        // Tests run in parallel: the default control port would be taken by the first.
+        "--control",
+        "127.0.0.1:0",
     ]);
     Espsim::start(cmd, Duration::from_secs(20))
 }
