@@ -42,9 +42,7 @@ impl CaptiveDns {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         CaptiveDns { shared }
     }
-}
 
-impl CaptiveDns {
     /// Answers `request` through `reply` (or not at all: outage, `no_reply`) and records it.
     pub(crate) async fn answer(&self, request: &Request, reply: Reply) {
         let mode = self.shared.internet.get();
