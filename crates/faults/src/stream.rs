@@ -202,10 +202,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FaultyStream<S> {
     }
 }
 
-/// Paces one direction at a byte rate in place: a read or write moves at most 100 ms worth of
-/// bytes, and the next one waits until the bytes moved so far are due at the rate. Like the
-/// pump's writer it sleeps only once it is 1 ms or more ahead of the clock (Tokio's timer rounds
-/// every deadline up to the next millisecond), so a very high rate costs no timer at all.
+/// Paces one direction at a byte rate, in place (rate-only streams) or in the pump's writer: a
+/// read or write moves at most 100 ms worth of bytes, and the next one waits until the bytes
+/// moved so far are due at the rate. It sleeps only once it is 1 ms or more ahead of the clock
+/// (Tokio's timer rounds every deadline up to the next millisecond), so a very high rate costs
+/// no timer at all.
 #[derive(Debug)]
 struct Pacer {
     /// Bytes per second; `None` passes everything at once.
@@ -521,13 +522,13 @@ where
 
     let ends = {
         let writer = async {
-            let mut paced = Instant::now();
+            let mut pacer = Pacer::new(cfg.rate);
             while let Some((at, data)) = rx.recv().await {
                 // Tokio rounds a deadline up to the next 1 ms tick: only sleep when it is ahead.
                 if at > Instant::now() {
                     sleep_until(at).await;
                 }
-                match release(dst, &data, cfg, remaining, &mut wrng, &mut paced).await {
+                match release(dst, &data, cfg, remaining, &mut wrng, &mut pacer).await {
                     Ok(true) => {}
                     Ok(false) => return DirEnd::Limit,
                     Err(_) => return DirEnd::Failed,
@@ -573,7 +574,7 @@ async fn release<W: AsyncWrite + Unpin>(
     cfg: &DirConfig,
     remaining: &AtomicU64,
     rng: &mut Pcg64Mcg,
-    paced: &mut Instant,
+    pacer: &mut Pacer,
 ) -> std::io::Result<bool> {
     let mut rest = data;
     let mut first = true;
@@ -594,10 +595,7 @@ async fn release<W: AsyncWrite + Unpin>(
             None => rest.len(),
         };
         first = false;
-        if let Some(bps) = cfg.rate {
-            // At most 100 ms worth at once, so the rate holds at a fine grain.
-            n = n.min(usize::try_from((bps / 10).max(1)).unwrap_or(usize::MAX));
-        }
+        n = pacer.max_chunk(n).unwrap_or(n);
         let mut hit_limit = false;
         if cfg.limited {
             let left = remaining.load(Ordering::SeqCst);
@@ -611,16 +609,8 @@ async fn release<W: AsyncWrite + Unpin>(
         if hit_limit {
             return Ok(false);
         }
-        if let Some(bps) = cfg.rate {
-            // Pace against a running budget rather than sleeping after every write: the time a
-            // write may take at `bps` accumulates, and the task sleeps only once it is >= 1 ms
-            // ahead of the clock (a per-write sleep of a few ns would cost a whole tick).
-            let now = Instant::now();
-            *paced = (*paced).max(now) + Duration::from_secs_f64(n as f64 / bps as f64);
-            if *paced >= now + Duration::from_millis(1) {
-                sleep_until(*paced).await;
-            }
-        }
+        pacer.spent(n);
+        std::future::poll_fn(|cx| pacer.poll_ready(cx)).await;
         rest = &rest[n..];
     }
     Ok(true)
