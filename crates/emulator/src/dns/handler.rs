@@ -139,9 +139,7 @@ impl CaptiveDns {
         answers: Vec<Vec<Record>>,
     ) {
         let transport = transport_name(request.protocol());
-        let mut answers = answers.into_iter();
-        for q in questions {
-            let records = answers.next().unwrap_or_default();
+        for (q, records) in questions.into_iter().zip(answers) {
             self.shared.emit(EventKind::DnsQuery {
                 transport: transport.clone(),
                 client: request.src(),
