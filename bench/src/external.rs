@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
-use crate::procs::{Espsim, free_port, output_of, spawn_quiet, tree_cpu_ns, wait_tcp};
+use crate::procs::{Espsim, Helper, free_port, output_of, tree_cpu_ns, wait_tcp};
 
 /// The captive-portal answer both DNS servers give.
 const DEVICE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 4, 1);
@@ -91,7 +91,7 @@ pub(crate) async fn dns_round(
             server.stop().await;
         } else {
             let port = free_port()?;
-            let mut child = spawn_quiet(
+            let helper = Helper::spawn(
                 "dnsmasq",
                 &[
                     "--keep-in-foreground".into(),
@@ -107,10 +107,9 @@ pub(crate) async fn dns_round(
             )?;
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             check_dns(addr).await.context("dnsmasq")?;
-            let pid = child.id().context("dnsmasq exited")?;
+            let pid = helper.pid().context("dnsmasq exited")?;
             dnsmasq_run = Some(dnsperf(addr, pid, &data, seconds).await?);
-            let _ = child.start_kill();
-            let _ = timeout(Duration::from_secs(5), child.wait()).await;
+            helper.stop().await;
         }
     }
     Ok((
@@ -253,7 +252,7 @@ pub(crate) async fn http_round(
         } else {
             let port = free_port()?;
             let conf = nginx_conf(work, port)?;
-            let mut child = spawn_quiet(
+            let helper = Helper::spawn(
                 "nginx",
                 &[
                     "-e".into(),
@@ -267,10 +266,9 @@ pub(crate) async fn http_round(
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             wait_tcp(addr).await.context("nginx")?;
             check_204(addr).await.context("nginx")?;
-            let pid = child.id().context("nginx exited")?;
+            let pid = helper.pid().context("nginx exited")?;
             nginx_run = Some(wrk(addr, pid, seconds, connections).await?);
-            let _ = child.start_kill();
-            let _ = timeout(Duration::from_secs(5), child.wait()).await;
+            helper.stop().await;
         }
     }
     Ok((

@@ -84,16 +84,67 @@ impl Espsim {
     }
 }
 
-/// Spawns a helper server (dnsmasq, nginx) whose output is discarded; killed when dropped.
-pub(crate) fn spawn_quiet(program: &str, args: &[String]) -> anyhow::Result<Child> {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
+/// A helper server (dnsmasq, nginx) in its own process group, its output discarded. [`stop`]
+/// ends the whole group — nginx's workers outlive a killed master otherwise — and dropping it
+/// kills the group.
+///
+/// [`stop`]: Helper::stop
+#[derive(Debug)]
+pub(crate) struct Helper {
+    child: Child,
+}
+
+impl Helper {
+    /// Spawns `program ARGS` as the leader of a new process group.
+    pub(crate) fn spawn(program: &str, args: &[String]) -> anyhow::Result<Helper> {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot run {program}"))?;
+        Ok(Helper { child })
+    }
+
+    /// The leader's process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// SIGTERM to the group (nginx's master then stops its workers), SIGKILL to the group if
+    /// the leader is still there after 5 s; reaps the leader.
+    pub(crate) async fn stop(mut self) {
+        let Some(pid) = self.child.id() else { return };
+        signal_group(pid, "TERM");
+        if timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            signal_group(pid, "KILL");
+            let _ = timeout(Duration::from_secs(5), self.child.wait()).await;
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            signal_group(pid, "KILL");
+        }
+    }
+}
+
+/// Sends `signal` to process group `group` through `kill(1)` (this workspace forbids `unsafe`,
+/// so no direct `kill(2)`).
+fn signal_group(group: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([format!("-{signal}"), "--".into(), format!("-{group}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot run {program}"))
+        .status();
 }
 
 /// Runs a load tool to completion and returns its stdout; fails on a non-zero exit.

@@ -94,6 +94,10 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
             scenarios.len(),
             checks.len() - wrong
         );
+        // Repeated last, so that the tail of a long (or truncated) CI log names them.
+        for c in checks.iter().filter(|c| c.verdict.is_err()) {
+            print!("{}", catch_text(c));
+        }
         return Ok(if wrong == 0 {
             ExitCode::SUCCESS
         } else {
@@ -137,18 +141,14 @@ async fn check_catches(
                 let _permit = limit.acquire_owned().await;
                 let result = runner::run(&s, &plan.client, seed).await?;
                 let verdict = runner::judge_catch(&result, plan.must_fail.as_deref());
-                let mut line = report::text(&result);
-                line += &match &verdict {
-                    Ok(v) => format!("   ✓ check: {v}\n"),
-                    Err(v) => format!("   ✗ check: {v}\n"),
-                };
-                print!("{line}");
-                std::io::stdout().flush().ok();
-                anyhow::Ok(CatchCheck {
+                let check = CatchCheck {
                     result,
                     must_fail: plan.must_fail,
                     verdict,
-                })
+                };
+                print!("{}", catch_text(&check));
+                std::io::stdout().flush().ok();
+                anyhow::Ok(check)
             }));
         }
     }
@@ -157,6 +157,15 @@ async fn check_catches(
         checks.push(t.await.context("a scenario run panicked")??);
     }
     Ok(checks)
+}
+
+/// One catches check as text: the run's report and the check's verdict.
+fn catch_text(check: &CatchCheck) -> String {
+    let verdict = match &check.verdict {
+        Ok(v) => format!("   ✓ check: {v}\n"),
+        Err(v) => format!("   ✗ check: {v}\n"),
+    };
+    report::text(&check.result) + &verdict
 }
 
 /// Writes the reports asked for (`junit` only when `with_junit`: catches mode writes its own).

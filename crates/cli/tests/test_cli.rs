@@ -259,6 +259,15 @@ async fn check_catches_proves_each_profile_is_caught() {
         text.contains("✗ check: expected exactly `connected` to fail, but failed: heartbeat"),
         "{text}"
     );
+    // The wrong check is repeated after the summary line, where a truncated log still shows it.
+    let (_, tail) = text
+        .split_once("catches: 3 checks on 1 scenarios, 2 as required, 1 wrong\n")
+        .expect("summary line");
+    assert!(tail.starts_with("── wrong (builtin:silent"), "{tail}");
+    assert!(
+        tail.contains("✗ check: expected exactly `connected` to fail, but failed: heartbeat"),
+        "{tail}"
+    );
 }
 
 #[tokio::test]
