@@ -3,7 +3,8 @@
 //! The fault plan places device faults on the run's clock (`FaultPlan::device_timeline`); this
 //! task sleeps until the next boundary (`FaultPlan::next_boundary`), or until the plan changes
 //! (a rule added or removed at run time, an `after:` event observed), and then makes the device
-//! match the windows open at that moment:
+//! match the windows open at that moment (woken late, first at the boundary it slept for, so a
+//! window the host stalled through still happens):
 //! - `internet { mode }`: the internet switch shows `mode`; when the last such window closes the
 //!   mode from before the first one is back;
 //! - `reboot { down }`: `Outage::Rebooting`, every WebSocket session dropped without a close
@@ -33,9 +34,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut changes = shared.faults.changes();
     let mut plan_alive = true;
     let mut timeline = Timeline::new(shared.clone());
+    // The boundary whose timer woke the task (`None`: start or plan change).
+    let mut due: Option<Duration> = None;
     loop {
         changes.borrow_and_update();
         let now = shared.events.elapsed();
+        // Woken late (a stalled host): first the device as it was due at the boundary, so a
+        // window that opened and closed meanwhile still happens (late, never lost), then now.
+        if let Some(at) = due.take().filter(|at| *at < now) {
+            timeline.step(at);
+        }
         timeline.step(now);
         let next = shared.faults.next_boundary(now);
         let sleep = async {
@@ -48,7 +56,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             biased;
             () = shared.cancel.cancelled() => break,
             changed = changes.changed(), if plan_alive => plan_alive = changed.is_ok(),
-            () = sleep => {}
+            () = sleep => due = next,
         }
     }
 }

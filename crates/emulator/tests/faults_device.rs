@@ -470,3 +470,27 @@ async fn at_and_for_windows_follow_the_run_clock() {
     );
     running.shutdown(WAIT).await;
 }
+
+#[tokio::test]
+async fn a_reboot_the_host_stalled_through_still_happens_late() {
+    // A 50 ms reboot at 300 ms, and a host that stalls across all of it: this test's runtime
+    // (the emulator's too) is blocked from before the reboot until after it would have ended.
+    let running =
+        start_with(&[r#"{"when":{"at":"300ms"},"fault":{"device":"reboot","down":"50ms"}}"#]).await;
+    assert!(
+        running.events().elapsed() < Duration::from_millis(300),
+        "started before the reboot"
+    );
+    while running.events().elapsed() < Duration::from_millis(450) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (rebooted, _) = fault_applied(&running, "reboot").await;
+    let booted = device_action(&running, "boot").await;
+    assert!(
+        rebooted.at_ms >= 450,
+        "rebooted late, at {} ms",
+        rebooted.at_ms
+    );
+    assert!(booted.seq > rebooted.seq, "booted after the reboot");
+    running.shutdown(WAIT).await;
+}

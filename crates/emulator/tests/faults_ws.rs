@@ -688,6 +688,38 @@ async fn time_window_opening_mid_session_fires_the_close() {
 }
 
 #[tokio::test]
+async fn a_session_woken_late_still_fires_the_close_whose_window_it_slept_through() {
+    // A 50 ms window, and a host that stalls across all of it: this test's runtime (the
+    // emulator's too) is blocked from before the window opens until after it closes.
+    let e =
+        start(&[r#"{"when":{"at":"1s","for":"50ms"},"fault":{"ws":"close","code":4005}}"#]).await;
+    let mut ws = connect_ok(&e).await;
+    send(&mut ws, json!({"type":"ping","seq":1})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    let window = Duration::from_secs(1)..Duration::from_millis(1050);
+    assert!(
+        e.events().elapsed() < window.start,
+        "the session opened before the window"
+    );
+    while e.events().elapsed() < window.end + Duration::from_millis(50) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match next(&mut ws).await {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 4005),
+        other => panic!("expected close 4005 (late, not lost), got {other:?}"),
+    }
+    let applied = e
+        .events()
+        .snapshot()
+        .into_iter()
+        .find(|ev| matches!(ev.kind, EventKind::FaultApplied { .. }))
+        .expect("a fault_applied event");
+    assert!(applied.at_ms >= 1050, "fired after the stall: {applied:?}");
+    drop(ws);
+    e.shutdown(WAIT).await;
+}
+
+#[tokio::test]
 async fn rules_added_at_run_time_apply_to_the_open_session() {
     let e = start(&[]).await;
     let mut ws = connect_ok(&e).await;

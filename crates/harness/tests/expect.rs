@@ -353,6 +353,42 @@ fn heartbeat_every_with_tolerance() {
         &[],
         &app,
     ));
+
+    // The app's clock starts at its first frame: a `101` that took 400 ms to arrive (a slow
+    // downstream) does not count against the first ping, and a lone `hello` does not save a
+    // session that never pings.
+    let mut late_101 = Log::default();
+    late_101
+        .open(0, 1)
+        .send(400, 1, "hello")
+        .ping(1400, 1)
+        .ping(2400, 1)
+        .stop(2800);
+    passes(&judge(
+        "- heartbeat: { every: 1s, tolerance: 200ms }",
+        &[],
+        &late_101,
+    ));
+    let mut hello_only = Log::default();
+    hello_only.open(0, 1).send(400, 1, "hello").stop(1900);
+    fails(
+        &judge(
+            "- heartbeat: { every: 1s, tolerance: 200ms }",
+            &[],
+            &hello_only,
+        ),
+        "1.500s without a ping on conn 1 (from 0.400s until the session ended at 1.900s)",
+    );
+    let mut stalls = Log::default();
+    stalls
+        .open(0, 1)
+        .send(400, 1, "hello")
+        .ping(1400, 1)
+        .stop(3000);
+    fails(
+        &judge("- heartbeat: { every: 1s, tolerance: 200ms }", &[], &stalls),
+        "1.600s without a ping on conn 1 (from 1.400s until the session ended at 3.000s)",
+    );
 }
 
 #[test]

@@ -143,22 +143,24 @@ where
         let mut changes = self.shared.faults.changes();
         let mut plan_gone = false;
         let mut tick = true;
-        // The next time a rule's window opens or closes. Recomputed only after a tick (the
-        // boundary passed or the plan changed), not per frame: that would cost two plan locks
-        // and a timer per message while any rule exists.
-        let mut boundary: Option<Pin<Box<Sleep>>> = None;
+        // The boundary whose timer started the pending tick (`None`: start or plan change).
+        let mut due = None;
+        // The next time a rule's window opens or closes, with its timer. Recomputed only after a
+        // tick (the boundary passed or the plan changed), not per frame: that would cost two plan
+        // locks and a timer per message while any rule exists.
+        let mut boundary: Option<Boundary> = None;
         let shared = self.shared.clone();
         let purged = self.conn.purged().clone();
         loop {
             if std::mem::take(&mut tick) {
-                if let Some(end) = self.tick().await {
+                if let Some(end) = self.tick(due.take()).await {
                     return end;
                 }
                 let elapsed = shared.events.elapsed();
-                boundary = shared
-                    .faults
-                    .next_boundary(elapsed)
-                    .map(|t| Box::pin(tokio::time::sleep(t.saturating_sub(elapsed))));
+                boundary = shared.faults.next_boundary(elapsed).map(|at| Boundary {
+                    at,
+                    timer: Box::pin(tokio::time::sleep(at.saturating_sub(elapsed))),
+                });
             }
             tokio::select! {
                 biased;
@@ -168,7 +170,10 @@ where
                 () = shared.cancel.cancelled() => {
                     return End::DeviceClose(1001, "going away".to_owned());
                 }
-                () = until(&mut boundary) => tick = true,
+                at = until(&mut boundary) => {
+                    tick = true;
+                    due = Some(at);
+                }
                 changed = changes.changed(), if !plan_gone => match changed {
                     Ok(()) => tick = true,
                     // The plan lives as long as the emulator; without it there is nothing to tick.
@@ -192,16 +197,24 @@ where
         }
     }
 
-    /// Runs the time-driven fault actions that are due (bounded: a handful per tick).
-    async fn tick(&mut self) -> Option<End> {
-        for _ in 0..8 {
-            let info = ConnInfo {
-                conn: self.fault_conn,
-                elapsed: self.shared.events.elapsed(),
-            };
-            let applied = self.shared.faults.on_ws_tick(info)?;
-            if let Some(end) = self.act(&applied).await {
-                return Some(end);
+    /// Runs the time-driven fault actions that are due (bounded: a handful per instant). Rules
+    /// are judged at `due`, the boundary whose timer woke the session, and then now: a session
+    /// woken late by a stalled host still fires the action whose window opened at `due`, even
+    /// when that window has closed since (late, never lost).
+    async fn tick(&mut self, due: Option<Duration>) -> Option<End> {
+        let now = self.shared.events.elapsed();
+        for elapsed in due.filter(|d| *d < now).into_iter().chain([now]) {
+            for _ in 0..8 {
+                let info = ConnInfo {
+                    conn: self.fault_conn,
+                    elapsed,
+                };
+                let Some(applied) = self.shared.faults.on_ws_tick(info) else {
+                    break;
+                };
+                if let Some(end) = self.act(&applied).await {
+                    return Some(end);
+                }
             }
         }
         None
@@ -659,10 +672,20 @@ fn sent<E: std::fmt::Display>(
     }
 }
 
-/// Waits for `boundary`, forever when there is none.
-async fn until(boundary: &mut Option<Pin<Box<Sleep>>>) {
+/// A moment (time since the emulator started) at which a rule's window opens or closes, and the
+/// timer that wakes the session then.
+struct Boundary {
+    at: Duration,
+    timer: Pin<Box<Sleep>>,
+}
+
+/// Waits for `boundary` and returns its moment; forever when there is none.
+async fn until(boundary: &mut Option<Boundary>) -> Duration {
     match boundary {
-        Some(sleep) => sleep.as_mut().await,
+        Some(b) => {
+            b.timer.as_mut().await;
+            b.at
+        }
         None => std::future::pending().await,
     }
 }

@@ -499,7 +499,9 @@ fn heartbeat(f: &Facts, every: u64, tolerance: u64) -> Verdict {
     let mut evidence = Vec::new();
     let mut longest = 0;
     for s in f.sessions() {
-        let opened = s.ws_opened_ms.unwrap_or_default();
+        // The app's clock starts when it sees the `101`: at its first frame, which a slow
+        // downstream delays; an app that sends nothing is judged from the `101` itself.
+        let opened = s.first_in_ms.or(s.ws_opened_ms).unwrap_or_default();
         let end = s.ended_ms().unwrap_or(f.end_ms);
         longest = longest.max(end.saturating_sub(opened));
         beats += s.heartbeats.len();
@@ -515,7 +517,7 @@ fn heartbeat(f: &Facts, every: u64, tolerance: u64) -> Verdict {
                         secs(hb)
                     ),
                     vec![
-                        ev(prev, Some(s.id), "last ping or session start"),
+                        ev(prev, Some(s.id), "last ping, or the app's first frame"),
                         ev(hb, Some(s.id), "next ping"),
                     ],
                 );
@@ -545,7 +547,7 @@ fn heartbeat(f: &Facts, every: u64, tolerance: u64) -> Verdict {
                     secs(end)
                 ),
                 vec![
-                    ev(prev, Some(s.id), "last ping or session start"),
+                    ev(prev, Some(s.id), "last ping, or the app's first frame"),
                     ev(end, Some(s.id), "session end"),
                 ],
             );

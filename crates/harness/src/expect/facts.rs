@@ -31,6 +31,9 @@ pub(crate) struct Conn {
     pub(crate) faulted: bool,
     /// When the LRU purge dropped it.
     pub(crate) purged_ms: Option<u64>,
+    /// The app's first frame on the session: the first moment the device can tell the app saw
+    /// the `101` (later than `ws_opened_ms` by the downstream latency).
+    pub(crate) first_in_ms: Option<u64>,
     /// Pings from the app: WebSocket ping frames and app `ping` messages, in order.
     pub(crate) heartbeats: Vec<u64>,
     /// Protocol message types the app sent, with their times.
@@ -159,22 +162,28 @@ impl Facts {
                     conn,
                     direction: Direction::In,
                     frame,
-                } if frame == "ping" => {
+                } => {
                     if let Some(c) = f.conns.get_mut(conn) {
-                        c.heartbeats.push(at);
+                        c.first_in_ms.get_or_insert(at);
+                        if frame == "ping" {
+                            c.heartbeats.push(at);
+                        }
                     }
                 }
                 EventKind::WsMessage {
                     conn,
                     direction: Direction::In,
-                    msg_type: Some(t),
+                    msg_type,
                     ..
                 } => {
                     if let Some(c) = f.conns.get_mut(conn) {
-                        if t == "ping" {
-                            c.heartbeats.push(at);
+                        c.first_in_ms.get_or_insert(at);
+                        if let Some(t) = msg_type {
+                            if t == "ping" {
+                                c.heartbeats.push(at);
+                            }
+                            c.sent.push((at, t.clone()));
                         }
-                        c.sent.push((at, t.clone()));
                     }
                 }
                 EventKind::FaultApplied {
