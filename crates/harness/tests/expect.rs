@@ -354,13 +354,13 @@ fn heartbeat_every_with_tolerance() {
         &app,
     ));
 
-    // The app's clock starts at its first frame: a `101` that took 400 ms to arrive (a slow
+    // The app's clock starts at its first frame: a `101` that took 150 ms to arrive (a slow
     // downstream) does not count against the first ping, and a lone `hello` does not save a
     // session that never pings.
     let mut late_101 = Log::default();
     late_101
         .open(0, 1)
-        .send(400, 1, "hello")
+        .send(150, 1, "hello")
         .ping(1400, 1)
         .ping(2400, 1)
         .stop(2800);
@@ -370,14 +370,29 @@ fn heartbeat_every_with_tolerance() {
         &late_101,
     ));
     let mut hello_only = Log::default();
-    hello_only.open(0, 1).send(400, 1, "hello").stop(1900);
+    hello_only.open(0, 1).send(150, 1, "hello").stop(1900);
     fails(
         &judge(
             "- heartbeat: { every: 1s, tolerance: 200ms }",
             &[],
             &hello_only,
         ),
-        "1.500s without a ping on conn 1 (from 0.400s until the session ended at 1.900s)",
+        "1.750s without a ping on conn 1 (from 0.150s until the session ended at 1.900s)",
+    );
+    // …but no later than `tolerance` after the `101`: a late first frame hides nothing.
+    let mut late_hello = Log::default();
+    late_hello
+        .open(0, 1)
+        .send(2000, 1, "hello")
+        .ping(2900, 1)
+        .stop(3500);
+    fails(
+        &judge(
+            "- heartbeat: { every: 1s, tolerance: 200ms }",
+            &[],
+            &late_hello,
+        ),
+        "2.700s without a ping on conn 1 (until 2.900s)",
     );
     let mut stalls = Log::default();
     stalls

@@ -499,9 +499,13 @@ fn heartbeat(f: &Facts, every: u64, tolerance: u64) -> Verdict {
     let mut evidence = Vec::new();
     let mut longest = 0;
     for s in f.sessions() {
-        // The app's clock starts when it sees the `101`: at its first frame, which a slow
-        // downstream delays; an app that sends nothing is judged from the `101` itself.
-        let opened = s.first_in_ms.or(s.ws_opened_ms).unwrap_or_default();
+        // The app's clock starts when it sees the `101`, which a slow downstream delays: at its
+        // first frame, but no later than `tolerance` after the `101` (a late first frame, or a
+        // close as the only one, must not hide a missing heartbeat).
+        let opened = match (s.ws_opened_ms, s.first_in_ms) {
+            (Some(open), Some(first)) => first.min(open + tolerance),
+            (open, first) => open.or(first).unwrap_or_default(),
+        };
         let end = s.ended_ms().unwrap_or(f.end_ms);
         longest = longest.max(end.saturating_sub(opened));
         beats += s.heartbeats.len();
