@@ -396,7 +396,9 @@ fn backoff(f: &Facts, b: &super::Backoff) -> Verdict {
             evidence,
         );
     }
-    // Growth, pair by pair, unless the earlier gap already sits at the cap.
+    // Growth, pair by pair, unless the earlier gap already sits at the cap: no gap shorter than
+    // the one before, and ×min_factor per retry on average (the geometric mean of the ratios),
+    // so that one gap a busy host stretched does not decide alone.
     let at_cap = |g: u64| b.max.map(ms).is_some_and(|m| g * 4 >= m * 3);
     let mut ratios = Vec::new();
     for run in &runs {
@@ -405,15 +407,13 @@ fn backoff(f: &Facts, b: &super::Backoff) -> Verdict {
             if at_cap(g1) {
                 continue;
             }
-            let needed = g1 as f64 * b.min_factor;
-            if g2 <= g1 || (g2 as f64) < needed {
+            if g2 <= g1 {
                 return fail(
                     format!(
-                        "retry gap {} → {} (conn {}) grows less than ×{} (gaps {shown})",
+                        "retry gap {} → {} (conn {}) does not grow (gaps {shown})",
                         secs(g1),
                         secs(g2),
-                        c2.id,
-                        b.min_factor
+                        c2.id
                     ),
                     evidence,
                 );
@@ -425,6 +425,16 @@ fn backoff(f: &Facts, b: &super::Backoff) -> Verdict {
         return fail(
             format!(
                 "fewer than 3 consecutive failed attempts: growth cannot be judged (gaps {shown})"
+            ),
+            evidence,
+        );
+    }
+    let mean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+    if mean < b.min_factor {
+        return fail(
+            format!(
+                "gaps grow ×{mean:.2} per retry on average, less than ×{} (gaps {shown})",
+                b.min_factor
             ),
             evidence,
         );

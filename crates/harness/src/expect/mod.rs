@@ -87,7 +87,8 @@ pub struct Reconnects {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backoff {
-    /// Each gap between retries must be at least this times the previous one (≥ 1).
+    /// The gaps between retries grow by at least this per retry on average (the geometric mean
+    /// of the growth ratios), and none is shorter than the one before (≥ 1).
     #[serde(default = "default_factor")]
     pub min_factor: f64,
     /// The first retry after a failure comes within this long.
@@ -315,7 +316,7 @@ pub fn describe(e: &Expectation) -> String {
             (None, None) => format!("within {}", d(r.within)),
         },
         Expectation::Backoff(b) => {
-            let mut s = format!("gaps grow ×{}", b.min_factor);
+            let mut s = format!("gaps grow ×{} on average", b.min_factor);
             if let Some(t) = b.first_retry_within {
                 s += &format!(", first retry within {}", d(t));
             }
