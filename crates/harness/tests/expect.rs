@@ -316,6 +316,7 @@ fn no_storm_counts_attempts_in_a_sliding_window() {
 
 #[test]
 fn heartbeat_every_with_tolerance() {
+    let hb = "- heartbeat: { every: 1s, tolerance: 200ms }";
     let mut log = Log::default();
     log.open(0, 1);
     for t in [1000, 2000, 3010, 4000] {
@@ -323,32 +324,19 @@ fn heartbeat_every_with_tolerance() {
     }
     log.ws_closed(4500, 1, Side::Client, Some(1000), true)
         .stop(4600);
-    passes(&judge(
-        "- heartbeat: { every: 1s, tolerance: 200ms }",
-        &[],
-        &log,
-    ));
+    passes(&judge(hb, &[], &log));
 
     let mut gap = Log::default();
     gap.open(0, 1).ping(1000, 1).ping(4000, 1).stop(4500);
-    fails(
-        &judge("- heartbeat: { every: 1s, tolerance: 200ms }", &[], &gap),
-        "3.000s without a ping on conn 1",
-    );
+    fails(&judge(hb, &[], &gap), "3.000s without a ping on conn 1");
 
     let mut eager = Log::default();
     eager.open(0, 1).ping(1000, 1).ping(1100, 1).stop(1500);
-    fails(
-        &judge("- heartbeat: { every: 1s, tolerance: 200ms }", &[], &eager),
-        "only 0.100s apart",
-    );
+    fails(&judge(hb, &[], &eager), "only 0.100s apart");
 
     let mut silent = Log::default();
     silent.open(0, 1).stop(900);
-    fails(
-        &judge("- heartbeat: { every: 1s, tolerance: 200ms }", &[], &silent),
-        "no ping seen",
-    );
+    fails(&judge(hb, &[], &silent), "no ping seen");
 
     // App-level `ping` messages count too.
     let mut app = Log::default();
@@ -356,11 +344,7 @@ fn heartbeat_every_with_tolerance() {
         .send(900, 1, "ping")
         .send(1900, 1, "ping")
         .stop(2500);
-    passes(&judge(
-        "- heartbeat: { every: 1s, tolerance: 200ms }",
-        &[],
-        &app,
-    ));
+    passes(&judge(hb, &[], &app));
 
     // The app's clock starts at its first frame: a `101` that took 150 ms to arrive (a slow
     // downstream) does not count against the first ping, and a lone `hello` does not save a
@@ -372,19 +356,11 @@ fn heartbeat_every_with_tolerance() {
         .ping(1400, 1)
         .ping(2400, 1)
         .stop(2800);
-    passes(&judge(
-        "- heartbeat: { every: 1s, tolerance: 200ms }",
-        &[],
-        &late_101,
-    ));
+    passes(&judge(hb, &[], &late_101));
     let mut hello_only = Log::default();
     hello_only.open(0, 1).send(150, 1, "hello").stop(1900);
     fails(
-        &judge(
-            "- heartbeat: { every: 1s, tolerance: 200ms }",
-            &[],
-            &hello_only,
-        ),
+        &judge(hb, &[], &hello_only),
         "1.750s without a ping on conn 1 (from 0.150s until the session ended at 1.900s)",
     );
     // …but no later than `tolerance` after the `101`: a late first frame hides nothing.
@@ -395,11 +371,7 @@ fn heartbeat_every_with_tolerance() {
         .ping(2900, 1)
         .stop(3500);
     fails(
-        &judge(
-            "- heartbeat: { every: 1s, tolerance: 200ms }",
-            &[],
-            &late_hello,
-        ),
+        &judge(hb, &[], &late_hello),
         "2.700s without a ping on conn 1 (until 2.900s)",
     );
     let mut stalls = Log::default();
@@ -409,7 +381,7 @@ fn heartbeat_every_with_tolerance() {
         .ping(1400, 1)
         .stop(3000);
     fails(
-        &judge("- heartbeat: { every: 1s, tolerance: 200ms }", &[], &stalls),
+        &judge(hb, &[], &stalls),
         "1.600s without a ping on conn 1 (from 1.400s until the session ended at 3.000s)",
     );
 }
