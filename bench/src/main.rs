@@ -10,6 +10,9 @@
 //! 5. `espsim run` spawn-to-ready time (`startup`);
 //! 6. resident memory per idle WebSocket connection (`memory`).
 //!
+//! `espsim-bench soak` is separate: connection churn against `espsim run`, failing (exit 1) when
+//! its file descriptors or threads do not come back to the baseline (see `soak.rs`).
+//!
 //! Targets are printed next to the numbers; a missed target never fails the run (only an error
 //! does), so the tool can run in CI on a tiny load (`--quick`) without flaking.
 
@@ -17,6 +20,7 @@ mod external;
 mod footprint;
 mod procs;
 mod report;
+mod soak;
 mod stats;
 mod ws;
 
@@ -32,6 +36,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "espsim-bench", version, about, long_about = None)]
 pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The `espsim` binary for the process benchmarks [default: next to this binary]
     #[arg(long, value_name = "PATH")]
     espsim: Option<PathBuf>,
@@ -71,6 +77,15 @@ pub(crate) struct Args {
     quick: bool,
 }
 
+/// Runs other than the benchmark report.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Connection churn against a fresh `espsim run` (WebSocket clean close, FIN, RST; HTTP;
+    /// DNS over UDP and TCP), sampling its RSS, fds and threads from /proc; exit 1 when fds or
+    /// threads do not return to the baseline after the churn.
+    Soak(soak::SoakArgs),
+}
+
 impl Args {
     fn apply_quick(&mut self) {
         if self.quick {
@@ -107,8 +122,14 @@ impl Args {
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
-    args.apply_quick();
-    match report::run_all(&args) {
+    let result = match args.command.take() {
+        Some(Command::Soak(soak_args)) => soak::main(soak_args),
+        None => {
+            args.apply_quick();
+            report::run_all(&args)
+        }
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(err) => {
