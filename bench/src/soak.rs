@@ -69,7 +69,7 @@ pub(crate) struct SoakArgs {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     seconds: u64,
     /// Most operations (connections and DNS queries) in the churn.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, default_value_t = 20_000, value_parser = operations_range())]
     connections: u64,
     /// Operations in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -81,6 +81,11 @@ pub(crate) struct SoakArgs {
     /// (about 20-40 s in all).
     #[arg(long)]
     quick: bool,
+}
+
+/// The accepted range of `--connections`.
+fn operations_range() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..=10_000_000)
 }
 
 impl SoakArgs {

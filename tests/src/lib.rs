@@ -1,5 +1,5 @@
 //! Support for espsim's black-box tests (`tests/tests/*.rs`): find the `espsim` binary, run it
-//! and read its ready line, run external clients with a time limit, and say why a test skips.
+//! and read its ready line, run external clients with a time limit, and say why a check skips.
 //!
 //! The tests drive real programs (the `espsim` binary, Python `websockets`, Node `ws`, Chromium,
 //! `dig`, `curl`), so everything here is blocking `std::process` with bounded waits: a reader
@@ -8,8 +8,15 @@
 //! The binary is `target/<profile>/espsim` next to the test executable (`cargo test --workspace`
 //! builds it; with `cargo test -p espsim-tests` run `cargo build -p espsim` first), or the path in
 //! `ESPSIM_BIN`.
+//!
+//! Skips are never silent: [`checks`] runs each (scenario, client) pair as a test of its own, so
+//! a check whose client is missing shows as `ignored` in `cargo test` and is counted in a
+//! summary line; [`skip`] prints past the test harness's output capture. With
+//! `ESPSIM_REQUIRE_CLIENTS=1` (CI) every skip is a failure naming the missing client.
 
-use std::io::{BufRead, BufReader, Read};
+pub mod checks;
+
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -48,9 +55,25 @@ pub fn espsim_bin() -> PathBuf {
     }
 }
 
-/// Prints why a test (or part of one) does not run; the text shows in `cargo test` output.
+/// Says why a test (or part of one) does not run, on stderr even when `cargo test` captures the
+/// test's output (a passing test's `eprintln!` is never shown, which would hide the skip).
+///
+/// Panics instead when [`clients_required`] (`ESPSIM_REQUIRE_CLIENTS=1`): CI must not pass on
+/// checks that did not run.
 pub fn skip(test: &str, reason: &str) {
-    eprintln!("SKIP {test}: {reason}");
+    if clients_required() {
+        panic!("{}", checks::required_message(test, reason));
+    }
+    // `std::io::stderr()` directly: the harness captures only the `print!` family.
+    let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {reason}");
+}
+
+/// The variable that turns every skipped client check into a failure (`.ci/run` sets it).
+pub const REQUIRE_CLIENTS: &str = "ESPSIM_REQUIRE_CLIENTS";
+
+/// Whether `ESPSIM_REQUIRE_CLIENTS` is set to anything but empty or `0`.
+pub fn clients_required() -> bool {
+    std::env::var_os(REQUIRE_CLIENTS).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Whether a program is on `PATH` (e.g. `dig`, `curl`, `node`, `chromium`).

@@ -40,8 +40,16 @@ fn read(path: &Path) -> String {
 
 fn assert_key_pem(path: &Path) {
     let meta = std::fs::symlink_metadata(path).expect("key metadata");
-    assert!(meta.file_type().is_file(), "{} is a regular file", path.display());
-    assert!(read(path).starts_with("-----BEGIN PRIVATE KEY-----"), "{}", read(path));
+    assert!(
+        meta.file_type().is_file(),
+        "{} is a regular file",
+        path.display()
+    );
+    assert!(
+        read(path).starts_with("-----BEGIN PRIVATE KEY-----"),
+        "{}",
+        read(path)
+    );
     assert_eq!(mode(path), 0o600, "key mode {:o}", mode(path));
 }
 
@@ -69,7 +77,11 @@ fn cert_creates_the_key_mode_0600() {
     assert_key_pem(&dir.path().join("key.pem"));
     let cert = dir.path().join("cert.pem");
     assert!(read(&cert).starts_with("-----BEGIN CERTIFICATE-----"));
-    assert_eq!(mode(&cert) & 0o022, 0, "certificate not group/world-writable");
+    assert_eq!(
+        mode(&cert) & 0o022,
+        0,
+        "certificate not group/world-writable"
+    );
 }
 
 #[test]

@@ -208,9 +208,9 @@ fn create_temp_beside(path: &Path, mode: u32) -> std::io::Result<(PathBuf, File)
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(ErrorKind::InvalidInput, "the path has no file name")
-    })?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidInput, "the path has no file name"))?;
     let mut last = None;
     for attempt in 0..TEMP_ATTEMPTS {
         let mut temp_name = std::ffi::OsString::from(".");
