@@ -69,7 +69,7 @@ pub(crate) struct SoakArgs {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     seconds: u64,
     /// Most operations (connections and DNS queries) in the churn.
-    #[arg(long, default_value_t = 20_000, value_parser = operations_range())]
+    #[arg(long, default_value_t = 100_000, value_parser = operations_range())]
     connections: u64,
     /// Operations in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
