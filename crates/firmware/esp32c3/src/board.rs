@@ -156,7 +156,10 @@ impl Board for C3Board {
     fn read_sensors(&mut self, _now_ms: u64) -> SensorReading {
         // The die temperature (the C3 has no humidity sensor; wire a DHT22/SHT3x here).
         SensorReading {
-            temperature_c: self.tsens.as_ref().map(|t| t.get_temperature().to_celsius()),
+            temperature_c: self
+                .tsens
+                .as_ref()
+                .map(|t| t.get_temperature().to_celsius()),
             humidity_pct: None,
         }
     }

@@ -156,12 +156,19 @@ impl Hub {
         self.slots.iter().find(|s| s.conn.get() == Some(conn))
     }
 
-    /// Queues `out` for `slot`; a client that lets its outbox fill is dropped.
+    /// Queues `out` for `slot`; a client that lets its outbox fill is dropped (its worker then
+    /// reports the disconnect to the firmware).
     fn queue(&self, slot: &Slot, out: Out) {
         if slot.outbox.try_send(out).is_err() {
             log::warn!("outbox full: dropping the connection");
-            self.forget(slot);
+            slot.drop.signal(());
         }
+    }
+
+    /// Whether the softAP is in its provisioning outage (new connections are refused, as the
+    /// emulator refuses them).
+    pub fn ap_down(&self) -> bool {
+        self.ap_back_at.get().is_some_and(|at| now_ms() < at)
     }
 
     /// Forgets the slot's connection (the firmware already has, or is told now) and drops it.
@@ -213,8 +220,7 @@ impl Hub {
                     log::info!("provisioning: softAP clients dropped for {duration_ms} ms");
                 }
                 Action::Restart { delay_ms } => {
-                    self.restart_at
-                        .set(Some(now_ms().saturating_add(delay_ms)));
+                    self.restart_at.set(Some(now_ms().saturating_add(delay_ms)));
                 }
                 other => log::warn!("unhandled device action {other:?}"),
             }
@@ -226,9 +232,9 @@ impl Hub {
 pub async fn timer_loop(hub: &'static Hub) -> ! {
     loop {
         let now = now_ms();
-        let wait = hub
-            .deadline()
-            .map_or(POLL, |at| Duration::from_millis(at.saturating_sub(now)).min(POLL));
+        let wait = hub.deadline().map_or(POLL, |at| {
+            Duration::from_millis(at.saturating_sub(now)).min(POLL)
+        });
         select(Timer::after(wait), hub.rearm.wait()).await;
         hub.tick();
     }

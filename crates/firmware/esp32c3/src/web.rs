@@ -47,6 +47,11 @@ pub async fn http_task(stack: Stack<'static>, hub: &'static Hub, slot: usize) ->
         if socket.accept(80).await.is_err() {
             continue;
         }
+        if hub.ap_down() {
+            socket.abort();
+            let _ = socket.flush().await;
+            continue;
+        }
         let graceful = serve(&mut socket, hub, slot).await;
         if graceful {
             socket.close();
@@ -158,7 +163,9 @@ async fn websocket(
     let last = match outcome {
         // The peer closed: answer with an empty close frame (ESP-IDF v5 does not echo the code).
         Either3::First(Ended::PeerClosed) => Some(Vec::new()),
-        Either3::First(Ended::TooBig) => Some(captive::close_payload(CLOSE_TOO_BIG, "message too big")),
+        Either3::First(Ended::TooBig) => {
+            Some(captive::close_payload(CLOSE_TOO_BIG, "message too big"))
+        }
         Either3::First(Ended::Fragmented) => Some(captive::close_payload(
             CLOSE_UNSUPPORTED,
             "fragmented messages are not supported",
