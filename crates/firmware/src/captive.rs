@@ -55,8 +55,9 @@ pub const EDGE_LIMITS: Limits = Limits {
     recv_timeout_ms: 5_000,
 };
 
-/// Bytes the head buffer needs: request line (method, target, version) plus the header lines.
-pub const HEAD_BUFFER: usize = EDGE_LIMITS.max_uri_len + EDGE_LIMITS.max_req_hdr_len + 32;
+/// Bytes the head buffer needs: the longest request line plus the longest header block that
+/// [`check_head`] lets through (each at most [`Limits::scratch`]).
+pub const HEAD_BUFFER: usize = 2 * EDGE_LIMITS.scratch();
 
 /// One HTTP response as `esp_http_server` puts it on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,9 +136,7 @@ impl HttpError {
                 "Method Not Allowed",
                 "Specified method is invalid for this resource",
             ),
-            HttpError::RequestTimeout => {
-                (408, "Request Timeout", "Server closed this connection")
-            }
+            HttpError::RequestTimeout => (408, "Request Timeout", "Server closed this connection"),
             HttpError::UriTooLong => (414, "URI Too Long", "URI is too long"),
             HttpError::HeaderFieldsTooLarge => (
                 431,
@@ -154,18 +153,32 @@ impl HttpError {
     }
 }
 
-/// Checks a parsed head against `limits`: the target's length, the header lines' total bytes
-/// (`header_bytes`, everything after the request line's CRLF) and their count.
+impl Limits {
+    /// ESP-IDF's scratch buffer (`max(max_req_hdr_len, max_uri_len) + 1`): the request line (and
+    /// one byte after it) must fit, then, reusing it, all header lines up to the blank line.
+    pub const fn scratch(&self) -> usize {
+        if self.max_req_hdr_len > self.max_uri_len {
+            self.max_req_hdr_len + 1
+        } else {
+            self.max_uri_len + 1
+        }
+    }
+}
+
+/// Checks a parsed head against `limits`, counting as `esp_http_server` counts
+/// (`httpd_parse.c`): `request_line` is the request line's length with its CRLF, `target` the
+/// request-target, `header_block` the header lines' length up to and including the blank line.
 pub fn check_head(
+    request_line: usize,
     target: &str,
-    header_bytes: usize,
+    header_block: usize,
     header_count: usize,
     limits: &Limits,
 ) -> Result<(), HttpError> {
-    if target.len() > limits.max_uri_len {
+    if target.len() > limits.max_uri_len || request_line >= limits.scratch() {
         return Err(HttpError::UriTooLong);
     }
-    if header_bytes > limits.max_req_hdr_len || header_count > limits.max_headers {
+    if header_block > limits.scratch() || header_count > limits.max_headers {
         return Err(HttpError::HeaderFieldsTooLarge);
     }
     Ok(())
@@ -425,15 +438,18 @@ mod tests {
     #[test]
     fn head_limits_give_414_and_431() {
         let l = EDGE_LIMITS;
+        assert_eq!(l.scratch(), 1025);
         let long = "/".repeat(l.max_uri_len + 1);
-        assert_eq!(check_head(&long, 0, 0, &l), Err(HttpError::UriTooLong));
-        assert_eq!(check_head(&long[1..], l.max_req_hdr_len, l.max_headers, &l), Ok(()));
+        assert_eq!(check_head(10, &long, 0, 0, &l), Err(HttpError::UriTooLong));
+        assert_eq!(check_head(1024, "/", 2, 0, &l), Ok(()));
+        assert_eq!(check_head(1025, "/", 2, 0, &l), Err(HttpError::UriTooLong));
+        assert_eq!(check_head(16, &long[1..], 1025, l.max_headers, &l), Ok(()));
         assert_eq!(
-            check_head("/", l.max_req_hdr_len + 1, 1, &l),
+            check_head(16, "/", 1026, 1, &l),
             Err(HttpError::HeaderFieldsTooLarge)
         );
         assert_eq!(
-            check_head("/", 10, l.max_headers + 1, &l),
+            check_head(16, "/", 10, l.max_headers + 1, &l),
             Err(HttpError::HeaderFieldsTooLarge)
         );
         assert_eq!(
@@ -453,8 +469,8 @@ mod tests {
 
     #[test]
     fn the_head_buffer_holds_a_head_at_both_limits() {
-        let request_line = "GET ".len() + EDGE_LIMITS.max_uri_len + " HTTP/1.1\r\n".len();
-        assert!(HEAD_BUFFER >= request_line + EDGE_LIMITS.max_req_hdr_len + 2);
+        // The longest accepted request line plus the longest accepted header block.
+        assert!(HEAD_BUFFER >= (EDGE_LIMITS.scratch() - 1) + EDGE_LIMITS.scratch());
     }
 
     #[test]
@@ -480,7 +496,10 @@ mod tests {
             }
         );
         assert_eq!(handshake("/ws", &[]), Handshake::NoResponse);
-        assert_eq!(handshake("/ws", &[("upgrade", "h2c")]), Handshake::BadRequest);
+        assert_eq!(
+            handshake("/ws", &[("upgrade", "h2c")]),
+            Handshake::BadRequest
+        );
         assert_eq!(handshake("/ws", &ok[..1]), Handshake::SilentClose);
         let v8 = [ok[0], ("Sec-WebSocket-Version", "8"), ok[2]];
         assert_eq!(handshake("/ws", &v8), Handshake::SilentClose);

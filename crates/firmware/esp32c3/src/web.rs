@@ -91,10 +91,17 @@ async fn serve(socket: &mut TcpSocket<'_>, hub: &'static Hub, slot: usize) -> bo
             .iter()
             .map(|(n, v)| (String::from(n), String::from(v)))
             .collect();
+        // edge-http accepts only `HTTP/1.0` / `HTTP/1.1`, so the request line's length follows.
         let head_len = HEAD_BUFFER - rest_len;
         let request_line = method.len() + 1 + target.len() + " HTTP/1.1\r\n".len();
-        let header_bytes = head_len.saturating_sub(request_line + 2);
-        if let Err(e) = captive::check_head(&target, header_bytes, headers.len(), &EDGE_LIMITS) {
+        let header_block = head_len.saturating_sub(request_line);
+        if let Err(e) = captive::check_head(
+            request_line,
+            &target,
+            header_block,
+            headers.len(),
+            &EDGE_LIMITS,
+        ) {
             return send_page(socket, e).await;
         }
         match captive::route(&method, &target, &PORTAL) {
