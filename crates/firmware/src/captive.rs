@@ -58,6 +58,8 @@ pub const EDGE_LIMITS: Limits = Limits {
 /// Bytes the head buffer needs: the longest request line plus the longest header block that
 /// [`check_head`] lets through (each at most [`Limits::scratch`]).
 pub const HEAD_BUFFER: usize = 2 * EDGE_LIMITS.scratch();
+// The longest accepted request line plus the longest accepted header block fit.
+const _: () = assert!(HEAD_BUFFER >= (EDGE_LIMITS.scratch() - 1) + EDGE_LIMITS.scratch());
 
 /// One HTTP response as `esp_http_server` puts it on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -465,12 +467,6 @@ mod tests {
         let p = close_payload(1000, &long);
         assert_eq!(p.len(), 2 + 122);
         assert!(core::str::from_utf8(&p[2..]).is_ok());
-    }
-
-    #[test]
-    fn the_head_buffer_holds_a_head_at_both_limits() {
-        // The longest accepted request line plus the longest accepted header block.
-        assert!(HEAD_BUFFER >= (EDGE_LIMITS.scratch() - 1) + EDGE_LIMITS.scratch());
     }
 
     #[test]

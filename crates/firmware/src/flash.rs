@@ -21,6 +21,7 @@ pub const VERSION: u8 = 1;
 /// Largest encoded record: header, two presence bytes, four strings of at most 255 bytes, the
 /// interval, the unit and the CRC. Fits one 4 KiB flash sector.
 pub const MAX_RECORD: usize = 4 + 1 + 2 + 2 + 4 * (1 + 255) + 8 + 1 + 4;
+const _: () = assert!(MAX_RECORD <= 4096, "a record must fit one flash sector");
 
 /// What the chip keeps across restarts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -208,7 +209,6 @@ mod tests {
             sector.resize(4096, 0xFF);
             assert_eq!(Saved::decode(&sector), Some(saved));
         }
-        assert!(MAX_RECORD <= 4096);
     }
 
     #[test]

@@ -8,9 +8,8 @@ use edge_nal_embassy::{Udp, UdpBuffers};
 use embassy_net::Stack;
 use embassy_time::{Duration, Timer};
 
-/// DNS answers' TTL (ESP-IDF's `dns_server` uses 300 s; short keeps a phone's cache from
-/// outliving the softAP).
-const DNS_TTL: core::time::Duration = core::time::Duration::from_secs(60);
+/// DNS answers' TTL: 300 s, as ESP-IDF's captive-portal `dns_server` (and the emulator) answer.
+const DNS_TTL: core::time::Duration = core::time::Duration::from_secs(300);
 
 /// Hands out 192.168.4.2+ with the softAP as router and DNS server, forever.
 #[embassy_executor::task]

@@ -104,12 +104,18 @@ async fn serve(socket: &mut TcpSocket<'_>, hub: &'static Hub, slot: usize) -> bo
         ) {
             return send_page(socket, e).await;
         }
+        // Bodies are not read: after a request that has one, the connection is closed rather
+        // than the body being parsed as the next request.
+        let has_body = headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("transfer-encoding")
+                || (n.eq_ignore_ascii_case("content-length") && v.trim() != "0")
+        });
         match captive::route(&method, &target, &PORTAL) {
             Route::Reply { answer, close } => {
                 if socket.write_all(&answer.to_bytes()).await.is_err() {
                     return false;
                 }
-                if close {
+                if close || has_body {
                     return true;
                 }
             }
