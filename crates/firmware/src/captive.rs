@@ -186,6 +186,16 @@ pub fn check_head(
     Ok(())
 }
 
+/// Whether a request has a body (`Transfer-Encoding`, or a non-zero `Content-Length`). The C3
+/// server does not read bodies, so it closes the connection after answering such a request
+/// instead of parsing the body as the next request.
+pub fn has_body(headers: &[(&str, &str)]) -> bool {
+    headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("transfer-encoding")
+            || (n.eq_ignore_ascii_case("content-length") && v.trim() != "0")
+    })
+}
+
 /// What the portal page shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Portal<'a> {
@@ -506,5 +516,13 @@ mod tests {
             switching_protocols("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn requests_with_a_body_are_recognized() {
+        assert!(!has_body(&[("Host", "x")]));
+        assert!(!has_body(&[("content-length", " 0 ")]));
+        assert!(has_body(&[("Content-Length", "12")]));
+        assert!(has_body(&[("Transfer-Encoding", "chunked")]));
     }
 }

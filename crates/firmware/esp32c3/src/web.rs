@@ -104,12 +104,13 @@ async fn serve(socket: &mut TcpSocket<'_>, hub: &'static Hub, slot: usize) -> bo
         ) {
             return send_page(socket, e).await;
         }
+        let pairs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         // Bodies are not read: after a request that has one, the connection is closed rather
         // than the body being parsed as the next request.
-        let has_body = headers.iter().any(|(n, v)| {
-            n.eq_ignore_ascii_case("transfer-encoding")
-                || (n.eq_ignore_ascii_case("content-length") && v.trim() != "0")
-        });
+        let has_body = captive::has_body(&pairs);
         match captive::route(&method, &target, &PORTAL) {
             Route::Reply { answer, close } => {
                 if socket.write_all(&answer.to_bytes()).await.is_err() {
@@ -120,10 +121,6 @@ async fn serve(socket: &mut TcpSocket<'_>, hub: &'static Hub, slot: usize) -> bo
                 }
             }
             Route::WebSocket => {
-                let pairs: Vec<(&str, &str)> = headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
                 return match captive::handshake(&target, &pairs) {
                     Handshake::Upgrade { key, token } => {
                         websocket(socket, hub, slot, &key, token).await
