@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the ESP32-C3 firmware (crates/firmware/esp32c3: bare-metal esp-hal, RISC-V) in release,
-# checks that it linked into a RISC-V executable, and checks its flash and static RAM use
+# Lints (rustfmt, clippy -D warnings) and builds the ESP32-C3 firmware (crates/firmware/esp32c3:
+# bare-metal esp-hal, RISC-V) in release, checks that it linked into a RISC-V executable, and checks its flash and static RAM use
 # against crates/firmware/esp32c3/size-budget.toml. Run from anywhere: `bash scripts/firmware-c3.sh`.
 #
 #   flash      = every allocated section with contents (PROGBITS): code, read-only data, and the
@@ -21,9 +21,13 @@ cd "$crate"
 toolchain="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)"
 rustup toolchain install --profile minimal "$toolchain" >/dev/null 2>&1 || true
 rustup target add --toolchain "$toolchain" "$target"
+rustup component add --toolchain "$toolchain" clippy rustfmt
 
 command -v readelf >/dev/null || { echo "readelf not found: install binutils" >&2; exit 1; }
 
+# The host workspace's fmt/clippy steps do not reach this crate (it is excluded there).
+cargo fmt --check
+cargo clippy --release --locked -- -D warnings
 cargo build --release --locked
 elf="target/$target/release/espsim-esp32c3"
 [ -f "$elf" ] || { echo "no ELF at $elf: the link did not produce the firmware" >&2; exit 1; }

@@ -108,8 +108,12 @@ impl Hub {
         self.device.borrow().settings().auth_token.clone()
     }
 
-    /// One received text (or binary) message.
+    /// One received text (or binary) message. A connection the firmware already forgot (AP
+    /// outage, auth close) is not handed back to it.
     pub fn frame(&self, conn: ConnId, payload: &[u8]) {
+        if self.slot_of(conn).is_none() {
+            return;
+        }
         let actions = self.device.borrow_mut().on_frame(conn, payload, now_ms());
         self.dispatch(actions);
         self.rearm.signal(());

@@ -33,6 +33,9 @@ const PORTAL: Portal<'static> = Portal {
 /// TCP buffers per socket: one Ethernet frame's payload each way.
 const TCP_BUFFER: usize = 1536;
 
+/// How long a closed connection waits for the peer's FIN before its socket is reset and reused.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// Close codes.
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_UNSUPPORTED: u16 = 1003;
@@ -52,13 +55,23 @@ pub async fn http_task(stack: Stack<'static>, hub: &'static Hub, slot: usize) ->
             let _ = socket.flush().await;
             continue;
         }
-        let graceful = serve(&mut socket, hub, slot).await;
-        if graceful {
+        if serve(&mut socket, hub, slot).await {
+            // FIN, then wait (bounded) for the peer's FIN before the socket is reused.
             socket.close();
-            let _ = socket.flush().await;
+            let _ = with_timeout(LINGER, drain(&mut socket)).await;
         }
         socket.abort();
         let _ = socket.flush().await;
+    }
+}
+
+/// Reads and discards until the peer's FIN (or an error).
+async fn drain(socket: &mut TcpSocket<'_>) {
+    let mut sink = [0u8; 64];
+    while let Ok(n) = socket.read(&mut sink).await {
+        if n == 0 {
+            break;
+        }
     }
 }
 
