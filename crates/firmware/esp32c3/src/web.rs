@@ -36,6 +36,9 @@ const TCP_BUFFER: usize = 1536;
 /// How long a closed connection waits for the peer's FIN before its socket is reset and reused.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Most bytes read and dropped from a WebSocket request that got no answer.
+const MAX_DISCARD: usize = 64 * 1024;
+
 /// Close codes.
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_UNSUPPORTED: u16 = 1003;
@@ -62,6 +65,18 @@ pub async fn http_task(stack: Stack<'static>, hub: &'static Hub, slot: usize) ->
         }
         socket.abort();
         let _ = socket.flush().await;
+    }
+}
+
+/// Reads and discards until the peer's FIN, an error, or `limit` bytes.
+async fn discard(socket: &mut TcpSocket<'_>, limit: usize) {
+    let mut sink = [0u8; 256];
+    let mut total = 0usize;
+    while total < limit {
+        match socket.read(&mut sink).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => total = total.saturating_add(n),
+        }
     }
 }
 
@@ -139,7 +154,14 @@ async fn serve(socket: &mut TcpSocket<'_>, hub: &'static Hub, slot: usize) -> bo
                         websocket(socket, hub, slot, &key, token).await
                     }
                     Handshake::BadRequest => send_page(socket, PageError::BadRequest).await,
-                    Handshake::NoResponse | Handshake::SilentClose => true,
+                    // ESP-IDF ran the handler as a plain GET that sent nothing: the socket
+                    // stays open, unanswered, until the client closes it (as the emulator's
+                    // `hold_unanswered`, with the same 64 KiB bound on what it discards).
+                    Handshake::NoResponse => {
+                        discard(socket, MAX_DISCARD).await;
+                        true
+                    }
+                    Handshake::SilentClose => true,
                 };
             }
         }
