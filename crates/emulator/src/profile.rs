@@ -1,10 +1,13 @@
 //! Device profiles: the ESP-IDF version-dependent limits and quirks the emulator reproduces.
 //!
-//! Every number here comes from `shared/reference/esp32-idf-behaviour.md` (ESP-IDF sources).
+//! Every ESP-IDF number here comes from `shared/reference/esp32-idf-behaviour.md` (ESP-IDF
+//! sources); the `esp-hal-edge` profile's numbers come from the bare-metal ESP32-C3 firmware
+//! itself (`espsim_firmware::captive::EDGE_LIMITS`, which `crates/firmware/esp32c3` enforces).
 //! A profile is chosen by name (`--profile`, `device.profile` in a scenario).
 
 use std::time::Duration;
 
+use espsim_firmware::captive::EDGE_LIMITS;
 use serde::Serialize;
 
 /// How the device answers a WebSocket upgrade that fails ESP-IDF's checks
@@ -118,13 +121,35 @@ impl Profile {
         ..Profile::ESP_IDF_V5_4
     };
 
+    /// The bare-metal ESP32-C3 build (`crates/firmware/esp32c3`: esp-hal, esp-radio, embassy-net,
+    /// edge-http/edge-ws), whose limits are `espsim_firmware::captive::EDGE_LIMITS`: one listening
+    /// socket per worker, a 4 KiB message buffer (a larger message closes with 1009). It answers
+    /// HTTP with the same table and framing as ESP-IDF's captive-portal example (`302`, v5.1+
+    /// error pages, silent close on a bad upgrade, an empty close frame back).
+    pub const ESP_HAL_EDGE: Profile = Profile {
+        name: "esp-hal-edge",
+        summary: "bare-metal ESP32-C3 firmware (esp-hal + edge-http/edge-ws): 4 sockets, 1024-byte header limit, 1009 above 4 KiB messages, 302 captive redirect",
+        max_req_hdr_len: EDGE_LIMITS.max_req_hdr_len,
+        max_uri_len: EDGE_LIMITS.max_uri_len,
+        max_open_sockets: Some(EDGE_LIMITS.max_open_sockets),
+        lru_purge: false,
+        recv_timeout: Duration::from_millis(EDGE_LIMITS.recv_timeout_ms),
+        captive_redirect: (302, "Temporary Redirect"),
+        modern_error_bodies: true,
+        handshake_rejection: HandshakeRejection::SilentClose,
+        echo_close_code: false,
+        max_ws_message: EDGE_LIMITS.max_ws_message,
+        oversize: OversizeHandling::Close1009,
+    };
+
     /// Every built-in profile, default first.
-    pub const ALL: [&'static Profile; 5] = [
+    pub const ALL: [&'static Profile; 6] = [
         &Profile::ESP_IDF_V5_4,
         &Profile::ESP_IDF_V5_5,
         &Profile::ESP_IDF_V6_1_STRICT,
         &Profile::CAPTIVE_EXAMPLE,
         &Profile::UNLIMITED,
+        &Profile::ESP_HAL_EDGE,
     ];
 
     /// Looks a profile up by name.
@@ -154,6 +179,23 @@ mod tests {
             assert_eq!(Profile::by_name(p.name), Some(p));
         }
         assert_eq!(Profile::by_name("esp-idf-v9"), None);
+    }
+
+    #[test]
+    fn esp_hal_edge_has_the_c3_firmware_limits() {
+        let p = Profile::by_name("esp-hal-edge").expect("listed");
+        assert_eq!(p.max_open_sockets, Some(4));
+        assert_eq!(p.max_req_hdr_len, 1024);
+        assert_eq!(p.max_uri_len, 512);
+        assert_eq!(p.recv_timeout, Duration::from_secs(5));
+        assert_eq!(p.max_ws_message, espsim_protocol::MAX_MESSAGE_SIZE);
+        assert_eq!(p.oversize, OversizeHandling::Close1009);
+        assert_eq!(p.captive_redirect, (302, "Temporary Redirect"));
+        assert_eq!(p.handshake_rejection, HandshakeRejection::SilentClose);
+        assert!(!p.echo_close_code && !p.lru_purge && p.modern_error_bodies);
+        // The firmware's own limits are where these come from.
+        assert_eq!(p.max_open_sockets, Some(EDGE_LIMITS.max_open_sockets));
+        assert_eq!(p.max_req_hdr_len, EDGE_LIMITS.max_req_hdr_len);
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`settings`]: [`DeviceSettings`], what a host configures (identity, token, limits, timings).
 //! - `telemetry` / `provisioning`: the two timers [`Device::on_tick`] drives.
 //! - [`sim`]: [`SimBoard`], a deterministic seeded board for the emulator and tests.
+//! - [`captive`] / [`flash`]: the off-chip-testable parts of the bare-metal ESP32-C3 entry point
+//!   (`esp32c3/`): its HTTP answer table and limits, and its settings record in flash.
 
 #![no_std]
 #![warn(missing_docs)]
@@ -19,7 +21,9 @@ extern crate alloc;
 extern crate std;
 
 pub mod board;
+pub mod captive;
 pub mod device;
+pub mod flash;
 mod provisioning;
 pub mod settings;
 pub mod sim;
