@@ -585,11 +585,15 @@ mod tests {
             assert_eq!(p.head.header("host"), Some("x"));
         }
         assert_eq!(
-            done(run(V54, b"GET /a?b=c  HTTP/1.0\r\n\r\n").0).head.target,
+            done(run(V54, b"GET /a?b=c  HTTP/1.0\r\n\r\n").0)
+                .head
+                .target,
             "/a?b=c"
         );
         assert_eq!(
-            done(run(V54, b"GET /a  HTTP/1.0\r\n\r\n").0).head.minor_version,
+            done(run(V54, b"GET /a  HTTP/1.0\r\n\r\n").0)
+                .head
+                .minor_version,
             0
         );
     }
@@ -614,10 +618,7 @@ mod tests {
             );
         }
         // A bad second word is seen before the line ends, as `http_parser` sees it.
-        assert_eq!(
-            run(V54, b"GET /a b").0,
-            Step::Fail(EspError::BadRequest)
-        );
+        assert_eq!(run(V54, b"GET /a b").0, Step::Fail(EspError::BadRequest));
         assert_eq!(run(V54, b"GET /a  HTTP/1.").0, Step::More);
         assert_eq!(run(V54, b"GET /a HTTP/1.1\r").0, Step::More);
     }
