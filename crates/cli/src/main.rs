@@ -6,6 +6,7 @@
 mod cert;
 mod client;
 mod fault;
+mod fdlimit;
 mod logging;
 mod probe;
 mod run;
@@ -55,6 +56,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
+    fdlimit::raise(matches!(cli.command, Command::Run(_) | Command::Test(_)));
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Cert(args) => cert::run(args),
