@@ -227,11 +227,11 @@ impl Emulator {
             None => None,
         };
         let control = match &config.control {
-            Some(options) if !options.is_safe() => {
-                return Err(StartError::ControlWithoutToken { addr: options.addr });
-            }
             Some(options) => {
                 let settings = options.settle()?;
+                if !options.is_safe() {
+                    return Err(StartError::ControlWithoutToken { addr: options.addr });
+                }
                 Some((bind_control(options.addr)?, settings))
             }
             None => None,
