@@ -223,7 +223,8 @@ pub(crate) fn rand_seed() -> u64 {
 }
 
 /// Runs the emulator until a signal; exit code 0 after a clean shutdown.
-pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// `fds` is the open-file limit `main` raised; logged once the device is ready.
+pub(crate) fn run(args: RunArgs, fds: Option<crate::fdlimit::FdLimit>) -> anyhow::Result<ExitCode> {
     let (config, scenario) = config(args)?;
     let generated = config
         .control
@@ -239,6 +240,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .then(|| running.control_token().map(str::to_owned))
             .flatten();
         print_ready(&running, seed, device_ip, &ws_path, scenario, token)?;
+        if let Some(fds) = fds {
+            fds.log();
+        }
         crate::signal::wait_for_signal().await?;
         tracing::info!("shutting down");
         running.shutdown(SHUTDOWN_GRACE).await;
@@ -331,6 +335,67 @@ pub(crate) fn print_profiles() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `espsim run ARGS` parsed as clap parses it.
+    fn parse(args: &[&str]) -> RunArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let argv = std::iter::once("run").chain(args.iter().copied());
+        <Cli as clap::Parser>::try_parse_from(argv)
+            .expect("valid arguments")
+            .run
+    }
+
+    fn control_addr(args: &[&str]) -> Option<SocketAddr> {
+        let (config, _) = config(parse(args)).expect("config");
+        config.control.map(|c| c.addr)
+    }
+
+    #[test]
+    fn the_control_port_is_ephemeral_only_when_every_device_port_is() {
+        let ephemeral = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        let fixed = Some(control::DEFAULT_ADDR);
+        assert_eq!(
+            control_addr(&["--http", "127.0.0.1:0", "--dns", "127.0.0.1:0"]),
+            ephemeral
+        );
+        assert_eq!(
+            control_addr(&["--http", "127.0.0.1:0", "--no-dns"]),
+            ephemeral
+        );
+        let tls = ["--http", "127.0.0.1:0", "--no-dns", "--tls"];
+        assert_eq!(control_addr(&tls), fixed, "https stays on 8443");
+        let tls0 = [
+            "--http",
+            "127.0.0.1:0",
+            "--no-dns",
+            "--tls",
+            "--https",
+            "127.0.0.1:0",
+        ];
+        assert_eq!(control_addr(&tls0), ephemeral);
+        assert_eq!(
+            control_addr(&["--http", "127.0.0.1:0"]),
+            fixed,
+            "dns on 5353"
+        );
+        assert_eq!(control_addr(&[]), fixed);
+        // An explicit --control always wins.
+        assert_eq!(
+            control_addr(&[
+                "--http",
+                "127.0.0.1:0",
+                "--no-dns",
+                "--control",
+                "127.0.0.1:9"
+            ]),
+            Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 9)))
+        );
+        assert_eq!(control_addr(&["--no-control"]), None);
+    }
 
     #[test]
     fn ws_url_names_the_device_when_bound_to_every_interface() {

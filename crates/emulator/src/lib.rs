@@ -170,7 +170,7 @@ impl StartError {
     pub fn hint(&self) -> Option<String> {
         if let StartError::ControlWithoutToken { .. } = self {
             return Some(
-                "set a token (--control-token TOKEN; clients send Authorization: Bearer TOKEN) or bind 127.0.0.1"
+                "drop --control-insecure (a token is then generated) or set one with --control-token TOKEN, or bind 127.0.0.1"
                     .to_owned(),
             );
         }
