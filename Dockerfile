@@ -39,7 +39,9 @@ COPY --from=bin /out/espsim /espsim
 EXPOSE 80/tcp 53/udp 53/tcp 443/tcp 8475/tcp
 # Every flag has a default for the container: the softAP address, the standard ports on all interfaces.
 ENTRYPOINT ["/espsim"]
-CMD ["run", "--http", "0.0.0.0:80", "--dns", "0.0.0.0:53", "--device-ip", "192.168.4.1"]
+# The control API stays on the container's own loopback (not published, not reachable by the
+# host's browser), so the HEALTHCHECK below may use it without a token; compose gives one.
+CMD ["run", "--http", "0.0.0.0:80", "--dns", "0.0.0.0:53", "--device-ip", "192.168.4.1", "--control-insecure"]
 # Health: the process serves its control API (loopback inside the container, or the address and
 # ESPSIM_CONTROL_TOKEN compose gives it). Deliberately not a probe of the device port: health
 # checks there would count as connections (shifting `connections:` fault triggers), fill the

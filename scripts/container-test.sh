@@ -224,6 +224,17 @@ if [ "$HAVE_CONTROL" = 1 ]; then
   code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ESPSIM_CONTROL_PORT/state")
   echo "GET /state without the token -> $code"
   [ "$code" = 401 ] || fail "control API answered $code without the token (expected 401)"
+  # DNS rebinding: a page's own name in Host is refused even with the token.
+  code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ESPSIM_CONTROL_TOKEN" \
+    -H "Host: rebind.example:$ESPSIM_CONTROL_PORT" "http://127.0.0.1:$ESPSIM_CONTROL_PORT/state")
+  echo "GET /state with a foreign Host -> $code"
+  [ "$code" = 403 ] || fail "control API answered $code to a foreign Host (expected 403)"
+  # No CORS for origins that were not allowed: a browser preflight gets 403 and no CORS header.
+  headers=$(curl -sS --max-time 5 -o /dev/null -D - -X OPTIONS -H "Origin: http://page.example" \
+    -H "Access-Control-Request-Method: POST" "http://127.0.0.1:$ESPSIM_CONTROL_PORT/faults")
+  echo "OPTIONS /faults from another origin -> $(printf '%s' "$headers" | head -1)"
+  printf '%s' "$headers" | head -1 | grep -q ' 403' || fail "preflight from another origin not refused"
+  if printf '%s' "$headers" | grep -qi '^access-control-'; then fail "CORS headers for an origin that was not allowed"; fi
 fi
 
 step "second container on the AP network"
@@ -232,6 +243,12 @@ compose run --rm --no-deps --entrypoint /espsim probe \
   client ws://192.168.4.1/ws --duration 2s --connect-timeout 3s >"$TMP/client.jsonl"
 grep -q '"event":"ready"' "$TMP/client.jsonl" || { cat "$TMP/client.jsonl"; fail "no session from the second container"; }
 tail -1 "$TMP/client.jsonl"
+if [ "$HAVE_CONTROL" = 1 ]; then
+  # The control API by the service's name from another container (--control-allow-host=espsim).
+  compose run --rm --no-deps --entrypoint /espsim -e ESPSIM_CONTROL_TOKEN probe \
+    fault --control http://espsim:8475 list >"$TMP/fault-list.txt" || fail "espsim fault list from a second container"
+  cat "$TMP/fault-list.txt"
+fi
 if [ "$HAVE_PROBE" = 1 ]; then
   # The probe service: DNS via 192.168.4.1, OS connectivity checks, WebSocket, protocol, round trip.
   compose run --rm probe

@@ -32,9 +32,11 @@ pub(crate) struct FaultArgs {
         default_value = "http://127.0.0.1:8475"
     )]
     control: String,
-    /// Bearer token, when `run` was given --control-token.
+    /// The control API's bearer token: what `run` was given with --control-token, or the one
+    /// it generated (its ready line's "control_token").
     #[arg(
-        long,
+        long = "control-token",
+        alias = "token",
         global = true,
         value_name = "TOKEN",
         env = "ESPSIM_CONTROL_TOKEN",
@@ -326,7 +328,9 @@ impl Api {
         let position = json["line"].as_u64().zip(json["column"].as_u64());
         let message = match status {
             StatusCode::UNAUTHORIZED => {
-                format!("{message} (hint: pass --token or set ESPSIM_CONTROL_TOKEN)")
+                format!(
+                    "{message} (hint: pass --control-token TOKEN or set ESPSIM_CONTROL_TOKEN; `espsim run` prints a generated token as \"control_token\" in its ready line)"
+                )
             }
             _ => message.to_owned(),
         };

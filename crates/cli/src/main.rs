@@ -6,6 +6,7 @@
 mod cert;
 mod client;
 mod fault;
+mod fdlimit;
 mod logging;
 mod probe;
 mod run;
@@ -55,8 +56,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
+    let fds = fdlimit::raise();
     let result = match cli.command {
-        Command::Run(args) => run::run(*args),
+        Command::Run(args) => run::run(*args, fds),
         Command::Cert(args) => cert::run(args),
         Command::Client(args) => client::run(args),
         Command::Test(args) => test::run(*args),

@@ -14,7 +14,8 @@ use anyhow::Context;
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::profile::Profile;
 use espsim_emulator::{
-    ControlOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions, control,
+    ControlAuth, ControlLimits, ControlOptions, Emulator, EmulatorConfig, RunningEmulator,
+    TlsOptions, control,
 };
 use espsim_harness::{DeviceConfig, Scenario, WsConfig};
 use serde::Serialize;
@@ -77,14 +78,15 @@ pub(crate) struct RunArgs {
     /// `duration` and `expect` are not used here: `espsim test` runs and judges a scenario.
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
-    /// Control API address (faults, internet mode, button, events) [default: 127.0.0.1:8475].
-    /// A non-loopback address requires --control-token.
+    /// Control API address (faults, internet mode, button, events) [default: 127.0.0.1:8475,
+    /// or 127.0.0.1:0 when every device port is 0, so instances can run side by side].
     #[arg(long, value_name = "ADDR", overrides_with = "no_control")]
     control: Option<SocketAddr>,
     /// Serve no control API (the last of --control/--no-control wins).
     #[arg(long, overrides_with = "control")]
     no_control: bool,
-    /// Bearer token the control API requires on every request.
+    /// Bearer token the control API requires on every request [default: a random one,
+    /// printed as "control_token" in the ready line and in the log].
     #[arg(
         long,
         value_name = "TOKEN",
@@ -93,6 +95,18 @@ pub(crate) struct RunArgs {
         conflicts_with = "no_control"
     )]
     control_token: Option<String>,
+    /// DANGEROUS: serve the control API without a token (loopback only). Any program on this
+    /// machine can then add faults, switch the internet mode and press the button.
+    #[arg(long, conflicts_with_all = ["control_token", "no_control"])]
+    control_insecure: bool,
+    /// Also accept this name in the control API's Host header (IP addresses and localhost
+    /// always are; any other name is refused against DNS rebinding). Repeatable.
+    #[arg(long, value_name = "NAME", conflicts_with = "no_control")]
+    control_allow_host: Vec<String>,
+    /// Let web pages from this origin (e.g. http://localhost:3000) call the control API: only
+    /// they get CORS headers, any other Origin is refused. Repeatable.
+    #[arg(long, value_name = "ORIGIN", conflicts_with = "no_control")]
+    control_allow_origin: Vec<String>,
     /// Also write every event as one JSON line to this file.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
@@ -111,6 +125,8 @@ struct ReadyLine {
     internet: InternetMode,
     seed: u64,
     control: Option<SocketAddr>,
+    /// The generated control token (`null` when given with --control-token or opted out).
+    control_token: Option<String>,
     scenario: Option<String>,
     faults: usize,
 }
@@ -154,15 +170,48 @@ fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
     config.dns = (!args.no_dns).then(|| args.dns.unwrap_or(([127, 0, 0, 1], 5353).into()));
     config.tls = tls;
     config.events_file = args.events;
-    config.control = (!args.no_control).then(|| ControlOptions {
-        addr: args.control.unwrap_or(control::DEFAULT_ADDR),
-        token: args.control_token,
-    });
+    config.control = if args.no_control {
+        None
+    } else {
+        let auth = match (args.control_token, args.control_insecure) {
+            (_, true) => ControlAuth::Insecure,
+            (Some(t), false) if t.trim().is_empty() => anyhow::bail!(
+                "--control-token (or ESPSIM_CONTROL_TOKEN) is empty; leave it out for a generated token"
+            ),
+            (Some(t), false) => ControlAuth::Token(t),
+            (None, false) => ControlAuth::Generate,
+        };
+        let addr = args
+            .control
+            .unwrap_or_else(|| default_control_addr(&config));
+        Some(ControlOptions {
+            addr,
+            auth,
+            allowed_hosts: args.control_allow_host,
+            allowed_origins: args.control_allow_origin,
+            limits: ControlLimits::default(),
+        })
+    };
     let name = scenario.map(|s| {
         config.faults = s.faults;
         s.name
     });
     Ok((config, name))
+}
+
+/// The control address when `--control` is not given: the fixed default port, unless every
+/// device port is ephemeral (`--http 127.0.0.1:0 --dns 127.0.0.1:0`): then a fixed control port
+/// would be the one thing two side-by-side instances fight over, so it is ephemeral too (the
+/// ready line reports it).
+fn default_control_addr(config: &EmulatorConfig) -> SocketAddr {
+    let ephemeral = config.http.port() == 0
+        && config.dns.is_none_or(|d| d.port() == 0)
+        && (config.tls.is_none() || config.https.port() == 0);
+    if ephemeral {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+    } else {
+        control::DEFAULT_ADDR
+    }
 }
 
 /// A seed from the clock and the process id: random enough for "pick one", and printed.
@@ -174,15 +223,26 @@ pub(crate) fn rand_seed() -> u64 {
 }
 
 /// Runs the emulator until a signal; exit code 0 after a clean shutdown.
-pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// `fds` is the open-file limit `main` raised; logged once the device is ready.
+pub(crate) fn run(args: RunArgs, fds: Option<crate::fdlimit::FdLimit>) -> anyhow::Result<ExitCode> {
     let (config, scenario) = config(args)?;
+    let generated = config
+        .control
+        .as_ref()
+        .is_some_and(|c| c.auth == ControlAuth::Generate);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let seed = config.seed;
         let device_ip = config.device_ip;
         let ws_path = config.ws.path.clone();
         let running = Emulator::start(config).await?;
-        print_ready(&running, seed, device_ip, &ws_path, scenario)?;
+        let token = generated
+            .then(|| running.control_token().map(str::to_owned))
+            .flatten();
+        print_ready(&running, seed, device_ip, &ws_path, scenario, token)?;
+        if let Some(fds) = fds {
+            fds.log();
+        }
         crate::signal::wait_for_signal().await?;
         tracing::info!("shutting down");
         running.shutdown(SHUTDOWN_GRACE).await;
@@ -196,6 +256,7 @@ fn print_ready(
     device_ip: Ipv4Addr,
     ws_path: &str,
     scenario: Option<String>,
+    control_token: Option<String>,
 ) -> anyhow::Result<()> {
     let line = ReadyLine {
         event: "ready",
@@ -208,6 +269,7 @@ fn print_ready(
         internet: running.internet(),
         seed,
         control: running.control_addr(),
+        control_token,
         scenario,
         faults: running.faults().rules().len(),
     };
@@ -224,6 +286,15 @@ fn print_ready(
         "device ready; point your app at {}",
         line.ws_url
     );
+    if let Some(token) = &line.control_token {
+        tracing::info!(
+            "control API token (generated): {token} — export ESPSIM_CONTROL_TOKEN={token} for `espsim fault`, or send Authorization: Bearer {token}"
+        );
+    } else if running.control_addr().is_some() && running.control_token().is_none() {
+        tracing::warn!(
+            "control API without a token (--control-insecure): any program on this machine can steer the emulator"
+        );
+    }
     Ok(())
 }
 
@@ -264,6 +335,67 @@ pub(crate) fn print_profiles() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `espsim run ARGS` parsed as clap parses it.
+    fn parse(args: &[&str]) -> RunArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let argv = std::iter::once("run").chain(args.iter().copied());
+        <Cli as clap::Parser>::try_parse_from(argv)
+            .expect("valid arguments")
+            .run
+    }
+
+    fn control_addr(args: &[&str]) -> Option<SocketAddr> {
+        let (config, _) = config(parse(args)).expect("config");
+        config.control.map(|c| c.addr)
+    }
+
+    #[test]
+    fn the_control_port_is_ephemeral_only_when_every_device_port_is() {
+        let ephemeral = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        let fixed = Some(control::DEFAULT_ADDR);
+        assert_eq!(
+            control_addr(&["--http", "127.0.0.1:0", "--dns", "127.0.0.1:0"]),
+            ephemeral
+        );
+        assert_eq!(
+            control_addr(&["--http", "127.0.0.1:0", "--no-dns"]),
+            ephemeral
+        );
+        let tls = ["--http", "127.0.0.1:0", "--no-dns", "--tls"];
+        assert_eq!(control_addr(&tls), fixed, "https stays on 8443");
+        let tls0 = [
+            "--http",
+            "127.0.0.1:0",
+            "--no-dns",
+            "--tls",
+            "--https",
+            "127.0.0.1:0",
+        ];
+        assert_eq!(control_addr(&tls0), ephemeral);
+        assert_eq!(
+            control_addr(&["--http", "127.0.0.1:0"]),
+            fixed,
+            "dns on 5353"
+        );
+        assert_eq!(control_addr(&[]), fixed);
+        // An explicit --control always wins.
+        assert_eq!(
+            control_addr(&[
+                "--http",
+                "127.0.0.1:0",
+                "--no-dns",
+                "--control",
+                "127.0.0.1:9"
+            ]),
+            Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 9)))
+        );
+        assert_eq!(control_addr(&["--no-control"]), None);
+    }
 
     #[test]
     fn ws_url_names_the_device_when_bound_to_every_interface() {

@@ -98,7 +98,16 @@ async fn run_scenario_takes_device_faults_and_seed_from_the_file() {
 
     // The scenario's rules are in the running plan, with their ids.
     let url = format!("http://{control}");
-    let (code, stdout, stderr) = espsim(&["fault", "--control", &url, "list"]).await;
+    let token = em.control_token();
+    let (code, stdout, stderr) = espsim(&[
+        "fault",
+        "--control",
+        &url,
+        "--control-token",
+        &token,
+        "list",
+    ])
+    .await;
     assert_eq!(code, 0, "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
@@ -136,8 +145,15 @@ async fn fault_add_list_remove_reset_against_a_running_emulator() {
     let em = Espsim::run(&[]).await;
     assert!(em.ready["scenario"].is_null());
     let url = format!("http://{}", em.addr("control"));
+    let token = em.control_token();
     let fault = async |args: &[&str]| {
-        let mut all = vec!["fault", "--control", url.as_str()];
+        let mut all = vec![
+            "fault",
+            "--control",
+            url.as_str(),
+            "--control-token",
+            &token,
+        ];
         all.extend_from_slice(args);
         espsim(&all).await
     };
@@ -233,6 +249,7 @@ async fn a_non_loopback_control_needs_a_token() {
         "--no-dns",
         "--control",
         "0.0.0.0:0",
+        "--control-insecure",
     ])
     .await;
     assert_eq!(code, 2, "{stderr}");
@@ -251,9 +268,22 @@ async fn with_a_control_token_the_cli_must_send_it() {
     let (code, _, stderr) = espsim(&["fault", "--control", &url, "list"]).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("missing token") && stderr.contains("--token"),
+        stderr.contains("missing token") && stderr.contains("--control-token"),
         "{stderr}"
     );
+    // A given token is not repeated on stdout.
+    assert!(em.ready["control_token"].is_null(), "{}", em.ready);
+    let (code, stdout, stderr) = espsim(&[
+        "fault",
+        "--control",
+        &url,
+        "--control-token",
+        "s3cret",
+        "list",
+    ])
+    .await;
+    assert_eq!((code, stdout.as_str()), (0, "no fault rules\n"), "{stderr}");
+    // `--token`, the old name, still works.
     let (code, stdout, stderr) =
         espsim(&["fault", "--control", &url, "--token", "s3cret", "list"]).await;
     assert_eq!((code, stdout.as_str()), (0, "no fault rules\n"), "{stderr}");

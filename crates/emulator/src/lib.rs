@@ -39,7 +39,7 @@ use std::time::Duration;
 use espsim_faults::{FaultPlan, FaultRule, PlanError};
 use tokio::net::TcpListener;
 
-pub use crate::control::ControlOptions;
+pub use crate::control::{ControlAuth, ControlLimits, ControlOptions};
 pub use crate::device::DeviceOptions;
 pub use crate::tls::{SelfSigned, TlsError, TlsOptions, self_signed};
 
@@ -154,6 +154,9 @@ pub enum StartError {
     /// A fault rule is invalid.
     #[error(transparent)]
     Faults(#[from] PlanError),
+    /// The control API's options are invalid (token, allowed hosts or origins, limits).
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
     /// The control API would listen beyond this machine without a token.
     #[error("the control API on {addr} would be reachable from the network without a token")]
     ControlWithoutToken {
@@ -167,7 +170,7 @@ impl StartError {
     pub fn hint(&self) -> Option<String> {
         if let StartError::ControlWithoutToken { .. } = self {
             return Some(
-                "set a token (--control-token TOKEN; clients send Authorization: Bearer TOKEN) or bind 127.0.0.1"
+                "drop --control-insecure (a token is then generated) or set one with --control-token TOKEN, or bind 127.0.0.1"
                     .to_owned(),
             );
         }
@@ -224,16 +227,22 @@ impl Emulator {
             None => None,
         };
         let control = match &config.control {
-            Some(options) if !options.is_safe() => {
-                return Err(StartError::ControlWithoutToken { addr: options.addr });
+            Some(options) => {
+                let settings = options.settle()?;
+                if !options.is_safe() {
+                    return Err(StartError::ControlWithoutToken { addr: options.addr });
+                }
+                Some((bind_control(options.addr)?, settings))
             }
-            Some(options) => Some((bind_control(options.addr)?, options.token.clone())),
             None => None,
         };
         let control_addr = match &control {
             Some((l, _)) => Some(local_addr("control", l, config.http)?),
             None => None,
         };
+        let control_token = control
+            .as_ref()
+            .and_then(|(_, settings)| settings.token.clone());
 
         let http_addr = local_addr("http", &http, config.http)?;
         let https_addr = match &https {
@@ -279,12 +288,12 @@ impl Emulator {
                 source,
             });
         }
-        if let Some((listener, token)) = control {
+        if let Some((listener, settings)) = control {
             shared.tracker.spawn(control::serve(
                 listener,
                 shared.clone(),
                 config.internet,
-                token,
+                settings,
             ));
         }
 
@@ -302,6 +311,7 @@ impl Emulator {
             https_addr,
             dns_addr,
             control_addr,
+            control_token,
             shared,
         })
     }
@@ -315,6 +325,7 @@ pub struct RunningEmulator {
     https_addr: Option<SocketAddr>,
     dns_addr: Option<SocketAddr>,
     control_addr: Option<SocketAddr>,
+    control_token: Option<control::Secret>,
     shared: Arc<Shared>,
 }
 
@@ -337,6 +348,13 @@ impl RunningEmulator {
     /// The bound control API address, when the control API is on.
     pub fn control_addr(&self) -> Option<SocketAddr> {
         self.control_addr
+    }
+
+    /// The bearer token the control API requires (the generated one with
+    /// [`ControlAuth::Generate`]); `None` without a control API or with
+    /// [`ControlAuth::Insecure`].
+    pub fn control_token(&self) -> Option<&str> {
+        self.control_token.as_ref().map(|t| t.0.as_str())
     }
 
     /// The event log.

@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use espsim_emulator::events::EventKind;
 use espsim_emulator::internet::InternetMode;
-use espsim_emulator::{ControlOptions, Emulator, EmulatorConfig, RunningEmulator, StartError};
+use espsim_emulator::{
+    ControlAuth, ControlOptions, Emulator, EmulatorConfig, RunningEmulator, StartError,
+};
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
@@ -35,7 +37,10 @@ async fn start_with(control: ControlOptions) -> RunningEmulator {
 
 async fn start() -> (RunningEmulator, Api) {
     let em = start_with(ControlOptions::loopback(0)).await;
-    let api = Api::new(em.control_addr().expect("control is on"), None);
+    let api = Api::new(
+        em.control_addr().expect("control is on"),
+        em.control_token(),
+    );
     (em, api)
 }
 
@@ -499,11 +504,8 @@ async fn the_event_stream_sends_history_then_live_events_and_ends_on_shutdown() 
 
 #[tokio::test]
 async fn with_a_token_every_request_needs_it() {
-    let em = start_with(ControlOptions {
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        token: Some("s3cret".into()),
-    })
-    .await;
+    let em = start_with(ControlOptions::loopback(0).with_auth(ControlAuth::Token("s3cret".into())))
+        .await;
     let addr = em.control_addr().expect("control");
     let none = Api::new(addr, None).get("/state").await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
@@ -531,7 +533,7 @@ async fn a_non_loopback_control_address_without_a_token_does_not_start() {
         dns: None,
         control: Some(ControlOptions {
             addr: "0.0.0.0:0".parse().expect("addr"),
-            token: None,
+            ..ControlOptions::loopback(0).with_auth(ControlAuth::Insecure)
         }),
         ..EmulatorConfig::default()
     })

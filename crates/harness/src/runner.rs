@@ -5,7 +5,8 @@
 //!
 //! An external command finds the device in its environment: `ESPSIM_WS_URL`,
 //! `ESPSIM_HTTP_URL`, `ESPSIM_DNS_ADDR`, `ESPSIM_DEVICE_IP`, `ESPSIM_CONTROL_URL` (the control
-//! API, to change faults or the internet mode mid-test) and `ESPSIM_SEED`. A command still
+//! API, to change faults or the internet mode mid-test) with `ESPSIM_CONTROL_TOKEN` (its bearer
+//! token, generated per run) and `ESPSIM_SEED`. A command still
 //! running when the scenario ends is stopped (SIGTERM to its process group, SIGKILL a second
 //! later), so a hanging command cannot hang the run.
 
@@ -301,6 +302,9 @@ pub async fn run(
             }
             if let Some(control) = emulator.control_addr() {
                 cmd.env("ESPSIM_CONTROL_URL", format!("http://{control}"));
+            }
+            if let Some(token) = emulator.control_token() {
+                cmd.env("ESPSIM_CONTROL_TOKEN", token);
             }
             let mut child = match cmd.spawn() {
                 Ok(c) => c,

@@ -69,7 +69,8 @@ case "$ESPSIM_HTTP_URL" in http://127.0.0.1:*) ;; *) exit 11;; esac
 case "$ESPSIM_DNS_ADDR" in 127.0.0.1:*) ;; *) exit 12;; esac
 [ "$ESPSIM_DEVICE_IP" = 127.0.0.1 ] || exit 13
 [ "$ESPSIM_SEED" = 9 ] || exit 14
-case "$ESPSIM_CONTROL_URL" in http://127.0.0.1:*) ;; *) exit 15;; esac"#;
+case "$ESPSIM_CONTROL_URL" in http://127.0.0.1:*) ;; *) exit 15;; esac
+[ ${#ESPSIM_CONTROL_TOKEN} = 32 ] || exit 16"#;
     let client = ClientSpec::Command(vec!["sh".into(), "-c".into(), check.into()]);
     let started = Instant::now();
     let r = runner::run(&s, &client, None).await.expect("runs");

@@ -21,10 +21,18 @@ pub struct Espsim {
 impl Espsim {
     /// Starts `espsim run` with ephemeral ports plus `args`; waits for the ready line.
     pub async fn run(args: &[&str]) -> Espsim {
+        let mut all = vec!["--http", "127.0.0.1:0", "--dns", "127.0.0.1:0"];
+        all.extend_from_slice(&["--control", "127.0.0.1:0"]);
+        all.extend_from_slice(args);
+        Espsim::run_exactly(&all).await
+    }
+
+    /// Starts `espsim run ARGS` (nothing added); waits for the ready line.
+    pub async fn run_exactly(args: &[&str]) -> Espsim {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_espsim"));
-        cmd.args(["run", "--http", "127.0.0.1:0", "--dns", "127.0.0.1:0"])
-            .args(["--control", "127.0.0.1:0"])
+        cmd.arg("run")
             .args(args)
+            .env_remove("ESPSIM_CONTROL_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -50,6 +58,14 @@ impl Espsim {
             .expect("socket address")
     }
 
+    /// The control token `run` generated, from the ready line.
+    pub fn control_token(&self) -> String {
+        self.ready["control_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("ready line has a generated control_token: {}", self.ready))
+            .to_owned()
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let pid = self.child.id().expect("still running");
@@ -67,6 +83,7 @@ pub async fn espsim(args: &[&str]) -> (i32, String, String) {
         STEP,
         Command::new(env!("CARGO_BIN_EXE_espsim"))
             .args(args)
+            .env_remove("ESPSIM_CONTROL_TOKEN")
             .kill_on_drop(true)
             .output(),
     )

@@ -1,9 +1,13 @@
-//! Cross-cutting layers: request tracing, CORS, the bearer token, JSON errors, the body limit.
+//! Cross-cutting layers: request tracing, the `Host`/`Origin` checks, CORS, JSON errors, the
+//! bearer token, the body deadline and limit.
 //!
-//! Outermost first: tracing sees every request; CORS answers browser preflights (which carry
-//! no token); errors produced anywhere below (401, 404, 405, 413, extractor rejections) leave
-//! as `{"error": …}`; the token is checked before any body is read; the body limit is last.
+//! Outermost first: tracing sees every request; a foreign `Host` (DNS rebinding) or an
+//! `Origin` that was not allowed is refused before anything else; CORS (only with allowed
+//! origins) answers browser preflights, which carry no token; errors produced anywhere below
+//! (401, 404, 405, 413, extractor rejections) leave as `{"error": …}`; the token is checked
+//! before any body is read; the body has a deadline and a size limit.
 
+use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -12,8 +16,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::DeadlineBody;
 use tower_http::trace::TraceLayer;
 
 use super::error::ApiError;
@@ -21,21 +26,98 @@ use super::{BODY_LIMIT, ControlState};
 
 /// Wraps the routes in every layer.
 pub(crate) fn wrap(routes: Router, state: Arc<ControlState>) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
-    routes
+    let mut app = routes
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state, require_token))
-        .layer(middleware::map_response(json_errors))
-        .layer(cors)
+        .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::map_response(json_errors));
+    let origins = &state.settings.allowed_origins;
+    if !origins.is_empty() {
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+        );
+    }
+    app.layer(middleware::from_fn_with_state(state, check_host_and_origin))
         .layer(TraceLayer::new_for_http())
 }
 
-/// With a token configured, a request without `Authorization: Bearer <token>` gets 401.
+/// Refuses (403) a request whose `Host` (or absolute-form authority) is not an IP literal,
+/// `localhost` or an allowed name, and one whose `Origin` was not allowed.
+async fn check_host_and_origin(
+    State(st): State<Arc<ControlState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let allowed_hosts = &st.settings.allowed_hosts;
+    let hosts = req
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
+        .chain(req.uri().authority().map(|a| a.as_str().to_owned()));
+    for host in hosts {
+        if !host_allowed(&host, allowed_hosts) {
+            return forbidden(format!(
+                "Host `{host}` is not allowed: use an IP address or localhost, or start espsim with --control-allow-host NAME"
+            ));
+        }
+    }
+    if let Some(origin) = req.headers().get(header::ORIGIN)
+        && !st.settings.allowed_origins.contains(origin)
+    {
+        let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+        return forbidden(format!(
+            "Origin `{origin}` may not use the control API: start espsim with --control-allow-origin {origin} to allow it"
+        ));
+    }
+    next.run(req).await
+}
+
+/// Whether `host` (a `Host` value, with or without port) names this machine by address or
+/// by a name the user allowed. A rebinding page's own DNS name is neither.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        let Some((addr, port)) = v6.split_once(']') else {
+            return false;
+        };
+        return addr.parse::<Ipv6Addr>().is_ok() && port_ok(port.strip_prefix(':'), port);
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port_ok(Some(port), port) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// `port` is `Some(digits)`, or the whole suffix `rest` is empty.
+fn port_ok(port: Option<&str>, rest: &str) -> bool {
+    match port {
+        Some(p) => !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()),
+        None => rest.is_empty(),
+    }
+}
+
+fn forbidden(message: String) -> Response {
+    ApiError::new(StatusCode::FORBIDDEN, message).into_response()
+}
+
+/// The body must arrive completely within the head timeout of the request's head.
+async fn body_deadline(State(st): State<Arc<ControlState>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = Body::new(DeadlineBody::new(st.settings.limits.head_timeout, body));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Without `Authorization: Bearer <token>` (when a token is set) a request gets 401.
 async fn require_token(State(st): State<Arc<ControlState>>, req: Request, next: Next) -> Response {
-    let Some(token) = &st.token else {
+    let Some(token) = &st.settings.token else {
         return next.run(req).await;
     };
     let presented = req
@@ -45,9 +127,11 @@ async fn require_token(State(st): State<Arc<ControlState>>, req: Request, next: 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(p) if same(p.as_bytes(), token.as_bytes()) => next.run(req).await,
+        Some(p) if same(p.as_bytes(), token.0.as_bytes()) => next.run(req).await,
         Some(_) => unauthorized("wrong token"),
-        None => unauthorized("missing token: send Authorization: Bearer <token>"),
+        None => unauthorized(
+            "missing token: send Authorization: Bearer <token> (espsim run prints a generated one as control_token in its ready line)",
+        ),
     }
 }
 
@@ -96,7 +180,39 @@ async fn json_errors(response: Response) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::{host_allowed, same};
+
+    #[test]
+    fn hosts_are_addresses_localhost_or_allowed_names() {
+        let allowed = ["espsim".to_owned()];
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:8475",
+            "192.168.4.1:80",
+            "[::1]:8475",
+            "[::1]",
+            "localhost:8475",
+            "LOCALHOST",
+            "espsim:8475",
+            "ESPSIM",
+        ] {
+            assert!(host_allowed(ok, &allowed), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8475",
+            "127.0.0.1.nip.io:8475",
+            "localhost.evil.example",
+            "espsim.evil.example",
+            "[::1",
+            "[evil]:80",
+            "127.0.0.1:http",
+            "127.0.0.1:",
+            "",
+        ] {
+            assert!(!host_allowed(bad, &allowed), "{bad}");
+        }
+    }
 
     #[test]
     fn token_comparison() {

@@ -15,20 +15,27 @@
 //! | `POST` | `/button` | presses the simulated board's button |
 //! | `GET` | `/events?from=SEQ` | the event log from `SEQ`, then live, as JSON lines |
 //!
-//! Every error is `{"error": "..."}` with a fitting status (`layers` makes sure of it). With a
-//! token, every request needs `Authorization: Bearer <token>`. Bodies are limited to
-//! [`BODY_LIMIT`].
+//! Every error is `{"error": "..."}` with a fitting status (`layers` makes sure of it).
+//!
+//! Security model (see [`ControlAuth`]): every request needs `Authorization: Bearer <token>`
+//! unless the user opted out; a `Host` that is not an IP literal, `localhost` or an allowed
+//! name is refused (DNS rebinding); a request with an `Origin` not explicitly allowed is
+//! refused, and only allowed origins get CORS headers. Bodies are limited to [`BODY_LIMIT`];
+//! connections by [`ControlLimits`].
 
 mod error;
 mod event_stream;
 mod layers;
+mod listener;
 mod routes;
 mod rules;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::http::HeaderValue;
 use tokio::net::TcpListener;
 
 use crate::context::Shared;
@@ -41,59 +48,260 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8475);
 
-/// Where and how the control API listens.
+/// Bytes of randomness in a generated token (128 bits), written as 32 hex digits.
+const TOKEN_BYTES: usize = 16;
+
+/// How the API knows a request comes from someone allowed to steer the emulator.
+///
+/// A token is the default because "loopback only" is not a boundary: every web page the
+/// developer opens runs on this machine too, and a page can send requests to
+/// `http://127.0.0.1:8475` (and reach it by a rebound DNS name).
 #[derive(Clone, PartialEq, Eq)]
-pub struct ControlOptions {
-    /// Listen address; a non-loopback address requires `token`.
-    pub addr: SocketAddr,
-    /// Bearer token every request must carry; `None` = no authentication (loopback only).
-    pub token: Option<String>,
+pub enum ControlAuth {
+    /// A random 128-bit token made at start; [`crate::RunningEmulator::control_token`] tells it.
+    Generate,
+    /// Every request must carry `Authorization: Bearer <token>` (non-empty).
+    Token(String),
+    /// No token: any process on the machine can add faults, switch the internet mode and press
+    /// the button. Only on a loopback address; the `Host` and `Origin` checks still apply.
+    Insecure,
 }
 
-impl std::fmt::Debug for ControlOptions {
-    // The token is a secret: never in logs or debug output.
+impl std::fmt::Debug for ControlAuth {
+    // A token is a secret: never in logs or debug output.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControlOptions")
-            .field("addr", &self.addr)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .finish()
+        match self {
+            ControlAuth::Generate => f.write_str("Generate"),
+            ControlAuth::Token(_) => f.write_str("Token(<redacted>)"),
+            ControlAuth::Insecure => f.write_str("Insecure"),
+        }
     }
+}
+
+/// Bounds on what the API's clients may hold, so a client (or a thousand) cannot take the
+/// process's file descriptors or the API away from everyone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlLimits {
+    /// A connection must deliver a complete request head within this time of opening and of
+    /// its previous response (so it is both the header-read and the keep-alive idle timeout),
+    /// and a request body must arrive completely within this time of its head.
+    pub head_timeout: Duration,
+    /// Connections served at once; one more is answered `503` and closed at once.
+    pub max_connections: usize,
+}
+
+impl ControlLimits {
+    /// Longest [`ControlLimits::head_timeout`] accepted.
+    pub const MAX_HEAD_TIMEOUT: Duration = Duration::from_secs(3600);
+    /// Largest [`ControlLimits::max_connections`] accepted.
+    pub const MAX_CONNECTIONS: usize = 4096;
+}
+
+impl Default for ControlLimits {
+    /// 30 s to send a request head (curl and test clients send it at once; a keep-alive pool
+    /// reconnects after that), 64 connections (room for many `GET /events` followers).
+    fn default() -> Self {
+        ControlLimits {
+            head_timeout: Duration::from_secs(30),
+            max_connections: 64,
+        }
+    }
+}
+
+/// Where and how the control API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlOptions {
+    /// Listen address; a non-loopback address requires a token.
+    pub addr: SocketAddr,
+    /// Token policy.
+    pub auth: ControlAuth,
+    /// `Host` names accepted besides IP literals and `localhost` (the defence against DNS
+    /// rebinding: a page on `evil.example` that rebinds its name to 127.0.0.1 still sends
+    /// `Host: evil.example`). Case-insensitive, without port.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`http://localhost:3000`) that may call the API: they get CORS headers;
+    /// a request with any other `Origin` is refused. Empty: no CORS headers at all.
+    pub allowed_origins: Vec<String>,
+    /// Timeouts and the connection cap.
+    pub limits: ControlLimits,
 }
 
 impl ControlOptions {
-    /// Loopback, no token, on `port` (0 = ephemeral, for tests).
+    /// Loopback on `port` (0 = ephemeral, for tests) with a generated token.
     pub fn loopback(port: u16) -> Self {
         ControlOptions {
             addr: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
-            token: None,
+            auth: ControlAuth::Generate,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            limits: ControlLimits::default(),
         }
     }
 
-    /// True when the address is reachable only from this machine, so running without a token
-    /// cannot hand the fault plan to the network.
+    /// The same options with another token policy.
+    pub fn with_auth(mut self, auth: ControlAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// True when the address is reachable only from this machine.
     pub fn is_loopback(&self) -> bool {
         self.addr.ip().is_loopback()
     }
 
-    /// True when the options are safe to serve: loopback, or a non-empty token.
+    /// True when the options are safe to serve: a token (generated or a non-empty one), or no
+    /// token on a loopback address.
     pub fn is_safe(&self) -> bool {
-        self.is_loopback() || self.token.as_ref().is_some_and(|t| !t.is_empty())
+        match &self.auth {
+            ControlAuth::Generate => true,
+            ControlAuth::Token(t) => !t.is_empty(),
+            ControlAuth::Insecure => self.is_loopback(),
+        }
     }
+
+    /// Checks the lists and limits and makes the token: what [`serve`] runs with.
+    pub(crate) fn settle(&self) -> Result<Settings, ControlError> {
+        let token = match &self.auth {
+            ControlAuth::Generate => Some(Secret(generate_token()?)),
+            ControlAuth::Token(t) if t.is_empty() => return Err(ControlError::EmptyToken),
+            ControlAuth::Token(t) => Some(Secret(t.clone())),
+            ControlAuth::Insecure => None,
+        };
+        let allowed_hosts = self
+            .allowed_hosts
+            .iter()
+            .map(|h| check_host_name(h))
+            .collect::<Result<_, _>>()?;
+        let allowed_origins = self
+            .allowed_origins
+            .iter()
+            .map(|o| check_origin(o))
+            .collect::<Result<_, _>>()?;
+        let limits = self.limits;
+        if limits.head_timeout.is_zero() || limits.head_timeout > ControlLimits::MAX_HEAD_TIMEOUT {
+            return Err(ControlError::Limit(format!(
+                "head timeout {:?} must be above 0 and at most {:?}",
+                limits.head_timeout,
+                ControlLimits::MAX_HEAD_TIMEOUT
+            )));
+        }
+        if limits.max_connections == 0 || limits.max_connections > ControlLimits::MAX_CONNECTIONS {
+            return Err(ControlError::Limit(format!(
+                "max connections {} must be 1 to {}",
+                limits.max_connections,
+                ControlLimits::MAX_CONNECTIONS
+            )));
+        }
+        Ok(Settings {
+            token,
+            allowed_hosts,
+            allowed_origins,
+            limits,
+        })
+    }
+}
+
+/// Why the control API's options cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The OS random source failed while making a token.
+    #[error("cannot generate a control API token: the OS random source failed: {0}")]
+    Random(String),
+    /// `ControlAuth::Token("")`.
+    #[error(
+        "the control API token is empty (give one, let espsim generate one, or opt out explicitly)"
+    )]
+    EmptyToken,
+    /// An allowed host is not a plain DNS name.
+    #[error(
+        "control API allowed host `{0}` is not a host name (letters, digits, `-`, `.`; no port)"
+    )]
+    Host(String),
+    /// An allowed origin is not `scheme://host[:port]`.
+    #[error(
+        "control API allowed origin `{0}` is not an origin like http://localhost:3000 (scheme://host[:port], no path)"
+    )]
+    Origin(String),
+    /// A limit is out of range.
+    #[error("control API limit out of range: {0}")]
+    Limit(String),
+}
+
+/// A token as the running API holds it: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Checked options the API serves with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// `None`: [`ControlAuth::Insecure`].
+    pub(crate) token: Option<Secret>,
+    /// Lower-case host names.
+    pub(crate) allowed_hosts: Vec<String>,
+    /// Exact origins.
+    pub(crate) allowed_origins: Vec<HeaderValue>,
+    pub(crate) limits: ControlLimits,
+}
+
+/// A fresh random token: 128 bits from the OS, as 32 lower-case hex digits (safe in a header,
+/// a shell variable and a URL).
+pub fn generate_token() -> Result<String, ControlError> {
+    use rand::TryRngCore;
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| ControlError::Random(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn check_host_name(name: &str) -> Result<String, ControlError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if ok {
+        Ok(name.to_ascii_lowercase())
+    } else {
+        Err(ControlError::Host(name.to_owned()))
+    }
+}
+
+fn check_origin(origin: &str) -> Result<HeaderValue, ControlError> {
+    let bad = || ControlError::Origin(origin.to_owned());
+    let (scheme, rest) = origin.split_once("://").ok_or_else(bad)?;
+    let scheme_ok = !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    let rest_ok = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'));
+    if !(scheme_ok && rest_ok) {
+        return Err(bad());
+    }
+    HeaderValue::from_str(origin).map_err(|_| bad())
 }
 
 /// What the handlers share: the emulator and what `/reset` restores.
 pub(crate) struct ControlState {
     shared: Arc<Shared>,
     start_internet: InternetMode,
-    token: Option<String>,
+    settings: Settings,
 }
 
 impl std::fmt::Debug for ControlState {
-    // Like `ControlOptions`: the token stays out of debug output.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ControlState")
             .field("start_internet", &self.start_internet)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -102,12 +310,12 @@ impl std::fmt::Debug for ControlState {
 pub(crate) fn router(
     shared: Arc<Shared>,
     start_internet: InternetMode,
-    token: Option<String>,
+    settings: Settings,
 ) -> Router {
     let state = Arc::new(ControlState {
         shared,
         start_internet,
-        token: token.filter(|t| !t.is_empty()),
+        settings,
     });
     layers::wrap(routes::routes(state.clone()), state)
 }
@@ -117,14 +325,11 @@ pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     start_internet: InternetMode,
-    token: Option<String>,
+    settings: Settings,
 ) {
     let cancel = shared.cancel.clone();
-    let app = router(shared, start_internet, token);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await;
-    if let Err(e) = served {
-        tracing::error!("control API stopped: {e}");
-    }
+    let tracker = shared.tracker.clone();
+    let limits = settings.limits;
+    let app = router(shared, start_internet, settings);
+    listener::run(listener, app, limits, cancel, tracker).await;
 }

@@ -108,11 +108,12 @@ where
             }
         };
         let status = reply.response.status;
+        let target = head.target_for_events(shared.device.auth_token());
         shared.emit(EventKind::HttpRequest {
             conn: id,
             method: head.method.clone(),
             host: head.header("host").map(str::to_owned),
-            target: head.target.clone(),
+            target: target.clone(),
             status,
         });
         if let Some((probe, verdict)) = reply.probe {
@@ -120,7 +121,7 @@ where
             shared.emit(EventKind::ConnectivityProbe {
                 conn: id,
                 os: probe.os.as_str().to_owned(),
-                url: format!("{}://{}{}", site.scheme, host, head.target),
+                url: format!("{}://{}{}", site.scheme, host, target),
                 mode: ctx.mode,
                 status,
                 verdict,

@@ -46,6 +46,58 @@ impl RequestHead {
     }
 }
 
+/// Written in events in place of a secret.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+impl RequestHead {
+    /// The request-target as events show it: the values of secret-looking query parameters
+    /// (`token`, `access_token`, `password`, …) and every occurrence of the device's own token
+    /// (`secret`) replaced by [`REDACTED`]. Events reach `GET /events`, event files and CI
+    /// logs; a token an app puts in `?token=` must not.
+    pub(crate) fn target_for_events(&self, secret: Option<&str>) -> String {
+        redact_target(&self.target, secret)
+    }
+}
+
+/// Whether a query parameter named `key` carries a credential.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "auth"
+        || ["token", "secret", "password", "passwd", "key", "signature"]
+            .iter()
+            .any(|s| key.contains(s))
+}
+
+/// See [`RequestHead::target_for_events`].
+fn redact_target(target: &str, secret: Option<&str>) -> String {
+    let mut out = match target.split_once('?') {
+        None => target.to_owned(),
+        Some((path, rest)) => {
+            let (query, fragment) = match rest.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (rest, None),
+            };
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, v)) if !v.is_empty() && is_secret_key(k) => format!("{k}={REDACTED}"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            let mut out = format!("{path}?{}", pairs.join("&"));
+            if let Some(f) = fragment {
+                out.push('#');
+                out.push_str(f);
+            }
+            out
+        }
+    };
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        out = out.replace(secret, REDACTED);
+    }
+    out
+}
+
 #[cfg(test)]
 impl RequestHead {
     /// An HTTP/1.1 request head for unit tests: `target` is split at `?` as the parser does.
@@ -85,6 +137,22 @@ mod tests {
         );
         let h = head(&[("Host", "[::1]:8080")], "/");
         assert_eq!(h.host_name().as_deref(), Some("::1"));
+    }
+
+    #[test]
+    fn secrets_in_the_target_are_redacted_for_events() {
+        let h = head(&[], "/ws/?a=1&token=s3cret&Access_Token=x&empty=#frag");
+        assert_eq!(
+            h.target_for_events(None),
+            "/ws/?a=1&token=<redacted>&Access_Token=<redacted>&empty=#frag"
+        );
+        // The device token is removed wherever it appears, not only under a known name.
+        let h = head(&[], "/s3cret/x?t=s3cret&token=");
+        assert_eq!(
+            h.target_for_events(Some("s3cret")),
+            "/<redacted>/x?t=<redacted>&token="
+        );
+        assert_eq!(head(&[], "/plain").target_for_events(Some("")), "/plain");
     }
 
     #[test]

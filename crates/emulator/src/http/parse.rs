@@ -143,30 +143,19 @@ impl HeadParser {
             return Step::Fail(EspError::UriTooLong);
         }
         let end = line_end(&self.line);
-        // Syntax-check the request line alone (no header parsing yet).
-        let mut none = [];
-        let line = &self.line[..end.unwrap_or(self.line.len())];
-        match httparse::Request::new(&mut none).parse(line) {
-            Ok(_) => {}
-            Err(httparse::Error::Version) => match esp_version(&self.line) {
-                Version::Incomplete => {}
-                Version::Accepted(at) => {
-                    // `http_parser` accepts any single-digit x.y with x = 1 or y = 1; treat
-                    // the request as HTTP/1.1 from here on.
-                    self.line[at..at + 8].copy_from_slice(b"HTTP/1.1");
-                    return self.check_line();
-                }
-                Version::Unsupported => return Step::Fail(EspError::VersionNotSupported),
-                Version::Malformed => return Step::Fail(EspError::BadRequest),
-            },
-            Err(_) => return Step::Fail(EspError::BadRequest),
-        }
-        if let Some(end) = end
+        let line = match request_line(&self.line) {
+            Line::Incomplete => None,
+            Line::Fail(e) => return Step::Fail(e),
+            Line::Done(normalised) => Some(normalised),
+        };
+        if let (Some(line), Some(end)) = (line, end)
             && self.line.len() > end
         {
             // The request line and the first byte after it are in: ESP-IDF pushes the rest
-            // back and reuses the scratch from its start for the header lines.
+            // back and reuses the scratch from its start for the header lines. From here on
+            // the line is kept in the normalised form `httparse` reads.
             let headers = self.line.split_off(end);
+            self.line = line;
             self.headers = Some(headers);
             return self.check_headers();
         }
@@ -327,50 +316,103 @@ fn target_len(buf: &[u8]) -> usize {
         .unwrap_or(rest.len() - start)
 }
 
-/// ESP-IDF's view of a version `httparse` refused.
+/// What the request line says so far.
 #[derive(Debug, PartialEq, Eq)]
-enum Version {
-    /// Not all of it has arrived.
+enum Line {
+    /// Valid so far; more bytes are needed.
     Incomplete,
-    /// `HTTP/x.y` with x = 1 or y = 1 (ESP-IDF's check is `major != 1 && minor != 1` → 505);
-    /// the index of `HTTP/` in the buffer.
-    Accepted(usize),
-    /// `505`.
-    Unsupported,
-    /// Not a version at all: `400`.
-    Malformed,
+    /// `http_parser` or ESP-IDF rejects it with this page.
+    Fail(EspError),
+    /// Complete and accepted: the line rewritten as `METHOD SP TARGET SP HTTP/1.x CRLF`, the
+    /// form `httparse` reads, with x = 0 only for a real HTTP/1.0 request.
+    Done(Vec<u8>),
 }
 
-fn esp_version(buf: &[u8]) -> Version {
-    let skipped = buf.len() - skip_empty_lines(buf).len();
-    let line = &buf[skipped..];
-    let (line, complete) = match line.iter().position(|b| *b == b'\n') {
-        Some(i) => (&line[..i], true),
-        None => (line, false),
+/// Splits and checks a request line the way `http_parser`'s state machine walks it, byte by
+/// byte (IDF `components/http_parser/http_parser.c`, CODE-READ):
+/// - the method must be one `http_parser` knows, so a prefix of none fails at once;
+/// - `s_req_spaces_before_url` skips any number of spaces before the target, and
+///   `s_req_http_start` any number before `HTTP/` — so `GET /  HTTP/1.1` is a valid request;
+/// - the target ends at the first space, CR or LF (`GET /a b HTTP/1.1` then finds `b` where
+///   `HTTP/` must start: `HPE_INVALID_CONSTANT`, 400);
+/// - after `HTTP/d.d` only CR LF or LF may follow (`GET / HTTP/1.2 HTTP/1.1`:
+///   `HPE_INVALID_VERSION`, 400); a line that ends right after the target is HTTP/0.9, which
+///   ESP-IDF's `verify_url` answers with 505 (`major != 1 && minor != 1`), as any other
+///   version with neither digit 1.
+///
+/// `buf` is everything read so far (leading empty lines included); the line is complete once
+/// its `\n` is in.
+fn request_line(buf: &[u8]) -> Line {
+    let buf = skip_empty_lines(buf);
+    let (line, complete) = match buf.iter().position(|b| *b == b'\n') {
+        Some(i) => (&buf[..i], true),
+        None => (buf, false),
     };
+    // A CR can only end the line (an incomplete line may be waiting for its LF).
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Some(sp) = line.iter().rposition(|b| *b == b' ') else {
-        return Version::Malformed;
+    const BAD: Line = Line::Fail(EspError::BadRequest);
+    let more = if complete { BAD } else { Line::Incomplete };
+
+    let Some(sp) = line.iter().position(|b| *b == b' ') else {
+        let known_prefix = METHODS.iter().any(|m| m.as_bytes().starts_with(line));
+        return if known_prefix { more } else { BAD };
     };
-    let token = &line[sp + 1..];
-    let pattern = b"HTTP/0.0";
-    let fits = token.len() <= pattern.len()
-        && token.iter().zip(pattern).all(|(c, p)| match p {
+    let method = &line[..sp];
+    if !METHODS.iter().any(|m| m.as_bytes() == method) {
+        return BAD;
+    }
+    let rest = skip_spaces(&line[sp..]);
+    let target_end = rest.iter().position(|b| *b == b' ').unwrap_or(rest.len());
+    let (target, rest) = rest.split_at(target_end);
+    // CR is only allowed as the line's end; other control bytes are never URL characters.
+    if target.iter().any(|b| b.is_ascii_control()) {
+        return BAD;
+    }
+    if target.is_empty() {
+        return more;
+    }
+    if rest.is_empty() {
+        // Nothing after the target: HTTP/0.9 once the line ends.
+        return if complete {
+            Line::Fail(EspError::VersionNotSupported)
+        } else {
+            Line::Incomplete
+        };
+    }
+    let version = skip_spaces(rest);
+    const PATTERN: &[u8; 8] = b"HTTP/0.0";
+    let fits = version.len() <= PATTERN.len()
+        && version.iter().zip(PATTERN).all(|(c, p)| match p {
             b'0' => c.is_ascii_digit(),
             p => c == p,
         });
-    match (fits, complete, token.len() == pattern.len()) {
-        (false, _, _) | (true, true, false) => Version::Malformed,
-        (true, false, _) => Version::Incomplete,
+    match (fits, complete, version.len() == PATTERN.len()) {
+        (false, _, _) | (true, true, false) => BAD,
+        (true, false, _) => Line::Incomplete,
         (true, true, true) => {
-            let (major, minor) = (token[5] - b'0', token[7] - b'0');
+            let (major, minor) = (version[5] - b'0', version[7] - b'0');
             if major != 1 && minor != 1 {
-                Version::Unsupported
-            } else {
-                Version::Accepted(skipped + sp + 1)
+                return Line::Fail(EspError::VersionNotSupported);
             }
+            // `http_parser` accepts any single-digit x.y with x = 1 or y = 1; ESP-IDF then
+            // serves it like HTTP/1.1 (only a real 1.0 stays 1.0).
+            let minor = if (major, minor) == (1, 0) { b'0' } else { b'1' };
+            let mut out = Vec::with_capacity(method.len() + target.len() + 12);
+            out.extend_from_slice(method);
+            out.push(b' ');
+            out.extend_from_slice(target);
+            out.extend_from_slice(b" HTTP/1.");
+            out.push(minor);
+            out.extend_from_slice(b"\r\n");
+            Line::Done(out)
         }
     }
+}
+
+/// `buf` without its leading spaces.
+fn skip_spaces(buf: &[u8]) -> &[u8] {
+    let start = buf.iter().position(|b| *b != b' ').unwrap_or(buf.len());
+    &buf[start..]
 }
 
 #[cfg(test)]
@@ -527,6 +569,90 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn spaces_between_the_parts_are_skipped_like_http_parser_does() {
+        // `s_req_spaces_before_url` and `s_req_http_start` skip any number of spaces.
+        for line in [
+            &b"GET /  HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET   /ws?token=a    HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /  HTTP/2.1\r\nHost: x\r\n\r\n",
+        ] {
+            let p = done(run(V54, line).0);
+            assert_eq!(p.head.method, "GET");
+            assert_eq!(p.head.minor_version, 1, "{}", String::from_utf8_lossy(line));
+            assert_eq!(p.head.header("host"), Some("x"));
+        }
+        assert_eq!(
+            done(run(V54, b"GET /a?b=c  HTTP/1.0\r\n\r\n").0)
+                .head
+                .target,
+            "/a?b=c"
+        );
+        assert_eq!(
+            done(run(V54, b"GET /a  HTTP/1.0\r\n\r\n").0)
+                .head
+                .minor_version,
+            0
+        );
+    }
+
+    #[test]
+    fn a_second_word_or_version_after_the_target_is_400_and_never_loops() {
+        // These used to recurse without end (stack overflow, process abort).
+        for line in [
+            &b"GET /a b HTTP/1.1\r\n\r\n"[..],
+            b"GET / HTTP/1.2 HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1 HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1 \r\n\r\n",
+            b"GET /  \r\n\r\n",
+            b"GET \r\n\r\n",
+            b"GET /a\rb HTTP/1.1\r\n\r\n",
+        ] {
+            assert_eq!(
+                run(V54, line).0,
+                Step::Fail(EspError::BadRequest),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        // A bad second word is seen before the line ends, as `http_parser` sees it.
+        assert_eq!(run(V54, b"GET /a b").0, Step::Fail(EspError::BadRequest));
+        assert_eq!(run(V54, b"GET /a  HTTP/1.").0, Step::More);
+        assert_eq!(run(V54, b"GET /a HTTP/1.1\r").0, Step::More);
+    }
+
+    #[test]
+    fn a_line_without_a_version_is_http_0_9_and_505() {
+        assert_eq!(
+            run(V54, b"GET /\r\n\r\n").0,
+            Step::Fail(EspError::VersionNotSupported)
+        );
+        assert_eq!(run(V54, b"GET /").0, Step::More);
+    }
+
+    #[test]
+    fn every_request_line_up_to_a_few_bytes_ends_in_a_step() {
+        // Bounded exhaustive walk over short lines from the bytes that matter to the
+        // request-line grammar: each must give an answer (no panic, no endless recursion).
+        const ALPHABET: &[u8] = b"G /H1.\r\nT";
+        let mut line = Vec::new();
+        fn walk(line: &mut Vec<u8>, depth: usize) {
+            let _ = run(V54, line);
+            let _ = request_line(line);
+            if depth == 0 {
+                return;
+            }
+            for b in ALPHABET {
+                line.push(*b);
+                walk(line, depth - 1);
+                line.pop();
+            }
+        }
+        let mut prefix = b"GET /".to_vec();
+        walk(&mut prefix, 5);
+        walk(&mut line, 4);
     }
 
     #[test]
