@@ -99,7 +99,9 @@ impl Shared {
     /// every task is told to stop. Only the first call counts.
     pub(crate) fn stop(&self, close_wait: Duration) {
         let now = tokio::time::Instant::now();
-        let _ = self.close_by.set(now.checked_add(close_wait).unwrap_or(now));
+        let _ = self
+            .close_by
+            .set(now.checked_add(close_wait).unwrap_or(now));
         self.cancel.cancel();
         self.tracker.close();
     }

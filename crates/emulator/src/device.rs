@@ -520,7 +520,11 @@ mod tests {
         }
         assert!(!outbox.overflow.is_cancelled(), "{OUTBOX} messages fit");
         hub.press_button();
-        assert!(outbox.overflow.is_cancelled(), "message {} overflows", OUTBOX + 1);
+        assert!(
+            outbox.overflow.is_cancelled(),
+            "message {} overflows",
+            OUTBOX + 1
+        );
         assert_eq!(outbox.rx.len(), OUTBOX, "the queue never holds more");
         hub.drop_all_sessions("test");
         assert_eq!(outbox.rx.len(), OUTBOX + 1, "the drop still fits");

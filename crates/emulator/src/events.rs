@@ -506,7 +506,9 @@ impl FileQueue {
             self.room.notify_all();
             let failed = write_batch(&mut out, &batch);
             if let Some((index, error)) = failed {
-                tracing::error!("writing the event file failed: {error}; no further events are written");
+                tracing::error!(
+                    "writing the event file failed: {error}; no further events are written"
+                );
                 let mut state = self.lock();
                 state.status.missed += (batch.len() - index) as u64;
                 state.status.error = Some(error.to_string());
@@ -534,7 +536,10 @@ impl FileQueue {
 
 /// Writes `batch` as JSON lines and flushes; on failure, the index of the first event that may
 /// not be in the file, and the error.
-fn write_batch(out: &mut BufWriter<File>, batch: &VecDeque<Event>) -> Option<(usize, std::io::Error)> {
+fn write_batch(
+    out: &mut BufWriter<File>,
+    batch: &VecDeque<Event>,
+) -> Option<(usize, std::io::Error)> {
     for (i, event) in batch.iter().enumerate() {
         let line = serde_json::to_writer(&mut *out, event)
             .map_err(std::io::Error::other)
@@ -840,12 +845,7 @@ mod tests {
     }
 
     /// A FIFO whose reader opens it and then reads nothing until told: a disk that stopped.
-    fn stuck_reader(
-        path: &Path,
-    ) -> (
-        std::sync::mpsc::Sender<()>,
-        std::thread::JoinHandle<String>,
-    ) {
+    fn stuck_reader(path: &Path) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<String>) {
         let made = std::process::Command::new("mkfifo")
             .arg(path)
             .status()
@@ -915,7 +915,10 @@ mod tests {
             next += 1;
         }
         assert!(gaps >= 1, "no event_file_gap line in the file");
-        assert_eq!(missed, status.missed, "the gap lines account for every miss");
+        assert_eq!(
+            missed, status.missed,
+            "the gap lines account for every miss"
+        );
         assert_eq!(next, EVENTS + gaps, "the file ends with the last event");
     }
 }

@@ -54,7 +54,9 @@ async fn start(dir: &std::path::Path, n: usize) -> RunningEmulator {
 /// Uses the services, so their sockets and tasks exist: an HTTP request answered, a DNS query
 /// answered, a WebSocket session that stays open (and never answers a close frame).
 async fn exercise(e: &RunningEmulator) -> TcpStream {
-    let mut http = TcpStream::connect(e.http_addr()).await.expect("connect http");
+    let mut http = TcpStream::connect(e.http_addr())
+        .await
+        .expect("connect http");
     http.write_all(b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n\r\n")
         .await
         .expect("request");
@@ -66,7 +68,9 @@ async fn exercise(e: &RunningEmulator) -> TcpStream {
     assert!(status.starts_with(b"HTTP/1.1 "), "{status:?}");
 
     let dns = e.dns_addr().expect("dns on");
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("udp");
     // Query id 7, RD, one question: example.com A IN.
     let mut query = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     query.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
@@ -154,10 +158,19 @@ fn start_stop_and_drop_leak_no_fds_threads_or_ports() {
         assert!(stopped.is_some(), "a drop records `stopping`");
         let closed = events
             .wait_for(DROP_CLOSE_WAIT + WAIT, |ev| {
-                matches!(ev.kind, EventKind::WsClosed { code: Some(1001), .. })
+                matches!(
+                    ev.kind,
+                    EventKind::WsClosed {
+                        code: Some(1001),
+                        ..
+                    }
+                )
             })
             .await;
-        assert!(closed.is_some(), "the session got its close 1001 after the drop");
+        assert!(
+            closed.is_some(),
+            "the session got its close 1001 after the drop"
+        );
         drop(events);
         drop(app);
         let after = back_to(baseline, DROP_CLOSE_WAIT + WAIT).await;

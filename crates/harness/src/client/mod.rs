@@ -115,12 +115,10 @@ impl ClientSender {
     /// Hands `message` to the client: sent at once when the link is usable, queued otherwise.
     /// Never waits: a full outbox is an error, so a caller cannot pile up messages without bound.
     pub fn send(&self, message: impl Into<ClientMessage>) -> Result<(), SendError> {
-        self.tx
-            .try_send(message.into())
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => SendError::Full { limit: OUTBOX },
-                mpsc::error::TrySendError::Closed(_) => SendError::Stopped,
-            })
+        self.tx.try_send(message.into()).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full { limit: OUTBOX },
+            mpsc::error::TrySendError::Closed(_) => SendError::Stopped,
+        })
     }
 
     /// Like [`ClientSender::send`], but waits for room in a full outbox (backpressure).
