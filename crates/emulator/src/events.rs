@@ -317,11 +317,12 @@ pub struct EventFileError {
 }
 
 /// Capacity of the live broadcast; a subscriber that falls this far behind sees `Lagged`
-/// (the history and the file never lose events).
+/// (the history keeps them; the file gets them unless a stuck disk made it report a gap).
 const LIVE_CAPACITY: usize = 4096;
 
 /// Events kept in memory by a long-running emulator ([`History::default`]): at a few hundred
-/// bytes each, about 10 MB. The JSON-lines file always gets every event.
+/// bytes each, about 10 MB. The JSON-lines file gets every event (or an
+/// [`EventKind::EventFileGap`] for those a stuck disk made it miss).
 pub const DEFAULT_HISTORY: usize = 20_000;
 
 /// How much of the past an [`EventLog`] keeps in memory (for [`EventLog::snapshot`], the
@@ -573,7 +574,8 @@ impl EventLog {
         }
     }
 
-    /// A log that also appends every event as one JSON line to `path` (created or truncated).
+    /// A log that also appends every event as one JSON line to `path` (created or truncated);
+    /// see [`FILE_QUEUE`] and [`FILE_STALL`] for a disk that falls behind.
     /// A thread of its own does the writing, behind a queue of at most [`FILE_QUEUE`] events;
     /// it ends once the log is dropped and what was queued is written.
     pub fn with_file(path: &Path) -> Result<Self, EventFileError> {

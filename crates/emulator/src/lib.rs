@@ -91,7 +91,8 @@ pub struct EmulatorConfig {
     pub faults: Vec<FaultRule>,
     /// wss:// support.
     pub tls: Option<TlsOptions>,
-    /// Also write every event as a JSON line here.
+    /// Also write every event as a JSON line here (bounded queue; a stuck disk gets an
+    /// `event_file_gap` line instead of unbounded memory: see [`events::FILE_QUEUE`]).
     pub events_file: Option<PathBuf>,
     /// How many events the in-memory log keeps (the file gets all of them).
     pub event_history: History,

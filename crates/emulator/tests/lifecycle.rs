@@ -51,9 +51,11 @@ async fn start(dir: &std::path::Path, n: usize) -> RunningEmulator {
     .expect("emulator starts")
 }
 
-/// Uses the services, so their sockets and tasks exist: an HTTP request answered, a DNS query
-/// answered, a WebSocket session that stays open (and never answers a close frame).
-async fn exercise(e: &RunningEmulator) -> TcpStream {
+/// Uses the services, so their sockets and tasks exist: an HTTP request answered (the
+/// connection kept open, idle), a DNS query answered over UDP, an idle DNS-over-TCP connection,
+/// a WebSocket session that stays open (and never answers a close frame). Returns the app's
+/// open connections.
+async fn exercise(e: &RunningEmulator) -> Vec<TcpStream> {
     let mut http = TcpStream::connect(e.http_addr())
         .await
         .expect("connect http");
@@ -81,6 +83,7 @@ async fn exercise(e: &RunningEmulator) -> TcpStream {
         .expect("dns answers in time")
         .expect("dns answer");
     assert!(n > 12 && answer[..2] == [0, 7], "dns reply");
+    let dns_tcp = TcpStream::connect(dns).await.expect("connect dns tcp");
 
     let mut ws = TcpStream::connect(e.http_addr()).await.expect("connect ws");
     ws.write_all(
@@ -92,7 +95,7 @@ async fn exercise(e: &RunningEmulator) -> TcpStream {
         .wait_for(WAIT, |ev| matches!(ev.kind, EventKind::WsOpened { .. }))
         .await
         .expect("session open");
-    ws
+    vec![http, dns_tcp, ws]
 }
 
 /// Every address can be bound again (TCP listeners and the DNS UDP socket are closed).
@@ -132,8 +135,9 @@ fn start_stop_and_drop_leak_no_fds_threads_or_ports() {
             let bound = addrs(&e);
             let udp = e.dns_addr();
             e.shutdown(GRACE).await;
-            drop(app);
+            // Before the app lets go: the emulator closed its side itself.
             rebind(&bound, udp);
+            drop(app);
             assert!(
                 started.elapsed() < Duration::from_secs(120),
                 "{n} cycles took over 120 s"

@@ -3,7 +3,10 @@
 //! Frames are read and written by tokio-tungstenite; this loop adds ESP-IDF's behaviour on top:
 //! auto PONG with the same payload, an EMPTY close frame in reply to the app's close (so apps
 //! report 1005) unless the profile echoes the code, a silent drop on an unmasked client frame, the
-//! profile's oversize handling, close 1001 on shutdown and a silent drop on LRU purge.
+//! profile's oversize handling, close 1001 on shutdown (the app gets until the shutdown's close
+//! deadline to answer) and a silent drop on LRU purge. Bounded like ESP-IDF's send: a write
+//! waits at most `send_wait_timeout` (5 s), and a session whose outbox fills
+//! ([`crate::device::OUTBOX`] messages) is dropped without a close frame, saying why.
 //!
 //! Message faults: every frame both ways is put to [`FaultPlan::on_ws_message`] (and the session
 //! asks [`FaultPlan::on_ws_tick`] when it starts, at each [`FaultPlan::next_boundary`] and when
