@@ -272,7 +272,8 @@ where
                     tap.flush().await
                 };
                 let shared = self.shared.clone();
-                sent(within_send_timeout(&shared, io).await).err()
+                let result = within_send_timeout(&shared, io).await;
+                sent_or_going_away(&shared, result).err()
             }
             Action::Text(text) => {
                 let bytes = text.len();
@@ -418,7 +419,7 @@ where
                 let shared = self.shared.clone();
                 let flushed = within_send_timeout(&shared, self.ws.flush()).await;
                 self.ws.get_mut().swallow_pong = false;
-                if let Err(end) = sent(flushed) {
+                if let Err(end) = sent_or_going_away(&shared, flushed) {
                     return Some(end);
                 }
                 if suppress.is_none() {
@@ -714,6 +715,18 @@ fn sent<E: std::fmt::Display>(result: Option<Result<(), E>>) -> Result<(), End> 
             ),
         }),
     }
+}
+
+/// [`sent`], except that a write the shutdown cut short ends the session with close 1001 (the
+/// close handshake then has the rest of the shutdown's close wait).
+fn sent_or_going_away<E: std::fmt::Display>(
+    shared: &Shared,
+    result: Option<Result<(), E>>,
+) -> Result<(), End> {
+    if result.is_none() && shared.cancel.is_cancelled() {
+        return Err(End::DeviceClose(1001, "going away".to_owned()));
+    }
+    sent(result)
 }
 
 /// How a session whose outbox overflowed ends: like ESP-IDF after a failed send, the socket is
