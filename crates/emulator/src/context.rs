@@ -1,8 +1,9 @@
 //! What every service shares: settings, switches, the event log and the shutdown signal.
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use espsim_faults::FaultPlan;
 use tokio::sync::watch;
@@ -56,6 +57,10 @@ pub(crate) struct Shared {
     pub(crate) cancel: CancellationToken,
     /// Every spawned task, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
+    /// Set on shutdown before `cancel` fires: by then every closing handshake must be over
+    /// (the app that does not answer the close frame is dropped), so the closes are recorded
+    /// and in the event file when the shutdown returns.
+    close_by: OnceLock<tokio::time::Instant>,
     next_conn: AtomicU64,
     next_upgrade: AtomicU64,
 }
@@ -84,8 +89,31 @@ impl Shared {
             outage: watch::Sender::new(Outage::None),
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            close_by: OnceLock::new(),
             next_conn: AtomicU64::new(1),
             next_upgrade: AtomicU64::new(1),
+        }
+    }
+
+    /// Starts the shutdown: closing handshakes must end within `close_wait` from now, then
+    /// every task is told to stop. Only the first call counts.
+    pub(crate) fn stop(&self, close_wait: Duration) {
+        let now = tokio::time::Instant::now();
+        let _ = self
+            .close_by
+            .set(now.checked_add(close_wait).unwrap_or(now));
+        self.cancel.cancel();
+        self.tracker.close();
+    }
+
+    /// When a closing handshake that starts now must be over: `usual` from now, or the
+    /// shutdown's deadline if that comes first.
+    pub(crate) fn close_deadline(&self, usual: Duration) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let usual = now.checked_add(usual).unwrap_or(now);
+        match self.close_by.get() {
+            Some(by) => usual.min(*by),
+            None => usual,
         }
     }
 

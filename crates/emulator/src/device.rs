@@ -19,6 +19,7 @@ use espsim_firmware::{Action, Board, Device, DeviceSettings, Recipient, SimBoard
 use espsim_protocol::device::ErrorReply;
 use espsim_protocol::{DecodeError, DeviceMessage, ErrorCode};
 use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::context::{Outage, Shared};
 use crate::events::{ConnId, EventKind, EventLog};
@@ -86,10 +87,47 @@ pub(crate) enum Outgoing {
     },
 }
 
+/// Most device messages waiting for one session's writer (each at most
+/// `espsim_protocol::MAX_MESSAGE_SIZE` bytes). ESP-IDF has no such queue: a send to an app that
+/// does not read blocks and fails after `send_wait_timeout`, and the session is closed. Here a
+/// session whose writer falls this far behind (the app reads too slowly, or a `ws: delay` holds
+/// its messages) is closed the same way, without a close frame, and says why.
+pub(crate) const OUTBOX: usize = 64;
+
+/// What a session receives from the device: its messages, in order, and a signal that it fell
+/// [`OUTBOX`] messages behind.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    /// The device's messages for this session.
+    pub(crate) rx: mpsc::Receiver<Outgoing>,
+    /// Cancelled when a message did not fit: the session must end.
+    pub(crate) overflow: CancellationToken,
+}
+
+/// The device's side of one session's [`Outbox`].
+struct SessionTx {
+    tx: mpsc::Sender<Outgoing>,
+    overflow: CancellationToken,
+}
+
+impl SessionTx {
+    /// Queues a message. Text needs one free slot beyond the reserved one, so the one `Close` or
+    /// `Drop` a session can get always fits; a text that does not fit ends the session.
+    fn send(&self, out: Outgoing) {
+        let fits = match out {
+            Outgoing::Text { .. } => self.tx.capacity() > 1,
+            Outgoing::Close { .. } | Outgoing::Drop { .. } => true,
+        };
+        if !fits || self.tx.try_send(out).is_err() {
+            self.overflow.cancel();
+        }
+    }
+}
+
 /// The firmware and the sessions it talks to.
 struct Inner {
     device: Device<SimBoard>,
-    sessions: BTreeMap<ConnId, mpsc::UnboundedSender<Outgoing>>,
+    sessions: BTreeMap<ConnId, SessionTx>,
     /// When an accepted `reboot` takes effect (ms since start).
     restart_at: Option<u64>,
     /// When the softAP is back after `ApDown` (the firmware wants a tick then); `Some` while
@@ -116,7 +154,7 @@ impl Inner {
     fn drop_all(&mut self, reason: &str) -> usize {
         let sessions = std::mem::take(&mut self.sessions);
         for tx in sessions.values() {
-            let _ = tx.send(Outgoing::Drop {
+            tx.send(Outgoing::Drop {
                 reason: reason.to_owned(),
             });
         }
@@ -236,16 +274,24 @@ impl DeviceHub {
 
     /// Registers a new session and runs the firmware's `on_connect`. The receiver yields what the
     /// device sends this connection until the session is unregistered.
-    pub(crate) fn connect(&self, conn: ConnId) -> mpsc::UnboundedReceiver<Outgoing> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub(crate) fn connect(&self, conn: ConnId) -> Outbox {
+        // One slot more than `OUTBOX`, reserved for the session's one `Close` or `Drop`.
+        let (tx, rx) = mpsc::channel(OUTBOX + 1);
+        let overflow = CancellationToken::new();
         let now = self.now_ms();
         let mut inner = self.lock();
-        inner.sessions.insert(conn, tx);
+        inner.sessions.insert(
+            conn,
+            SessionTx {
+                tx,
+                overflow: overflow.clone(),
+            },
+        );
         let actions = inner.device.on_connect(conn, now);
         self.dispatch(&mut inner, actions, now);
         drop(inner);
         self.rearm.notify_one();
-        rx
+        Outbox { rx, overflow }
     }
 
     /// Marks `conn` as authenticated (the token was accepted at the handshake).
@@ -378,12 +424,12 @@ impl DeviceHub {
                     match to {
                         Recipient::Conn(conn) => {
                             if let Some(tx) = inner.sessions.get(&conn) {
-                                let _ = tx.send(out);
+                                tx.send(out);
                             }
                         }
                         Recipient::All => {
                             for tx in inner.sessions.values() {
-                                let _ = tx.send(out.clone());
+                                tx.send(out.clone());
                             }
                         }
                     }
@@ -391,7 +437,7 @@ impl DeviceHub {
                 Action::Close { conn, code, reason } => {
                     // The firmware has already forgotten the connection.
                     if let Some(tx) = inner.sessions.remove(&conn) {
-                        let _ = tx.send(Outgoing::Close { code, reason });
+                        tx.send(Outgoing::Close { code, reason });
                     }
                 }
                 Action::ApDown { duration_ms } => {
@@ -436,8 +482,8 @@ mod tests {
     use super::*;
 
     /// The next text message on `rx`, parsed.
-    fn next_json(rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> serde_json::Value {
-        match rx.try_recv() {
+    fn next_json(outbox: &mut Outbox) -> serde_json::Value {
+        match outbox.rx.try_recv() {
             Ok(Outgoing::Text { text, .. }) => serde_json::from_str(&text).expect("json"),
             other => panic!("expected a text message, got {other:?}"),
         }
@@ -454,7 +500,7 @@ mod tests {
         assert_eq!(next_json(&mut first)["type"], "ack");
 
         hub.power_on();
-        assert!(matches!(first.try_recv(), Ok(Outgoing::Drop { .. })));
+        assert!(matches!(first.rx.try_recv(), Ok(Outgoing::Drop { .. })));
         assert_eq!(hub.session_count(), 0);
 
         let mut second = hub.connect(2);
@@ -462,6 +508,26 @@ mod tests {
         let status = next_json(&mut second);
         assert_eq!(status["outputs"]["relay"], false, "{status}");
         assert_eq!(status["clients"], 1);
+    }
+
+    #[test]
+    fn a_session_that_falls_outbox_messages_behind_is_told_to_end_and_close_still_fits() {
+        let hub = DeviceHub::new(DeviceOptions::default(), 0, Arc::new(EventLog::new()));
+        let mut outbox = hub.connect(1);
+        let _welcome_or_nothing = outbox.rx.try_recv();
+        for _ in 0..OUTBOX {
+            hub.press_button();
+        }
+        assert!(!outbox.overflow.is_cancelled(), "{OUTBOX} messages fit");
+        hub.press_button();
+        assert!(
+            outbox.overflow.is_cancelled(),
+            "message {} overflows",
+            OUTBOX + 1
+        );
+        assert_eq!(outbox.rx.len(), OUTBOX, "the queue never holds more");
+        hub.drop_all_sessions("test");
+        assert_eq!(outbox.rx.len(), OUTBOX + 1, "the drop still fits");
     }
 
     #[test]

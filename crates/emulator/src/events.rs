@@ -8,12 +8,11 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use crate::internet::InternetMode;
 
@@ -262,6 +261,17 @@ pub enum EventKind {
         /// What was done, in a few words.
         detail: String,
     },
+    /// Events that could not be queued for the `--events` file (the disk did not keep up for
+    /// [`FILE_STALL`] with [`FILE_QUEUE`] events waiting). Written to the file before the next
+    /// event that made it, so the file says what it misses; memory and the live stream had them.
+    EventFileGap {
+        /// How many events the file misses.
+        missed: u64,
+        /// Sequence number of the first missed event.
+        first_seq: u64,
+        /// Sequence number of the last missed event.
+        last_seq: u64,
+    },
     /// The emulator is shutting down.
     Stopping,
 }
@@ -289,6 +299,7 @@ impl EventKind {
             EventKind::WsClosed { .. } => "ws_closed",
             EventKind::DeviceAction { .. } => "device_action",
             EventKind::FaultApplied { .. } => "fault_applied",
+            EventKind::EventFileGap { .. } => "event_file_gap",
             EventKind::Stopping => "stopping",
         }
     }
@@ -306,11 +317,12 @@ pub struct EventFileError {
 }
 
 /// Capacity of the live broadcast; a subscriber that falls this far behind sees `Lagged`
-/// (the history and the file never lose events).
+/// (the history keeps them; the file gets them unless a stuck disk made it report a gap).
 const LIVE_CAPACITY: usize = 4096;
 
 /// Events kept in memory by a long-running emulator ([`History::default`]): at a few hundred
-/// bytes each, about 10 MB. The JSON-lines file always gets every event.
+/// bytes each, about 10 MB. The JSON-lines file gets every event (or an
+/// [`EventKind::EventFileGap`] for those a stuck disk made it miss).
 pub const DEFAULT_HISTORY: usize = 20_000;
 
 /// How much of the past an [`EventLog`] keeps in memory (for [`EventLog::snapshot`], the
@@ -330,24 +342,223 @@ impl Default for History {
     }
 }
 
+/// Most events waiting for the `--events` file writer. An emitter that finds the queue full
+/// waits for room (backpressure: the emulator slows down to the disk's pace) up to
+/// [`FILE_STALL`]. The writer takes the whole queue at once, so at most twice this many events
+/// are in memory for the file: at a few hundred bytes each, a few MB.
+pub const FILE_QUEUE: usize = 16_384;
+
+/// Longest an emitter waits for room in a full file queue. A disk that takes no event for this
+/// long is treated as stuck: events that find the queue full are then counted, not queued
+/// (memory stays bounded and the device keeps serving), until the writer takes the queue again.
+/// The file then gets an [`EventKind::EventFileGap`] saying which sequence numbers it misses.
+pub const FILE_STALL: Duration = Duration::from_secs(1);
+
 /// Records events, fans them out live, keeps the history and writes the JSON-lines file.
 #[derive(Debug)]
 pub struct EventLog {
     start: Instant,
-    seq: AtomicU64,
-    history: Mutex<VecDeque<Event>>,
+    /// The history, and under the same lock the next sequence number: numbering, the file
+    /// queue, the live stream and the history see events in one order.
+    history: Mutex<Kept>,
     keep: History,
     live: broadcast::Sender<Event>,
-    file: Option<mpsc::UnboundedSender<ToFile>>,
+    file: Option<FileSink>,
 }
 
-/// What the file writer is asked to do.
+/// The in-memory history and the next sequence number.
+#[derive(Debug, Default)]
+struct Kept {
+    events: VecDeque<Event>,
+    next_seq: u64,
+}
+
+/// What became of the `--events` file so far ([`EventLog::file_status`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FileStatus {
+    /// Events the file does not hold: counted when the queue stayed full past [`FILE_STALL`],
+    /// and, after a write error, every event from the one that failed on.
+    pub missed: u64,
+    /// The write error that stopped the writer, if one did.
+    pub error: Option<String>,
+}
+
+/// The emitting side of the file writer: a bounded queue shared with the writer thread.
 #[derive(Debug)]
-enum ToFile {
-    /// Append this event.
-    Event(Event),
-    /// Flush, then answer.
-    Flushed(tokio::sync::oneshot::Sender<()>),
+struct FileSink {
+    queue: Arc<FileQueue>,
+    /// Most events queued ([`FILE_QUEUE`]).
+    capacity: usize,
+    /// Longest wait for room ([`FILE_STALL`]).
+    stall: Duration,
+}
+
+/// The queue between emitters and the writer thread.
+#[derive(Debug, Default)]
+struct FileQueue {
+    state: Mutex<FileState>,
+    /// Signalled when the writer took the queue (there is room).
+    room: Condvar,
+    /// Signalled when there is something to write or flush, or the log is gone.
+    work: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct FileState {
+    events: VecDeque<Event>,
+    /// Flush requests, answered once everything queued before them is written.
+    flushes: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// The log is gone: write what is queued, then end.
+    closed: bool,
+    /// Set after a wait for room timed out: no further waits until the writer takes the queue,
+    /// so a stuck disk costs one stall, not one per event.
+    shedding: bool,
+    /// Events not queued and not yet reported by a gap event: (first seq, last seq, count).
+    gap: Option<(u64, u64, u64)>,
+    status: FileStatus,
+}
+
+impl FileState {
+    fn miss(&mut self, seq: u64) {
+        self.status.missed += 1;
+        self.gap = Some(match self.gap {
+            Some((first, _, n)) => (first, seq, n + 1),
+            None => (seq, seq, 1),
+        });
+    }
+}
+
+impl FileQueue {
+    fn lock(&self) -> MutexGuard<'_, FileState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `event`, waiting up to `stall` for room; counts it as missed when there is none.
+    fn push(&self, event: Event, capacity: usize, stall: Duration) {
+        let mut state = self.lock();
+        if state.status.error.is_none() && state.events.len() >= capacity && !state.shedding {
+            let deadline = Instant::now() + stall;
+            while state.events.len() >= capacity && state.status.error.is_none() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                state = self
+                    .room
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        if state.status.error.is_some() || state.events.len() >= capacity {
+            if !state.shedding && state.status.error.is_none() {
+                tracing::error!(
+                    "the event file took no event for {stall:?} with {capacity} waiting; \
+                     events are counted as missed until it catches up"
+                );
+            }
+            state.shedding = true;
+            state.miss(event.seq);
+            return;
+        }
+        state.events.push_back(event);
+        drop(state);
+        self.work.notify_one();
+    }
+
+    /// The unreported gap, taken if a gap event can be queued now or, when it has to, after
+    /// waiting up to `wait` for room.
+    fn take_gap(&self, capacity: usize, wait: Duration) -> Option<(u64, u64, u64)> {
+        let mut state = self.lock();
+        state.gap?;
+        let deadline = Instant::now() + wait;
+        while state.status.error.is_none() && state.events.len() >= capacity {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            state = self
+                .room
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if state.status.error.is_some() {
+            return None;
+        }
+        state.gap.take()
+    }
+
+    /// The writer thread: takes everything queued, writes it, flushes, answers flush requests.
+    fn write_loop(&self, mut out: BufWriter<File>) {
+        loop {
+            let (batch, flushes, closed) = {
+                let mut state = self.lock();
+                while state.events.is_empty() && state.flushes.is_empty() && !state.closed {
+                    state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+                state.shedding = false;
+                (
+                    std::mem::take(&mut state.events),
+                    std::mem::take(&mut state.flushes),
+                    state.closed,
+                )
+            };
+            self.room.notify_all();
+            let failed = write_batch(&mut out, &batch);
+            if let Some((index, error)) = failed {
+                tracing::error!(
+                    "writing the event file failed: {error}; no further events are written"
+                );
+                let mut state = self.lock();
+                state.status.missed += (batch.len() - index) as u64;
+                state.status.error = Some(error.to_string());
+                state.gap = None;
+                // Nothing queued from now on: what waits is missed too.
+                state.status.missed += state.events.len() as u64;
+                state.events.clear();
+                let pending = std::mem::take(&mut state.flushes);
+                drop(state);
+                self.room.notify_all();
+                for done in flushes.into_iter().chain(pending) {
+                    let _ = done.send(());
+                }
+                return;
+            }
+            for done in flushes {
+                let _ = done.send(());
+            }
+            if closed && self.lock().events.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// Writes `batch` as JSON lines and flushes; on failure, the index of the first event that may
+/// not be in the file, and the error.
+fn write_batch(
+    out: &mut BufWriter<File>,
+    batch: &VecDeque<Event>,
+) -> Option<(usize, std::io::Error)> {
+    for (i, event) in batch.iter().enumerate() {
+        let line = serde_json::to_writer(&mut *out, event)
+            .map_err(std::io::Error::other)
+            .and_then(|()| out.write_all(b"\n"));
+        if let Err(e) = line {
+            return Some((i, e));
+        }
+    }
+    // Flushed per batch, so a reader sees complete lines promptly.
+    out.flush().err().map(|e| (0, e))
+}
+
+impl Drop for FileSink {
+    /// Tells the writer to write what is queued and end (it is not waited for).
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.work.notify_all();
+    }
 }
 
 impl EventLog {
@@ -356,63 +567,76 @@ impl EventLog {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         EventLog {
             start: Instant::now(),
-            seq: AtomicU64::new(0),
-            history: Mutex::new(VecDeque::new()),
+            history: Mutex::new(Kept::default()),
             keep: History::All,
             live,
             file: None,
         }
     }
 
-    /// A log that also appends every event as one JSON line to `path` (created or truncated).
-    /// Must be called inside a Tokio runtime: a blocking task does the writing.
+    /// A log that also appends every event as one JSON line to `path` (created or truncated);
+    /// see [`FILE_QUEUE`] and [`FILE_STALL`] for a disk that falls behind.
+    /// A thread of its own does the writing, behind a queue of at most [`FILE_QUEUE`] events;
+    /// it ends once the log is dropped and what was queued is written.
     pub fn with_file(path: &Path) -> Result<Self, EventFileError> {
-        let file = File::create(path).map_err(|source| EventFileError {
+        Self::with_bounded_file(path, FILE_QUEUE, FILE_STALL)
+    }
+
+    /// [`EventLog::with_file`] with another queue bound and stall (tests use small ones).
+    fn with_bounded_file(
+        path: &Path,
+        capacity: usize,
+        stall: Duration,
+    ) -> Result<Self, EventFileError> {
+        let error = |source| EventFileError {
             path: path.display().to_string(),
             source,
-        })?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<ToFile>();
-        tokio::task::spawn_blocking(move || {
-            let mut out = BufWriter::new(file);
-            while let Some(message) = rx.blocking_recv() {
-                let event = match message {
-                    ToFile::Event(event) => event,
-                    ToFile::Flushed(done) => {
-                        // Everything sent before this request is written (or failed to be).
-                        let _ = out.flush();
-                        let _ = done.send(());
-                        continue;
-                    }
-                };
-                let written =
-                    serde_json::to_writer(&mut out, &event).is_ok() && out.write_all(b"\n").is_ok();
-                // Flush when the queue is drained, so a reader sees complete lines promptly.
-                if !written || (rx.is_empty() && out.flush().is_err()) {
-                    tracing::error!("writing the event file failed; no further events are written");
-                    return;
-                }
-            }
-            let _ = out.flush();
+        };
+        let file = File::create(path).map_err(error)?;
+        let queue = Arc::new(FileQueue::default());
+        let writer = queue.clone();
+        std::thread::Builder::new()
+            .name("espsim-events".to_owned())
+            .spawn(move || writer.write_loop(BufWriter::new(file)))
+            .map_err(error)?;
+        let mut log = EventLog::new();
+        log.file = Some(FileSink {
+            queue,
+            capacity,
+            stall,
         });
-        Ok(EventLog {
-            file: Some(tx),
-            ..EventLog::new()
-        })
+        Ok(log)
     }
 
     /// Waits until every event emitted so far is in the file (at most `timeout`); returns at
-    /// once without a file.
+    /// once without a file. Reports a pending gap first ([`EventKind::EventFileGap`]).
     pub async fn flush_file(&self, timeout: Duration) {
         let Some(file) = &self.file else { return };
-        let (done, flushed) = tokio::sync::oneshot::channel();
-        if file.send(ToFile::Flushed(done)).is_ok() {
-            let _ = tokio::time::timeout(timeout, flushed).await;
+        {
+            let mut kept = self.lock();
+            self.report_gap(&mut kept, file.stall);
         }
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        {
+            let mut state = file.queue.lock();
+            if state.status.error.is_some() {
+                return;
+            }
+            state.flushes.push(done);
+        }
+        file.queue.work.notify_one();
+        let _ = tokio::time::timeout(timeout, flushed).await;
+    }
+
+    /// What became of the `--events` file so far; `None` without a file.
+    pub fn file_status(&self) -> Option<FileStatus> {
+        self.file.as_ref().map(|f| f.queue.lock().status.clone())
     }
 
     /// The same log keeping only as much history as `keep` says.
-    pub fn keeping(self, keep: History) -> Self {
-        EventLog { keep, ..self }
+    pub fn keeping(mut self, keep: History) -> Self {
+        self.keep = keep;
+        self
     }
 
     /// Time since the log (and so the emulator) started.
@@ -420,29 +644,56 @@ impl EventLog {
         self.start.elapsed()
     }
 
-    /// Records `kind` now; returns its sequence number.
+    /// Records `kind` now; returns its sequence number. With a file whose queue is full this
+    /// waits for room (see [`FILE_QUEUE`], [`FILE_STALL`]).
     pub fn emit(&self, kind: EventKind) -> u64 {
-        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        // Numbered under the lock, so the history, the file and the live stream agree on order.
+        let mut kept = self.lock();
+        self.report_gap(&mut kept, Duration::ZERO);
+        self.record(&mut kept, kind)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Kept> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an [`EventKind::EventFileGap`] for events the file missed, once the queue has
+    /// room for it (waiting up to `wait`).
+    fn report_gap(&self, kept: &mut Kept, wait: Duration) {
+        let Some(file) = &self.file else { return };
+        if let Some((first_seq, last_seq, missed)) = file.queue.take_gap(file.capacity, wait) {
+            self.record(
+                kept,
+                EventKind::EventFileGap {
+                    missed,
+                    first_seq,
+                    last_seq,
+                },
+            );
+        }
+    }
+
+    /// Numbers `kind`, queues it for the file, sends it live and keeps it.
+    fn record(&self, kept: &mut Kept, kind: EventKind) -> u64 {
         let event = Event {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            seq: kept.next_seq,
             at_ms: u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX),
             kind,
         };
+        kept.next_seq += 1;
         tracing::debug!(event = event.kind.name(), seq = event.seq, "event");
         if let History::Last(max) = self.keep {
-            while history.len() >= max.max(1) {
-                history.pop_front();
+            while kept.events.len() >= max.max(1) {
+                kept.events.pop_front();
             }
         }
         let seq = event.seq;
         if let Some(file) = &self.file {
-            let _ = file.send(ToFile::Event(event.clone()));
+            file.queue.push(event.clone(), file.capacity, file.stall);
         }
         if self.live.receiver_count() > 0 {
             let _ = self.live.send(event.clone());
         }
-        history.push_back(event);
+        kept.events.push_back(event);
         seq
     }
 
@@ -453,12 +704,7 @@ impl EventLog {
 
     /// Every event still kept (all of them with [`History::All`]), in order.
     pub fn snapshot(&self) -> Vec<Event> {
-        self.history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        self.lock().events.iter().cloned().collect()
     }
 
     /// The kept history from `seq` on, plus a receiver for what follows, without gap or overlap
@@ -467,9 +713,10 @@ impl EventLog {
         &self,
         from_seq: u64,
     ) -> (Vec<Event>, broadcast::Receiver<Event>) {
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = self.lock();
         let rx = self.live.subscribe();
-        let past = history
+        let past = kept
+            .events
             .iter()
             .filter(|e| e.seq >= from_seq)
             .cloned()
@@ -597,5 +844,83 @@ mod tests {
             let e: Event = serde_json::from_str(line).expect("json line");
             assert_eq!(e.seq, i as u64);
         }
+    }
+
+    /// A FIFO whose reader opens it and then reads nothing until told: a disk that stopped.
+    fn stuck_reader(path: &Path) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<String>) {
+        let made = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success(), "mkfifo failed");
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let path = path.to_owned();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            // Blocks until the writer opens its end.
+            let mut fifo = File::open(&path).expect("fifo opens for reading");
+            wait.recv().expect("told to read");
+            let mut text = String::new();
+            fifo.read_to_string(&mut text).expect("fifo reads");
+            text
+        });
+        (go, reader)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_event_file_costs_one_stall_then_counts_the_loss_and_reports_the_gap() {
+        const EVENTS: u64 = 5_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.fifo");
+        let (go, reader) = stuck_reader(&path);
+        let stall = Duration::from_millis(200);
+        let log = EventLog::with_bounded_file(&path, 8, stall).expect("fifo opens for writing");
+        // A pipe holds 64 KiB, about 1,600 of these lines; the rest must wait in the queue.
+        let started = Instant::now();
+        for _ in 0..EVENTS {
+            log.emit(EventKind::Stopping);
+        }
+        let took = started.elapsed();
+        // One stall, not one per event (5,000 × 200 ms).
+        assert!(
+            took < stall * 10,
+            "emitting took {took:?} with the file stuck"
+        );
+        let status = log.file_status().expect("a file");
+        assert!(status.missed > 0, "nothing counted as missed: {status:?}");
+        assert_eq!(status.error, None);
+
+        go.send(()).expect("reader waits");
+        log.flush_file(Duration::from_secs(10)).await;
+        drop(log);
+        let text = reader.join().expect("reader ends at the writer's close");
+
+        // Every sequence number is either a line or inside a reported gap, in order.
+        let mut next = 0;
+        let mut gaps = 0;
+        let mut missed = 0;
+        for line in text.lines() {
+            let e: Event = serde_json::from_str(line).expect("json line");
+            if let EventKind::EventFileGap {
+                missed: n,
+                first_seq,
+                last_seq,
+            } = e.kind
+            {
+                assert_eq!(first_seq, next, "gap starts where the file stopped");
+                assert_eq!(last_seq - first_seq + 1, n, "a gap is contiguous");
+                gaps += 1;
+                missed += n;
+                next = last_seq + 1;
+            }
+            assert_eq!(e.seq, next, "line after seq {}", next.saturating_sub(1));
+            next += 1;
+        }
+        assert!(gaps >= 1, "no event_file_gap line in the file");
+        assert_eq!(
+            missed, status.missed,
+            "the gap lines account for every miss"
+        );
+        assert_eq!(next, EVENTS + gaps, "the file ends with the last event");
     }
 }

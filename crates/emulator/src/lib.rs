@@ -91,7 +91,8 @@ pub struct EmulatorConfig {
     pub faults: Vec<FaultRule>,
     /// wss:// support.
     pub tls: Option<TlsOptions>,
-    /// Also write every event as a JSON line here.
+    /// Also write every event as a JSON line here (bounded queue; a stuck disk gets an
+    /// `event_file_gap` line instead of unbounded memory: see [`events::FILE_QUEUE`]).
     pub events_file: Option<PathBuf>,
     /// How many events the in-memory log keeps (the file gets all of them).
     pub event_history: History,
@@ -317,8 +318,10 @@ impl Emulator {
     }
 }
 
-/// A started emulator. Dropping it without [`RunningEmulator::shutdown`] leaves tasks running
-/// until the runtime ends.
+/// A started emulator. [`RunningEmulator::shutdown`] stops it and waits; dropping it stops it
+/// too, without waiting: every task, the DNS thread and every socket end within
+/// [`DROP_CLOSE_WAIT`] plus a moment, on the runtime it was started on (which must keep running
+/// for that, as it does in `#[tokio::test]` until the test returns).
 #[derive(Debug)]
 pub struct RunningEmulator {
     http_addr: SocketAddr,
@@ -397,20 +400,46 @@ impl RunningEmulator {
         self.shared.device.session_count()
     }
 
-    /// Stops every service: listeners close, WebSocket sessions get close 1001, and the call
-    /// returns when every task ended and the event file holds every event, or `grace` passed.
+    /// Stops every service: listeners close, WebSocket sessions get close 1001. An app gets
+    /// half of `grace` to answer the close frame; one that does not is dropped then. The call
+    /// returns when every task ended (their sockets closed, the DNS thread gone) and the event
+    /// file holds every event, `stopping` and each session's `ws_closed` included — or when
+    /// `grace` passed for the tasks and again for the file.
     pub async fn shutdown(self, grace: Duration) {
         self.shared.emit(EventKind::Stopping);
-        self.shared.cancel.cancel();
-        self.shared.tracker.close();
+        self.shared.stop(grace / 2);
         if tokio::time::timeout(grace, self.shared.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!("some tasks did not stop within {grace:?}");
         }
-        // The last events (`stopping`, closes) are in the file when this returns.
         self.shared.events.flush_file(grace).await;
+        if let Some(status) = self.shared.events.file_status()
+            && (status.missed > 0 || status.error.is_some())
+        {
+            tracing::error!(
+                missed = status.missed,
+                error = status.error.as_deref().unwrap_or("none"),
+                "the event file misses {} event(s)",
+                status.missed
+            );
+        }
+    }
+}
+
+/// How long the apps' WebSocket sessions get to answer the close frame when a
+/// [`RunningEmulator`] is dropped without [`RunningEmulator::shutdown`].
+pub const DROP_CLOSE_WAIT: Duration = Duration::from_millis(500);
+
+impl Drop for RunningEmulator {
+    /// Stops everything as [`RunningEmulator::shutdown`] does, without waiting (nothing to do
+    /// after a shutdown).
+    fn drop(&mut self) {
+        if !self.shared.cancel.is_cancelled() {
+            self.shared.emit(EventKind::Stopping);
+            self.shared.stop(DROP_CLOSE_WAIT);
+        }
     }
 }
 

@@ -3,7 +3,10 @@
 //! Frames are read and written by tokio-tungstenite; this loop adds ESP-IDF's behaviour on top:
 //! auto PONG with the same payload, an EMPTY close frame in reply to the app's close (so apps
 //! report 1005) unless the profile echoes the code, a silent drop on an unmasked client frame, the
-//! profile's oversize handling, close 1001 on shutdown and a silent drop on LRU purge.
+//! profile's oversize handling, close 1001 on shutdown (the app gets until the shutdown's close
+//! deadline to answer) and a silent drop on LRU purge. Bounded like ESP-IDF's send: a write
+//! waits at most `send_wait_timeout` (5 s), and a session whose outbox fills
+//! ([`crate::device::OUTBOX`] messages) is dropped without a close frame, saying why.
 //!
 //! Message faults: every frame both ways is put to [`FaultPlan::on_ws_message`] (and the session
 //! asks [`FaultPlan::on_ws_tick`] when it starts, at each [`FaultPlan::next_boundary`] and when
@@ -22,7 +25,6 @@ use espsim_faults::{
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Sleep;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
@@ -32,7 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::context::Shared;
-use crate::device::Outgoing;
+use crate::device::{OUTBOX, Outbox, Outgoing};
 use crate::events::{ConnId, Direction, EventKind, Side};
 use crate::profile::OversizeHandling;
 use crate::sockets::ConnHandle;
@@ -82,13 +84,13 @@ pub(crate) async fn run<S>(
     let ws =
         WebSocketStream::from_partially_read(Tap::new(io), leftover, Role::Server, Some(config))
             .await;
-    let rx = shared.device.connect(conn.id);
+    let outbox = shared.device.connect(conn.id);
     if authorized {
         shared.device.authorize(conn.id);
     }
     let mut session = Session {
         ws,
-        rx,
+        outbox,
         conn,
         shared: shared.clone(),
         fault_conn,
@@ -115,7 +117,7 @@ enum End {
 
 struct Session<S> {
     ws: WebSocketStream<Tap<S>>,
-    rx: mpsc::UnboundedReceiver<Outgoing>,
+    outbox: Outbox,
     conn: ConnHandle,
     shared: Arc<Shared>,
     /// This session as the fault plan knows it (service and upgrade ordinal).
@@ -151,6 +153,7 @@ where
         let mut boundary: Option<Boundary> = None;
         let shared = self.shared.clone();
         let purged = self.conn.purged().clone();
+        let overflow = self.outbox.overflow.clone();
         loop {
             if std::mem::take(&mut tick) {
                 if let Some(end) = self.tick(due.take()).await {
@@ -170,6 +173,7 @@ where
                 () = shared.cancel.cancelled() => {
                     return End::DeviceClose(1001, "going away".to_owned());
                 }
+                () = overflow.cancelled() => return overflowed(),
                 at = until(&mut boundary) => {
                     tick = true;
                     due = Some(at);
@@ -179,7 +183,7 @@ where
                     // The plan lives as long as the emulator; without it there is nothing to tick.
                     Err(_) => plan_gone = true,
                 },
-                out = self.rx.recv() => {
+                out = self.outbox.rx.recv() => {
                     let Some(out) = out else {
                         return End::Drop { by: Side::Device, reason: "device gone".to_owned() };
                     };
@@ -267,7 +271,9 @@ where
                     tap.write_all(&bytes).await?;
                     tap.flush().await
                 };
-                sent(tokio::time::timeout(SEND_TIMEOUT, io).await).err()
+                let shared = self.shared.clone();
+                let result = within_send_timeout(&shared, io).await;
+                sent_or_going_away(&shared, result).err()
             }
             Action::Text(text) => {
                 let bytes = text.len();
@@ -289,12 +295,13 @@ where
         }
     }
 
-    /// Waits `delay` (a `ws: delay` fault), giving way to purge and shutdown.
+    /// Waits `delay` (a `ws: delay` fault), giving way to purge, shutdown and a full outbox.
     async fn hold(&self, delay: Duration) -> Option<End> {
         tokio::select! {
             () = self.conn.purged().cancelled() => {
                 Some(End::Drop { by: Side::Device, reason: "lru purge".to_owned() })
             }
+            () = self.outbox.overflow.cancelled() => Some(overflowed()),
             () = self.shared.cancel.cancelled() => {
                 Some(End::DeviceClose(1001, "going away".to_owned()))
             }
@@ -361,14 +368,22 @@ where
         }
     }
 
-    /// Sends and flushes a message within `SEND_TIMEOUT`, giving way to purge.
+    /// Sends and flushes a message within `SEND_TIMEOUT`, giving way to purge, shutdown and a
+    /// full outbox.
     async fn write(&mut self, msg: Message) -> Result<(), End> {
         let purged = self.conn.purged().clone();
+        let overflow = self.outbox.overflow.clone();
+        let cancel = self.shared.cancel.clone();
         let result = tokio::select! {
             () = purged.cancelled() => {
                 return Err(End::Drop { by: Side::Device, reason: "lru purge".to_owned() });
             }
-            r = tokio::time::timeout(SEND_TIMEOUT, self.ws.send(msg)) => r,
+            () = overflow.cancelled() => return Err(overflowed()),
+            // The close handshake then has its own bound (`finish`).
+            () = cancel.cancelled() => {
+                return Err(End::DeviceClose(1001, "going away".to_owned()));
+            }
+            r = tokio::time::timeout(SEND_TIMEOUT, self.ws.send(msg)) => r.ok(),
         };
         sent(result)
     }
@@ -401,9 +416,10 @@ where
                 // tungstenite queued the PONG with the same payload; flush puts it on the wire
                 // (or, while suppressing, into the tap that swallows it).
                 self.ws.get_mut().swallow_pong = suppress.is_some();
-                let flushed = tokio::time::timeout(SEND_TIMEOUT, self.ws.flush()).await;
+                let shared = self.shared.clone();
+                let flushed = within_send_timeout(&shared, self.ws.flush()).await;
                 self.ws.get_mut().swallow_pong = false;
-                if let Err(end) = sent(flushed) {
+                if let Err(end) = sent_or_going_away(&shared, flushed) {
                     return Some(end);
                 }
                 if suppress.is_none() {
@@ -539,6 +555,7 @@ where
     /// Ends the session on the wire and records how.
     async fn finish(mut self, end: End) {
         let conn = self.id();
+        let shared = self.shared.clone();
         match end {
             End::ClientClose(frame) => {
                 let (code, reason) = match &frame {
@@ -560,7 +577,7 @@ where
                             io.flush().await?;
                             io.shutdown().await
                         };
-                        let _ = tokio::time::timeout(SEND_TIMEOUT, wrote).await;
+                        let _ = within_send_timeout(&shared, wrote).await;
                     }
                 }
                 self.emit(EventKind::WsClosed {
@@ -576,8 +593,8 @@ where
                     code: CloseCode::from(code),
                     reason: reason.clone().into(),
                 };
-                let sent = tokio::time::timeout(SEND_TIMEOUT, self.ws.close(Some(frame))).await;
-                let clean = matches!(sent, Ok(Ok(()))) && self.drain().await;
+                let sent = within_send_timeout(&shared, self.ws.close(Some(frame))).await;
+                let clean = matches!(sent, Some(Ok(()))) && self.drain().await;
                 self.emit(EventKind::WsClosed {
                     conn,
                     by: Side::Device,
@@ -595,7 +612,7 @@ where
                     self.ws.close(Some(frame)).await?;
                     self.ws.get_mut().shutdown().await.map_err(WsError::Io)
                 };
-                let _ = tokio::time::timeout(SEND_TIMEOUT, sent).await;
+                let _ = within_send_timeout(&shared, sent).await;
                 self.emit(EventKind::WsClosed {
                     conn,
                     by: Side::Device,
@@ -621,6 +638,7 @@ where
     /// frame arrived. Bounded in frames and time; purge still drops at once.
     async fn drain(&mut self) -> bool {
         let purged = self.conn.purged().clone();
+        let shared = self.shared.clone();
         let mut acknowledged = false;
         let read = async {
             for _ in 0..CLOSE_WAIT_FRAMES {
@@ -633,11 +651,12 @@ where
         };
         let purged_now = tokio::select! {
             () = purged.cancelled() => true,
-            _ = tokio::time::timeout(CLOSE_WAIT, read) => false,
+            // On shutdown: no longer than the shutdown allows.
+            _ = within(&shared, CLOSE_WAIT, read) => false,
         };
         if !purged_now {
             // Flush what tungstenite wrote last (a TLS stream buffers) and send FIN.
-            let _ = tokio::time::timeout(SEND_TIMEOUT, self.ws.get_mut().shutdown()).await;
+            let _ = within_send_timeout(&shared, self.ws.get_mut().shutdown()).await;
         }
         acknowledged
     }
@@ -654,21 +673,70 @@ fn type_field(payload: &[u8]) -> Option<String> {
     serde_json::from_slice::<Typed>(payload).ok()?.kind
 }
 
+/// Runs a write for at most `SEND_TIMEOUT` (`None`: it did not complete in time) and, once the
+/// shutdown started, no longer than its close deadline ([`Shared::close_deadline`]).
+async fn within_send_timeout<F: std::future::Future>(
+    shared: &Shared,
+    write: F,
+) -> Option<F::Output> {
+    within(shared, SEND_TIMEOUT, write).await
+}
+
+/// Runs `work` for at most `usual` and, once the shutdown started, no longer than its close
+/// deadline; `None` when it did not complete in time.
+async fn within<F: std::future::Future>(
+    shared: &Shared,
+    usual: Duration,
+    work: F,
+) -> Option<F::Output> {
+    let shutdown = async {
+        shared.cancel.cancelled().await;
+        tokio::time::sleep_until(shared.close_deadline(usual)).await;
+    };
+    tokio::select! {
+        r = tokio::time::timeout(usual, work) => r.ok(),
+        () = shutdown => None,
+    }
+}
+
 /// What a write bounded by `SEND_TIMEOUT` means for the session: done, the app's side failed,
 /// or the app stopped reading (the device gives up, as ESP-IDF's `send_wait_timeout` does).
-fn sent<E: std::fmt::Display>(
-    result: Result<Result<(), E>, tokio::time::error::Elapsed>,
-) -> Result<(), End> {
+fn sent<E: std::fmt::Display>(result: Option<Result<(), E>>) -> Result<(), End> {
     match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(End::Drop {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(End::Drop {
             by: Side::Client,
             reason: format!("send failed: {e}"),
         }),
-        Err(_) => Err(End::Drop {
+        None => Err(End::Drop {
             by: Side::Device,
-            reason: "send timed out".to_owned(),
+            reason: format!(
+                "send timed out after {SEND_TIMEOUT:?} (ESP-IDF send_wait_timeout): the app is not reading"
+            ),
         }),
+    }
+}
+
+/// [`sent`], except that a write the shutdown cut short ends the session with close 1001 (the
+/// close handshake then has the rest of the shutdown's close wait).
+fn sent_or_going_away<E: std::fmt::Display>(
+    shared: &Shared,
+    result: Option<Result<(), E>>,
+) -> Result<(), End> {
+    if result.is_none() && shared.cancel.is_cancelled() {
+        return Err(End::DeviceClose(1001, "going away".to_owned()));
+    }
+    sent(result)
+}
+
+/// How a session whose outbox overflowed ends: like ESP-IDF after a failed send, the socket is
+/// closed without a close frame.
+fn overflowed() -> End {
+    End::Drop {
+        by: Side::Device,
+        reason: format!(
+            "send queue full: {OUTBOX} device messages waiting (limit {OUTBOX}); the app is not reading fast enough"
+        ),
     }
 }
 

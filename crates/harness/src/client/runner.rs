@@ -49,7 +49,7 @@ enum HelloOutcome {
 /// The state of one run.
 pub(super) struct Runner<F> {
     config: ClientConfig,
-    outbox: mpsc::UnboundedReceiver<ClientMessage>,
+    outbox: mpsc::Receiver<ClientMessage>,
     outbox_open: bool,
     queue: VecDeque<ClientMessage>,
     observer: F,
@@ -63,7 +63,7 @@ pub(super) struct Runner<F> {
 impl<F: FnMut(&ClientEvent) + Send> Runner<F> {
     pub(super) fn new(
         config: ClientConfig,
-        outbox: mpsc::UnboundedReceiver<ClientMessage>,
+        outbox: mpsc::Receiver<ClientMessage>,
         observer: F,
     ) -> Self {
         let rng = StdRng::seed_from_u64(config.seed);
