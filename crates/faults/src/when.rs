@@ -51,8 +51,9 @@ pub struct When {
     /// Once the connection has carried this many bytes (WebSocket payload, both ways): `1000-`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<CountRange>,
-    /// Chance in [0, 1] that a matching occurrence is hit, rolled with the run's seeded RNG
-    /// after every other condition held (so the rolls replay with the seed).
+    /// Chance in [0, 1] that a matching occurrence is hit, drawn after every other condition
+    /// held from the run's seed, the rule and the occasion (connection, message number, or the
+    /// n-th DNS query the rule matches), so a draw replays with the seed whatever else happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<Probability>,
     /// Only for this service.
