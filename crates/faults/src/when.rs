@@ -38,7 +38,7 @@ pub struct When {
     pub connections: Option<CountRange>,
     /// Apply on every N-th occurrence that matches the other conditions (N, 2N, 3N, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub every: Option<u64>,
     /// Only after this event was observed (e.g. the message type `provision`); `at` then counts
     /// from that moment.
