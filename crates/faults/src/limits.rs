@@ -50,3 +50,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Longest close reason of a `ws: close`, in bytes (RFC 6455: a control frame carries at most
 /// 125 bytes, two of them the code).
 pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// Most distinct events (app message types) a plan remembers for `after:` rules. The app
+/// chooses the names, so they are bounded: once this many are remembered, a new one is kept
+/// only when a rule waits for it. Names longer than [`MAX_TEXT_BYTES`] are never kept (no rule
+/// can name them).
+pub const MAX_OBSERVED_EVENTS: usize = 1024;

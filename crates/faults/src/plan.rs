@@ -25,7 +25,7 @@ use crate::fault::{
     ConnectFault, DeviceFault, DnsFault, Fault, HandshakeFault, MessageDirection, StreamFault,
     WsFault,
 };
-use crate::limits::{MAX_DURATION, MAX_RULES};
+use crate::limits::{MAX_DURATION, MAX_OBSERVED_EVENTS, MAX_RULES, MAX_TEXT_BYTES};
 use crate::when::{Service, When};
 
 /// One rule of a scenario's `faults:` list: a fault and when it applies.
@@ -665,10 +665,23 @@ impl FaultPlan {
 
     /// Records that an event happened (e.g. a message type such as `provision`), arming rules
     /// with `after: <name>`; their `at` counts from the first observation.
+    ///
+    /// The names come from the app, so at most [`MAX_OBSERVED_EVENTS`] are remembered (beyond
+    /// that, only names a rule waits for) and names longer than [`MAX_TEXT_BYTES`] are ignored.
     pub fn observe(&self, event: &str, elapsed: Duration) {
+        if event.len() > MAX_TEXT_BYTES {
+            return;
+        }
         let new = {
             let mut s = self.lock();
-            if s.observed.contains_key(event) {
+            let awaited = || {
+                s.rules
+                    .iter()
+                    .any(|r| r.rule.when.after.as_deref() == Some(event))
+            };
+            if s.observed.contains_key(event)
+                || (s.observed.len() >= MAX_OBSERVED_EVENTS && !awaited())
+            {
                 false
             } else {
                 s.observed.insert(event.to_owned(), elapsed);

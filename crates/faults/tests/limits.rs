@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use espsim_faults::limits::{MAX_DURATION, MAX_RULES};
+use espsim_faults::limits::{MAX_DURATION, MAX_OBSERVED_EVENTS, MAX_RULES};
 use espsim_faults::{
     AddError, Applied, ConnInfo, ConnRef, FaultPlan, FaultRule, FaultyStream, PlanError, RuleId,
     Service, StreamFaults, Supervisor,
@@ -356,4 +356,35 @@ fn connection_ordinals_and_services_key_the_stream_seed() {
     assert_eq!(seed(Service::Http, 1), first, "asked again: the same seed");
     assert_ne!(seed(Service::Http, 2), first);
     assert_ne!(seed(Service::Https, 1), first);
+}
+
+#[test]
+fn the_events_a_plan_remembers_are_bounded() {
+    let plan = FaultPlan::new(
+        vec![rule(json!({ "when": { "after": "provision" }, "fault": { "device": "internet", "mode": "offline" } }))],
+        Some(1),
+    )
+    .expect("plan");
+    // An app sending a new message type every time.
+    for i in 0..MAX_OBSERVED_EVENTS + 500 {
+        plan.observe(&format!("type{i}"), Duration::from_millis(i as u64));
+    }
+    plan.observe(&"x".repeat(300), Duration::ZERO);
+    // A name a rule waits for is still kept once the memory is full.
+    plan.observe("provision", Duration::from_secs(9));
+    let armed = |after: &str| {
+        let p = plan.clone();
+        let id = p
+            .add(rule(json!({ "when": { "after": after }, "fault": { "device": "ap_down", "for": "1s" } })))
+            .expect("added");
+        let armed = p.device_timeline().iter().any(|w| w.rule == id);
+        p.remove(id);
+        armed
+    };
+    assert!(plan.device_timeline().iter().any(|w| w.rule == RuleId(1)));
+    assert!(armed("type10"), "remembered before the memory was full");
+    assert!(
+        !armed(&format!("type{}", MAX_OBSERVED_EVENTS + 100)),
+        "not kept: nobody waited"
+    );
 }
