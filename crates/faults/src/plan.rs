@@ -256,12 +256,12 @@ pub enum AddError {
     #[error(transparent)]
     Invalid(#[from] RuleError),
     /// Rule `index` of a list does not make sense or exceeds a bound.
-    #[error("rule {index}: {source}")]
+    #[error("rule {index}: {error}")]
     InvalidInList {
         /// 0-based position in the list.
         index: usize,
-        /// What is wrong.
-        source: RuleError,
+        /// What is wrong (part of this error's message, so not also its source).
+        error: RuleError,
     },
     /// The plan would hold more than [`MAX_RULES`] rules: remove some first.
     #[error(
@@ -597,7 +597,7 @@ impl FaultPlan {
     pub fn add_all(&self, rules: Vec<FaultRule>) -> Result<Vec<RuleId>, AddError> {
         for (index, rule) in rules.iter().enumerate() {
             rule.validate()
-                .map_err(|source| AddError::InvalidInList { index, source })?;
+                .map_err(|error| AddError::InvalidInList { index, error })?;
         }
         let count = rules.len() as u64;
         let first = self.push(rules)?;
