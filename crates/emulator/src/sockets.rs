@@ -57,7 +57,7 @@ struct State {
 impl State {
     /// Slots in use: real connections plus phantoms.
     fn in_use(&self) -> usize {
-        self.open.len() + self.reserved
+        self.open.len().saturating_add(self.reserved)
     }
 }
 
@@ -174,7 +174,9 @@ impl SocketTable {
     /// new ones wait while real plus phantom connections fill the limit. LRU purge never picks a
     /// phantom: with every slot phantom, a new connection waits even under `lru_purge`.
     pub(crate) fn reserve(&self, count: usize) -> Reservation {
-        self.inner.lock().reserved += count;
+        let mut state = self.inner.lock();
+        state.reserved = state.reserved.saturating_add(count);
+        drop(state);
         Reservation {
             count,
             inner: self.inner.clone(),

@@ -3,8 +3,11 @@
 //! The fault plan places device faults on the run's clock (`FaultPlan::device_timeline`); this
 //! task sleeps until the next boundary (`FaultPlan::next_boundary`), or until the plan changes
 //! (a rule added or removed at run time, an `after:` event observed), and then makes the device
-//! match the windows open at that moment (woken late, first at the boundary it slept for, so a
-//! window the host stalled through still happens):
+//! match the windows open at that moment. Late, never lost: whenever it runs (the first time
+//! too, which on a busy host can be after the first windows have passed) it first replays every
+//! window edge since the last time it ran, in order, so a window the host stalled through still
+//! happens. A rule added at run time counts from when the task first sees it: its windows that
+//! had already ended are not replayed.
 //! - `internet { mode }`: the internet switch shows `mode`; when the last such window closes the
 //!   mode from before the first one is back;
 //! - `reboot { down }`: `Outage::Rebooting`, every WebSocket session dropped without a close
@@ -18,11 +21,11 @@
 //! answering. The device hub merges this outage with the firmware's own softAP outage while
 //! it provisions (`DeviceHub::set_fault_outage`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use espsim_faults::{DeviceFault, DeviceWindow, RuleId};
+use espsim_faults::{DeviceFault, DeviceWindow, Fault, RuleId};
 
 use crate::context::{Outage, Shared};
 use crate::events::EventKind;
@@ -34,17 +37,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut changes = shared.faults.changes();
     let mut plan_alive = true;
     let mut timeline = Timeline::new(shared.clone());
-    // The boundary whose timer woke the task (`None`: start or plan change).
-    let mut due: Option<Duration> = None;
     loop {
         changes.borrow_and_update();
         let now = shared.events.elapsed();
-        // Woken late (a stalled host): first the device as it was due at the boundary, so a
-        // window that opened and closed meanwhile still happens (late, never lost), then now.
-        if let Some(at) = due.take().filter(|at| *at < now) {
-            timeline.step(at);
-        }
-        timeline.step(now);
+        timeline.catch_up(now);
         let next = shared.faults.next_boundary(now);
         let sleep = async {
             match next {
@@ -56,7 +52,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             biased;
             () = shared.cancel.cancelled() => break,
             changed = changes.changed(), if plan_alive => plan_alive = changed.is_ok(),
-            () = sleep => due = next,
+            () = sleep => {}
         }
     }
 }
@@ -77,25 +73,85 @@ struct Timeline {
     active: BTreeMap<(RuleId, Duration), Active>,
     /// The internet mode from before the first open `internet` window, restored after the last.
     internet_before: Option<InternetMode>,
+    /// When the timeline last stepped; `None` before the first step.
+    stepped: Option<Duration>,
+    /// When each device rule was first seen: rules of the plan the run started with count from
+    /// zero, rules added later from the step that first saw them.
+    first_seen: HashMap<RuleId, Duration>,
 }
 
 impl Timeline {
+    /// A timeline for the plan as it is now: its device rules count from the start of the run.
     fn new(shared: Arc<Shared>) -> Self {
-        Timeline {
+        let mut timeline = Timeline {
             shared,
             active: BTreeMap::new(),
             internet_before: None,
+            stepped: None,
+            first_seen: HashMap::new(),
+        };
+        timeline.note_rules(Duration::ZERO);
+        timeline
+    }
+
+    /// Records the device rules not seen before as seen at `now`, and forgets removed ones.
+    fn note_rules(&mut self, now: Duration) {
+        let ids: Vec<RuleId> = self
+            .shared
+            .faults
+            .rules()
+            .into_iter()
+            .filter(|r| matches!(r.rule.fault, Fault::Device(_)))
+            .map(|r| r.id)
+            .collect();
+        self.first_seen.retain(|id, _| ids.contains(id));
+        for id in ids {
+            self.first_seen.entry(id).or_insert(now);
         }
     }
 
+    /// Brings the device up to `now`: steps at every window edge passed since the last step
+    /// (from the start of the run on the first call), in order, then at `now`.
+    fn catch_up(&mut self, now: Duration) {
+        self.note_rules(now);
+        let timeline = self.shared.faults.device_timeline();
+        let since = self.stepped;
+        let mut edges: Vec<Duration> = timeline
+            .iter()
+            .flat_map(|w| [Some(w.start), w.end])
+            .flatten()
+            .filter(|t| *t < now && since.is_none_or(|s| *t > s))
+            .collect();
+        edges.sort_unstable();
+        edges.dedup();
+        for at in edges {
+            self.apply(&timeline, at);
+        }
+        self.apply(&timeline, now);
+        self.stepped = Some(now);
+    }
+
     /// Closes the windows no longer in force, then opens the new ones, at `now`.
+    #[cfg(test)]
     fn step(&mut self, now: Duration) {
-        let due: Vec<DeviceWindow> = self
-            .shared
-            .faults
-            .device_timeline()
-            .into_iter()
-            .filter(|w| w.contains(now))
+        let timeline = self.shared.faults.device_timeline();
+        self.apply(&timeline, now);
+    }
+
+    /// Makes the device match the windows of `timeline` in force at `now`: closes the ones no
+    /// longer in force, then opens the new ones. A rule's windows count only from when the
+    /// timeline first saw the rule.
+    fn apply(&mut self, timeline: &[DeviceWindow], now: Duration) {
+        let due: Vec<DeviceWindow> = timeline
+            .iter()
+            .filter(|w| {
+                w.contains(now)
+                    && self
+                        .first_seen
+                        .get(&w.rule)
+                        .is_some_and(|seen| *seen <= now)
+            })
+            .cloned()
             .collect();
         let over: Vec<(RuleId, Duration)> = self
             .active
@@ -359,6 +415,68 @@ mod tests {
         assert_eq!(outage_at(&mut timeline, 80), Outage::ApDown);
         assert_eq!(outage_at(&mut timeline, 110), Outage::None);
         assert_eq!(actions(&shared), ["ap_down", "reboot", "boot", "ap_up"]);
+    }
+
+    #[tokio::test]
+    async fn windows_that_passed_before_the_first_step_are_replayed_in_order() {
+        let shared = shared(&[
+            r#"{"when":{"at":"10ms"},"fault":{"device":"reboot","down":"20ms"}}"#,
+            r#"{"when":{"at":"40ms"},"fault":{"device":"ap_down","for":"10ms"}}"#,
+            r#"{"when":{"at":"60ms","for":"10ms"},"fault":{"device":"socket_exhaustion","sockets":1}}"#,
+        ]);
+        let mut timeline = Timeline::new(shared.clone());
+        // The task's first run comes after every window ended (a host stalled at start).
+        timeline.catch_up(ms(500));
+        assert_eq!(
+            actions(&shared),
+            [
+                "reboot",
+                "boot",
+                "ap_down",
+                "ap_up",
+                "sockets_held",
+                "sockets_released"
+            ]
+        );
+        assert_eq!(*shared.outage.borrow(), Outage::None);
+    }
+
+    #[tokio::test]
+    async fn a_stall_between_steps_replays_every_edge_it_passed() {
+        let shared = shared(&[
+            r#"{"when":{"at":"100ms"},"fault":{"device":"reboot","down":"20ms"}}"#,
+            r#"{"when":{"at":"150ms"},"fault":{"device":"ap_down","for":"10ms"}}"#,
+        ]);
+        let mut timeline = Timeline::new(shared.clone());
+        timeline.catch_up(ms(50));
+        assert!(actions(&shared).is_empty());
+        timeline.catch_up(ms(110));
+        assert_eq!(actions(&shared), ["reboot"]);
+        timeline.catch_up(ms(400));
+        assert_eq!(actions(&shared), ["reboot", "boot", "ap_down", "ap_up"]);
+        // Nothing is replayed twice.
+        timeline.catch_up(ms(500));
+        assert_eq!(actions(&shared).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_rule_added_later_does_not_replay_windows_that_ended_before_it() {
+        let shared = shared(&[]);
+        let mut timeline = Timeline::new(shared.clone());
+        timeline.catch_up(ms(10));
+        let past: FaultRule = serde_json::from_str(
+            r#"{"when":{"at":"20ms"},"fault":{"device":"reboot","down":"10ms"}}"#,
+        )
+        .expect("rule");
+        let open: FaultRule = serde_json::from_str(
+            r#"{"when":{"at":"50ms","for":"1s"},"fault":{"device":"socket_exhaustion","sockets":1}}"#,
+        )
+        .expect("rule");
+        shared.faults.add(past).expect("added");
+        shared.faults.add(open).expect("added");
+        // Seen at 200 ms: the reboot window had ended, the other one is still open.
+        timeline.catch_up(ms(200));
+        assert_eq!(actions(&shared), ["sockets_held"]);
     }
 
     #[tokio::test]

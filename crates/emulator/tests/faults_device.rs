@@ -471,19 +471,34 @@ async fn at_and_for_windows_follow_the_run_clock() {
     running.shutdown(WAIT).await;
 }
 
+/// A host too busy to run espsim: this test's runtime (the emulator's too, one thread) is
+/// blocked until the run's clock reaches `until`.
+fn stall_until(running: &RunningEmulator, until: Duration) {
+    while running.events().elapsed() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[tokio::test]
 async fn a_reboot_the_host_stalled_through_still_happens_late() {
-    // A 50 ms reboot at 300 ms, and a host that stalls across all of it: this test's runtime
-    // (the emulator's too) is blocked from before the reboot until after it would have ended.
-    let running =
-        start_with(&[r#"{"when":{"at":"300ms"},"fault":{"device":"reboot","down":"50ms"}}"#]).await;
+    // A 50 ms reboot at 300 ms, and a host that stalls across all of it, from before the
+    // device-fault timeline ever ran: without DNS, `Emulator::start` returns without yielding
+    // after spawning it, so the stall below always begins before its first step (this used to
+    // lose the reboot whenever the task had not run before the stall, about 1 run in 20).
+    let running = Emulator::start(EmulatorConfig {
+        dns: None,
+        faults: vec![rule(
+            r#"{"when":{"at":"300ms"},"fault":{"device":"reboot","down":"50ms"}}"#,
+        )],
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
     assert!(
         running.events().elapsed() < Duration::from_millis(300),
         "started before the reboot"
     );
-    while running.events().elapsed() < Duration::from_millis(450) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    stall_until(&running, Duration::from_millis(450));
     let (rebooted, _) = fault_applied(&running, "reboot").await;
     let booted = device_action(&running, "boot").await;
     assert!(
@@ -492,5 +507,61 @@ async fn a_reboot_the_host_stalled_through_still_happens_late() {
         rebooted.at_ms
     );
     assert!(booted.seq > rebooted.seq, "booted after the reboot");
+    running.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn every_window_a_stall_passed_over_still_happens_in_order() {
+    // The timeline has run (the first window opened), then the host stalls across three more
+    // windows; once it wakes, each is carried out late, in order, none lost.
+    let running = Emulator::start(EmulatorConfig {
+        dns: None,
+        faults: [
+            r#"{"when":{"for":"100ms"},"fault":{"device":"internet","mode":"online"}}"#,
+            r#"{"when":{"at":"1000ms"},"fault":{"device":"reboot","down":"50ms"}}"#,
+            r#"{"when":{"at":"1100ms"},"fault":{"device":"ap_down","for":"50ms"}}"#,
+            r#"{"when":{"at":"1200ms","for":"50ms"},"fault":{"device":"socket_exhaustion","sockets":1}}"#,
+        ]
+        .iter()
+        .map(|r| rule(r))
+        .collect(),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    fault_applied(&running, "internet").await;
+    assert!(
+        running.events().elapsed() < Duration::from_millis(1000),
+        "the stall starts before the windows"
+    );
+    stall_until(&running, Duration::from_millis(1400));
+    device_action(&running, "sockets_released").await;
+    let actions: Vec<(String, u64)> = running
+        .events()
+        .snapshot()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::DeviceAction { action, .. } => Some((action, e.at_ms)),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<&str> = actions.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "internet_restored",
+            "reboot",
+            "boot",
+            "ap_down",
+            "ap_up",
+            "sockets_held",
+            "sockets_released"
+        ]
+    );
+    assert!(
+        actions[1..].iter().all(|(_, at)| *at >= 1400),
+        "carried out late: {actions:?}"
+    );
+    assert_eq!(running.internet(), InternetMode::Captive);
     running.shutdown(WAIT).await;
 }

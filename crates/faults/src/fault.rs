@@ -293,9 +293,9 @@ pub struct Latency {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bandwidth {
-    /// Maximum rate in KB/s (1 KB = 1000 bytes), at least 1.
+    /// Maximum rate in KB/s (1 KB = 1000 bytes), 1 to 10,000,000.
     #[serde(deserialize_with = "positive_u64")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 10_000_000))]
     pub rate: u64,
     /// Which way the limit applies (default `downstream`).
     #[serde(default)]
@@ -306,12 +306,14 @@ pub struct Bandwidth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Slicer {
-    /// Average size of a slice in bytes, at least 1.
+    /// Average size of a slice in bytes, 1 to 65536.
     #[serde(deserialize_with = "positive_usize")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 65_536))]
     pub average_size: usize,
-    /// Random ± variation of the slice size in bytes (default 0), rolled with the run's seed.
+    /// Random ± variation of the slice size in bytes (default 0, at most 65536), rolled with
+    /// the run's seed.
     #[serde(default)]
+    #[schemars(range(max = 65_536))]
     pub size_variation: usize,
     /// Pause between slices, e.g. "10ms" (Toxiproxy gives this in µs; write "500us").
     #[serde(default, with = "human")]
@@ -530,8 +532,10 @@ pub enum CorruptKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Oversize {
-    /// Payload size in bytes; default: one byte over the device profile's maximum message size.
+    /// Payload size in bytes (at most 4 MiB); default: one byte over the device profile's
+    /// maximum message size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 4_194_304))]
     pub bytes: Option<usize>,
 }
 
@@ -661,9 +665,9 @@ pub struct ApDown {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SocketExhaustion {
-    /// How many socket slots are taken.
+    /// How many socket slots are taken (1 to 1024).
     #[serde(deserialize_with = "positive_usize")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1024))]
     pub sockets: usize,
 }
 

@@ -5,9 +5,13 @@
 //!   (Toxiproxy toxics), WebSocket, DNS, device.
 //! - [`When`] (module `when`): when a rule applies: time windows, connection/message/byte
 //!   counts, `every`, `after` an event, seeded `probability`, service and name/host/path.
-//! - [`FaultPlan`] (module `plan`): the rules plus one seeded RNG; the services ask it
+//! - [`FaultPlan`] (module `plan`): the rules and the run's seed; the services ask it
 //!   `on_connect`, `stream_faults`, `on_handshake`, `on_ws_message`, `on_dns`,
-//!   `device_timeline`. Same seed + same questions = same answers.
+//!   `device_timeline`. Each random decision is drawn from the seed, the rule and the occasion
+//!   (connection, message or query number), so a seed means the same faults whatever else
+//!   happens in between.
+//! - [`limits`]: the bounds validation puts on every value a rule carries and on the number of
+//!   rules.
 //! - [`FaultyStream`] (module `stream`) and [`FaultyListener`] / [`RefusableListener`]
 //!   (module `listener`): the faults on real sockets (RST via SO_LINGER 0, FIN, refusal,
 //!   stall, latency, bandwidth, slicing, cut after N bytes, half-open).
@@ -49,6 +53,7 @@
 
 mod duration;
 pub mod fault;
+pub mod limits;
 pub mod listener;
 pub mod plan;
 pub mod stream;
@@ -65,7 +70,7 @@ pub use fault::{
 };
 pub use listener::{FaultyListener, ListenerEvent, RefusableListener};
 pub use plan::{
-    Applied, ConnInfo, ConnRef, DeviceWindow, DnsInfo, FaultPlan, FaultRule, FrameKind,
+    AddError, Applied, ConnInfo, ConnRef, DeviceWindow, DnsInfo, FaultPlan, FaultRule, FrameKind,
     HandshakeInfo, ListedRule, MessageInfo, PlanError, RuleError, RuleId, StreamFaults,
 };
 pub use stream::{Abort, FaultyStream};

@@ -16,11 +16,14 @@ use crate::supervisor::Supervisor;
 
 use crate::fault::{ConnectFault, StreamFault};
 use crate::plan::{Applied, ConnInfo, ConnRef, FaultPlan};
-use crate::stream::{Abort, FIN_DRAIN, FaultyStream, close_with_fin};
+use crate::stream::{Abort, FIN_DRAIN, FaultyStream, close_with_fin, deadline};
 use crate::when::Service;
 
 /// Listen backlog used when (re-)binding.
 const BACKLOG: i32 = 128;
+
+/// How long the accept loop sleeps when the plan has no boundary to wait for.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
 /// A TCP listener that can stop listening and start again on the same address.
 ///
@@ -235,8 +238,8 @@ impl FaultyListener {
             let wake = self
                 .plan
                 .next_boundary(elapsed)
-                .map(|t| self.started + t)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                .map(|t| deadline(self.started, t))
+                .unwrap_or_else(|| deadline(Instant::now(), IDLE_WAKE));
             tokio::select! {
                 r = self.listener.accept() => {
                     let (stream, peer) = r?;
@@ -266,7 +269,7 @@ impl FaultyListener {
         if let Some(applied) = self.plan.on_connect(info) {
             let hold = applied
                 .until
-                .map(|u| (self.started + u).saturating_duration_since(Instant::now()));
+                .map(|u| deadline(self.started, u).saturating_duration_since(Instant::now()));
             let shutdown = self.supervisor.shutdown_token().clone();
             let fault = applied.fault;
             self.supervisor.spawn(async move {

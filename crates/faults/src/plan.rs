@@ -1,8 +1,15 @@
-//! The fault plan: the run's rules plus its seeded RNG, answering "what happens now?" for every
+//! The fault plan: the run's rules plus its seed, answering "what happens now?" for every
 //! connection, handshake, message, DNS query and point on the device timeline.
 //!
-//! The plan never reads a clock: every question carries `elapsed` (time since the run started),
-//! so the same seed and the same sequence of questions give the same answers.
+//! The plan never reads a clock: every question carries `elapsed` (time since the run started).
+//!
+//! Random decisions (`when.probability`, a connection's jitter and slice sizes) do not come from
+//! one generator shared by every service, whose draws would shift whenever a phone's background
+//! DNS query or a connectivity check came in between. Each draw is a keyed hash of the seed, the
+//! rule's id and the occasion: the service and connection number for connect, stream and
+//! handshake decisions, plus the message number, direction and frame kind for WebSocket
+//! messages, and the n-th query the rule matched for DNS. So with the same seed, connection N
+//! gets the same faults whatever else happened before it.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -10,8 +17,6 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rand::{Rng, RngCore, SeedableRng};
-use rand_pcg::Pcg64Mcg;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -20,6 +25,7 @@ use crate::fault::{
     ConnectFault, DeviceFault, DnsFault, Fault, HandshakeFault, MessageDirection, StreamFault,
     WsFault,
 };
+use crate::limits::{MAX_DURATION, MAX_OBSERVED_EVENTS, MAX_RULES, MAX_TEXT_BYTES};
 use crate::when::{Service, When};
 
 /// One rule of a scenario's `faults:` list: a fault and when it applies.
@@ -170,7 +176,7 @@ pub struct DnsInfo<'a> {
 }
 
 /// The stream faults for one connection plus the seed for its per-chunk randomness (jitter,
-/// slice sizes), drawn from the plan's RNG so that runs replay.
+/// slice sizes), derived from the run's seed and the connection so that runs replay.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamFaults {
     /// Faults to apply, in rule order.
@@ -231,6 +237,44 @@ pub enum PlanError {
         #[source]
         source: RuleError,
     },
+    /// The list has more rules than a plan holds ([`MAX_RULES`]).
+    #[error("{rules} fault rules; a plan holds at most {limit}")]
+    TooMany {
+        /// How many rules were given.
+        rules: usize,
+        /// The limit, [`MAX_RULES`].
+        limit: usize,
+    },
+}
+
+/// Why rules could not be added to a running plan ([`FaultPlan::add`], [`FaultPlan::add_all`]).
+/// Nothing was added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddError {
+    /// The rule does not make sense or exceeds a bound.
+    #[error(transparent)]
+    Invalid(#[from] RuleError),
+    /// Rule `index` of a list does not make sense or exceeds a bound.
+    #[error("rule {index}: {error}")]
+    InvalidInList {
+        /// 0-based position in the list.
+        index: usize,
+        /// What is wrong (part of this error's message, so not also its source).
+        error: RuleError,
+    },
+    /// The plan would hold more than [`MAX_RULES`] rules: remove some first.
+    #[error(
+        "too many fault rules: the plan holds {rules} and {adding} more would exceed the limit of {limit}; remove rules (or reset) first"
+    )]
+    TooMany {
+        /// Rules in the plan now.
+        rules: usize,
+        /// Rules that were to be added.
+        adding: usize,
+        /// The limit, [`MAX_RULES`].
+        limit: usize,
+    },
 }
 
 struct RuleState {
@@ -238,12 +282,27 @@ struct RuleState {
     rule: FaultRule,
     /// Matching occurrences seen, for `every`.
     occurrences: u64,
+    /// Probability draws made for occasions without a connection (DNS queries): the n-th draw
+    /// of this rule is keyed by n.
+    draws: u64,
+}
+
+impl RuleState {
+    fn new(id: RuleId, rule: FaultRule) -> Self {
+        RuleState {
+            id,
+            rule,
+            occurrences: 0,
+            draws: 0,
+        }
+    }
 }
 
 struct State {
     rules: Vec<RuleState>,
     next_id: u64,
-    rng: Pcg64Mcg,
+    /// The run's seed, the key of every random draw.
+    seed: u64,
     /// First time each event was observed.
     observed: HashMap<String, Duration>,
     /// (rule, connection) pairs whose once-per-connection action already fired.
@@ -281,10 +340,62 @@ fn random_seed() -> u64 {
     h.finish()
 }
 
+/// Separates the kinds of occasion a random draw can be about (first word of an [`Occasion`]).
+mod tag {
+    pub(super) const CONNECT: u64 = 1;
+    pub(super) const STREAM: u64 = 2;
+    pub(super) const HANDSHAKE: u64 = 3;
+    pub(super) const MESSAGE: u64 = 4;
+    pub(super) const TICK: u64 = 5;
+    pub(super) const NTH: u64 = 6;
+    pub(super) const STREAM_SEED: u64 = 7;
+}
+
+/// What a random draw is about: a tag and up to four numbers naming the occasion.
+type Occasion = [u64; 5];
+
+/// The numbers a connection contributes to an occasion.
+fn conn_words(conn: ConnRef) -> [u64; 2] {
+    let service = match conn.service {
+        Service::Http => 1,
+        Service::Https => 2,
+        Service::Dns => 3,
+    };
+    [service, conn.ordinal]
+}
+
+/// SplitMix64's finalizer: a bijective mix with full avalanche (fixed forever, so that seeds
+/// replay across versions).
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A 64-bit hash of `words`, in order.
+fn mix(words: &[u64]) -> u64 {
+    words
+        .iter()
+        .fold(0x6a09_e667_f3bc_c909, |h, w| splitmix64(h ^ splitmix64(*w)))
+}
+
+/// A number uniform in [0, 1) determined by the seed, the rule and the occasion alone.
+fn draw(seed: u64, rule: RuleId, occasion: &Occasion) -> f64 {
+    let mut words = [0u64; 7];
+    words[0] = seed;
+    words[1] = rule.0;
+    words[2..].copy_from_slice(occasion);
+    // The top 53 bits, as an f64 in [0, 1).
+    (mix(&words) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Internal matching context: what is known about the occurrence being decided.
 #[derive(Default)]
 struct Ctx<'a> {
     elapsed: Duration,
+    /// What a probability draw is keyed by; `None`: the rule's n-th draw (DNS queries).
+    occasion: Option<Occasion>,
     conn: Option<ConnRef>,
     service: Option<Service>,
     messages: Option<u64>,
@@ -297,6 +408,7 @@ struct Ctx<'a> {
 }
 
 /// The rule's active window given the observed events; `None` when `after` has not happened.
+/// Checked arithmetic: a start past the clock's range never comes, an end past it never ends.
 fn window(
     when: &When,
     observed: &HashMap<String, Duration>,
@@ -305,17 +417,17 @@ fn window(
         Some(ev) => *observed.get(ev)?,
         None => Duration::ZERO,
     };
-    let start = base + when.at.unwrap_or_default();
-    Some((start, when.duration.map(|d| start + d)))
+    let start = base.checked_add(when.at.unwrap_or_default())?;
+    Some((start, when.duration.and_then(|d| start.checked_add(d))))
 }
 
 impl State {
-    /// Does rule `i` fire for this occurrence? Advances its `every` counter and rolls the RNG
-    /// only when every other condition holds, so the draw sequence depends on the calls alone.
+    /// Does rule `i` fire for this occurrence? Advances its `every` counter only when every
+    /// other condition holds, then draws for `probability` (keyed by the occasion).
     fn fires(&mut self, i: usize, ctx: &Ctx<'_>) -> Option<Option<Duration>> {
         let State {
             rules,
-            rng,
+            seed,
             observed,
             ..
         } = self;
@@ -367,10 +479,17 @@ impl State {
                 return None;
             }
         }
-        if let Some(p) = w.probability
-            && rng.random::<f64>() >= p.get()
-        {
-            return None;
+        if let Some(p) = w.probability {
+            let occasion = match ctx.occasion {
+                Some(o) => o,
+                None => {
+                    r.draws = r.draws.saturating_add(1);
+                    [tag::NTH, r.draws, 0, 0, 0]
+                }
+            };
+            if draw(*seed, r.id, &occasion) >= p.get() {
+                return None;
+            }
         }
         Some(end)
     }
@@ -400,7 +519,14 @@ impl State {
 impl FaultPlan {
     /// Builds a plan from `rules` (ids 1, 2, … in list order). With `seed: None` a random seed is
     /// chosen; [`seed`](Self::seed) always reports the one in use so a run can be replayed.
+    /// At most [`MAX_RULES`] rules.
     pub fn new(rules: Vec<FaultRule>, seed: Option<u64>) -> Result<FaultPlan, PlanError> {
+        if rules.len() > MAX_RULES {
+            return Err(PlanError::TooMany {
+                rules: rules.len(),
+                limit: MAX_RULES,
+            });
+        }
         for (index, r) in rules.iter().enumerate() {
             r.validate()
                 .map_err(|source| PlanError::Rule { index, source })?;
@@ -409,11 +535,7 @@ impl FaultPlan {
         let rules: Vec<RuleState> = rules
             .into_iter()
             .enumerate()
-            .map(|(i, rule)| RuleState {
-                id: RuleId(i as u64 + 1),
-                rule,
-                occurrences: 0,
-            })
+            .map(|(i, rule)| RuleState::new(RuleId(i as u64 + 1), rule))
             .collect();
         let next_id = rules.len() as u64 + 1;
         Ok(FaultPlan {
@@ -422,7 +544,7 @@ impl FaultPlan {
                 state: Mutex::new(State {
                     rules,
                     next_id,
-                    rng: Pcg64Mcg::seed_from_u64(seed),
+                    seed,
                     observed: HashMap::new(),
                     fired: HashSet::new(),
                 }),
@@ -463,22 +585,48 @@ impl FaultPlan {
         self.inner.changes.subscribe()
     }
 
-    /// Adds a rule at run time; it gets the next id.
-    pub fn add(&self, rule: FaultRule) -> Result<RuleId, RuleError> {
+    /// Adds a rule at run time; it gets the next id. Fails when the rule is invalid or the plan
+    /// already holds [`MAX_RULES`] rules.
+    pub fn add(&self, rule: FaultRule) -> Result<RuleId, AddError> {
         rule.validate()?;
-        let id = {
+        self.push(vec![rule]).map(RuleId)
+    }
+
+    /// Adds a list of rules at run time, all or nothing: every rule is checked first, and the
+    /// list is refused as a whole when the plan would hold more than [`MAX_RULES`] rules.
+    pub fn add_all(&self, rules: Vec<FaultRule>) -> Result<Vec<RuleId>, AddError> {
+        for (index, rule) in rules.iter().enumerate() {
+            rule.validate()
+                .map_err(|error| AddError::InvalidInList { index, error })?;
+        }
+        let count = rules.len() as u64;
+        let first = self.push(rules)?;
+        Ok((first..first + count).map(RuleId).collect())
+    }
+
+    /// Appends validated rules under one lock, if they fit; they get consecutive ids from the
+    /// returned one.
+    fn push(&self, rules: Vec<FaultRule>) -> Result<u64, AddError> {
+        let first = {
             let mut s = self.lock();
-            let id = RuleId(s.next_id);
-            s.next_id += 1;
-            s.rules.push(RuleState {
-                id,
-                rule,
-                occurrences: 0,
-            });
-            id
+            let held = s.rules.len();
+            if held.saturating_add(rules.len()) > MAX_RULES {
+                return Err(AddError::TooMany {
+                    rules: held,
+                    adding: rules.len(),
+                    limit: MAX_RULES,
+                });
+            }
+            let first = s.next_id;
+            for rule in rules {
+                let id = RuleId(s.next_id);
+                s.next_id += 1;
+                s.rules.push(RuleState::new(id, rule));
+            }
+            first
         };
         self.changed();
-        Ok(id)
+        Ok(first)
     }
 
     /// Removes a rule; returns it, or `None` if no rule has that id.
@@ -517,10 +665,23 @@ impl FaultPlan {
 
     /// Records that an event happened (e.g. a message type such as `provision`), arming rules
     /// with `after: <name>`; their `at` counts from the first observation.
+    ///
+    /// The names come from the app, so at most [`MAX_OBSERVED_EVENTS`] are remembered (beyond
+    /// that, only names a rule waits for) and names longer than [`MAX_TEXT_BYTES`] are ignored.
     pub fn observe(&self, event: &str, elapsed: Duration) {
+        if event.len() > MAX_TEXT_BYTES {
+            return;
+        }
         let new = {
             let mut s = self.lock();
-            if s.observed.contains_key(event) {
+            let awaited = || {
+                s.rules
+                    .iter()
+                    .any(|r| r.rule.when.after.as_deref() == Some(event))
+            };
+            if s.observed.contains_key(event)
+                || (s.observed.len() >= MAX_OBSERVED_EVENTS && !awaited())
+            {
                 false
             } else {
                 s.observed.insert(event.to_owned(), elapsed);
@@ -549,8 +710,10 @@ impl FaultPlan {
     /// Decides what happens to an accepted connection: `reset_on_accept`, `close_on_accept`,
     /// `stall` (held until `until`, if any), or `None` = serve it.
     pub fn on_connect(&self, info: ConnInfo) -> Option<Applied<ConnectFault>> {
+        let [service, ordinal] = conn_words(info.conn);
         let ctx = Ctx {
             elapsed: info.elapsed,
+            occasion: Some([tag::CONNECT, service, ordinal, 0, 0]),
             conn: Some(info.conn),
             service: Some(info.conn.service),
             ..Ctx::default()
@@ -564,8 +727,10 @@ impl FaultPlan {
     /// The stream faults for a served connection (all rules that fire, in order) and the seed
     /// for its randomness. Decided once, at accept.
     pub fn stream_faults(&self, info: ConnInfo) -> StreamFaults {
+        let [service, ordinal] = conn_words(info.conn);
         let ctx = Ctx {
             elapsed: info.elapsed,
+            occasion: Some([tag::STREAM, service, ordinal, 0, 0]),
             conn: Some(info.conn),
             service: Some(info.conn.service),
             ..Ctx::default()
@@ -588,15 +753,17 @@ impl FaultPlan {
         let seed = if faults.is_empty() {
             0
         } else {
-            s.rng.next_u64()
+            mix(&[s.seed, tag::STREAM_SEED, service, ordinal])
         };
         StreamFaults { faults, seed }
     }
 
     /// Decides what happens to an upgrade request (first matching rule), or `None` = upgrade.
     pub fn on_handshake(&self, info: HandshakeInfo<'_>) -> Option<Applied<HandshakeFault>> {
+        let [service, ordinal] = conn_words(info.conn);
         let ctx = Ctx {
             elapsed: info.elapsed,
+            occasion: Some([tag::HANDSHAKE, service, ordinal, 0, 0]),
             conn: Some(info.conn),
             service: Some(info.conn.service),
             host: info.host,
@@ -616,8 +783,20 @@ impl FaultPlan {
     /// - an action (`close`, `corrupt`, `oversize`, `garbage`, `lru_purge`) to perform right
     ///   after this message, at most once per connection and rule.
     pub fn on_ws_message(&self, info: MessageInfo<'_>) -> Option<Applied<WsFault>> {
+        let [service, ordinal] = conn_words(info.conn);
+        // The message number alone does not tell a ping from the data message before it.
+        let kind = match info.kind {
+            FrameKind::Text => 1,
+            FrameKind::Binary => 2,
+            FrameKind::Ping => 3,
+            FrameKind::Pong => 4,
+        } | match info.direction {
+            MessageDirection::In => 0x10,
+            MessageDirection::Out => 0x20,
+        };
         let ctx = Ctx {
             elapsed: info.elapsed,
+            occasion: Some([tag::MESSAGE, service, ordinal, info.messages, kind]),
             conn: Some(info.conn),
             service: Some(info.conn.service),
             messages: Some(info.messages),
@@ -661,10 +840,13 @@ impl FaultPlan {
     /// Time-driven WebSocket actions for an open session: an action fault (`close`, `corrupt`,
     /// `oversize`, `garbage`, `lru_purge`) whose rule has no message conditions fires once per
     /// connection when its window opens. Call it when the session starts and at every
-    /// [`next_boundary`](Self::next_boundary).
+    /// [`next_boundary`](Self::next_boundary). A `probability` is drawn once per connection and
+    /// rule: every tick of that connection draws the same number.
     pub fn on_ws_tick(&self, info: ConnInfo) -> Option<Applied<WsFault>> {
+        let [service, ordinal] = conn_words(info.conn);
         let ctx = Ctx {
             elapsed: info.elapsed,
+            occasion: Some([tag::TICK, service, ordinal, 0, 0]),
             conn: Some(info.conn),
             service: Some(info.conn.service),
             ..Ctx::default()
@@ -709,6 +891,8 @@ impl FaultPlan {
     }
 
     /// Decides what happens to a DNS query (first matching rule), or `None` = answer normally.
+    /// A rule's `probability` draw for the n-th query it matches is keyed by n, so queries it
+    /// does not match (another name, another type) never change its decisions.
     pub fn on_dns(&self, info: DnsInfo<'_>) -> Option<Applied<DnsFault>> {
         let ctx = Ctx {
             elapsed: info.elapsed,
@@ -736,9 +920,10 @@ impl FaultPlan {
                     return None;
                 };
                 let (start, end) = window(&r.rule.when, &s.observed)?;
+                // An end past the clock's range never comes.
                 let end = match f {
-                    DeviceFault::Reboot(p) => Some(start + p.down),
-                    DeviceFault::ApDown(p) => Some(start + p.duration),
+                    DeviceFault::Reboot(p) => start.checked_add(p.down),
+                    DeviceFault::ApDown(p) => start.checked_add(p.duration),
                     DeviceFault::Internet(_) | DeviceFault::SocketExhaustion(_) => end,
                 };
                 Some(DeviceWindow {
@@ -763,6 +948,9 @@ impl FaultPlan {
 
     /// The next time after `elapsed` at which some rule's window opens or closes (device
     /// windows included), so a service can sleep until then; `None` when nothing is scheduled.
+    /// Never more than [`MAX_DURATION`] after `elapsed` (a later boundary is reported as that),
+    /// so the answer can be added to any clock reading without overflow; waking early for
+    /// nothing only means asking again.
     pub fn next_boundary(&self, elapsed: Duration) -> Option<Duration> {
         let mut times: Vec<Duration> = {
             let s = self.lock();
@@ -779,6 +967,11 @@ impl FaultPlan {
                 .flat_map(|w| [Some(w.start), w.end])
                 .flatten(),
         );
-        times.into_iter().filter(|t| *t > elapsed).min()
+        let horizon = elapsed.saturating_add(MAX_DURATION);
+        times
+            .into_iter()
+            .filter(|t| *t > elapsed)
+            .min()
+            .map(|t| t.min(horizon))
     }
 }

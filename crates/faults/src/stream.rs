@@ -37,6 +37,13 @@ const CHUNK: usize = 16 * 1024;
 /// Chunks in flight per direction (latency pipeline depth).
 const IN_FLIGHT: usize = 64;
 
+/// `from + d`, saturating at 30 years from `from` (Tokio's own "far future"): every time sum
+/// on a connection goes through here, so no duration, validated or not, can overflow the clock.
+pub(crate) fn deadline(from: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    from.checked_add(d.min(FAR)).unwrap_or(from)
+}
+
 /// A transport that can be torn down with a TCP reset.
 pub trait Abort {
     /// Ends the connection so the peer sees "connection reset" (RST) where the transport has
@@ -244,8 +251,10 @@ impl Pacer {
     fn spent(&mut self, n: usize) {
         let Some(bps) = self.rate else { return };
         let now = Instant::now();
-        self.due = self.due.max(now) + Duration::from_secs_f64(n as f64 / bps as f64);
-        if self.due >= now + Duration::from_millis(1) {
+        let cost =
+            Duration::try_from_secs_f64(n as f64 / bps.max(1) as f64).unwrap_or(Duration::MAX);
+        self.due = deadline(self.due.max(now), cost);
+        if self.due >= deadline(now, Duration::from_millis(1)) {
             self.wait = Some(Box::pin(sleep_until(self.due)));
         }
     }
@@ -317,12 +326,13 @@ impl Config {
         };
         for fault in faults {
             match fault {
+                // Stacked rules add up, saturating (validation bounds each one).
                 StreamFault::Latency(l) => each(&mut c, l.direction, &mut |d| {
-                    d.latency += l.latency;
-                    d.jitter += l.jitter;
+                    d.latency = d.latency.saturating_add(l.latency);
+                    d.jitter = d.jitter.saturating_add(l.jitter);
                 }),
                 StreamFault::Bandwidth(b) => each(&mut c, b.direction, &mut |d| {
-                    let bps = b.rate.saturating_mul(1000);
+                    let bps = b.rate.saturating_mul(1000).max(1);
                     d.rate = Some(d.rate.map_or(bps, |r| r.min(bps)));
                 }),
                 StreamFault::Slicer(s) => each(&mut c, s.direction, &mut |d| {
@@ -342,7 +352,9 @@ impl Config {
                         c.close_after = Some(c.close_after.map_or(t.timeout, |x| x.min(t.timeout)));
                     }
                 }
-                StreamFault::SlowClose(s) => c.down.close_delay += s.delay,
+                StreamFault::SlowClose(s) => {
+                    c.down.close_delay = c.down.close_delay.saturating_add(s.delay);
+                }
                 StreamFault::HalfOpen => {
                     c.half_open = true;
                     for d in [&mut c.up, &mut c.down] {
@@ -400,8 +412,8 @@ async fn pump<S>(
         let up = direction(&mut inner_r, &mut app_w, &config.up, &remaining);
         let down = direction(&mut app_r, &mut inner_w, &config.down, &remaining);
         tokio::pin!(up, down);
-        let reset_at = config.reset_after.map(|d| start + d);
-        let close_at = config.close_after.map(|d| start + d);
+        let reset_at = config.reset_after.map(|d| deadline(start, d));
+        let close_at = config.close_after.map(|d| deadline(start, d));
         let (mut up_done, mut down_done) = (false, false);
         // The FaultyStream was dropped (not just shut down for writing).
         let mut device_gone = false;
@@ -471,9 +483,9 @@ pub async fn close_with_fin<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, drain_f
 
 /// Reads and discards until EOF, an error, or `drain_for` passes; then drops the stream.
 async fn drain<S: AsyncRead + Unpin>(mut s: S, drain_for: Duration) {
-    let deadline = Instant::now() + drain_for;
+    let until = deadline(Instant::now(), drain_for);
     let mut buf = [0u8; 4096];
-    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+    while let Ok(Ok(n)) = tokio::time::timeout_at(until, s.read(&mut buf)).await {
         if n == 0 {
             break;
         }
@@ -512,7 +524,7 @@ where
                 delay = Duration::from_nanos(u64::try_from(total).unwrap_or(u64::MAX));
             }
             // TCP never reorders: a chunk is never released before the one read before it.
-            let at = (Instant::now() + delay).max(last);
+            let at = deadline(Instant::now(), delay).max(last);
             last = at;
             if tx.send((at, buf[..n].to_vec())).await.is_err() {
                 return DirEnd::Failed;
@@ -588,7 +600,7 @@ async fn release<W: AsyncWrite + Unpin>(
                 let size = if var == 0 {
                     avg
                 } else {
-                    rng.random_range(avg - var..=avg + var)
+                    rng.random_range(avg - var..=avg.saturating_add(var))
                 };
                 size.max(1).min(rest.len())
             }

@@ -38,7 +38,7 @@ pub struct When {
     pub connections: Option<CountRange>,
     /// Apply on every N-th occurrence that matches the other conditions (N, 2N, 3N, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub every: Option<u64>,
     /// Only after this event was observed (e.g. the message type `provision`); `at` then counts
     /// from that moment.
@@ -51,8 +51,9 @@ pub struct When {
     /// Once the connection has carried this many bytes (WebSocket payload, both ways): `1000-`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<CountRange>,
-    /// Chance in [0, 1] that a matching occurrence is hit, rolled with the run's seeded RNG
-    /// after every other condition held (so the rolls replay with the seed).
+    /// Chance in [0, 1] that a matching occurrence is hit, drawn after every other condition
+    /// held from the run's seed, the rule and the occasion (connection, message number, or the
+    /// n-th DNS query the rule matches), so a draw replays with the seed whatever else happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<Probability>,
     /// Only for this service.

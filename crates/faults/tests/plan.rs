@@ -500,3 +500,116 @@ fn plan_is_shareable_across_tasks() {
     q.reset();
     assert!(p.rules().is_empty(), "clones share one plan");
 }
+
+/// The WebSocket decisions for connection `ws_conn`'s messages 1..=40, asking `between(i)`
+/// before each one (unrelated questions other services would ask meanwhile).
+fn ws_decisions(
+    p: &FaultPlan,
+    ws_conn: u64,
+    mut between: impl FnMut(u64),
+) -> Vec<Option<&'static str>> {
+    (1..=40)
+        .map(|n| {
+            between(n);
+            p.on_ws_message(MessageInfo {
+                conn: conn(ws_conn),
+                elapsed: s(1.0),
+                direction: MessageDirection::Out,
+                kind: FrameKind::Text,
+                message_type: Some("pong"),
+                messages: n,
+                bytes: n * 10,
+            })
+            .map(|a| a.fault.name())
+        })
+        .collect()
+}
+
+fn seeded_rules() -> serde_json::Value {
+    json!([
+        { "when": { "probability": 0.5, "name": "*.example.com" }, "fault": { "dns": "nxdomain" } },
+        { "when": { "probability": 0.5 }, "fault": { "stream": "latency", "latency": "1ms" } },
+        { "when": { "probability": 0.3 }, "fault": { "handshake": "status", "code": 503 } },
+        { "when": { "probability": 0.5 }, "fault": { "ws": "duplicate" } },
+        { "when": { "probability": 0.2 }, "fault": { "ws": "drop" } }
+    ])
+}
+
+#[test]
+fn a_seed_means_the_same_faults_whatever_other_services_ask_in_between() {
+    let quiet = plan(seeded_rules());
+    let alone = ws_decisions(&quiet, 1, |_| {});
+
+    let busy = plan(seeded_rules());
+    // Background DNS lookups, connectivity checks and another app's WebSocket in between.
+    let with_traffic = ws_decisions(&busy, 1, |n| {
+        for q in 0..n % 3 + 1 {
+            busy.on_dns(DnsInfo {
+                name: &format!("host{q}.example.com"),
+                qtype: "A",
+                elapsed: s(1.0),
+            });
+        }
+        let info = ConnInfo {
+            conn: conn(100 + n),
+            elapsed: s(1.0),
+        };
+        busy.on_connect(info);
+        busy.stream_faults(info);
+        hs(&busy, 100 + n, 1.0);
+        msg(&busy, 2, MessageDirection::In, FrameKind::Text, n);
+    });
+    assert_eq!(alone, with_traffic);
+    for kind in [Some("duplicate"), Some("drop"), None] {
+        assert!(
+            alone.contains(&kind),
+            "{kind:?} decided at least once: {alone:?}"
+        );
+    }
+
+    // The same for DNS: a rule's n-th matching query gets the same answer whatever else was
+    // asked (WebSocket traffic, queries for names it does not match).
+    let dns = |p: &FaultPlan, noise: bool| -> Vec<bool> {
+        (0..40)
+            .map(|i| {
+                if noise {
+                    msg(p, 3, MessageDirection::Out, FrameKind::Text, i + 1);
+                    p.on_dns(DnsInfo {
+                        name: "captive.apple.com",
+                        qtype: "A",
+                        elapsed: s(1.0),
+                    });
+                }
+                p.on_dns(DnsInfo {
+                    name: "app.example.com",
+                    qtype: "A",
+                    elapsed: s(1.0),
+                })
+                .is_some()
+            })
+            .collect()
+    };
+    let a = dns(&plan(seeded_rules()), false);
+    assert_eq!(a, dns(&plan(seeded_rules()), true));
+    assert!(a.contains(&true) && a.contains(&false), "{a:?}");
+}
+
+#[test]
+fn connection_n_gets_the_same_handshake_fault_whatever_came_before() {
+    let decide = |p: &FaultPlan, order: &[u64]| -> Vec<(u64, bool)> {
+        let mut out: Vec<(u64, bool)> = order
+            .iter()
+            .map(|&n| (n, hs(p, n, 1.0).is_some()))
+            .collect();
+        out.sort_unstable();
+        out
+    };
+    let forward: Vec<u64> = (1..=30).collect();
+    let backward: Vec<u64> = (1..=30).rev().collect();
+    let a = decide(&plan(seeded_rules()), &forward);
+    assert_eq!(a, decide(&plan(seeded_rules()), &backward));
+    assert!(
+        a.iter().any(|(_, f)| *f) && a.iter().any(|(_, f)| !*f),
+        "{a:?}"
+    );
+}

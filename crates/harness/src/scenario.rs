@@ -22,10 +22,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use espsim_faults::FaultRule;
+use espsim_faults::limits::MAX_RULES;
 use serde::Deserialize;
 
 use crate::device::DeviceConfig;
-use crate::expect::Expectation;
+use crate::expect::{Backoff, Expectation, Heartbeat};
 use crate::yaml::{self, YamlError};
 
 /// One scenario file.
@@ -78,8 +79,22 @@ pub enum ScenarioError {
     Semantic(#[from] SemanticError),
 }
 
-/// Longest allowed `duration`: scenarios are for CI, where a run must end.
+/// Longest allowed `duration`: scenarios are for CI, where a run must end. Every duration of an
+/// expectation is bounded by it too.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// Most expectations a scenario lists.
+pub const MAX_EXPECTATIONS: usize = 256;
+
+/// Most entries of `catches:` (there are only a handful of client profiles).
+pub const MAX_CATCHES: usize = 64;
+
+/// Longest `name`, and longest text in an expectation (a message type, a name pattern, an OS),
+/// in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Longest `description`, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
 
 impl Scenario {
     /// Reads, parses and validates the file at `path`.
@@ -110,6 +125,7 @@ impl Scenario {
                 humantime::format_duration(self.duration)
             )));
         }
+        self.check_sizes().map_err(err)?;
         if let Some(profile) = &self.device.profile
             && espsim_emulator::profile::Profile::by_name(profile).is_none()
         {
@@ -144,6 +160,38 @@ impl Scenario {
         Ok(())
     }
 
+    /// The bounds on the file's lists and texts, and on every duration of an expectation.
+    fn check_sizes(&self) -> Result<(), String> {
+        let most = |what: &str, n: usize, max: usize| {
+            if n > max {
+                Err(format!("{what}: {n} entries; at most {max}"))
+            } else {
+                Ok(())
+            }
+        };
+        most("faults", self.faults.len(), MAX_RULES)?;
+        most("expect", self.expect.len(), MAX_EXPECTATIONS)?;
+        most("catches", self.catches.len(), MAX_CATCHES)?;
+        text("name", &self.name, MAX_NAME_BYTES)?;
+        text("description", &self.description, MAX_DESCRIPTION_BYTES)?;
+        let device = &self.device;
+        let ws = device.ws.as_ref();
+        for (field, value) in [
+            ("device.auth_token", device.auth_token.as_deref()),
+            ("device.ws.path", ws.and_then(|w| w.path.as_deref())),
+            (
+                "device.ws.subprotocol",
+                ws.and_then(|w| w.subprotocol.as_deref()),
+            ),
+        ] {
+            text(field, value.unwrap_or_default(), MAX_NAME_BYTES)?;
+        }
+        for (i, e) in self.expect.iter().enumerate() {
+            expectation_bounds(e).map_err(|m| format!("expect[{i}] ({}): {m}", e.key()))?;
+        }
+        Ok(())
+    }
+
     /// The rule named `name`, with its index.
     pub fn fault_named(&self, name: &str) -> Option<(usize, &FaultRule)> {
         self.faults
@@ -151,6 +199,74 @@ impl Scenario {
             .enumerate()
             .find(|(_, r)| r.name.as_deref() == Some(name))
     }
+}
+
+/// An error when `t` is longer than `max` bytes.
+fn text(field: &str, t: &str, max: usize) -> Result<(), String> {
+    if t.len() > max {
+        return Err(format!(
+            "`{field}` is {} bytes long; at most {max}",
+            t.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Every duration of `e` is at most [`MAX_DURATION`] (no deadline can be later than the longest
+/// run), and its texts at most [`MAX_NAME_BYTES`].
+fn expectation_bounds(e: &Expectation) -> Result<(), String> {
+    let mut durations: Vec<(&str, Option<Duration>)> = Vec::new();
+    let mut texts: Vec<(&str, &str)> = Vec::new();
+    match e {
+        Expectation::Connected(c) => durations.push(("within", Some(c.within))),
+        Expectation::Reconnects(r) => {
+            durations.extend([("at", r.at), ("within", Some(r.within))]);
+            if let Some(after) = &r.after {
+                texts.push(("after", after));
+            }
+        }
+        Expectation::Backoff(Backoff {
+            first_retry_within,
+            max,
+            ..
+        }) => durations.extend([("first_retry_within", *first_retry_within), ("max", *max)]),
+        Expectation::NoStorm(n) => durations.push(("window", Some(n.window))),
+        Expectation::Heartbeat(Heartbeat { every, tolerance }) => {
+            durations.extend([("every", Some(*every)), ("tolerance", *tolerance)]);
+        }
+        Expectation::DetectsDeadLink(w) => durations.push(("within", Some(w.within))),
+        Expectation::Sends(s) => {
+            durations.push(("within", s.within));
+            texts.push(("type", &s.message_type));
+        }
+        Expectation::SendsInOrder(types) => {
+            if types.len() > MAX_EXPECTATIONS {
+                return Err(format!(
+                    "{} message types; at most {MAX_EXPECTATIONS}",
+                    types.len()
+                ));
+            }
+            texts.extend(types.iter().map(|t| ("type", t.as_str())));
+        }
+        Expectation::DnsQueried(d) => texts.push(("name", d.name.as_str())),
+        Expectation::Probed(p) => texts.push(("os", &p.os)),
+        Expectation::ClosesCleanly(_) | Expectation::MaxConcurrentConnections(_) => {}
+    }
+    for (field, d) in durations {
+        if let Some(d) = d
+            && d > MAX_DURATION
+        {
+            return Err(format!(
+                "`{field}` is {}; at most {}",
+                humantime::format_duration(d),
+                humantime::format_duration(MAX_DURATION)
+            ));
+        }
+    }
+    for (field, t) in texts {
+        text(field, t, MAX_NAME_BYTES)?;
+    }
+    Ok(())
 }
 
 /// `faults[2] (name)` for messages.
@@ -224,6 +340,63 @@ duration: 20s
         assert!(
             err.to_string()
                 .contains("faults[1]: starts at 25s but the scenario lasts 20s"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn extreme_values_are_rejected_with_their_bound() {
+        let cases = [
+            (
+                GOOD.replace("at: 5s, for: 2s", "at: 18446744073709551615s"),
+                "faults[1]: refuse: `when.at` is 584542046090years 7months 15days 17h 5m 3s; at most 24h",
+            ),
+            (
+                GOOD.replace("for: 2s", "for: 100000h"),
+                "faults[1]: refuse: `when.for` is 11years 4months 27days 3h 45m 36s; at most 24h",
+            ),
+            (
+                GOOD.replace(
+                    "fault: refuse }",
+                    "fault: { ws: oversize, bytes: 4611686018427387904 } }",
+                ),
+                "`bytes` is 4611686018427387904; it must lie in 0-4194304",
+            ),
+            (
+                GOOD.replace("duration: 20s", "duration: 18446744073709551615s"),
+                "duration must be more than 0 and at most 1h",
+            ),
+            (
+                format!("{GOOD}expect:\n  - connected: {{ within: 18446744073709551615s }}\n"),
+                "expect[0] (connected): `within` is 584542046090years 7months 15days 17h 5m 3s; at most 1h",
+            ),
+            (
+                format!("{GOOD}expect:\n  - heartbeat: {{ every: 1s, tolerance: 2h }}\n"),
+                "expect[0] (heartbeat): `tolerance` is 2h; at most 1h",
+            ),
+            (
+                GOOD.replace(
+                    "name: handshake-reset-then-recover",
+                    &format!("name: {}", "n".repeat(300)),
+                ),
+                "`name` is 300 bytes long; at most 256",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = Scenario::parse(&text, Path::new("s.yaml")).expect_err("rejected");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_scenario_lists_at_most_max_rules_faults() {
+        let many =
+            "  - { when: { name: a.example }, fault: { dns: nxdomain } }\n".repeat(MAX_RULES + 1);
+        let text = GOOD.replace("faults:\n", &format!("faults:\n{many}"));
+        let err = Scenario::parse(&text, Path::new("s.yaml")).expect_err("too many");
+        assert!(
+            err.to_string()
+                .contains("faults: 1003 entries; at most 1000"),
             "{err}"
         );
     }

@@ -41,13 +41,14 @@ async fn add_faults(State(st): St, headers: HeaderMap, body: Bytes) -> Result<Re
     let input = rules::parse(&body, Format::of(&headers)?)?;
     let RulesInput { rules: new, list } = input;
     rules::validate(&new, list)?;
-    let plan = &st.shared.faults;
+    // All or nothing: a list that does not fit the plan's rule limit adds none.
+    let ids = st
+        .shared
+        .faults
+        .add_all(new.clone())
+        .map_err(rules::add_error)?;
     let mut added = Vec::with_capacity(new.len());
-    for rule in new {
-        // Validated above; `add` checks again and cannot disagree.
-        let id = plan
-            .add(rule.clone())
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    for (id, rule) in ids.into_iter().zip(new) {
         tracing::info!(rule = %id, "fault rule added through the control API");
         added.push(ListedRule { id, rule });
     }

@@ -1,7 +1,8 @@
 //! Request bodies of `POST /faults`: one rule or a list, as JSON or YAML.
 //!
 //! A body that is not a rule (syntax or schema) is a 400 with the line and column; a rule that
-//! parses but does not make sense (e.g. `messages` on a DNS fault) is a 422 with the reason.
+//! parses but does not make sense (e.g. `messages` on a DNS fault) or exceeds a bound is a 422
+//! with the reason; rules that would make the plan hold more than `MAX_RULES` are a 409.
 
 use std::fmt;
 
@@ -150,6 +151,16 @@ pub(crate) fn validate(rules: &[FaultRule], list: bool) -> Result<(), ApiError> 
         }
     }
     Ok(())
+}
+
+/// The API's answer when the plan refuses rules: 409 when it is full (removing rules makes room),
+/// 422 when a rule is invalid.
+pub(crate) fn add_error(e: espsim_faults::AddError) -> ApiError {
+    let status = match e {
+        espsim_faults::AddError::TooMany { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::new(status, e.to_string())
 }
 
 /// The answer to a successful add: mirrors the input's shape.

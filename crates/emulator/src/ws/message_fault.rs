@@ -7,7 +7,7 @@
 //! | `corrupt, kind: rsv` | `C1 02 7B 7D`: a text frame `{}` with RSV1 set |
 //! | `corrupt, kind: utf8` | `81 02 C3 28`: a text frame that is not UTF-8 |
 //! | `corrupt, kind: masked` | `81 82 12 34 56 78 69 49`: a masked text frame `{}` |
-//! | `oversize` | one text message of `bytes` bytes (default: the profile's `max_ws_message` + 1): `{"type":"oversize","pad":"xxx…"}` |
+//! | `oversize` | one text message of `bytes` bytes (at most 4 MiB; default: the profile's `max_ws_message` + 1): `{"type":"oversize","pad":"xxx…"}` |
 //! | `garbage` | the text message `GARBAGE: this is not JSON {` |
 //! | `lru_purge` | the TCP connection closes (FIN) with no close frame, like ESP-IDF's LRU purge |
 //!
@@ -24,6 +24,7 @@
 //! | `delay` | the session holds the message for `delay`; what comes after it waits too (order is kept, as on a slow link) |
 //! | `suppress_pong` | the app's WebSocket ping gets no pong (the link is otherwise alive) |
 
+use espsim_faults::limits::MAX_OVERSIZE_BYTES;
 use espsim_faults::{CorruptKind, WsFault};
 
 /// The text sent by `{ ws: garbage }`.
@@ -79,7 +80,11 @@ pub(crate) fn action(fault: &WsFault, max_message: usize) -> Option<Action> {
             echo: c.echo,
         },
         WsFault::Corrupt(c) => Action::Raw(corrupt_frame(c.kind)),
-        WsFault::Oversize(o) => Action::Text(oversize(o.bytes.unwrap_or(max_message + 1))),
+        // Validation bounds `bytes`; the clamp keeps an unvalidated rule from allocating more.
+        WsFault::Oversize(o) => Action::Text(oversize(
+            o.bytes
+                .map_or(max_message.saturating_add(1), |b| b.min(MAX_OVERSIZE_BYTES)),
+        )),
         WsFault::Garbage => Action::Text(GARBAGE.to_owned()),
         WsFault::LruPurge => Action::Purge,
         WsFault::Drop(_) | WsFault::Duplicate(_) | WsFault::Delay(_) | WsFault::SuppressPong => {
