@@ -138,6 +138,7 @@ pub(crate) fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         let stop = CancellationToken::new();
         let timer = stop.clone();
         let duration = args.duration;
+        let mut signals = crate::signal::Signals::watch()?;
         tokio::spawn(async move {
             let until = async {
                 match duration {
@@ -147,11 +148,7 @@ pub(crate) fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
             };
             tokio::select! {
                 () = until => {}
-                r = crate::signal::wait_for_signal() => {
-                    if let Err(e) = r {
-                        tracing::error!("{e:#}; stopping");
-                    }
-                }
+                () = signals.recv() => {}
             }
             timer.cancel();
         });

@@ -236,6 +236,7 @@ pub(crate) fn run(args: RunArgs, fds: Option<crate::fdlimit::FdLimit>) -> anyhow
         let device_ip = config.device_ip;
         let ws_path = config.ws.path.clone();
         let running = Emulator::start(config).await?;
+        let mut signals = crate::signal::Signals::watch()?;
         let token = generated
             .then(|| running.control_token().map(str::to_owned))
             .flatten();
@@ -243,7 +244,7 @@ pub(crate) fn run(args: RunArgs, fds: Option<crate::fdlimit::FdLimit>) -> anyhow
         if let Some(fds) = fds {
             fds.log();
         }
-        crate::signal::wait_for_signal().await?;
+        signals.recv().await;
         tracing::info!("shutting down");
         running.shutdown(SHUTDOWN_GRACE).await;
         Ok(ExitCode::SUCCESS)

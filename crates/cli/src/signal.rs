@@ -1,15 +1,33 @@
 //! Waiting for the signals that end a long-running command.
 
 use anyhow::Context;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// Returns when SIGTERM or SIGINT (Ctrl-C) arrives.
-pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT (Ctrl-C), watched from the moment this is made.
+///
+/// Make it before announcing readiness: until the handlers exist, SIGTERM still has its default
+/// action and kills the process without the clean shutdown (sessions closed with 1001, events
+/// flushed) that a caller who saw the ready line may rely on.
+#[derive(Debug)]
+pub(crate) struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub(crate) fn watch() -> anyhow::Result<Self> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
     }
-    Ok(())
+
+    /// Returns when SIGTERM or SIGINT arrives.
+    pub(crate) async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use espsim_emulator::control::ControlAuth;
 use espsim_emulator::{ControlOptions, Emulator, EmulatorConfig, RunningEmulator};
 use espsim_faults::limits::MAX_RULES;
 use futures_util::{SinkExt, StreamExt};
@@ -24,10 +25,7 @@ async fn start() -> RunningEmulator {
     Emulator::start(EmulatorConfig {
         dns: None,
         seed: 5,
-        control: Some(ControlOptions {
-            token: Some(TOKEN.to_owned()),
-            ..ControlOptions::loopback(0)
-        }),
+        control: Some(ControlOptions::loopback(0).with_auth(ControlAuth::Token(TOKEN.to_owned()))),
         ..EmulatorConfig::default()
     })
     .await
