@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use espsim_emulator::events::{ConnId, Direction, Event, EventKind, Side};
 use espsim_faults::Fault;
 
+use super::eval::Evidence;
+
 /// How a WebSocket session ended.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WsEnd {
@@ -83,6 +85,8 @@ pub(crate) struct Facts {
     pub(crate) probes: Vec<(u64, String, String)>,
     /// When the run ended (the `stopping` event, else the last event).
     pub(crate) end_ms: u64,
+    /// Every event by time: (kind, connection, seq), so evidence can name the events it used.
+    index: BTreeMap<u64, Vec<(&'static str, Option<ConnId>, u64)>>,
 }
 
 impl Facts {
@@ -91,6 +95,10 @@ impl Facts {
         for e in events {
             f.end_ms = f.end_ms.max(e.at_ms);
             let at = e.at_ms;
+            f.index
+                .entry(at)
+                .or_default()
+                .push((e.kind.name(), conn_of(&e.kind), e.seq));
             match &e.kind {
                 EventKind::TcpAccepted { conn, .. } => {
                     f.conns.insert(
@@ -206,6 +214,32 @@ impl Facts {
         f
     }
 
+    /// Evidence at `at_ms` (on `conn`, if given) with the events of one of `kinds` logged at
+    /// that moment (on that connection) as the events it was read from.
+    pub(crate) fn ev(
+        &self,
+        kinds: &[&str],
+        at_ms: u64,
+        conn: Option<ConnId>,
+        note: impl Into<String>,
+    ) -> Evidence {
+        let events = self
+            .index
+            .get(&at_ms)
+            .into_iter()
+            .flatten()
+            .filter(|(kind, c, _)| kinds.contains(kind) && (conn.is_none() || *c == conn))
+            .map(|(_, _, seq)| *seq)
+            .collect();
+        Evidence {
+            at_ms: Some(at_ms),
+            conn,
+            note: note.into(),
+            since_ms: None,
+            events,
+        }
+    }
+
     /// WebSocket attempts in accept order.
     pub(crate) fn attempts(&self) -> impl Iterator<Item = &Conn> {
         self.conns.values().filter(|c| c.is_attempt())
@@ -227,5 +261,26 @@ impl Facts {
     pub(crate) fn last_session(&self) -> Option<&Conn> {
         self.sessions()
             .max_by_key(|c| (c.ended_ms().unwrap_or(u64::MAX), c.ws_opened_ms, c.id))
+    }
+}
+
+/// The connection an event is about, if any.
+pub fn conn_of(kind: &EventKind) -> Option<ConnId> {
+    match kind {
+        EventKind::TcpAccepted { conn, .. }
+        | EventKind::TcpWaiting { conn, .. }
+        | EventKind::TcpServed { conn }
+        | EventKind::LruPurged { conn, .. }
+        | EventKind::TcpClosed { conn, .. }
+        | EventKind::HttpRequest { conn, .. }
+        | EventKind::HttpError { conn, .. }
+        | EventKind::ConnectivityProbe { conn, .. }
+        | EventKind::WsOpened { conn, .. }
+        | EventKind::WsRejected { conn, .. }
+        | EventKind::WsMessage { conn, .. }
+        | EventKind::WsControl { conn, .. }
+        | EventKind::WsClosed { conn, .. } => Some(*conn),
+        EventKind::FaultApplied { conn, .. } => *conn,
+        _ => None,
     }
 }
