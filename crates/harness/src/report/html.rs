@@ -1015,6 +1015,103 @@ mod tests {
         assert_eq!(file_name(&r, true), "lru-purge-..-x--builtin-naive.html");
     }
 
+    /// Text as the template escapes it.
+    fn escaped(text: &str) -> String {
+        text.replace('&', "&#38;")
+            .replace('<', "&#60;")
+            .replace('>', "&#62;")
+            .replace('"', "&#34;")
+            .replace('\'', "&#39;")
+    }
+
+    fn count(html: &str, needle: &str) -> usize {
+        html.matches(needle).count()
+    }
+
+    /// The library scenario where four handshakes are cut: the good client backs off (passes),
+    /// the naive one hammers the device (fails `backoff`). Each report must show every
+    /// connection and every fault of its own run's event log, and the verdicts with evidence.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reports_of_real_runs_show_every_connection_fault_and_verdict() {
+        use crate::client::ClientProfile;
+        use crate::runner::{self, ClientSpec};
+
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scenarios/handshake-closed-before-header.yaml");
+        let scenario = Scenario::load(&path).expect("library scenario loads");
+        let good = ClientSpec::Builtin(ClientProfile::Good);
+        let naive = ClientSpec::Builtin(ClientProfile::Naive);
+        let (good_run, naive_run) = tokio::join!(
+            runner::run(&scenario, &good, None),
+            runner::run(&scenario, &naive, None)
+        );
+        for (run, must_pass) in [(good_run, true), (naive_run, false)] {
+            let run = run.expect("the scenario runs");
+            assert_eq!(run.passed(), must_pass, "{}", super::super::text(&run));
+            let rerun = format!(
+                "espsim test scenarios/handshake-closed-before-header.yaml --client {} --seed {}",
+                run.client, run.seed
+            );
+            let page = html(&run, &scenario, &rerun).expect("renders");
+            let kinds = |name: &str| run.events.iter().filter(|e| e.kind.name() == name).count();
+            let conns = kinds("tcp_accepted");
+            let faults = kinds("fault_applied");
+            assert!(
+                conns >= 5 && faults >= 4,
+                "{conns} connections, {faults} faults"
+            );
+            assert_eq!(count(&page, r#"class="row conn-row""#), conns);
+            assert_eq!(count(&page, r#"class="fault-marker""#), faults);
+            assert!(
+                page.contains(&escaped(&rerun)),
+                "the re-run command is shown"
+            );
+            assert!(page.contains("esp-idf-v5.4"), "the profile is shown");
+            for loads in ["src=", "href=", "url(", "@import"] {
+                assert!(
+                    !page.contains(loads),
+                    "nothing is loaded from elsewhere: {loads}"
+                );
+            }
+            assert!(page.len() < 300_000, "{} bytes", page.len());
+            let backoff = run
+                .expectations
+                .iter()
+                .find(|o| o.name == "backoff")
+                .expect("backoff judged");
+            let section = format!(
+                r#"<section class="exp {}" data-expectation="backoff""#,
+                if must_pass { "pass" } else { "fail" }
+            );
+            assert!(page.contains(&section), "backoff shown as {section}");
+            assert!(
+                page.contains(&escaped(&backoff.message)),
+                "its message is shown"
+            );
+            for e in &backoff.evidence {
+                assert!(
+                    page.contains(&escaped(&e.note)),
+                    "evidence {:?} shown",
+                    e.note
+                );
+                assert!(!e.events.is_empty(), "evidence {e:?} names its events");
+            }
+            // The retry gaps the judgement measured are drawn, one bracket each.
+            let gaps = backoff
+                .evidence
+                .iter()
+                .filter(|e| e.since_ms.is_some())
+                .count();
+            assert!(gaps >= 3, "{gaps} gaps");
+            let class = if must_pass {
+                r#"class="gap""#
+            } else {
+                r#"class="gap gap-fail""#
+            };
+            assert!(count(&page, class) >= gaps, "{gaps} gap brackets");
+        }
+    }
+
     #[test]
     fn axis_labels_are_short() {
         assert_eq!(secs_short(2000), "2s");
