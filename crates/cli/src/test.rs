@@ -415,9 +415,10 @@ struct RunTracker {
 
 impl RunTracker {
     /// The runner's live view of events: counts `fault_applied`, updates the line (or prints a
-    /// plain one per fault).
+    /// plain one when a rule fires for the first time).
     fn watch(&self) -> runner::Watch {
         let (bar, label, faults) = (self.bar.clone(), self.label.clone(), self.faults.clone());
+        let mut rules_seen = std::collections::BTreeSet::new();
         Box::new(move |e: &Event| {
             let EventKind::FaultApplied { rule, detail, .. } = &e.kind else {
                 return;
@@ -425,11 +426,14 @@ impl RunTracker {
             let n = faults.fetch_add(1, Ordering::Relaxed) + 1;
             match &bar {
                 Some(bar) => bar.set_message(format!("faults fired: {n}")),
-                None => eprintln!(
-                    "{label}: {}.{:03}s fault rule {rule}: {detail} ({n} so far)",
+                // A plain line for each rule's first firing only: a rule that hits every
+                // connection of a storm must not flood the log (the end line has the total).
+                None if rules_seen.insert(*rule) => eprintln!(
+                    "{label}: {}.{:03}s fault rule {rule} fired: {detail} ({n} so far)",
                     e.at_ms / 1000,
                     e.at_ms % 1000
                 ),
+                None => {}
             }
         })
     }

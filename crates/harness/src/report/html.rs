@@ -32,6 +32,9 @@ const MAX_MARKS_PER_LANE: usize = 1_500;
 /// Most connection lanes drawn (a connection storm beyond this is summarised).
 const MAX_CONN_LANES: usize = 400;
 
+/// Room a close label needs right of its mark; closer to the end it goes on the left.
+const CLOSE_LABEL_ROOM: f64 = 150.0;
+
 /// Where a report's lanes go: one per TCP connection plus the run-wide ones.
 const LANES: Lanes = Lanes {
     top: AXIS_HEIGHT,
@@ -49,8 +52,10 @@ struct Shape {
     y: f64,
     w: f64,
     h: f64,
-    /// Hover text (`<title>`), or the text of a `text` shape.
+    /// Hover text (`<title>`; none when empty).
     title: String,
+    /// The text of a `text` shape.
+    label: String,
     /// The events it shows, as `seq` numbers separated by spaces (`data-seq`).
     seqs: String,
 }
@@ -300,6 +305,7 @@ fn shape(kind: &'static str, class: impl Into<String>, x: f64, y: f64, w: f64, h
         w,
         h,
         title: String::new(),
+        label: String::new(),
         seqs: String::new(),
     }
 }
@@ -307,6 +313,11 @@ fn shape(kind: &'static str, class: impl Into<String>, x: f64, y: f64, w: f64, h
 impl Shape {
     fn title(mut self, t: impl Into<String>) -> Shape {
         self.title = t.into();
+        self
+    }
+
+    fn label(mut self, t: impl Into<String>) -> Shape {
+        self.label = t.into();
         self
     }
 
@@ -362,6 +373,9 @@ fn device_row(events: &[Event], scale: &TimeScale, end_ms: u64) -> Row {
         let x = scale.x(from);
         let w = scale.width(from, to);
         row.shapes.push(
+            shape("text", "mark-label", x + 2.0, 11.0, 0.0, 0.0).label(format!("internet: {name}")),
+        );
+        row.shapes.push(
             shape("bar", format!("inet inet-{name}"), x, 14.0, w, 6.0)
                 .title(format!("internet: {name} from {}", secs(from)))
                 .seqs([seq]),
@@ -377,7 +391,7 @@ fn device_row(events: &[Event], scale: &TimeScale, end_ms: u64) -> Row {
                         .seqs([e.seq]),
                 );
                 row.shapes.push(
-                    shape("text", "mark-label", x + 3.0, 11.0, 0.0, 0.0).title(action.clone()),
+                    shape("text", "mark-label", x + 3.0, 11.0, 0.0, 0.0).label(action.clone()),
                 );
             }
             EventKind::InternetChanged { from, to } => {
@@ -599,7 +613,7 @@ struct ConnLane {
     waiting: Option<(u64, u64)>,
     closed: Option<(u64, u64, String)>,
     ws_open: Option<(u64, u64, String)>,
-    ws_end: Option<(u64, u64, String)>,
+    ws_end: Option<(u64, u64, String, String)>,
     outcome: Vec<String>,
     marks: Vec<Shape>,
     left_out: usize,
@@ -698,12 +712,10 @@ fn fold_conn_event(lane: &mut ConnLane, e: &Event, scale: &TimeScale) {
                 .as_deref()
                 .map(|s| format!(" ({s})"))
                 .unwrap_or_default();
+            // Drawn as the session bar (see `conn_row`).
             lane.ws_open = Some((at, seq, format!("{path}{sub}")));
             lane.outcome.push("101".to_owned());
-            Some(
-                shape("tick", "upgrade", x, 0.0, 0.0, LANES.height)
-                    .title(format!("{} WebSocket opened: {path}{sub}", secs(at))),
-            )
+            None
         }
         EventKind::WsRejected { reason, status, .. } => {
             let status = status.map_or_else(|| "silent close".to_owned(), |s| s.to_string());
@@ -778,12 +790,10 @@ fn fold_conn_event(lane: &mut ConnLane, e: &Event, scale: &TimeScale) {
                 side(*by),
                 if *clean { "" } else { ", not clean" }
             );
+            // Drawn as the session bar's end and its label (see `conn_row`).
             lane.outcome.push(format!("closed {text}"));
-            lane.ws_end = Some((at, seq, text.clone()));
-            Some(
-                shape("tick", "ws-close", x, 0.0, 0.0, LANES.height)
-                    .title(format!("{} WebSocket closed: {text} {reason}", secs(at))),
-            )
+            lane.ws_end = Some((at, seq, text, reason.clone()));
+            None
         }
         EventKind::LruPurged { for_conn, .. } => {
             lane.outcome.push(format!("LRU-purged for conn {for_conn}"));
@@ -816,88 +826,86 @@ fn conn_row(id: u64, lane: ConnLane, scale: &TimeScale, end_ms: u64) -> Row {
     let (accepted, accepted_seq) = lane.accepted;
     let mut outcome = lane.outcome.clone();
     outcome.dedup();
-    let mut row = new_row(
-        "conn-row",
-        format!("conn {id}"),
-        format!(
-            "conn {id} from {}, accepted {}: {}",
-            lane.peer,
-            secs(accepted),
-            if outcome.is_empty() {
-                "no request".to_owned()
-            } else {
-                outcome.join(", ")
-            }
-        ),
-    );
+    // No hover text on the lane itself: the connection bar carries it (keeps big runs small).
+    let mut row = new_row("conn-row", format!("conn {id}"), "");
     row.conn = Some(id);
     let (end, end_seq, end_text) = match &lane.closed {
         Some((at, seq, text)) => (*at, Some(*seq), text.clone()),
         None => (end_ms, None, "still open when the run ended".to_owned()),
     };
-    row.shapes.push(
-        shape(
+    let summary = if outcome.is_empty() {
+        "no request".to_owned()
+    } else {
+        outcome.join(", ")
+    };
+    let tcp = shape(
+        "bar",
+        "tcp",
+        scale.x(accepted),
+        4.0,
+        scale.width(accepted, end),
+        14.0,
+    )
+    .title(format!(
+        "conn {id} from {}: TCP {}–{}: {summary}; {end_text}",
+        lane.peer,
+        secs(accepted),
+        secs(end),
+    ))
+    .seqs(std::iter::once(accepted_seq).chain(end_seq));
+    row.shapes.push(tcp);
+    if let Some((w_at, w_seq)) = lane.waiting {
+        let until = lane.served.unwrap_or(end);
+        let waiting = shape(
             "bar",
-            "tcp",
-            scale.x(accepted),
+            "waiting",
+            scale.x(w_at),
             4.0,
-            scale.width(accepted, end),
+            scale.width(w_at, until),
             14.0,
         )
         .title(format!(
-            "conn {id}: TCP {}–{} from {}; {end_text}",
-            secs(accepted),
-            secs(end),
-            lane.peer
+            "waiting for a socket {}–{}",
+            secs(w_at),
+            secs(until)
         ))
-        .seqs(std::iter::once(accepted_seq).chain(end_seq)),
-    );
-    if let Some((w_at, w_seq)) = lane.waiting {
-        let until = lane.served.unwrap_or(end);
-        row.shapes.push(
-            shape(
-                "bar",
-                "waiting",
-                scale.x(w_at),
-                4.0,
-                scale.width(w_at, until),
-                14.0,
-            )
-            .title(format!(
-                "waiting for a socket {}–{}",
-                secs(w_at),
-                secs(until)
-            ))
-            .seqs([w_seq]),
-        );
+        .seqs([w_seq]);
+        row.shapes.push(waiting);
     }
     if let Some((open, open_seq, path)) = &lane.ws_open {
-        let (close, close_seq) = match &lane.ws_end {
-            Some((at, seq, _)) => (*at, Some(*seq)),
-            None => (end, None),
+        let (close, close_seq, how) = match &lane.ws_end {
+            Some((at, seq, text, _)) => (*at, Some(*seq), format!("closed {text}")),
+            None => (end, None, "no close".to_owned()),
         };
-        row.shapes.push(
-            shape(
-                "bar",
-                "ws",
-                scale.x(*open),
-                6.0,
-                scale.width(*open, close),
-                10.0,
-            )
-            .title(format!(
-                "WebSocket session {path} {}–{}",
-                secs(*open),
-                secs(close)
-            ))
-            .seqs(std::iter::once(*open_seq).chain(close_seq)),
-        );
+        let ws = shape(
+            "bar",
+            "ws",
+            scale.x(*open),
+            6.0,
+            scale.width(*open, close),
+            10.0,
+        )
+        .title(format!(
+            "WebSocket {path}: 101 at {}, {how} at {}",
+            secs(*open),
+            secs(close)
+        ))
+        .seqs(std::iter::once(*open_seq).chain(close_seq));
+        row.shapes.push(ws);
     }
     row.shapes.extend(lane.marks);
-    if let Some((at, seq, text)) = &lane.ws_end {
+    if let Some((at, seq, text, reason)) = &lane.ws_end {
+        // Right of the close, or left of it when it is near the end of the plot.
+        let x = scale.x(*at);
+        let (x, class) = if x + CLOSE_LABEL_ROOM > scale.right() {
+            (x - 4.0, "close-label end")
+        } else {
+            (x + 4.0, "close-label")
+        };
         row.shapes.push(
-            shape("text", "close-label", scale.x(*at) + 4.0, 16.0, 0.0, 0.0)
-                .title(text.clone())
+            shape("text", class, x, 16.0, 0.0, 0.0)
+                .label(text.clone())
+                .title(format!("{} WebSocket closed: {text} {reason}", secs(*at)))
                 .seqs([*seq]),
         );
     }
@@ -928,7 +936,7 @@ fn gap_rows(outcomes: &[Outcome], scale: &TimeScale) -> Vec<Row> {
             );
             row.shapes.push(
                 shape("text", "gap-label", x + 2.0, 13.0, 0.0, 0.0)
-                    .title(secs(to.saturating_sub(from))),
+                    .label(secs(to.saturating_sub(from))),
             );
         }
         if !row.shapes.is_empty() {
