@@ -76,6 +76,9 @@ pub(crate) struct Fired {
     pub(crate) fault: Option<Fault>,
 }
 
+/// An event as [`Facts::ev`] finds it: (kind, connection, seq).
+type Indexed = (&'static str, Option<ConnId>, u64);
+
 /// The folded log.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Facts {
@@ -86,7 +89,7 @@ pub(crate) struct Facts {
     /// When the run ended (the `stopping` event, else the last event).
     pub(crate) end_ms: u64,
     /// Every event by time: (kind, connection, seq), so evidence can name the events it used.
-    index: BTreeMap<u64, Vec<(&'static str, Option<ConnId>, u64)>>,
+    index: BTreeMap<u64, Vec<Indexed>>,
 }
 
 impl Facts {

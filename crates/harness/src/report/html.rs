@@ -223,7 +223,7 @@ fn ms(d: std::time::Duration) -> u64 {
 
 /// `2s`, `2.5s`: an axis label.
 fn secs_short(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}s", ms as f64 / 1000.0)
