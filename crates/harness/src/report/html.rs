@@ -438,8 +438,13 @@ fn fault_rows(events: &[Event], scenario: &Scenario, scale: &TimeScale) -> Vec<R
             None => format!("fault {id}"),
         };
         let mut row = new_row("fault-row", label, format!("rule {id}: {fault}"));
-        // A time window written in the rule (`at`/`for`, not after an event).
-        if rule.when.after.is_none() && (rule.when.at.is_some() || rule.when.duration.is_some()) {
+        // A time window written in the rule (`at`/`for`, not after an event). A reboot or an
+        // AP-down fires once; its own down time is drawn from when it fired (below).
+        let one_shot = down_time(&rule.fault).is_some();
+        if !one_shot
+            && rule.when.after.is_none()
+            && (rule.when.at.is_some() || rule.when.duration.is_some())
+        {
             let from = ms(rule.when.at.unwrap_or_default());
             let to = rule
                 .when
@@ -489,11 +494,7 @@ fn fault_rows(events: &[Event], scenario: &Scenario, scale: &TimeScale) -> Vec<R
         let down = scenario
             .faults
             .get(usize::try_from(rule.saturating_sub(1)).unwrap_or(usize::MAX))
-            .and_then(|r| match &r.fault {
-                Fault::Device(DeviceFault::Reboot(r)) => Some(ms(r.down)),
-                Fault::Device(DeviceFault::ApDown(a)) => Some(ms(a.duration)),
-                _ => None,
-            });
+            .and_then(|r| down_time(&r.fault));
         if let Some(d) = down {
             let to = e.at_ms.saturating_add(d);
             row.shapes.push(
@@ -526,6 +527,15 @@ fn fault_rows(events: &[Event], scenario: &Scenario, scale: &TimeScale) -> Vec<R
         }
     }
     ids.into_values().collect()
+}
+
+/// How long a device fault takes the device (or its AP) down, in ms, for those that do.
+fn down_time(fault: &Fault) -> Option<u64> {
+    match fault {
+        Fault::Device(DeviceFault::Reboot(r)) => Some(ms(r.down)),
+        Fault::Device(DeviceFault::ApDown(a)) => Some(ms(a.duration)),
+        _ => None,
+    }
 }
 
 /// A lane of instants (DNS, connectivity checks): a tick for every event `text` describes.
