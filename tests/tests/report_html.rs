@@ -250,3 +250,52 @@ fn progress_without_a_terminal_or_in_ci_is_plain_lines() {
         );
     }
 }
+
+#[test]
+fn html_dir_writes_one_report_per_scenario_named_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("reports");
+    let mut cmd = Command::new(espsim_bin());
+    cmd.current_dir(repo_root())
+        .args(["test", "scenarios/dns-failure.yaml", SHORT, "--html-dir"])
+        .arg(&out)
+        .env("RUST_LOG", "off");
+    let run = run_with_limit(&mut cmd, LIMIT).expect("espsim test runs");
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("the directory was created")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["dns-failure.html", "lru-purge.html"]);
+    for (name, file, seed) in [
+        ("dns-failure", "scenarios/dns-failure.yaml", 111),
+        ("lru-purge", SHORT, 113),
+    ] {
+        let page = std::fs::read_to_string(out.join(format!("{name}.html"))).expect("report");
+        assert!(
+            page.contains(&format!("PASS {name} (builtin:good)")),
+            "{name}"
+        );
+        let rerun = format!("espsim test {file} --client builtin:good --seed {seed}");
+        assert!(page.contains(&rerun), "{name}: re-run command {rerun:?}");
+    }
+}
+
+#[test]
+fn html_file_takes_one_scenario() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(espsim_bin());
+    cmd.current_dir(repo_root())
+        .args(["test", "scenarios/dns-failure.yaml", SHORT, "--html"])
+        .arg(dir.path().join("r.html"));
+    let run = run_with_limit(&mut cmd, LIMIT).expect("espsim test runs");
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "--html FILE writes the report of one run; for 2 scenarios use --html-dir DIR"
+        ),
+        "{}",
+        run.stderr
+    );
+}
