@@ -287,3 +287,47 @@ pub fn conn_of(kind: &EventKind) -> Option<ConnId> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use espsim_emulator::events::{Event, EventKind, Side};
+
+    use super::Facts;
+
+    fn at(seq: u64, at_ms: u64, kind: EventKind) -> Event {
+        Event { seq, at_ms, kind }
+    }
+
+    fn closed(conn: u64) -> EventKind {
+        EventKind::TcpClosed {
+            conn,
+            by: Side::Client,
+            reason: "fin".to_owned(),
+        }
+    }
+
+    #[test]
+    fn evidence_names_the_events_of_its_kind_moment_and_connection() {
+        let events = [
+            at(0, 10, EventKind::Stopping),
+            at(1, 10, closed(1)),
+            at(2, 10, closed(2)),
+            at(3, 11, closed(1)),
+        ];
+        let f = Facts::new(&events);
+        assert_eq!(f.ev(&["tcp_closed"], 10, Some(1), "x").events, [1]);
+        assert_eq!(f.ev(&["tcp_closed"], 10, None, "x").events, [1, 2]);
+        assert_eq!(
+            f.ev(&["tcp_closed", "stopping"], 10, None, "x").events,
+            [0, 1, 2]
+        );
+        assert!(f.ev(&["ws_closed"], 10, Some(1), "x").events.is_empty());
+        assert!(f.ev(&["tcp_closed"], 12, Some(1), "x").events.is_empty());
+        let e = f.ev(&["tcp_closed"], 11, Some(1), "note");
+        assert_eq!(
+            (e.at_ms, e.conn, e.note.as_str()),
+            (Some(11), Some(1), "note")
+        );
+        assert_eq!(e.since_ms, None);
+    }
+}
