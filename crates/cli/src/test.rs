@@ -1,5 +1,6 @@
 //! `espsim test`: run scenario files against an app command or the built-in reference client,
-//! judge their expectations, print a summary and write JUnit / JSON / event reports.
+//! judge their expectations, print a summary and write JUnit / JSON / event / HTML reports,
+//! showing on stderr which run is going (a live line on a terminal, plain lines otherwise).
 //!
 //! Exit codes: 0 every expectation held (and the command did not fail), 1 something failed,
 //! 2 usage or configuration error (bad scenario, unknown profile, command not found).
@@ -7,16 +8,20 @@
 //! in its `catches:` (must fail exactly the named expectation), several runs at a time.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use espsim_emulator::events::{Event, EventKind};
 use espsim_harness::Scenario;
 use espsim_harness::client::ClientProfile;
 use espsim_harness::report::{self, CatchCheck};
 use espsim_harness::runner::{self, ClientSpec, RunResult};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// Arguments of `espsim test`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +42,14 @@ pub(crate) struct TestArgs {
     /// Write every run's events here, one JSON object per line.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
+    /// Write the run's HTML report here: a self-contained timeline (one scenario; for several,
+    /// use --html-dir).
+    #[arg(long, value_name = "FILE", conflicts_with = "html_dir")]
+    html: Option<PathBuf>,
+    /// Write one HTML report per run into this directory (created if missing), named after the
+    /// scenario (and the client, with --check-catches).
+    #[arg(long, value_name = "DIR")]
+    html_dir: Option<PathBuf>,
     /// CI mode: each file with the good client (must pass) and with each `catches:` profile
     /// (must fail exactly the named expectation).
     #[arg(long, conflicts_with_all = ["client", "command"])]
@@ -79,9 +92,36 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     for path in &args.scenarios {
         scenarios.push(Arc::new(Scenario::load(path)?));
     }
+    if args.html.is_some() && (scenarios.len() > 1 || args.check_catches) {
+        bail!(
+            "--html FILE writes the report of one run; for {} use --html-dir DIR (one file per run)",
+            if args.check_catches {
+                "--check-catches".to_owned()
+            } else {
+                format!("{} scenarios", scenarios.len())
+            }
+        );
+    }
+    if let Some(dir) = &args.html_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    }
+    let html = HtmlOut {
+        file: args.html.clone(),
+        dir: args.html_dir.clone(),
+    };
+    let progress = Progress::new();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     if args.check_catches {
-        let checks = runtime.block_on(check_catches(&scenarios, args.jobs, args.seed))?;
+        let jobs = CatchJobs {
+            paths: &args.scenarios,
+            scenarios: &scenarios,
+            jobs: args.jobs,
+            seed: args.seed,
+            html: &html,
+            progress: &progress,
+        };
+        let checks = runtime.block_on(check_catches(jobs))?;
         let results: Vec<RunResult> = checks.iter().map(|c| c.result.clone()).collect();
         if let Some(path) = &args.junit {
             write_file(path, report::junit_catches(&checks)?.as_bytes())?;
@@ -105,10 +145,14 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let mut results = Vec::new();
-    for s in &scenarios {
-        let r = runtime.block_on(runner::run(s, &client, args.seed))?;
-        print!("{}", report::text(&r));
-        std::io::stdout().flush().ok();
+    let total = scenarios.len();
+    for (i, (s, path)) in scenarios.iter().zip(&args.scenarios).enumerate() {
+        let tracker = progress.start(i + 1, total, s, &client.to_string());
+        let watch = tracker.watch();
+        let r = runtime.block_on(runner::run_watched(s, &client, args.seed, Some(watch)))?;
+        tracker.finish(&r);
+        progress.print(&report::text(&r));
+        html.write(&r, s, &rerun_command(path, &client, r.seed), false)?;
         results.push(r);
     }
     write_reports(&args, &results, true)?;
@@ -125,29 +169,51 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Every (scenario, client) run of the catches check, `jobs` at a time; results in plan order.
-async fn check_catches(
-    scenarios: &[Arc<Scenario>],
+/// What the catches check runs, and where its output goes.
+struct CatchJobs<'a> {
+    paths: &'a [PathBuf],
+    scenarios: &'a [Arc<Scenario>],
     jobs: u16,
     seed: Option<u64>,
-) -> anyhow::Result<Vec<CatchCheck>> {
-    let limit = Arc::new(tokio::sync::Semaphore::new(usize::from(jobs)));
+    html: &'a HtmlOut,
+    progress: &'a Progress,
+}
+
+/// Every (scenario, client) run of the catches check, `jobs` at a time; results in plan order.
+async fn check_catches(c: CatchJobs<'_>) -> anyhow::Result<Vec<CatchCheck>> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(usize::from(c.jobs)));
+    let total: usize = c
+        .scenarios
+        .iter()
+        .map(|s| runner::catch_plan(s).len())
+        .sum();
     let mut tasks = Vec::new();
-    for s in scenarios {
+    for (s, path) in c.scenarios.iter().zip(c.paths) {
         for plan in runner::catch_plan(s) {
             let s = s.clone();
             let limit = limit.clone();
+            let (seed, html, progress) = (c.seed, c.html.clone(), c.progress.clone());
+            let path = path.clone();
+            let index = tasks.len() + 1;
             tasks.push(tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let result = runner::run(&s, &plan.client, seed).await?;
+                let tracker = progress.start(index, total, &s, &plan.client.to_string());
+                let watch = tracker.watch();
+                let result = runner::run_watched(&s, &plan.client, seed, Some(watch)).await?;
+                tracker.finish(&result);
                 let verdict = runner::judge_catch(&result, plan.must_fail.as_deref());
+                html.write(
+                    &result,
+                    &s,
+                    &rerun_command(&path, &plan.client, result.seed),
+                    true,
+                )?;
                 let check = CatchCheck {
                     result,
                     must_fail: plan.must_fail,
                     verdict,
                 };
-                print!("{}", catch_text(&check));
-                std::io::stdout().flush().ok();
+                progress.print(&catch_text(&check));
                 anyhow::Ok(check)
             }));
         }
@@ -188,4 +254,202 @@ fn write_reports(args: &TestArgs, results: &[RunResult], with_junit: bool) -> an
 
 fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Where HTML reports go: `--html FILE` (one run) or `--html-dir DIR` (one file per run).
+#[derive(Debug, Clone, Default)]
+struct HtmlOut {
+    file: Option<PathBuf>,
+    dir: Option<PathBuf>,
+}
+
+impl HtmlOut {
+    /// Writes `result`'s report, if one was asked for; `with_client` names the client in the
+    /// file name (the same scenario runs with several clients).
+    fn write(
+        &self,
+        result: &RunResult,
+        scenario: &Scenario,
+        rerun: &str,
+        with_client: bool,
+    ) -> anyhow::Result<()> {
+        let path = match (&self.file, &self.dir) {
+            (Some(file), _) => file.clone(),
+            (None, Some(dir)) => dir.join(report::html::file_name(result, with_client)),
+            (None, None) => return Ok(()),
+        };
+        write_file(
+            &path,
+            report::html::html(result, scenario, rerun)?.as_bytes(),
+        )
+    }
+}
+
+/// The command line that runs this scenario again with the same client and seed.
+fn rerun_command(path: &Path, client: &ClientSpec, seed: u64) -> String {
+    let mut words = vec![
+        "espsim".to_owned(),
+        "test".to_owned(),
+        shell_word(&path.display().to_string()),
+    ];
+    if let ClientSpec::Builtin(profile) = client {
+        words.push(format!("--client builtin:{profile}"));
+    }
+    words.push(format!("--seed {seed}"));
+    if let ClientSpec::Command(argv) = client {
+        words.push("--".to_owned());
+        words.extend(argv.iter().map(|a| shell_word(a)));
+    }
+    words.join(" ")
+}
+
+/// `word` quoted for a POSIX shell when it needs it.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// How `espsim test` shows which run is going: on a terminal (stdout and stderr both, and `CI`
+/// unset) a live line per run on stderr with its elapsed and declared time and the faults fired
+/// so far (`indicatif`); otherwise plain lines on stderr, without control codes, as runs start,
+/// faults fire and runs end.
+#[derive(Debug, Clone)]
+enum Progress {
+    /// Live lines on a terminal.
+    Bars(MultiProgress),
+    /// One plain line per step.
+    Plain,
+}
+
+/// A run's line refreshes this often on a terminal.
+const TICK: Duration = Duration::from_millis(100);
+
+impl Progress {
+    /// Bars on a terminal, plain lines otherwise.
+    fn new() -> Progress {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false");
+        if !ci && std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+            Progress::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+        } else {
+            Progress::Plain
+        }
+    }
+
+    /// Prints report text on stdout without tearing a live line.
+    fn print(&self, text: &str) {
+        let out = || {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+        };
+        match self {
+            Progress::Bars(multi) => multi.suspend(out),
+            Progress::Plain => out(),
+        }
+    }
+
+    /// Announces run `index` of `total` and tracks it.
+    fn start(&self, index: usize, total: usize, scenario: &Scenario, client: &str) -> RunTracker {
+        let label = format!("[{index}/{total}] {} ({client})", scenario.name);
+        let declared = scenario.duration;
+        let bar = match self {
+            Progress::Bars(multi) => {
+                let declared_ms = u64::try_from(declared.as_millis()).unwrap_or(u64::MAX);
+                let bar = multi.add(ProgressBar::new(declared_ms.max(1)));
+                bar.set_style(run_style());
+                bar.set_prefix(label.clone());
+                bar.set_message("faults fired: 0");
+                bar.enable_steady_tick(TICK);
+                Some(bar)
+            }
+            Progress::Plain => {
+                eprintln!(
+                    "{label}: running, {} declared",
+                    humantime::format_duration(declared)
+                );
+                None
+            }
+        };
+        RunTracker {
+            bar,
+            label,
+            faults: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// `⠋ [1/3] lru-purge (builtin:good) [=====>    ] 3.1s / 7s  faults fired: 1`; the bar and
+/// the times are drawn from the elapsed time against the declared duration (the bar's length).
+fn run_style() -> ProgressStyle {
+    let time = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let declared = state.len().unwrap_or(0) as f64 / 1000.0;
+        let _ = write!(w, "{:.1}s / {declared:.0}s", state.elapsed().as_secs_f64());
+    };
+    let bar = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+        const CELLS: usize = 24;
+        let declared = state.len().unwrap_or(1).max(1) as f64;
+        let done = (state.elapsed().as_millis() as f64 / declared).clamp(0.0, 1.0);
+        let filled = (done * CELLS as f64).round() as usize;
+        let _ = write!(w, "[{}{}]", "=".repeat(filled), " ".repeat(CELLS - filled));
+    };
+    ProgressStyle::with_template("{spinner} {prefix} {timebar} {time}  {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .with_key("time", time)
+        .with_key("timebar", bar)
+}
+
+/// One run's progress: its live line (on a terminal) and the faults fired so far.
+#[derive(Debug)]
+struct RunTracker {
+    bar: Option<ProgressBar>,
+    label: String,
+    faults: Arc<AtomicU64>,
+}
+
+impl RunTracker {
+    /// The runner's live view of events: counts `fault_applied`, updates the line (or prints a
+    /// plain one when a rule fires for the first time).
+    fn watch(&self) -> runner::Watch {
+        let (bar, label, faults) = (self.bar.clone(), self.label.clone(), self.faults.clone());
+        let mut rules_seen = std::collections::BTreeSet::new();
+        Box::new(move |e: &Event| {
+            let EventKind::FaultApplied { rule, detail, .. } = &e.kind else {
+                return;
+            };
+            let n = faults.fetch_add(1, Ordering::Relaxed) + 1;
+            match &bar {
+                Some(bar) => bar.set_message(format!("faults fired: {n}")),
+                // A plain line for each rule's first firing only: a rule that hits every
+                // connection of a storm must not flood the log (the end line has the total).
+                None if rules_seen.insert(*rule) => eprintln!(
+                    "{label}: {}.{:03}s fault rule {rule} fired: {detail} ({n} so far)",
+                    e.at_ms / 1000,
+                    e.at_ms % 1000
+                ),
+                None => {}
+            }
+        })
+    }
+
+    /// Ends the run's line: removed on a terminal (the report follows), a plain line otherwise.
+    fn finish(self, result: &RunResult) {
+        let n = self.faults.load(Ordering::Relaxed);
+        match self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => eprintln!(
+                "{}: {} in {}.{:03}s, {n} fault(s) fired",
+                self.label,
+                if result.passed() { "PASS" } else { "FAIL" },
+                result.elapsed_ms / 1000,
+                result.elapsed_ms % 1000
+            ),
+        }
+    }
 }

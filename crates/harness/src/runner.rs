@@ -231,6 +231,20 @@ pub async fn run(
     client: &ClientSpec,
     seed: Option<u64>,
 ) -> Result<RunResult, RunError> {
+    run_watched(scenario, client, seed, None).await
+}
+
+/// A live view of a run's events, e.g. for a progress display counting the faults fired so far.
+pub type Watch = Box<dyn FnMut(&Event) + Send>;
+
+/// Like [`run`], calling `watch` (if any) with every event as it happens, on a task of its own
+/// (it must not block).
+pub async fn run_watched(
+    scenario: &Scenario,
+    client: &ClientSpec,
+    seed: Option<u64>,
+    watch: Option<Watch>,
+) -> Result<RunResult, RunError> {
     let seed = seed
         .or(scenario.seed)
         .or(scenario.device.seed)
@@ -258,6 +272,19 @@ pub async fn run(
             scenario: scenario.name.clone(),
             source,
         })?;
+    let watcher = watch.map(|mut watch| {
+        let mut rx = emulator.events().subscribe();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match rx.recv().await {
+                    Ok(e) => watch(&e),
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        })
+    });
     let deadline = tokio::time::Instant::from_std(started) + scenario.duration;
     let ws_url = format!("ws://{}{}", emulator.http_addr(), ws_path);
     let elapsed_ms = |from: Instant| u64::try_from(from.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -339,6 +366,9 @@ pub async fn run(
     };
     let log = emulator.events().clone();
     emulator.shutdown(SHUTDOWN_GRACE).await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
     let events = log.snapshot();
     Ok(RunResult {
         scenario: scenario.name.clone(),

@@ -26,7 +26,37 @@ pub struct Evidence {
     pub conn: Option<u64>,
     /// What was seen.
     pub note: String,
+    /// When the interval this fact measures began (a retry gap, a silence between pings), in ms:
+    /// the interval runs from here to `at_ms`, so a report can draw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// The events this fact was read from, by their `seq` in the event log (empty for a derived
+    /// moment such as a fault window's end), so a report can point at them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<u64>,
 }
+
+impl Evidence {
+    /// The same fact, measuring the interval that began at `since_ms`.
+    fn since(self, since_ms: u64) -> Evidence {
+        Evidence {
+            since_ms: Some(since_ms),
+            ..self
+        }
+    }
+}
+
+/// The event kinds a piece of evidence can be read from, for [`Facts::ev`].
+const DNS: &[&str] = &["dns_query"];
+const PROBE: &[&str] = &["connectivity_probe"];
+const OPENED: &[&str] = &["ws_opened"];
+const ACCEPTED: &[&str] = &["tcp_accepted"];
+const PING: &[&str] = &["ws_control", "ws_message"];
+const END: &[&str] = &["ws_closed", "tcp_closed", "lru_purged"];
+const WS_CLOSED: &[&str] = &["ws_closed"];
+const FAULT: &[&str] = &["fault_applied"];
+const REACTION: &[&str] = &["ws_closed", "tcp_closed", "tcp_accepted"];
+const MESSAGE: &[&str] = &["ws_message"];
 
 /// The verdict on one expectation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,6 +124,8 @@ fn ev(at_ms: u64, conn: Option<u64>, note: impl Into<String>) -> Evidence {
         at_ms: Some(at_ms),
         conn,
         note: note.into(),
+        since_ms: None,
+        events: Vec::new(),
     }
 }
 
@@ -140,7 +172,7 @@ fn judge(e: &Expectation, faults: &[FaultRule], f: &Facts) -> Verdict {
         Expectation::DnsQueried(q) => match f.dns.iter().find(|(_, name)| q.name.matches(name)) {
             Some((at, name)) => pass(
                 format!("`{name}` queried at {}", secs(*at)),
-                vec![ev(*at, None, format!("dns_query {name}"))],
+                vec![f.ev(DNS, *at, None, format!("dns_query {name}"))],
             ),
             None => fail(
                 format!(
@@ -151,7 +183,7 @@ fn judge(e: &Expectation, faults: &[FaultRule], f: &Facts) -> Verdict {
                 f.dns
                     .iter()
                     .take(5)
-                    .map(|(at, n)| ev(*at, None, format!("dns_query {n}")))
+                    .map(|(at, n)| f.ev(DNS, *at, None, format!("dns_query {n}")))
                     .collect(),
             ),
         },
@@ -166,7 +198,8 @@ fn judge(e: &Expectation, faults: &[FaultRule], f: &Facts) -> Verdict {
                         "{os} connectivity check at {}, concluded {verdict}",
                         secs(*at)
                     ),
-                    vec![ev(
+                    vec![f.ev(
+                        PROBE,
                         *at,
                         None,
                         format!("connectivity_probe {os} → {verdict}"),
@@ -190,7 +223,7 @@ fn connected(f: &Facts, within: u64) -> Verdict {
     match f.sessions().next() {
         Some(c) => {
             let at = c.ws_opened_ms.unwrap_or_default();
-            let e = vec![ev(at, Some(c.id), "ws_opened (first session)")];
+            let e = vec![f.ev(OPENED, at, Some(c.id), "ws_opened (first session)")];
             if at <= within + SLACK_MS {
                 pass(format!("first session at {} (conn {})", secs(at), c.id), e)
             } else {
@@ -208,7 +241,7 @@ fn connected(f: &Facts, within: u64) -> Verdict {
             format!("never connected ({attempts} attempt(s), none became a session)"),
             f.attempts()
                 .take(5)
-                .map(|c| ev(c.accepted_ms, Some(c.id), "attempt failed"))
+                .map(|c| f.ev(ACCEPTED, c.accepted_ms, Some(c.id), "attempt failed"))
                 .collect(),
         ),
     }
@@ -268,6 +301,8 @@ fn reconnects(f: &Facts, start: u64, end: u64, within: u64) -> Verdict {
         at_ms: Some(end),
         conn: None,
         note: format!("reference point (window {}–{})", secs(start), secs(end)),
+        since_ms: Some(start),
+        events: Vec::new(),
     }];
     // A session opened after the trouble began, not gone again before the reference point.
     let found = f.sessions().find(|c| {
@@ -277,7 +312,7 @@ fn reconnects(f: &Facts, start: u64, end: u64, within: u64) -> Verdict {
     match found {
         Some(c) => {
             let opened = c.ws_opened_ms.unwrap_or_default();
-            evidence.push(ev(opened, Some(c.id), "ws_opened"));
+            evidence.push(f.ev(OPENED, opened, Some(c.id), "ws_opened"));
             pass(
                 format!(
                     "session at {} ({} after {})",
@@ -293,7 +328,8 @@ fn reconnects(f: &Facts, start: u64, end: u64, within: u64) -> Verdict {
                 .sessions()
                 .find(|c| c.ws_opened_ms.unwrap_or_default() > deadline);
             if let Some(c) = later {
-                evidence.push(ev(
+                evidence.push(f.ev(
+                    OPENED,
                     c.ws_opened_ms.unwrap_or_default(),
                     Some(c.id),
                     "ws_opened (too late)",
@@ -342,11 +378,13 @@ fn backoff(f: &Facts, b: &super::Backoff) -> Verdict {
         .iter()
         .flatten()
         .map(|(gap, c)| {
-            ev(
+            f.ev(
+                ACCEPTED,
                 c.accepted_ms,
                 Some(c.id),
                 format!("retry after {}", secs(*gap)),
             )
+            .since(c.accepted_ms.saturating_sub(*gap))
         })
         .collect();
     evidence.truncate(12);
@@ -474,7 +512,8 @@ fn no_storm(f: &Facts, max: usize, window: u64) -> Verdict {
     let evidence = times
         .get(i)
         .map(|(t, c)| {
-            vec![ev(
+            vec![f.ev(
+                ACCEPTED,
                 *t,
                 Some(*c),
                 format!("{n} attempts from here within {}", secs(window)),
@@ -531,8 +570,13 @@ fn heartbeat(f: &Facts, every: u64, tolerance: u64) -> Verdict {
                         secs(hb)
                     ),
                     vec![
-                        ev(prev, Some(s.id), "last ping, or the app's first frame"),
-                        ev(hb, Some(s.id), "next ping"),
+                        f.ev(
+                            PING,
+                            prev,
+                            Some(s.id),
+                            "last ping, or the app's first frame",
+                        ),
+                        f.ev(PING, hb, Some(s.id), "next ping").since(prev),
                     ],
                 );
             }
@@ -545,7 +589,10 @@ fn heartbeat(f: &Facts, every: u64, tolerance: u64) -> Verdict {
                         secs(every),
                         secs(tolerance)
                     ),
-                    vec![ev(prev, Some(s.id), "ping"), ev(hb, Some(s.id), "ping")],
+                    vec![
+                        f.ev(PING, prev, Some(s.id), "ping"),
+                        f.ev(PING, hb, Some(s.id), "ping").since(prev),
+                    ],
                 );
             }
             prev = hb;
@@ -561,13 +608,19 @@ fn heartbeat(f: &Facts, every: u64, tolerance: u64) -> Verdict {
                     secs(end)
                 ),
                 vec![
-                    ev(prev, Some(s.id), "last ping, or the app's first frame"),
-                    ev(end, Some(s.id), "session end"),
+                    f.ev(
+                        PING,
+                        prev,
+                        Some(s.id),
+                        "last ping, or the app's first frame",
+                    ),
+                    f.ev(END, end, Some(s.id), "session end").since(prev),
                 ],
             );
         }
         if let Some(&first) = s.heartbeats.first() {
-            evidence.push(ev(
+            evidence.push(f.ev(
+                PING,
                 first,
                 Some(s.id),
                 format!("{} ping(s) on this session", s.heartbeats.len()),
@@ -655,11 +708,12 @@ fn detects_dead_link(f: &Facts, faults: &[FaultRule], within: u64) -> Verdict {
             (Some(a), Some((b, _))) => Some(a.min(b)),
             (a, b) => a.or(b.map(|x| x.0)),
         };
-        evidence.push(ev(start, conn, "link went dead (fault fired)"));
+        evidence.push(f.ev(FAULT, start, conn, "link went dead (fault fired)"));
         match reaction {
             Some(at) if at <= deadline => {
                 judged += 1;
-                evidence.push(ev(
+                evidence.push(f.ev(
+                    REACTION,
                     at,
                     conn,
                     format!("client reacted after {}", secs(at - start)),
@@ -724,7 +778,8 @@ fn closes_cleanly(f: &Facts, code: u16) -> Verdict {
                 last.id,
                 secs(end.at_ms)
             ),
-            vec![ev(
+            vec![f.ev(
+                WS_CLOSED,
                 end.at_ms,
                 conn,
                 format!("ws_closed by client, code {code}, clean"),
@@ -744,7 +799,8 @@ fn closes_cleanly(f: &Facts, code: u16) -> Verdict {
                     last.id,
                     if end.clean { "" } else { ", not clean" }
                 ),
-                vec![ev(
+                vec![f.ev(
+                    WS_CLOSED,
                     end.at_ms,
                     conn,
                     format!("ws_closed by {by}, {code_text}"),
@@ -759,7 +815,7 @@ fn closes_cleanly(f: &Facts, code: u16) -> Verdict {
                     last.id,
                     at.map(|a| format!(" at {}", secs(a))).unwrap_or_default()
                 ),
-                at.map(|a| vec![ev(a, conn, "connection gone without a close")])
+                at.map(|a| vec![f.ev(END, a, conn, "connection gone without a close")])
                     .unwrap_or_default(),
             )
         }
@@ -780,8 +836,8 @@ fn sends(f: &Facts, message_type: &str, within: Option<u64>) -> Verdict {
                         secs(dt)
                     ),
                     vec![
-                        ev(opened, Some(s.id), "ws_opened"),
-                        ev(*at, Some(s.id), format!("sent {message_type}")),
+                        f.ev(OPENED, opened, Some(s.id), "ws_opened"),
+                        f.ev(MESSAGE, *at, Some(s.id), format!("sent {message_type}")),
                     ],
                 );
             }
@@ -794,7 +850,7 @@ fn sends(f: &Facts, message_type: &str, within: Option<u64>) -> Verdict {
                 "`{message_type}` sent only {} after its session opened",
                 secs(dt)
             ),
-            vec![ev(at, Some(conn), format!("sent {message_type}"))],
+            vec![f.ev(MESSAGE, at, Some(conn), format!("sent {message_type}"))],
         ),
         None => {
             let seen: Vec<String> = f
@@ -824,7 +880,7 @@ fn sends_in_order(f: &Facts, types: &[String]) -> Verdict {
         let mut evidence = Vec::new();
         for (at, t) in &s.sent {
             if k < types.len() && *t == types[k] {
-                evidence.push(ev(*at, Some(s.id), format!("sent {t}")));
+                evidence.push(f.ev(MESSAGE, *at, Some(s.id), format!("sent {t}")));
                 k += 1;
             }
         }
@@ -882,7 +938,8 @@ fn max_concurrent(f: &Facts, max: usize) -> Verdict {
         }
     }
     let peak = usize::try_from(peak).unwrap_or_default();
-    let evidence = vec![ev(
+    let evidence = vec![f.ev(
+        ACCEPTED,
         peak_at.0,
         Some(peak_at.1),
         format!("{peak} connection(s) open"),

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use espsim_emulator::events::{ConnId, Direction, Event, EventKind, Side};
 use espsim_faults::Fault;
 
+use super::eval::Evidence;
+
 /// How a WebSocket session ended.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WsEnd {
@@ -74,6 +76,9 @@ pub(crate) struct Fired {
     pub(crate) fault: Option<Fault>,
 }
 
+/// An event as [`Facts::ev`] finds it: (kind, connection, seq).
+type Indexed = (&'static str, Option<ConnId>, u64);
+
 /// The folded log.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Facts {
@@ -83,6 +88,8 @@ pub(crate) struct Facts {
     pub(crate) probes: Vec<(u64, String, String)>,
     /// When the run ended (the `stopping` event, else the last event).
     pub(crate) end_ms: u64,
+    /// Every event by time: (kind, connection, seq), so evidence can name the events it used.
+    index: BTreeMap<u64, Vec<Indexed>>,
 }
 
 impl Facts {
@@ -91,6 +98,10 @@ impl Facts {
         for e in events {
             f.end_ms = f.end_ms.max(e.at_ms);
             let at = e.at_ms;
+            f.index
+                .entry(at)
+                .or_default()
+                .push((e.kind.name(), conn_of(&e.kind), e.seq));
             match &e.kind {
                 EventKind::TcpAccepted { conn, .. } => {
                     f.conns.insert(
@@ -206,6 +217,32 @@ impl Facts {
         f
     }
 
+    /// Evidence at `at_ms` (on `conn`, if given) with the events of one of `kinds` logged at
+    /// that moment (on that connection) as the events it was read from.
+    pub(crate) fn ev(
+        &self,
+        kinds: &[&str],
+        at_ms: u64,
+        conn: Option<ConnId>,
+        note: impl Into<String>,
+    ) -> Evidence {
+        let events = self
+            .index
+            .get(&at_ms)
+            .into_iter()
+            .flatten()
+            .filter(|(kind, c, _)| kinds.contains(kind) && (conn.is_none() || *c == conn))
+            .map(|(_, _, seq)| *seq)
+            .collect();
+        Evidence {
+            at_ms: Some(at_ms),
+            conn,
+            note: note.into(),
+            since_ms: None,
+            events,
+        }
+    }
+
     /// WebSocket attempts in accept order.
     pub(crate) fn attempts(&self) -> impl Iterator<Item = &Conn> {
         self.conns.values().filter(|c| c.is_attempt())
@@ -227,5 +264,70 @@ impl Facts {
     pub(crate) fn last_session(&self) -> Option<&Conn> {
         self.sessions()
             .max_by_key(|c| (c.ended_ms().unwrap_or(u64::MAX), c.ws_opened_ms, c.id))
+    }
+}
+
+/// The connection an event is about, if any.
+pub fn conn_of(kind: &EventKind) -> Option<ConnId> {
+    match kind {
+        EventKind::TcpAccepted { conn, .. }
+        | EventKind::TcpWaiting { conn, .. }
+        | EventKind::TcpServed { conn }
+        | EventKind::LruPurged { conn, .. }
+        | EventKind::TcpClosed { conn, .. }
+        | EventKind::HttpRequest { conn, .. }
+        | EventKind::HttpError { conn, .. }
+        | EventKind::ConnectivityProbe { conn, .. }
+        | EventKind::WsOpened { conn, .. }
+        | EventKind::WsRejected { conn, .. }
+        | EventKind::WsMessage { conn, .. }
+        | EventKind::WsControl { conn, .. }
+        | EventKind::WsClosed { conn, .. } => Some(*conn),
+        EventKind::FaultApplied { conn, .. } => *conn,
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use espsim_emulator::events::{Event, EventKind, Side};
+
+    use super::Facts;
+
+    fn at(seq: u64, at_ms: u64, kind: EventKind) -> Event {
+        Event { seq, at_ms, kind }
+    }
+
+    fn closed(conn: u64) -> EventKind {
+        EventKind::TcpClosed {
+            conn,
+            by: Side::Client,
+            reason: "fin".to_owned(),
+        }
+    }
+
+    #[test]
+    fn evidence_names_the_events_of_its_kind_moment_and_connection() {
+        let events = [
+            at(0, 10, EventKind::Stopping),
+            at(1, 10, closed(1)),
+            at(2, 10, closed(2)),
+            at(3, 11, closed(1)),
+        ];
+        let f = Facts::new(&events);
+        assert_eq!(f.ev(&["tcp_closed"], 10, Some(1), "x").events, [1]);
+        assert_eq!(f.ev(&["tcp_closed"], 10, None, "x").events, [1, 2]);
+        assert_eq!(
+            f.ev(&["tcp_closed", "stopping"], 10, None, "x").events,
+            [0, 1, 2]
+        );
+        assert!(f.ev(&["ws_closed"], 10, Some(1), "x").events.is_empty());
+        assert!(f.ev(&["tcp_closed"], 12, Some(1), "x").events.is_empty());
+        let e = f.ev(&["tcp_closed"], 11, Some(1), "note");
+        assert_eq!(
+            (e.at_ms, e.conn, e.note.as_str()),
+            (Some(11), Some(1), "note")
+        );
+        assert_eq!(e.since_ms, None);
     }
 }

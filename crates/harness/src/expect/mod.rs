@@ -28,6 +28,7 @@ use crate::client::ClientProfile;
 
 pub(crate) use eval::secs;
 pub use eval::{Evidence, Outcome, evaluate};
+pub use facts::conn_of;
 
 /// One entry of a scenario's `expect:` list.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -1,6 +1,10 @@
 //! Reports of scenario runs: a readable summary, JUnit XML (one testsuite per run, one testcase
-//! per expectation, the command as one more testcase), a JSON report and the event log as JSON
-//! lines. All of them read [`RunResult`]s; none runs anything.
+//! per expectation, the command as one more testcase), a JSON report, the event log as JSON
+//! lines and a self-contained HTML timeline per run ([`html`]). All of them read
+//! [`RunResult`]s; none runs anything.
+
+pub mod html;
+mod layout;
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -115,6 +119,9 @@ pub enum ReportError {
     /// Writing failed.
     #[error("cannot write the report")]
     Io(#[source] io::Error),
+    /// The HTML template failed to render.
+    #[error("cannot render the HTML report")]
+    Html(#[source] askama::Error),
 }
 
 /// The JUnit XML report: testsuite per run (named after the scenario, plus the client when a
