@@ -150,11 +150,32 @@ fn connectivity_check(http: &str) -> u16 {
         b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\nConnection: close\r\n\r\n",
     )
     .expect("writes");
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).expect("a status line");
-    String::from_utf8_lossy(&head[9..12])
-        .parse()
-        .expect("a status code")
+    // The whole answer (head and `Content-Length` body; in captive mode the device keeps the
+    // connection open, as ESP-IDF does), then our FIN: a clean close, not a reset.
+    let mut reader = BufReader::new(s.try_clone().expect("clone"));
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).expect("a status line");
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("a header line");
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().expect("a length");
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("the body");
+    s.shutdown(std::net::Shutdown::Write).expect("FIN");
+    status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("a status code: {status_line}"))
 }
 
 /// `GET /state` with the bearer token, as a script would; the JSON.
