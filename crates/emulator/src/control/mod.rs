@@ -21,10 +21,12 @@
 //! Every error is `{"error": "..."}` with a fitting status (`layers` makes sure of it).
 //!
 //! Security model (see [`ControlAuth`]): every request needs `Authorization: Bearer <token>`
-//! (or the dashboard's session cookie, see [`session`]) unless the user opted out; a `Host` that is not an IP literal, `localhost` or an allowed
-//! name is refused (DNS rebinding); a request with an `Origin` not explicitly allowed is
-//! refused, and only allowed origins get CORS headers. Bodies are limited to [`BODY_LIMIT`];
-//! connections by [`ControlLimits`].
+//! (or the live dashboard's session cookie from `POST /login`) unless the user opted out; a
+//! `Host` that is not an IP literal, `localhost` or an allowed name is refused (DNS rebinding);
+//! a request with an `Origin` not explicitly allowed (or the API's own, the dashboard's) is
+//! refused, and only allowed origins get CORS headers. A request that changes something with
+//! the cookie must come from the API's own origin (CSRF). Bodies are limited to
+//! [`BODY_LIMIT`]; connections by [`ControlLimits`].
 
 mod dashboard;
 mod error;
