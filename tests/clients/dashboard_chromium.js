@@ -4,13 +4,13 @@
 // (the test checks the emulator's side, then answers) before the next step. stdin closing
 // ends the script.
 //
-// usage: node dashboard_chromium.js CONTROL_URL TOKEN SCREENSHOT_DIR
+// usage: node dashboard_chromium.js CONTROL_URL TOKEN SCREENSHOT_DIR CROSS_ORIGIN_PAGE_URL
 'use strict';
 const path = require('path');
 const readline = require('readline');
 const { chromium } = require(path.join(__dirname, 'node_modules', 'playwright-core'));
 
-const [base, token, shotDir] = process.argv.slice(2);
+const [base, token, shotDir, attackerUrl] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = { timeout: 10000 };
 
@@ -79,6 +79,25 @@ const statusOf = (page, p) => page.evaluate((p) => fetch(p).then((r) => r.status
       cookies: (await ctx.cookies()).map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, value_is_token: c.value === token })),
       url: page.url(),
     });
+
+    // 3b. CSRF: a page on another origin of the same site (another port on 127.0.0.1, so the
+    // SameSite=Strict cookie is sent), one espsim even allows for CORS, auto-submits a form to
+    // POST /button. The test serves it.
+    const [forged] = await Promise.all([
+      page.waitForResponse((r) => r.url() === base + '/button', WAIT),
+      page.goto(attackerUrl),
+    ]);
+    const forgedHeaders = await forged.request().allHeaders();
+    const forgedSeen = {
+      status: forged.status(),
+      body: await forged.text(),
+      cookie_sent: (forgedHeaders.cookie || '').includes('espsim_session='),
+      origin: forgedHeaders.origin || null,
+    };
+    foreign.length = 0; // the attacker page is ours, not the dashboard's
+    await page.goto(base + '/');
+    await page.waitForSelector('#session-rows tr', WAIT);
+    await step('csrf', forgedSeen);
 
     // 4. The event filter: by kind, then by connection.
     await page.selectOption('#filter-kind', 'ws_opened');

@@ -1,5 +1,7 @@
 //! The live dashboard in headless Chromium against the real `espsim run`: the browser logs in
-//! with the token from the ready line, sees a test client's WebSocket session, filters the
+//! with the token from the ready line, sees a test client's WebSocket session, cannot be made
+//! to press the button by a form on another origin (its cookie is sent, the request refused),
+//! filters the
 //! event stream, switches the internet mode (a connectivity check then gets the new answer),
 //! presses the button (the client receives the event), sees a bad rule's line and column, adds
 //! a refuse rule (the next connection is refused), removes and resets, and logs out; without
@@ -12,7 +14,7 @@
 //! The screenshot is kept in `target/dashboard-screenshots/`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc;
@@ -67,12 +69,13 @@ struct Browser {
 }
 
 impl Browser {
-    fn start(control: SocketAddr, token: &str, shots: &std::path::Path) -> Browser {
+    fn start(control: SocketAddr, token: &str, shots: &std::path::Path, other: &str) -> Browser {
         let mut child = Command::new("node")
             .arg(repo_root().join("tests/clients/dashboard_chromium.js"))
             .arg(format!("http://{control}"))
             .arg(token)
             .arg(shots)
+            .arg(other)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -140,6 +143,34 @@ impl Drop for Browser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Serves, on a thread, a page that auto-submits a form posting to `action` (a CSRF attempt),
+/// to at most 8 requests.
+fn serve_form_post(listener: TcpListener, action: String) {
+    let page = format!(
+        "<form method=\"post\" action=\"{action}\"><input name=\"x\" value=\"1\"></form>\
+         <script>document.forms[0].submit()</script>"
+    );
+    thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(WAIT));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                match stream.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
 }
 
 /// `GET /generate_204` as Android sends it; the status code.
@@ -235,6 +266,9 @@ fn dashboard_in_chromium() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // Another origin on the same site: a local dev server the user allowed for CORS.
+    let other = TcpListener::bind("127.0.0.1:0").expect("binds");
+    let other_origin = format!("http://{}", other.local_addr().expect("address"));
     let mut cmd = Command::new(espsim_bin());
     cmd.args([
         "run",
@@ -247,6 +281,7 @@ fn dashboard_in_chromium() {
         "--control",
         "127.0.0.1:0",
     ]);
+    cmd.args(["--control-allow-origin", &other_origin]);
     let espsim = Espsim::start(cmd, Duration::from_secs(20));
     let control = espsim.ready["control"]
         .as_str()
@@ -265,7 +300,8 @@ fn dashboard_in_chromium() {
 
     let shots = screenshot_dir();
     std::fs::create_dir_all(&shots).expect("screenshot directory");
-    let mut browser = Browser::start(control_addr, &token, &shots);
+    serve_form_post(other, format!("http://{control}/button"));
+    let mut browser = Browser::start(control_addr, &token, &shots, &format!("{other_origin}/"));
 
     let anon = browser.expect_step("anonymous");
     assert_eq!(anon["login_visible"], true, "{anon}");
@@ -302,6 +338,21 @@ fn dashboard_in_chromium() {
     assert!(
         !sessions["url"].as_str().expect("url").contains(&token),
         "no token in the URL: {sessions}"
+    );
+    browser.go_on();
+
+    let csrf = browser.expect_step("csrf");
+    assert_eq!(
+        csrf["cookie_sent"], true,
+        "same-site: the browser sends the cookie: {csrf}"
+    );
+    assert_eq!(
+        csrf["status"], 403,
+        "a cross-origin form post is refused: {csrf}"
+    );
+    assert!(
+        csrf["body"].as_str().is_some_and(|b| b.contains("Origin")),
+        "{csrf}"
     );
     browser.go_on();
 
