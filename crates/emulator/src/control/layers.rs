@@ -4,8 +4,14 @@
 //! Outermost first: tracing sees every request; a foreign `Host` (DNS rebinding) or an
 //! `Origin` that was not allowed is refused before anything else; CORS (only with allowed
 //! origins) answers browser preflights, which carry no token; errors produced anywhere below
-//! (401, 404, 405, 413, extractor rejections) leave as `{"error": …}`; the token is checked
-//! before any body is read; the body has a deadline and a size limit.
+//! (401, 404, 405, 413, extractor rejections) leave as `{"error": …}`; the token (or the
+//! dashboard's session cookie) is checked before any body is read; the body has a deadline and
+//! a size limit.
+//!
+//! The dashboard's own page is same-origin: its `Origin` is `http://` + the request's `Host`,
+//! which is always accepted. A request that authenticates by cookie and changes something must
+//! carry exactly that `Origin` (CSRF: browsers attach the cookie to cross-origin form posts from
+//! the same site, e.g. another port on localhost).
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -13,7 +19,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -22,14 +28,14 @@ use tower_http::timeout::DeadlineBody;
 use tower_http::trace::TraceLayer;
 
 use super::error::ApiError;
-use super::{BODY_LIMIT, ControlState};
+use super::{BODY_LIMIT, ControlState, session};
 
 /// Wraps the routes in every layer.
 pub(crate) fn wrap(routes: Router, state: Arc<ControlState>) -> Router {
     let mut app = routes
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), require_auth))
         .layer(middleware::map_response(json_errors));
     let origins = &state.settings.allowed_origins;
     if !origins.is_empty() {
@@ -67,6 +73,7 @@ async fn check_host_and_origin(
     }
     if let Some(origin) = req.headers().get(header::ORIGIN)
         && !st.settings.allowed_origins.contains(origin)
+        && !is_same_origin(req.headers())
     {
         let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
         return forbidden(format!(
@@ -115,11 +122,42 @@ async fn body_deadline(State(st): State<Arc<ControlState>>, req: Request, next: 
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// Without `Authorization: Bearer <token>` (when a token is set) a request gets 401.
-async fn require_token(State(st): State<Arc<ControlState>>, req: Request, next: Next) -> Response {
+/// Whether the request's `Origin` is the API's own (`http://` + its `Host`): the dashboard page.
+/// `Host` was checked before (an address, `localhost` or an allowed name), so a rebound name
+/// never matches.
+pub(super) fn is_same_origin(headers: &HeaderMap) -> bool {
+    let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
+    else {
+        return false;
+    };
+    let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+}
+
+/// Paths that need no authentication: the dashboard's page and assets (no data in them) and
+/// the login/logout forms.
+fn is_public(method: &Method, path: &str) -> bool {
+    match *method {
+        Method::GET | Method::HEAD => super::dashboard::is_asset(path),
+        Method::POST => matches!(path, "/login" | "/logout"),
+        _ => false,
+    }
+}
+
+/// Without `Authorization: Bearer <token>` or a dashboard session cookie (when a token is set)
+/// a request gets 401; a cookie-authenticated request that changes something must come from the
+/// dashboard's own origin (403 otherwise).
+async fn require_auth(State(st): State<Arc<ControlState>>, req: Request, next: Next) -> Response {
     let Some(token) = &st.settings.token else {
         return next.run(req).await;
     };
+    if is_public(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -127,8 +165,23 @@ async fn require_token(State(st): State<Arc<ControlState>>, req: Request, next: 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(p) if same(p.as_bytes(), token.0.as_bytes()) => next.run(req).await,
-        Some(_) => unauthorized("wrong token"),
+        Some(p) if same(p.as_bytes(), token.0.as_bytes()) => return next.run(req).await,
+        Some(_) => return unauthorized("wrong token"),
+        None => {}
+    }
+    match session::cookie_of(req.headers()) {
+        Some(id) if st.sessions.is_valid(&id) => {
+            let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+            if safe || is_same_origin(req.headers()) {
+                next.run(req).await
+            } else {
+                forbidden(
+                    "a request authenticated by the dashboard's session cookie that changes something must come from the dashboard's own page (same Origin); scripts send Authorization: Bearer <token>"
+                        .to_owned(),
+                )
+            }
+        }
+        Some(_) => unauthorized("session expired or logged out: log in again"),
         None => unauthorized(
             "missing token: send Authorization: Bearer <token> (espsim run prints a generated one as control_token in its ready line)",
         ),
@@ -144,7 +197,7 @@ fn unauthorized(message: &str) -> Response {
 }
 
 /// Compares without stopping at the first difference, so timing does not leak the token.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -14,21 +14,28 @@
 //! | `PUT` | `/internet` | `{"mode":"offline"}` switches what connectivity checks see |
 //! | `POST` | `/button` | presses the simulated board's button |
 //! | `GET` | `/events?from=SEQ` | the event log from `SEQ`, then live, as JSON lines |
+//! | `GET` | `/` | the live dashboard (page and assets need no token; they hold no data) |
+//! | `POST` | `/login` | form field `token`: answers a session cookie for the dashboard |
+//! | `POST` | `/logout` | ends the dashboard session |
 //!
 //! Every error is `{"error": "..."}` with a fitting status (`layers` makes sure of it).
 //!
 //! Security model (see [`ControlAuth`]): every request needs `Authorization: Bearer <token>`
-//! unless the user opted out; a `Host` that is not an IP literal, `localhost` or an allowed
-//! name is refused (DNS rebinding); a request with an `Origin` not explicitly allowed is
-//! refused, and only allowed origins get CORS headers. Bodies are limited to [`BODY_LIMIT`];
-//! connections by [`ControlLimits`].
+//! (or the live dashboard's session cookie from `POST /login`) unless the user opted out; a
+//! `Host` that is not an IP literal, `localhost` or an allowed name is refused (DNS rebinding);
+//! a request with an `Origin` not explicitly allowed (or the API's own, the dashboard's) is
+//! refused, and only allowed origins get CORS headers. A request that changes something with
+//! the cookie must come from the API's own origin (CSRF). Bodies are limited to
+//! [`BODY_LIMIT`]; connections by [`ControlLimits`].
 
+mod dashboard;
 mod error;
 mod event_stream;
 mod layers;
 mod listener;
 mod routes;
 mod rules;
+mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -295,6 +302,7 @@ pub(crate) struct ControlState {
     shared: Arc<Shared>,
     start_internet: InternetMode,
     settings: Settings,
+    sessions: session::Sessions,
 }
 
 impl std::fmt::Debug for ControlState {
@@ -316,8 +324,10 @@ pub(crate) fn router(
         shared,
         start_internet,
         settings,
+        sessions: session::Sessions::default(),
     });
-    layers::wrap(routes::routes(state.clone()), state)
+    let routes = routes::routes(state.clone()).merge(dashboard::routes(state.clone()));
+    layers::wrap(routes, state)
 }
 
 /// Serves the API on `listener` until the emulator's shutdown token is cancelled.
