@@ -79,7 +79,11 @@ for target in "${targets[@]}"; do
   else
     failed+=("$target")
     artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n1)
-    reason=$(grep -m1 -E '^==[0-9]+== ERROR: libFuzzer|panicked at|deadly signal|overflowed its stack|ERROR: ' "$log" || true)
+    # The panic message is on the line after "panicked at"; else libFuzzer's own verdict.
+    reason=$(sed -n '/panicked at/{n;p;q}' "$log")
+    if [ -z "$reason" ]; then
+      reason=$(grep -m1 -oE 'ERROR: libFuzzer: .*|exited with signal.*' "$log" || true)
+    fi
     summary+=("$(printf '%-18s FAILED  %10s execs  exit %s: %s  input: %s' \
       "$target" "${execs:-?}" "$status" "${reason:-see log}" "${artifact:-none}")")
     echo "---- $target: last 40 lines of the log ----"

@@ -11,7 +11,7 @@ use espsim_fuzz::dns_server;
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: espsim_fuzz::catch_stack_overflows(), |data: &[u8]| {
     let server = dns_server();
     server.set_internet(data.get(2).copied().unwrap_or_default());
     let sent = server.tcp(data);

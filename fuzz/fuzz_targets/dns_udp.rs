@@ -12,7 +12,7 @@ use espsim_fuzz::dns_server;
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: espsim_fuzz::catch_stack_overflows(), |data: &[u8]| {
     let server = dns_server();
     server.set_internet(data.first().copied().unwrap_or_default());
     let Some(reply) = server.udp(data) else {

@@ -5,7 +5,7 @@
 use espsim_faults::FaultRule;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: espsim_fuzz::catch_stack_overflows(), |data: &[u8]| {
     let rules = match serde_json::from_slice::<FaultRule>(data) {
         Ok(rule) => vec![rule],
         Err(_) => match serde_json::from_slice::<Vec<FaultRule>>(data) {

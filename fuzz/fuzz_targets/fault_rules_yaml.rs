@@ -6,7 +6,7 @@
 use espsim_faults::FaultRule;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: espsim_fuzz::catch_stack_overflows(), |data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

@@ -12,7 +12,7 @@ use espsim_emulator::fuzzing::{HEAD_BLOCK, HeadParser, HeadStep};
 use espsim_emulator::profile::Profile;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: espsim_fuzz::catch_stack_overflows(), |data: &[u8]| {
     let [profile, chunking, stream @ ..] = data else {
         return;
     };

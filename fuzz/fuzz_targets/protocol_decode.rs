@@ -8,7 +8,7 @@ use espsim_protocol::{
 };
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: espsim_fuzz::catch_stack_overflows(), |data: &[u8]| {
     let observed = message_type(data);
     let client = decode(data);
     let device = decode_device(data);

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 const SUBPROTOCOLS: [Option<&str>; 3] = [None, Some("espsim.v1"), Some("chat")];
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: espsim_fuzz::catch_stack_overflows(), |data: &[u8]| {
     let [selector, text @ ..] = data else {
         return;
     };

@@ -16,6 +16,37 @@ use espsim_faults::{
 /// How long the DNS server may take to answer one input before the run counts as hung.
 const DNS_WAIT: Duration = Duration::from_secs(10);
 
+/// Makes a stack overflow a reported crash with its input saved, like any other.
+///
+/// Under libFuzzer's `main` the Rust runtime installs no guard-page handler, and libFuzzer's own
+/// SIGSEGV handler runs on the overflowed stack unless the handler it replaces had `SA_ONSTACK`:
+/// the process then dies silently and the input is lost (the HTTP head parser's unbounded
+/// recursion of issue 12 did exactly that). Called from `LLVMFuzzerInitialize`, before libFuzzer
+/// installs its handlers: gives the main thread an alternate signal stack and leaves SIGSEGV at
+/// its default action with `SA_ONSTACK`, which libFuzzer keeps.
+pub fn catch_stack_overflows() {
+    const SIZE: usize = 1 << 18;
+    let stack: &'static mut [u8] = Box::leak(vec![0u8; SIZE].into_boxed_slice());
+    // SAFETY: the alternate stack is leaked, so it outlives every signal; the structs are
+    // fully initialised; this runs once, on the main thread, before the fuzz loop.
+    unsafe {
+        let alt = libc::stack_t {
+            ss_sp: stack.as_mut_ptr().cast(),
+            ss_flags: 0,
+            ss_size: SIZE,
+        };
+        assert_eq!(libc::sigaltstack(&alt, std::ptr::null_mut()), 0, "sigaltstack");
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        action.sa_flags = libc::SA_ONSTACK;
+        assert_eq!(
+            libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut()),
+            0,
+            "sigaction"
+        );
+    }
+}
+
 /// One emulator (DNS on loopback, UDP and TCP) for the whole fuzzing process: every input is
 /// sent to the real receive loops, so what is fuzzed is exactly what serves a phone.
 pub struct DnsServer {
