@@ -366,3 +366,37 @@ fn message_type_agrees_with_the_decoder() {
     big.resize(MAX_MESSAGE_SIZE + 1, b' ');
     assert_eq!(espsim_protocol::message_type(&big), None);
 }
+
+/// Regression (found by the `protocol_decode` fuzz target): a sensor value beyond `f32`'s range
+/// decoded to infinity and re-encoded as `"temperature":null`, which is neither the value sent
+/// nor valid input. It is now an invalid field naming the range.
+#[test]
+fn a_sensor_value_beyond_f32_is_an_invalid_field() {
+    for field in ["temperature", "humidity"] {
+        for value in ["1e300", "-3.5e38"] {
+            let input = format!(
+                r#"{{"type":"telemetry","seq":1,"timestamp_ms":1,"{field}":{value},"unit":"celsius"}}"#
+            );
+            let error = decode_device(input.as_bytes()).expect_err(&input);
+            assert!(
+                matches!(
+                    &error,
+                    DecodeError::InvalidField { message_type: Some("telemetry"), field: f, reason, id: None }
+                        if f == field && reason.ends_with("is out of range for a 32-bit float (at most 3.4028235e38)")
+                ),
+                "{input}: {error:?}"
+            );
+        }
+    }
+    // The largest f32 and the smallest subnormal still decode, and round-trip exactly.
+    for value in ["3.4028235e38", "-3.4028235e38", "1e-45", "22.4"] {
+        let input = format!(
+            r#"{{"type":"telemetry","seq":1,"timestamp_ms":1,"temperature":{value},"unit":"celsius"}}"#
+        );
+        let message = decode_device(input.as_bytes()).expect(&input);
+        assert_eq!(
+            decode_device(&espsim_protocol::encode(&message)),
+            Ok(message)
+        );
+    }
+}
