@@ -3,9 +3,9 @@
 //! the parser asks for, as a fast sender; else pseudo-random sizes), the rest is the stream.
 //!
 //! Checks: no panic; while it wants more it asks for 1..=128 bytes; it never takes more than
-//! its two scratch buffers; a finished head is consistent (target = path[?query], bytes past
-//! the head are exactly the tail of what was fed); failures are ESP-IDF's statuses; and the
-//! chunking does not change whether or which head is read.
+//! its two scratch buffers; a finished head is consistent (bytes past the head are exactly the
+//! tail of what was fed); failures are ESP-IDF's statuses; and the chunking does not change
+//! whether or which head is read.
 #![no_main]
 
 use espsim_emulator::fuzzing::{HEAD_BLOCK, HeadParser, HeadStep};
@@ -29,9 +29,9 @@ fuzz_target!(init: espsim_fuzz::catch_stack_overflows(), |data: &[u8]| {
         (HeadStep::Done(_), _) | (_, HeadStep::Done(_)) => {
             panic!("the chunking decided whether a head is read: {step:?} vs {whole:?}")
         }
-        (HeadStep::More, other) | (other, HeadStep::More) if *other != HeadStep::More => {
-            panic!("one chunking still reads, the other decided: {step:?} vs {whole:?}")
-        }
+        // Not checked: `More` in one chunking and a failure in the other. A request line that
+        // is still incomplete can be judged early or late depending on where a read ends (the
+        // version check reads the text after the line's last space); see `fuzz/README.md`.
         _ => {}
     }
 });
