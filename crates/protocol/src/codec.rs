@@ -2,8 +2,8 @@
 //!
 //! Decoding goes through a [`serde_json::Value`] first so each step can fail with its own typed
 //! error: size, syntax and duplicate keys ([`crate::strict`]), object, `id`, `type`, then the
-//! kind's body. The body is deserialized
-//! through [`ObjectDeserializer`], which names the top-level field a value error came from.
+//! kind's body. The body is deserialized through [`ObjectDeserializer`], which names the
+//! top-level field a value error came from.
 
 use alloc::borrow::ToOwned;
 use alloc::string::{String, ToString};

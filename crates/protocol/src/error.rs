@@ -6,9 +6,10 @@ use crate::types::ErrorCode;
 
 /// Why [`crate::decode`] / [`crate::decode_device`] rejected a message.
 ///
-/// Checked in this order: size, JSON syntax and duplicate keys, object, `id`, `type`, the kind's fields. Every variant
-/// after the object check carries the request `id` when it could be read ([`DecodeError::id`]),
-/// so the `error` reply can still be matched to its request.
+/// Checked in this order: size, JSON syntax and repeated keys (whichever comes first in the
+/// text), object, `id`, `type`, the kind's fields. Every variant after the object check carries
+/// the request `id` when it could be read ([`DecodeError::id`]), so the `error` reply can still
+/// be matched to its request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
