@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer): builds every target in fuzz/, runs each for
-# FUZZ_SECONDS (default 30) and prints one line per target. Fails on any crash, hang or
-# out-of-memory, and when a target could not be built or run.
+# FUZZ_SECONDS (default 20: in CI the cold build is most of the time) and prints one line per
+# target. Fails on any crash, hang or out-of-memory, and when a target could not be built or run.
 #
-#   scripts/fuzz.sh                      # every target, 30 s each
+#   scripts/fuzz.sh                      # every target, 20 s each
 #   FUZZ_SECONDS=300 scripts/fuzz.sh http_head dns_udp
 #
 # Seeds come from fuzz/corpus/TARGET (read-only here); what a run discovers goes to a temporary
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=${FUZZ_SECONDS:-30}
+seconds=${FUZZ_SECONDS:-20}
 if ! [[ $seconds =~ ^[1-9][0-9]{0,4}$ ]]; then
   echo "FUZZ_SECONDS must be a whole number of seconds from 1 to 99999 (got '$seconds')" >&2
   exit 2

@@ -111,25 +111,22 @@ impl DnsServer {
     /// Panics when the server stops answering (the sentinel gets no reply in time) or answers
     /// one datagram twice.
     pub fn udp(&self, datagram: &[u8]) -> Option<Vec<u8>> {
-        if self.fuzz.send_to(datagram, self.addr).is_err() {
+        if retry(|| self.fuzz.send_to(datagram, self.addr)).is_err() {
             return None; // e.g. larger than a datagram can be
         }
-        self.sentinel
-            .send_to(&self.sentinel_query, self.addr)
+        retry(|| self.sentinel.send_to(&self.sentinel_query, self.addr))
             .expect("send the sentinel");
         let mut buf = vec![0u8; 65_536];
-        let n = self
-            .sentinel
-            .recv(&mut buf)
+        let n = retry(|| self.sentinel.recv(&mut buf))
             .unwrap_or_else(|e| panic!("the dns server stopped answering: {e}"));
         assert_eq!(buf.get(..2), Some(&[0xbe, 0xef][..]), "sentinel reply");
         assert!(n >= 12, "sentinel reply too short");
-        let reply = match self.fuzz.recv(&mut buf) {
+        let reply = match retry(|| self.fuzz.recv(&mut buf)) {
             Ok(n) => Some(buf[..n].to_vec()),
             Err(e) if e.kind() == ErrorKind::WouldBlock => None,
             Err(e) => panic!("receiving the reply: {e}"),
         };
-        match self.fuzz.recv(&mut buf) {
+        match retry(|| self.fuzz.recv(&mut buf)) {
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             other => panic!("one datagram answered twice: {other:?}"),
         }
@@ -154,6 +151,17 @@ impl DnsServer {
         // RST instead of FIN: no TIME_WAIT pile-up over millions of connections.
         let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
         out
+    }
+}
+
+/// Repeats a socket call cut short by a signal: libFuzzer's timeout timer (SIGALRM) interrupts
+/// blocking calls, and `recv` / `send_to` report that as `Interrupted` instead of retrying.
+fn retry<T>(mut call: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match call() {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            result => return result,
+        }
     }
 }
 
