@@ -44,7 +44,10 @@ fn run(profile: &Profile, stream: &[u8], chunking: u8) -> (HeadStep, usize) {
     let mut at = 0;
     loop {
         let want = parser.want();
-        assert!((1..=HEAD_BLOCK).contains(&want), "want() = {want} while reading");
+        assert!(
+            (1..=HEAD_BLOCK).contains(&want),
+            "want() = {want} while reading"
+        );
         if at == stream.len() {
             return (HeadStep::More, at);
         }

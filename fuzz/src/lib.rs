@@ -35,7 +35,11 @@ pub fn catch_stack_overflows() {
             ss_flags: 0,
             ss_size: SIZE,
         };
-        assert_eq!(libc::sigaltstack(&alt, std::ptr::null_mut()), 0, "sigaltstack");
+        assert_eq!(
+            libc::sigaltstack(&alt, std::ptr::null_mut()),
+            0,
+            "sigaltstack"
+        );
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = libc::SIG_DFL;
         action.sa_flags = libc::SA_ONSTACK;
