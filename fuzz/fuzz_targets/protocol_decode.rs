@@ -35,10 +35,10 @@ fuzz_target!(init: espsim_fuzz::catch_stack_overflows(), |data: &[u8]| {
         Err(error) => check_error(error, &observed),
     }
     // The steps before `type` do not depend on the direction: both decoders stop alike.
-    if let (Err(a), Err(b)) = (&client, &device) {
-        if is_early(a) || is_early(b) {
-            assert_eq!(a, b);
-        }
+    if let (Err(a), Err(b)) = (&client, &device)
+        && (is_early(a) || is_early(b))
+    {
+        assert_eq!(a, b);
     }
     if data.len() > MAX_MESSAGE_SIZE {
         assert!(matches!(client, Err(DecodeError::TooLarge { .. })));
