@@ -18,6 +18,8 @@
 
 pub mod control;
 pub mod events;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod internet;
 pub mod profile;
 

@@ -1,8 +1,9 @@
 //! Bytes ↔ messages.
 //!
 //! Decoding goes through a [`serde_json::Value`] first so each step can fail with its own typed
-//! error: size, syntax, object, `id`, `type`, then the kind's body. The body is deserialized
-//! through [`ObjectDeserializer`], which names the top-level field a value error came from.
+//! error: size, syntax and duplicate keys ([`crate::strict`]), object, `id`, `type`, then the
+//! kind's body. The body is deserialized through [`ObjectDeserializer`], which names the
+//! top-level field a value error came from.
 
 use alloc::borrow::ToOwned;
 use alloc::string::{String, ToString};
@@ -14,6 +15,7 @@ use serde::forward_to_deserialize_any;
 use serde_json::{Map, Value};
 
 use crate::error::DecodeError;
+use crate::strict::{self, ParseError};
 use crate::{ClientMessage, DeviceMessage, MAX_MESSAGE_SIZE};
 
 /// Decodes one app → device message (what the firmware does with each text frame).
@@ -50,21 +52,7 @@ fn decode_with<T>(
     known: &'static [&'static str],
     body: BodyDecoder<T>,
 ) -> Result<T, DecodeError> {
-    if bytes.len() > MAX_MESSAGE_SIZE {
-        return Err(DecodeError::TooLarge {
-            size: bytes.len(),
-            max: MAX_MESSAGE_SIZE,
-        });
-    }
-    let value: Value = serde_json::from_slice(bytes).map_err(invalid_json)?;
-    let mut object = match value {
-        Value::Object(object) => object,
-        other => {
-            return Err(DecodeError::NotAnObject {
-                found: json_kind(&other),
-            });
-        }
-    };
+    let mut object = read_object(bytes)?;
     let id = read_id(&object)?;
     let tag = match object.remove("type") {
         None => return Err(DecodeError::MissingType { id }),
@@ -85,6 +73,43 @@ fn decode_with<T>(
         Some(Ok(message)) => Ok(message),
         Some(Err(error)) => Err(error.into_decode_error(message_type, id)),
         None => Err(DecodeError::UnknownType { name: tag, id }),
+    }
+}
+
+/// The `type` of a message as the decoder reads it, for whatever observes messages without
+/// acting on them (event logs, fault rules matching `message_type`), so that they never see a
+/// different kind than the device acts on.
+///
+/// `None` when the decoder stops before it reads a `type`: too large, not JSON, a duplicate key
+/// anywhere, not an object, or no `type` string. Otherwise the string, known to this side or not
+/// (an unknown kind is still worth logging by name). Works for both directions.
+pub fn message_type(bytes: &[u8]) -> Option<String> {
+    match read_object(bytes).ok()?.remove("type")? {
+        Value::String(tag) => Some(tag),
+        _ => None,
+    }
+}
+
+/// The first decoding steps, shared by [`decode_with`] and [`message_type`]: size, strict
+/// syntax, object.
+fn read_object(bytes: &[u8]) -> Result<Map<String, Value>, DecodeError> {
+    if bytes.len() > MAX_MESSAGE_SIZE {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            max: MAX_MESSAGE_SIZE,
+        });
+    }
+    let value = strict::parse(bytes).map_err(|error| match error {
+        ParseError::Duplicate { key, line, column } => {
+            DecodeError::DuplicateKey { key, line, column }
+        }
+        ParseError::Json(error) => invalid_json(error),
+    })?;
+    match value {
+        Value::Object(object) => Ok(object),
+        other => Err(DecodeError::NotAnObject {
+            found: json_kind(&other),
+        }),
     }
 }
 

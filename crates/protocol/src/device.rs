@@ -129,12 +129,20 @@ pub struct Telemetry {
     /// Device uptime when sampled, in milliseconds.
     pub timestamp_ms: u64,
     /// Temperature in `unit`, rounded to 0.1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "finite_f32"
+    )]
     pub temperature: Option<f32>,
     /// Unit of `temperature`.
     pub unit: TemperatureUnit,
     /// Relative humidity in percent, rounded to 0.1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "finite_f32"
+    )]
     pub humidity: Option<f32>,
 }
 
@@ -190,4 +198,18 @@ pub struct ErrorReply {
     pub code: ErrorCode,
     /// Human-readable explanation (lowercase, may change between versions).
     pub message: String,
+}
+
+/// An optional sensor value that must be a finite 32-bit float: a JSON number beyond `f32`'s
+/// range (`1e300`) would become infinity, which JSON cannot carry (it re-encodes as `null`).
+fn finite_f32<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<f32>, D::Error> {
+    match Option::<f64>::deserialize(deserializer)? {
+        None => Ok(None),
+        // `as` rounds to the nearest f32; only values past f32::MAX become infinite.
+        Some(value) if (value as f32).is_finite() => Ok(Some(value as f32)),
+        Some(value) => Err(serde::de::Error::custom(alloc::format!(
+            "{value} is out of range for a 32-bit float (at most {:e})",
+            f32::MAX
+        ))),
+    }
 }

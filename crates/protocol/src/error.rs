@@ -6,9 +6,10 @@ use crate::types::ErrorCode;
 
 /// Why [`crate::decode`] / [`crate::decode_device`] rejected a message.
 ///
-/// Checked in this order: size, JSON syntax, object, `id`, `type`, the kind's fields. Every variant
-/// after the object check carries the request `id` when it could be read ([`DecodeError::id`]),
-/// so the `error` reply can still be matched to its request.
+/// Checked in this order: size, JSON syntax and repeated keys (whichever comes first in the
+/// text), object, `id`, `type`, the kind's fields. Every variant after the object check carries
+/// the request `id` when it could be read ([`DecodeError::id`]), so the `error` reply can still
+/// be matched to its request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
@@ -29,6 +30,19 @@ pub enum DecodeError {
         column: usize,
         /// The parser's explanation, e.g. `expected value`.
         reason: String,
+    },
+    /// The same key twice in one object, at any depth (`{"type":"ping","type":"reboot"}`).
+    ///
+    /// JSON parsers disagree on which of the two wins, so such a message means different things
+    /// to different readers; it is rejected as a whole, and no `id` is read from it.
+    #[error("duplicate key `{key}` at line {line} column {column}")]
+    DuplicateKey {
+        /// The repeated key, escapes resolved (`"t\u0079pe"` is `type`).
+        key: String,
+        /// 1-based line of the end of the second occurrence.
+        line: usize,
+        /// 1-based column of the end of the second occurrence (its closing quote).
+        column: usize,
     },
     /// Valid JSON, but not an object.
     #[error("expected a json object, found {found}")]
@@ -90,6 +104,7 @@ impl DecodeError {
         match self {
             DecodeError::TooLarge { .. }
             | DecodeError::InvalidJson { .. }
+            | DecodeError::DuplicateKey { .. }
             | DecodeError::NotAnObject { .. } => None,
             DecodeError::MissingType { id }
             | DecodeError::UnknownType { id, .. }
@@ -106,7 +121,8 @@ impl DecodeError {
             DecodeError::InvalidJson { .. } => ErrorCode::InvalidJson,
             DecodeError::MissingType { .. } => ErrorCode::MissingType,
             DecodeError::UnknownType { .. } => ErrorCode::UnknownType,
-            DecodeError::NotAnObject { .. }
+            DecodeError::DuplicateKey { .. }
+            | DecodeError::NotAnObject { .. }
             | DecodeError::MissingField { .. }
             | DecodeError::UnknownField { .. }
             | DecodeError::InvalidField { .. } => ErrorCode::InvalidMessage,

@@ -6,7 +6,8 @@
 //! unsolicited messages (`telemetry`, `event`, broadcast `provisioning`) carry none.
 //!
 //! Decoding is strict on purpose: a message must fit in [`MAX_MESSAGE_SIZE`] bytes (checked before
-//! any parsing), and fields a message kind does not define are rejected (`deny_unknown_fields`) so
+//! any parsing), a key may appear only once per object (readers disagree on which of two wins),
+//! and fields a message kind does not define are rejected (`deny_unknown_fields`) so
 //! that a typo in an app (`"intervall_ms"`) surfaces as an `error` reply instead of being silently
 //! ignored. Every failure is a typed [`DecodeError`] with a stable [`DecodeError::code`] and the
 //! request `id` when one could be read, which is exactly what the device puts in its `error` reply.
@@ -14,6 +15,7 @@
 //! - [`client`] / [`device`]: the message kinds and their bodies.
 //! - [`types`]: values shared by several messages (config, states, error codes).
 //! - [`decode()`](decode()) / [`encode()`](encode()): bytes ↔ messages; [`error`]: [`DecodeError`].
+//! - [`message_type()`]: the `type` exactly as the decoder reads it, for logs and fault rules.
 //!
 //! `#![no_std]` + `alloc`: the same crate runs on the chip. The `std` feature only links `std`;
 //! the `schema` feature adds JSON Schema export (`client_schema()`, `device_schema()`).
@@ -31,10 +33,11 @@ pub mod client;
 mod codec;
 pub mod device;
 pub mod error;
+mod strict;
 pub mod types;
 
 pub use client::ClientMessage;
-pub use codec::{decode, decode_device, encode, encode_client};
+pub use codec::{decode, decode_device, encode, encode_client, message_type};
 pub use device::DeviceMessage;
 pub use error::DecodeError;
 pub use types::{

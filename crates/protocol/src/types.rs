@@ -127,7 +127,7 @@ pub enum ErrorCode {
     MissingType,
     /// A `type` this device does not know.
     UnknownType,
-    /// Not an object, or a field is missing, unknown or of the wrong type.
+    /// Not an object, a key repeated, or a field is missing, unknown or of the wrong type.
     InvalidMessage,
     /// Well-formed, but a value is out of range (e.g. a too-short telemetry interval).
     InvalidValue,

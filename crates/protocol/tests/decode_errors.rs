@@ -263,3 +263,140 @@ fn nested_object_given_as_an_array_is_an_invalid_field() {
         .expect_err("array is not a config");
     assert_eq!(error.code(), "invalid_message");
 }
+
+/// Regression (issue 12, item 8): `{"type":"ping","type":"reboot"}` rebooted the device (serde_json
+/// keeps the last key) while events and `message_type` rules saw no type. A repeated key makes a
+/// message ambiguous, so it is rejected whole, at any depth, with no `id` read from it.
+#[test]
+fn duplicate_keys_are_rejected_at_every_depth() {
+    let error = err(r#"{"type":"ping","type":"reboot"}"#);
+    assert_eq!(
+        error,
+        DecodeError::DuplicateKey {
+            key: "type".into(),
+            line: 1,
+            column: 21
+        }
+    );
+    assert_eq!(error.code(), "invalid_message");
+    assert_eq!(error.error_code(), ErrorCode::InvalidMessage);
+    assert_eq!(error.id(), None);
+    assert_eq!(
+        error.to_string(),
+        "duplicate key `type` at line 1 column 21"
+    );
+    for (input, key) in [
+        // Same key spelled with an escape: the same key once decoded.
+        (r#"{"type":"reboot","t\u0079pe":"ping"}"#, "type"),
+        // The id itself: neither copy is echoed.
+        (r#"{"type":"ping","seq":1,"id":1,"id":2}"#, "id"),
+        // A body field, and a field nested in a body object.
+        (r#"{"type":"ping","seq":1,"seq":2}"#, "seq"),
+        (
+            r#"{"type":"set_config","id":3,"config":{"name":"a","name":"b"}}"#,
+            "name",
+        ),
+        // Objects no kind defines are still parsed strictly (nested in an array, unknown field).
+        (r#"{"type":"reboot","x":[{"k":1,"k":1}]}"#, "k"),
+        // An empty key twice.
+        (r#"{"":1,"":2}"#, ""),
+    ] {
+        let error = err(input);
+        assert!(
+            matches!(&error, DecodeError::DuplicateKey { key: k, .. } if k == key),
+            "{input}: {error:?}"
+        );
+        assert_eq!(error.code(), "invalid_message", "{input}");
+        assert_eq!(error.id(), None, "{input}");
+    }
+    // Device messages too (an app must not act on an ambiguous `status`).
+    let status = br#"{"type":"status","uptime_ms":1,"free_heap":2,"wifi":"connected","outputs":{"led":true,"led":false},"clients":1}"#;
+    assert!(matches!(
+        decode_device(status),
+        Err(DecodeError::DuplicateKey { key, .. }) if key == "led"
+    ));
+    // The same keys in different objects are not duplicates.
+    assert!(decode(br#"{"type":"set_config","id":1,"config":{"name":"id"}}"#).is_ok());
+    // The size check still comes first; otherwise the first problem in reading order is
+    // reported (a syntax error before the repeat, the repeat before a syntax error).
+    let mut big = br#"{"type":"ping","type":"reboot"}"#.to_vec();
+    big.resize(MAX_MESSAGE_SIZE + 1, b' ');
+    assert!(matches!(decode(&big), Err(DecodeError::TooLarge { .. })));
+    assert_eq!(
+        err(r#"{"type":"ping",,"type":"reboot"}"#).code(),
+        "invalid_json"
+    );
+    assert!(matches!(
+        err(r#"{"type":"ping","type":}"#),
+        DecodeError::DuplicateKey { .. }
+    ));
+}
+
+/// What logs and fault rules read as a message's `type` is what the decoder read: nothing for a
+/// message it rejects before reaching `type`, the decoded kind otherwise.
+#[test]
+fn message_type_agrees_with_the_decoder() {
+    for (input, expected) in [
+        (r#"{"type":"ping","seq":1}"#, Some("ping")),
+        (r#"{"type":"ping","type":"reboot"}"#, None),
+        (r#"{"type":"reboot","t\u0079pe":"ping"}"#, None),
+        (r#"{"type":"reboot","id":1,"id":1}"#, None),
+        (
+            r#"{"type":"set_config","config":{"name":"a","name":"a"}}"#,
+            None,
+        ),
+        // Unknown or malformed kinds keep their name (the decoder read it: `unknown_type`).
+        (r#"{"type":"warp_drive","id":5}"#, Some("warp_drive")),
+        (r#"{"type":"ping","seq":"x"}"#, Some("ping")),
+        (r#"{"type":5}"#, None),
+        (r#"{"seq":1}"#, None),
+        (r#"["type","ping"]"#, None),
+        ("not json", None),
+    ] {
+        assert_eq!(
+            espsim_protocol::message_type(input.as_bytes()).as_deref(),
+            expected,
+            "{input}"
+        );
+        if let Ok(message) = decode(input.as_bytes()) {
+            assert_eq!(Some(message.type_name()), expected, "{input}");
+        }
+    }
+    let mut big = br#"{"type":"reboot"}"#.to_vec();
+    big.resize(MAX_MESSAGE_SIZE + 1, b' ');
+    assert_eq!(espsim_protocol::message_type(&big), None);
+}
+
+/// Regression (found by the `protocol_decode` fuzz target): a sensor value beyond `f32`'s range
+/// decoded to infinity and re-encoded as `"temperature":null`, which is neither the value sent
+/// nor valid input. It is now an invalid field naming the range.
+#[test]
+fn a_sensor_value_beyond_f32_is_an_invalid_field() {
+    for field in ["temperature", "humidity"] {
+        for value in ["1e300", "-3.5e38"] {
+            let input = format!(
+                r#"{{"type":"telemetry","seq":1,"timestamp_ms":1,"{field}":{value},"unit":"celsius"}}"#
+            );
+            let error = decode_device(input.as_bytes()).expect_err(&input);
+            assert!(
+                matches!(
+                    &error,
+                    DecodeError::InvalidField { message_type: Some("telemetry"), field: f, reason, id: None }
+                        if f == field && reason.ends_with("is out of range for a 32-bit float (at most 3.4028235e38)")
+                ),
+                "{input}: {error:?}"
+            );
+        }
+    }
+    // The largest f32 and the smallest subnormal still decode, and round-trip exactly.
+    for value in ["3.4028235e38", "-3.4028235e38", "1e-45", "22.4"] {
+        let input = format!(
+            r#"{{"type":"telemetry","seq":1,"timestamp_ms":1,"temperature":{value},"unit":"celsius"}}"#
+        );
+        let message = decode_device(input.as_bytes()).expect(&input);
+        assert_eq!(
+            decode_device(&espsim_protocol::encode(&message)),
+            Ok(message)
+        );
+    }
+}

@@ -335,3 +335,20 @@ fn type_names_match_the_tags_on_the_wire() {
         assert!(json.starts_with(&format!(r#"{{"type":"{}""#, message.type_name())));
     }
 }
+
+/// The exact `error` reply a device sends for an ambiguous message (issue 12, item 8): built
+/// from the `DecodeError` the way the firmware builds it, no `id` (none is read from it).
+#[test]
+fn duplicate_key_error_reply_golden() {
+    let error = decode(br#"{"type":"ping","type":"reboot"}"#).expect_err("ambiguous");
+    let reply: DeviceMessage = ErrorReply {
+        id: error.id(),
+        code: error.error_code(),
+        message: error.to_string(),
+    }
+    .into();
+    assert_eq!(
+        String::from_utf8(encode(&reply)).expect("utf-8"),
+        r#"{"type":"error","code":"invalid_message","message":"duplicate key `type` at line 1 column 21"}"#
+    );
+}

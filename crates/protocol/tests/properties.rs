@@ -1,5 +1,6 @@
 //! Properties: every message survives `decode(encode(m)) == m`; decoding never panics on arbitrary
-//! bytes, arbitrary JSON values or near-miss messages; oversize input is rejected before parsing.
+//! bytes, arbitrary JSON values or near-miss messages; oversize input is rejected before parsing;
+//! a repeated key is always rejected; `message_type` names exactly the kind that decodes.
 
 use espsim_protocol::client::{
     GetConfig, GetStatus, Hello, Ping, Provision, Reboot, SetConfig, SetOutput, Subscribe,
@@ -11,7 +12,7 @@ use espsim_protocol::device::{
 use espsim_protocol::{
     Capability, ClientMessage, ConfigPatch, DecodeError, DeviceConfig, DeviceMessage, ErrorCode,
     EventKind, FailureReason, MAX_MESSAGE_SIZE, ProvisioningState, TemperatureUnit, WifiState,
-    decode, decode_device, encode, encode_client,
+    decode, decode_device, encode, encode_client, message_type,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -327,6 +328,38 @@ proptest! {
                 }
             }
         }
+    }
+
+    #[test]
+    fn message_type_names_the_kind_that_decodes(value in near_miss_object()) {
+        let bytes = serde_json::to_vec(&value).expect("serializes");
+        let observed = message_type(&bytes);
+        if let Ok(message) = decode(&bytes) {
+            prop_assert_eq!(observed.as_deref(), Some(message.type_name()));
+        }
+        if let Ok(message) = decode_device(&bytes) {
+            prop_assert_eq!(observed.as_deref(), Some(message.type_name()));
+        }
+    }
+
+    #[test]
+    fn a_repeated_top_level_key_is_always_rejected(
+        message in client_message(),
+        value in json_value(),
+    ) {
+        // Appends `"type":<any value>` to a valid message: `type` now appears twice.
+        let mut text = String::from_utf8(encode_client(&message)).expect("utf-8");
+        text.pop();
+        text.push_str(",\"type\":");
+        text.push_str(&serde_json::to_string(&value).expect("serializes"));
+        text.push('}');
+        prop_assume!(text.len() <= MAX_MESSAGE_SIZE);
+        let rejected = matches!(
+            decode(text.as_bytes()),
+            Err(DecodeError::DuplicateKey { ref key, .. }) if key == "type"
+        );
+        prop_assert!(rejected, "{}", text);
+        prop_assert_eq!(message_type(text.as_bytes()), None);
     }
 
     #[test]

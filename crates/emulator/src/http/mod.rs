@@ -18,7 +18,7 @@ pub(crate) mod response;
 mod conn;
 mod connect;
 mod gate;
-mod parse;
+pub(crate) mod parse;
 mod port;
 mod portal;
 mod probes;

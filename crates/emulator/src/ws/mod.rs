@@ -11,7 +11,7 @@
 //! The HTTP server calls [`handle_upgrade`] for every request on the WebSocket path; from then on
 //! this module owns the connection.
 
-mod handshake;
+pub(crate) mod handshake;
 mod message_fault;
 mod session;
 mod tap;

@@ -662,15 +662,10 @@ where
     }
 }
 
-/// The protocol `type` field of a JSON message, if it has one (for events only; the firmware
-/// does the real decoding).
+/// The protocol `type` of a message exactly as the firmware's decoder reads it (for events and
+/// `message_type` rules), so neither can see another kind than the device acts on.
 fn type_field(payload: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Typed {
-        #[serde(rename = "type")]
-        kind: Option<String>,
-    }
-    serde_json::from_slice::<Typed>(payload).ok()?.kind
+    espsim_protocol::message_type(payload)
 }
 
 /// Runs a write for at most `SEND_TIMEOUT` (`None`: it did not complete in time) and, once the
