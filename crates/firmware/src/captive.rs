@@ -61,7 +61,8 @@ pub const HEAD_BUFFER: usize = 2 * EDGE_LIMITS.scratch();
 // The longest accepted request line plus the longest accepted header block fit.
 const _: () = assert!(HEAD_BUFFER >= (EDGE_LIMITS.scratch() - 1) + EDGE_LIMITS.scratch());
 
-/// One HTTP response as `esp_http_server` puts it on the wire.
+/// One HTTP response as `esp_http_server` puts it on the wire. The emulator frames every
+/// response with this type too, so the chip and the emulator cannot drift apart in framing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     /// Status code.
@@ -77,7 +78,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn html(status: u16, reason: &'static str, body: impl Into<Vec<u8>>) -> Self {
+    /// A `text/html` response (ESP-IDF's default content type) with no extra headers.
+    pub fn html(status: u16, reason: &'static str, body: impl Into<Vec<u8>>) -> Self {
         Answer {
             status,
             reason,
@@ -85,6 +87,18 @@ impl Answer {
             headers: Vec::new(),
             body: body.into(),
         }
+    }
+
+    /// The same response with a `text/plain` content type (`httpd_resp_set_type`).
+    pub fn plain(mut self) -> Self {
+        self.content_type = "text/plain";
+        self
+    }
+
+    /// Adds a header after `Content-Length` (`httpd_resp_set_hdr`, sent in the order set).
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     /// The exact bytes: status line, `Content-Type`, `Content-Length`, the headers, the body
@@ -210,15 +224,22 @@ pub struct Portal<'a> {
 impl Portal<'_> {
     /// The portal page (`GET /`), the same page the emulator serves in `captive` mode.
     pub fn page(&self) -> Answer {
+        self.page_for("captive")
+    }
+
+    /// The portal page naming the internet mode `internet` (the emulator's page, which also
+    /// shows `online`; the chip has no uplink and always shows `captive`), `200 OK` `text/html`.
+    pub fn page_for(&self, internet: &str) -> Answer {
         let body = format!(
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>ESP32 device</title></head>\n<body>\n<h1>ESP32 device (espsim)</h1>\n\
              <p>You are connected to the device's access point.</p>\n<ul>\n\
-             <li>Device IP: {ip}</li>\n<li>Profile: {profile}</li>\n<li>Internet: captive</li>\n\
+             <li>Device IP: {ip}</li>\n<li>Profile: {profile}</li>\n<li>Internet: {internet}</li>\n\
              <li>WebSocket: <code>{ws}</code></li>\n</ul>\n</body></html>\n",
             ip = escape(self.device_ip),
             profile = escape(self.profile),
+            internet = escape(internet),
             ws = escape(self.ws_url),
         );
         Answer::html(200, "OK", body)
@@ -242,9 +263,13 @@ fn escape(s: &str) -> String {
 
 /// The captive-portal example's 404 handler: `302 Temporary Redirect` to `/`, keep-alive.
 pub fn captive_redirect() -> Answer {
-    let mut answer = Answer::html(302, "Temporary Redirect", REDIRECT_BODY);
-    answer.headers.push(("Location", String::from("/")));
-    answer
+    redirect_to_portal(302, "Temporary Redirect")
+}
+
+/// The captive redirect with `status` and `reason` (ESP-IDF releases differ: the emulator's
+/// profiles choose 302 or 303): `Location: /` and [`REDIRECT_BODY`].
+pub fn redirect_to_portal(status: u16, reason: &'static str) -> Answer {
+    Answer::html(status, reason, REDIRECT_BODY).header("Location", "/")
 }
 
 /// The routing decision for one request.
