@@ -143,29 +143,34 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// The status code and ESP-IDF's reason phrase.
+    pub fn status(self) -> (u16, &'static str) {
+        match self {
+            HttpError::BadRequest => (400, "Bad Request"),
+            HttpError::MethodNotAllowed => (405, "Method Not Allowed"),
+            HttpError::RequestTimeout => (408, "Request Timeout"),
+            HttpError::UriTooLong => (414, "URI Too Long"),
+            HttpError::HeaderFieldsTooLarge => (431, "Request Header Fields Too Large"),
+            HttpError::VersionNotSupported => (505, "Version Not Supported"),
+        }
+    }
+
+    /// The page's body in ESP-IDF v5.1+ wording (the emulator's older profiles reword some).
+    pub fn body(self) -> &'static str {
+        match self {
+            HttpError::BadRequest => "Bad request syntax",
+            HttpError::MethodNotAllowed => "Specified method is invalid for this resource",
+            HttpError::RequestTimeout => "Server closed this connection",
+            HttpError::UriTooLong => "URI is too long",
+            HttpError::HeaderFieldsTooLarge => "Header fields are too long",
+            HttpError::VersionNotSupported => "HTTP version not supported by server",
+        }
+    }
+
     /// The page, as `httpd_resp_send_err` sends it.
     pub fn answer(self) -> Answer {
-        let (status, reason, body) = match self {
-            HttpError::BadRequest => (400, "Bad Request", "Bad request syntax"),
-            HttpError::MethodNotAllowed => (
-                405,
-                "Method Not Allowed",
-                "Specified method is invalid for this resource",
-            ),
-            HttpError::RequestTimeout => (408, "Request Timeout", "Server closed this connection"),
-            HttpError::UriTooLong => (414, "URI Too Long", "URI is too long"),
-            HttpError::HeaderFieldsTooLarge => (
-                431,
-                "Request Header Fields Too Large",
-                "Header fields are too long",
-            ),
-            HttpError::VersionNotSupported => (
-                505,
-                "Version Not Supported",
-                "HTTP version not supported by server",
-            ),
-        };
-        Answer::html(status, reason, body)
+        let (status, reason) = self.status();
+        Answer::html(status, reason, self.body())
     }
 }
 
