@@ -4,7 +4,9 @@
 //! The ESP32-C3 entry point (`esp32c3/`) parses a request head with `edge-http`, then asks
 //! [`route`] what to send and writes [`Answer::to_bytes`] itself, so the wire bytes are the ones
 //! the emulator sends in `captive` mode with the `esp-hal-edge` profile (compared by the
-//! emulator test `c3_answers`). The chip has no uplink, so it always behaves like the emulator's
+//! emulator test `c3_answers`). The emulator builds its responses from the same pieces —
+//! [`Answer`] and its framing, [`Portal`]'s page, [`redirect_to_portal`], [`HttpError`]'s
+//! pages — so the two cannot drift apart in framing or wording. The chip has no uplink, so it always behaves like the emulator's
 //! `captive` internet mode: `GET /` is the portal page, the WebSocket path upgrades, and every
 //! other `GET` — every OS connectivity check included — is redirected to `/`.
 //!
