@@ -70,6 +70,28 @@ pub enum BoardEvent {
     ButtonPressed,
 }
 
+/// A polled push button as [`Board::poll_event`] reports it: one
+/// [`BoardEvent::ButtonPressed`] per press, on the edge from released to held, however many
+/// polls the press lasts. Both chip builds (`esp32/`, `esp32c3/`) poll their BOOT button with it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ButtonEdge {
+    was_down: bool,
+}
+
+impl ButtonEdge {
+    /// A button that starts released (a button held at boot counts as one press).
+    pub const fn new() -> Self {
+        ButtonEdge { was_down: false }
+    }
+
+    /// Takes the level read now (`down`: held) and returns the event the press started, if any.
+    pub fn poll(&mut self, down: bool) -> Option<BoardEvent> {
+        let pressed = down && !self.was_down;
+        self.was_down = down;
+        pressed.then_some(BoardEvent::ButtonPressed)
+    }
+}
+
 /// Home Wi-Fi credentials. `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WifiCredentials {
@@ -103,4 +125,22 @@ pub enum OutputError {
 pub struct StorageError {
     /// What the storage layer reported, e.g. `ESP_ERR_NVS_NOT_ENOUGH_SPACE`.
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_button_is_one_press_and_a_second_press_another() {
+        let mut button = ButtonEdge::new();
+        let levels = [false, true, true, true, false, false, true, false];
+        let events: alloc::vec::Vec<_> = levels.iter().map(|&down| button.poll(down)).collect();
+        let press = Some(BoardEvent::ButtonPressed);
+        assert_eq!(
+            events,
+            [None, press, None, None, None, None, press, None],
+            "levels {levels:?}"
+        );
+    }
 }

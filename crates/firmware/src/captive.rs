@@ -4,7 +4,9 @@
 //! The ESP32-C3 entry point (`esp32c3/`) parses a request head with `edge-http`, then asks
 //! [`route`] what to send and writes [`Answer::to_bytes`] itself, so the wire bytes are the ones
 //! the emulator sends in `captive` mode with the `esp-hal-edge` profile (compared by the
-//! emulator test `c3_answers`). The chip has no uplink, so it always behaves like the emulator's
+//! emulator test `c3_answers`). The emulator builds its responses from the same pieces —
+//! [`Answer`] and its framing, [`Portal`]'s page, [`redirect_to_portal`], [`HttpError`]'s
+//! pages — so the two cannot drift apart in framing or wording. The chip has no uplink, so it always behaves like the emulator's
 //! `captive` internet mode: `GET /` is the portal page, the WebSocket path upgrades, and every
 //! other `GET` — every OS connectivity check included — is redirected to `/`.
 //!
@@ -61,7 +63,8 @@ pub const HEAD_BUFFER: usize = 2 * EDGE_LIMITS.scratch();
 // The longest accepted request line plus the longest accepted header block fit.
 const _: () = assert!(HEAD_BUFFER >= (EDGE_LIMITS.scratch() - 1) + EDGE_LIMITS.scratch());
 
-/// One HTTP response as `esp_http_server` puts it on the wire.
+/// One HTTP response as `esp_http_server` puts it on the wire. The emulator frames every
+/// response with this type too, so the chip and the emulator cannot drift apart in framing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     /// Status code.
@@ -77,7 +80,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn html(status: u16, reason: &'static str, body: impl Into<Vec<u8>>) -> Self {
+    /// A `text/html` response (ESP-IDF's default content type) with no extra headers.
+    pub fn html(status: u16, reason: &'static str, body: impl Into<Vec<u8>>) -> Self {
         Answer {
             status,
             reason,
@@ -85,6 +89,18 @@ impl Answer {
             headers: Vec::new(),
             body: body.into(),
         }
+    }
+
+    /// The same response with a `text/plain` content type (`httpd_resp_set_type`).
+    pub fn plain(mut self) -> Self {
+        self.content_type = "text/plain";
+        self
+    }
+
+    /// Adds a header after `Content-Length` (`httpd_resp_set_hdr`, sent in the order set).
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     /// The exact bytes: status line, `Content-Type`, `Content-Length`, the headers, the body
@@ -129,29 +145,34 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// The status code and ESP-IDF's reason phrase.
+    pub fn status(self) -> (u16, &'static str) {
+        match self {
+            HttpError::BadRequest => (400, "Bad Request"),
+            HttpError::MethodNotAllowed => (405, "Method Not Allowed"),
+            HttpError::RequestTimeout => (408, "Request Timeout"),
+            HttpError::UriTooLong => (414, "URI Too Long"),
+            HttpError::HeaderFieldsTooLarge => (431, "Request Header Fields Too Large"),
+            HttpError::VersionNotSupported => (505, "Version Not Supported"),
+        }
+    }
+
+    /// The page's body in ESP-IDF v5.1+ wording (the emulator's older profiles reword some).
+    pub fn body(self) -> &'static str {
+        match self {
+            HttpError::BadRequest => "Bad request syntax",
+            HttpError::MethodNotAllowed => "Specified method is invalid for this resource",
+            HttpError::RequestTimeout => "Server closed this connection",
+            HttpError::UriTooLong => "URI is too long",
+            HttpError::HeaderFieldsTooLarge => "Header fields are too long",
+            HttpError::VersionNotSupported => "HTTP version not supported by server",
+        }
+    }
+
     /// The page, as `httpd_resp_send_err` sends it.
     pub fn answer(self) -> Answer {
-        let (status, reason, body) = match self {
-            HttpError::BadRequest => (400, "Bad Request", "Bad request syntax"),
-            HttpError::MethodNotAllowed => (
-                405,
-                "Method Not Allowed",
-                "Specified method is invalid for this resource",
-            ),
-            HttpError::RequestTimeout => (408, "Request Timeout", "Server closed this connection"),
-            HttpError::UriTooLong => (414, "URI Too Long", "URI is too long"),
-            HttpError::HeaderFieldsTooLarge => (
-                431,
-                "Request Header Fields Too Large",
-                "Header fields are too long",
-            ),
-            HttpError::VersionNotSupported => (
-                505,
-                "Version Not Supported",
-                "HTTP version not supported by server",
-            ),
-        };
-        Answer::html(status, reason, body)
+        let (status, reason) = self.status();
+        Answer::html(status, reason, self.body())
     }
 }
 
@@ -210,15 +231,22 @@ pub struct Portal<'a> {
 impl Portal<'_> {
     /// The portal page (`GET /`), the same page the emulator serves in `captive` mode.
     pub fn page(&self) -> Answer {
+        self.page_for("captive")
+    }
+
+    /// The portal page naming the internet mode `internet` (the emulator's page, which also
+    /// shows `online`; the chip has no uplink and always shows `captive`), `200 OK` `text/html`.
+    pub fn page_for(&self, internet: &str) -> Answer {
         let body = format!(
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>ESP32 device</title></head>\n<body>\n<h1>ESP32 device (espsim)</h1>\n\
              <p>You are connected to the device's access point.</p>\n<ul>\n\
-             <li>Device IP: {ip}</li>\n<li>Profile: {profile}</li>\n<li>Internet: captive</li>\n\
+             <li>Device IP: {ip}</li>\n<li>Profile: {profile}</li>\n<li>Internet: {internet}</li>\n\
              <li>WebSocket: <code>{ws}</code></li>\n</ul>\n</body></html>\n",
             ip = escape(self.device_ip),
             profile = escape(self.profile),
+            internet = escape(internet),
             ws = escape(self.ws_url),
         );
         Answer::html(200, "OK", body)
@@ -242,9 +270,13 @@ fn escape(s: &str) -> String {
 
 /// The captive-portal example's 404 handler: `302 Temporary Redirect` to `/`, keep-alive.
 pub fn captive_redirect() -> Answer {
-    let mut answer = Answer::html(302, "Temporary Redirect", REDIRECT_BODY);
-    answer.headers.push(("Location", String::from("/")));
-    answer
+    redirect_to_portal(302, "Temporary Redirect")
+}
+
+/// The captive redirect with `status` and `reason` (ESP-IDF releases differ: the emulator's
+/// profiles choose 302 or 303): `Location: /` and [`REDIRECT_BODY`].
+pub fn redirect_to_portal(status: u16, reason: &'static str) -> Answer {
+    Answer::html(status, reason, REDIRECT_BODY).header("Location", "/")
 }
 
 /// The routing decision for one request.

@@ -31,7 +31,9 @@ mod telemetry;
 
 use alloc::string::String;
 
-pub use board::{Board, BoardEvent, OutputError, SensorReading, StorageError, WifiCredentials};
+pub use board::{
+    Board, BoardEvent, ButtonEdge, OutputError, SensorReading, StorageError, WifiCredentials,
+};
 pub use device::Device;
 pub use espsim_protocol as protocol;
 use espsim_protocol::DeviceMessage;

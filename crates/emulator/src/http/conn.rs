@@ -130,7 +130,7 @@ where
         if reply.close {
             return finish_with(io, reply, &shared, id).await;
         }
-        if let Err(e) = reply.response.write_to(&mut io).await {
+        if let Err(e) = super::response::write(&reply.response, &mut io).await {
             return closed(&shared, id, End::Client(format!("write failed: {e}")));
         }
         // ESP-IDF reads and discards what the handler left of the body (`httpd_req_delete`).
@@ -155,7 +155,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let status = reply.response.status;
-    if let Err(e) = reply.response.write_to(&mut io).await {
+    if let Err(e) = super::response::write(&reply.response, &mut io).await {
         return closed(shared, id, End::Client(format!("write failed: {e}")));
     }
     let _ = io.shutdown().await;

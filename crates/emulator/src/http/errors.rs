@@ -3,6 +3,8 @@
 //! The default error handler sends the page and returns failure, so the socket is closed after
 //! it (IDF `src/httpd_txrx.c` `httpd_req_handle_err`).
 
+use espsim_firmware::captive::HttpError;
+
 use super::response::EspResponse;
 
 /// An error `esp_http_server` answers with one of its built-in pages.
@@ -25,36 +27,42 @@ pub(crate) enum EspError {
 }
 
 impl EspError {
+    /// The same error as the firmware crate names it: the chip (ESP32-C3 build) sends every
+    /// page but `404`, and the emulator takes status, reason and v5.1+ body from there.
+    fn on_chip(self) -> Option<HttpError> {
+        Some(match self {
+            EspError::BadRequest => HttpError::BadRequest,
+            EspError::NotFound => return None,
+            EspError::MethodNotAllowed => HttpError::MethodNotAllowed,
+            EspError::RequestTimeout => HttpError::RequestTimeout,
+            EspError::UriTooLong => HttpError::UriTooLong,
+            EspError::HeaderFieldsTooLarge => HttpError::HeaderFieldsTooLarge,
+            EspError::VersionNotSupported => HttpError::VersionNotSupported,
+        })
+    }
+
     /// Status code and ESP-IDF's reason phrase.
     pub(crate) fn status(self) -> (u16, &'static str) {
-        match self {
-            EspError::BadRequest => (400, "Bad Request"),
-            EspError::NotFound => (404, "Not Found"),
-            EspError::MethodNotAllowed => (405, "Method Not Allowed"),
-            EspError::RequestTimeout => (408, "Request Timeout"),
-            EspError::UriTooLong => (414, "URI Too Long"),
-            EspError::HeaderFieldsTooLarge => (431, "Request Header Fields Too Large"),
-            EspError::VersionNotSupported => (505, "Version Not Supported"),
-        }
+        self.on_chip().map_or((404, "Not Found"), HttpError::status)
     }
 
     /// The page body: v5.1+ wording when `modern`, else v4.4's.
     pub(crate) fn body(self, modern: bool) -> &'static str {
-        match (self, modern) {
-            (EspError::BadRequest, true) => "Bad request syntax",
-            (EspError::BadRequest, false) => {
+        let Some(chip) = self.on_chip() else {
+            return if modern {
+                "Nothing matches the given URI"
+            } else {
+                "This URI does not exist"
+            };
+        };
+        match (chip, modern) {
+            (HttpError::BadRequest, false) => {
                 "Server unable to understand request due to invalid syntax"
             }
-            (EspError::NotFound, true) => "Nothing matches the given URI",
-            (EspError::NotFound, false) => "This URI does not exist",
-            (EspError::MethodNotAllowed, _) => "Specified method is invalid for this resource",
-            (EspError::RequestTimeout, _) => "Server closed this connection",
-            (EspError::UriTooLong, _) => "URI is too long",
-            (EspError::HeaderFieldsTooLarge, true) => "Header fields are too long",
-            (EspError::HeaderFieldsTooLarge, false) => {
+            (HttpError::HeaderFieldsTooLarge, false) => {
                 "Header fields are too long for server to interpret"
             }
-            (EspError::VersionNotSupported, _) => "HTTP version not supported by server",
+            _ => chip.body(),
         }
     }
 
@@ -81,6 +89,67 @@ impl EspError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_page_has_esp_idf_status_reason_and_body_per_version() {
+        use EspError::*;
+        let table = [
+            (
+                BadRequest,
+                400,
+                "Bad Request",
+                "Bad request syntax",
+                "Server unable to understand request due to invalid syntax",
+            ),
+            (
+                NotFound,
+                404,
+                "Not Found",
+                "Nothing matches the given URI",
+                "This URI does not exist",
+            ),
+            (
+                MethodNotAllowed,
+                405,
+                "Method Not Allowed",
+                "Specified method is invalid for this resource",
+                "Specified method is invalid for this resource",
+            ),
+            (
+                RequestTimeout,
+                408,
+                "Request Timeout",
+                "Server closed this connection",
+                "Server closed this connection",
+            ),
+            (
+                UriTooLong,
+                414,
+                "URI Too Long",
+                "URI is too long",
+                "URI is too long",
+            ),
+            (
+                HeaderFieldsTooLarge,
+                431,
+                "Request Header Fields Too Large",
+                "Header fields are too long",
+                "Header fields are too long for server to interpret",
+            ),
+            (
+                VersionNotSupported,
+                505,
+                "Version Not Supported",
+                "HTTP version not supported by server",
+                "HTTP version not supported by server",
+            ),
+        ];
+        for (error, status, reason, modern, legacy) in table {
+            assert_eq!(error.status(), (status, reason), "{error:?}");
+            assert_eq!(error.body(true), modern, "{error:?}");
+            assert_eq!(error.body(false), legacy, "{error:?}");
+        }
+    }
 
     #[test]
     fn pages_match_esp_idf_byte_for_byte() {

@@ -1,6 +1,8 @@
 //! The captive-portal example's one real page, `GET /`: here a small page about the emulated
 //! device, so whoever lands on it (the OS sign-in sheet, a browser) sees what they reached.
 
+use espsim_firmware::captive::Portal;
+
 use crate::internet::InternetMode;
 
 use super::response::EspResponse;
@@ -18,36 +20,15 @@ pub(crate) struct PortalInfo<'a> {
     pub(crate) ws_url: String,
 }
 
-/// The page, `200 OK` `text/html` as `httpd_resp_send` frames it.
+/// The page, `200 OK` `text/html` as `httpd_resp_send` frames it: the firmware crate's page,
+/// the one the ESP32-C3 build serves, with the internet mode of the moment.
 pub(crate) fn page(info: &PortalInfo<'_>) -> EspResponse {
-    let body = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>ESP32 device</title></head>\n<body>\n<h1>ESP32 device (espsim)</h1>\n\
-         <p>You are connected to the device's access point.</p>\n<ul>\n\
-         <li>Device IP: {ip}</li>\n<li>Profile: {profile}</li>\n<li>Internet: {mode}</li>\n\
-         <li>WebSocket: <code>{ws}</code></li>\n</ul>\n</body></html>\n",
-        ip = escape(&info.device_ip),
-        profile = escape(info.profile),
-        mode = info.mode,
-        ws = escape(&info.ws_url),
-    );
-    EspResponse::html(200, "OK", body)
-}
-
-/// Minimal HTML escaping for text content.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
+    Portal {
+        device_ip: &info.device_ip,
+        profile: info.profile,
+        ws_url: &info.ws_url,
     }
-    out
+    .page_for(info.mode.as_str())
 }
 
 #[cfg(test)]

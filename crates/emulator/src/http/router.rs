@@ -107,7 +107,7 @@ pub(crate) fn route(head: &RequestHead, ctx: &RouteCtx<'_>) -> Route {
 /// ("iOS requires content in the response to detect a captive portal").
 pub(crate) fn captive_redirect(profile: &Profile) -> EspResponse {
     let (status, reason) = profile.captive_redirect;
-    EspResponse::html(status, reason, "Redirect to the captive portal").header("Location", "/")
+    espsim_firmware::captive::redirect_to_portal(status, reason)
 }
 
 #[cfg(test)]

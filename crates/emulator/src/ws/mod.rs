@@ -66,7 +66,7 @@ pub(crate) async fn handle_upgrade<S>(
                 // Dropping `io` closes the socket with nothing written.
                 Reply::SilentClose => {}
                 Reply::Status(response) => {
-                    if let Err(e) = response.write_to(&mut io).await {
+                    if let Err(e) = crate::http::response::write(&response, &mut io).await {
                         tracing::debug!(conn = conn.id, "writing the rejection failed: {e}");
                     }
                     let _ = io.shutdown().await;

@@ -12,7 +12,8 @@ use esp_idf_svc::wifi::{
 };
 use espsim_firmware::protocol::{DeviceConfig, FailureReason, TemperatureUnit};
 use espsim_firmware::{
-    Board, BoardEvent, Network, OutputError, SensorReading, StorageError, WifiCredentials,
+    Board, BoardEvent, ButtonEdge, Network, OutputError, SensorReading, StorageError,
+    WifiCredentials,
 };
 
 /// NVS namespace and keys (NVS keys are at most 15 characters).
@@ -28,7 +29,7 @@ pub struct EspBoard {
     led: PinDriver<'static, Output>,
     relay: PinDriver<'static, Output>,
     button: PinDriver<'static, Input>,
-    button_was_down: bool,
+    button_edge: ButtonEdge,
     outputs: BTreeMap<String, bool>,
     nvs: EspDefaultNvs,
     wifi: BlockingWifi<EspWifi<'static>>,
@@ -50,7 +51,7 @@ impl EspBoard {
             led,
             relay,
             button,
-            button_was_down: false,
+            button_edge: ButtonEdge::new(),
             outputs,
             nvs: EspDefaultNvs::new(nvs, NAMESPACE, true)?,
             wifi,
@@ -145,11 +146,8 @@ impl Board for EspBoard {
     }
 
     fn poll_event(&mut self) -> Option<BoardEvent> {
-        // BOOT button (active low); one event per press, on the falling edge.
-        let down = self.button.is_low();
-        let pressed = down && !self.button_was_down;
-        self.button_was_down = down;
-        pressed.then_some(BoardEvent::ButtonPressed)
+        // BOOT button, active low.
+        self.button_edge.poll(self.button.is_low())
     }
 
     /// A real join: scan for the SSID (absent → `no_ap_found`), then connect in AP+STA mode

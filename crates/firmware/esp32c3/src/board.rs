@@ -21,7 +21,8 @@ use esp_storage::FlashStorage;
 use espsim_firmware::flash::{MAX_RECORD, Saved};
 use espsim_firmware::protocol::{DeviceConfig, FailureReason};
 use espsim_firmware::{
-    Board, BoardEvent, Network, OutputError, SensorReading, StorageError, WifiCredentials,
+    Board, BoardEvent, ButtonEdge, Network, OutputError, SensorReading, StorageError,
+    WifiCredentials,
 };
 
 /// How long a real join (scan + associate) may take before it counts as failed.
@@ -33,7 +34,7 @@ pub struct C3Board {
     led: Output<'static>,
     relay: Output<'static>,
     button: Input<'static>,
-    button_was_down: bool,
+    button_edge: ButtonEdge,
     outputs: BTreeMap<String, bool>,
     tsens: Option<TemperatureSensor<'static>>,
     flash: FlashStorage<'static>,
@@ -72,7 +73,7 @@ impl C3Board {
             led,
             relay,
             button,
-            button_was_down: false,
+            button_edge: ButtonEdge::new(),
             outputs,
             tsens,
             flash,
@@ -213,11 +214,8 @@ impl Board for C3Board {
     }
 
     fn poll_event(&mut self) -> Option<BoardEvent> {
-        // BOOT button, active low; one event per press, on the falling edge.
-        let down = self.button.is_low();
-        let pressed = down && !self.button_was_down;
-        self.button_was_down = down;
-        pressed.then_some(BoardEvent::ButtonPressed)
+        // BOOT button, active low.
+        self.button_edge.poll(self.button.is_low())
     }
 
     /// A real join, run to completion here: `Board::join_wifi` is synchronous (the firmware is
