@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
-use crate::procs::{Espsim, Helper, free_port, output_of, tree_cpu_ns, wait_tcp};
+use crate::procs::{Dns, Espsim, Helper, free_port, output_of, tree_cpu_ns, wait_tcp};
 
 /// The captive-portal answer both DNS servers give.
 const DEVICE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 4, 1);
@@ -70,20 +70,8 @@ pub(crate) async fn dns_round(
     let mut dnsmasq_run = None;
     for which in if espsim_first { [0, 1] } else { [1, 0] } {
         if which == 0 {
-            let server = Espsim::start(
-                espsim,
-                &[
-                    "--http",
-                    "127.0.0.1:0",
-                    "--dns",
-                    "127.0.0.1:0",
-                    "--device-ip",
-                    "192.168.4.1",
-                    "--seed",
-                    "1",
-                ],
-            )
-            .await?;
+            let server =
+                Espsim::start(espsim, Dns::Loopback, &["--device-ip", "192.168.4.1"]).await?;
             let addr = server.ready.dns.context("espsim started without DNS")?;
             check_dns(addr).await.context("espsim DNS")?;
             let pid = server.pid().context("espsim exited")?;
@@ -231,17 +219,8 @@ pub(crate) async fn http_round(
         if which == 0 {
             let server = Espsim::start(
                 espsim,
-                &[
-                    "--http",
-                    "127.0.0.1:0",
-                    "--no-dns",
-                    "--internet",
-                    "online",
-                    "--profile",
-                    "unlimited",
-                    "--seed",
-                    "1",
-                ],
+                Dns::Off,
+                &["--internet", "online", "--profile", "unlimited"],
             )
             .await?;
             let addr = server.ready.http;

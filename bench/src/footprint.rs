@@ -6,25 +6,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::procs::{Espsim, vm_rss_kib};
+use crate::procs::{Dns, Espsim, vm_rss_kib};
 use crate::ws::{connect_all, round_trip};
 
 /// Spawn-to-ready times of `runs` fresh `espsim run` processes (ports 0, DNS on).
 pub(crate) async fn startup(espsim: &Path, runs: usize) -> anyhow::Result<Vec<Duration>> {
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let server = Espsim::start(
-            espsim,
-            &[
-                "--http",
-                "127.0.0.1:0",
-                "--dns",
-                "127.0.0.1:0",
-                "--seed",
-                "1",
-            ],
-        )
-        .await?;
+        let server = Espsim::start(espsim, Dns::Loopback, &[]).await?;
         times.push(server.time_to_ready);
         server.stop().await;
     }
@@ -54,19 +43,7 @@ impl MemoryRun {
 /// VmRSS before and after. The baseline already has one session, so one-time allocations of
 /// the first connection are not charged to the others.
 pub(crate) async fn memory(espsim: &Path, connections: usize) -> anyhow::Result<MemoryRun> {
-    let server = Espsim::start(
-        espsim,
-        &[
-            "--http",
-            "127.0.0.1:0",
-            "--no-dns",
-            "--profile",
-            "unlimited",
-            "--seed",
-            "1",
-        ],
-    )
-    .await?;
+    let server = Espsim::start(espsim, Dns::Off, &["--profile", "unlimited"]).await?;
     let pid = server.pid().context("espsim exited")?;
     let url = format!("ws://{}/ws", server.ready.http);
     let mut first = connect_all(&url, 1).await?;

@@ -35,12 +35,26 @@ pub(crate) struct Espsim {
     pub(crate) time_to_ready: Duration,
 }
 
+/// Whether a benchmarked espsim serves DNS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Dns {
+    /// On an ephemeral loopback port (`--dns 127.0.0.1:0`).
+    Loopback,
+    /// Not at all (`--no-dns`).
+    Off,
+}
+
 impl Espsim {
-    /// Spawns `espsim run ARGS` and waits for its ready line on stdout.
-    pub(crate) async fn start(bin: &Path, args: &[&str]) -> anyhow::Result<Espsim> {
+    /// Spawns `espsim run` on an ephemeral loopback HTTP port, with `dns`, seed 1 (so runs
+    /// compare) and `args`, and waits for its ready line on stdout.
+    pub(crate) async fn start(bin: &Path, dns: Dns, args: &[&str]) -> anyhow::Result<Espsim> {
         let started = Instant::now();
         let mut child = Command::new(bin)
-            .arg("run")
+            .args(["run", "--http", "127.0.0.1:0", "--seed", "1"])
+            .args(match dns {
+                Dns::Loopback => &["--dns", "127.0.0.1:0"][..],
+                Dns::Off => &["--no-dns"][..],
+            })
             // No control API: its fixed default port could be taken by a running espsim.
             .arg("--no-control")
             .args(args)

@@ -35,7 +35,7 @@ use tokio::sync::Mutex;
 use tokio::time::timeout;
 use tokio_tungstenite::MaybeTlsStream;
 
-use crate::procs::{Espsim, vm_rss_kib};
+use crate::procs::{Dns, Espsim, vm_rss_kib};
 use crate::ws::{connect_all, round_trip};
 
 /// Descriptors above the baseline still accepted after the settle period.
@@ -293,20 +293,7 @@ pub(crate) fn main(mut args: SoakArgs) -> anyhow::Result<bool> {
 }
 
 async fn soak(args: &SoakArgs, espsim: &std::path::Path) -> anyhow::Result<Outcome> {
-    let server = Espsim::start(
-        espsim,
-        &[
-            "--http",
-            "127.0.0.1:0",
-            "--dns",
-            "127.0.0.1:0",
-            "--profile",
-            "unlimited",
-            "--seed",
-            "1",
-        ],
-    )
-    .await?;
+    let server = Espsim::start(espsim, Dns::Loopback, &["--profile", "unlimited"]).await?;
     let pid = server.pid().context("espsim exited before the soak")?;
     let target = Target {
         http: server.ready.http,

@@ -186,6 +186,29 @@ pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Fin
     })
 }
 
+/// `espsim run` on ephemeral loopback ports (HTTP, DNS and the control API) with `seed`: tests
+/// run in parallel, and the default ports would be taken by the first. Add flags, then
+/// [`Espsim::start`] it.
+pub fn espsim_run_command(seed: u64) -> Command {
+    let mut cmd = Command::new(espsim_bin());
+    cmd.args(["run", "--http", "127.0.0.1:0", "--dns", "127.0.0.1:0"])
+        .args(["--seed", &seed.to_string()])
+        .args(["--control", "127.0.0.1:0"]);
+    cmd
+}
+
+/// `curl` flags that fetch one URL within 5 s and print only `STATUS LOCATION` (e.g. `302 /`
+/// for the captive portal's redirect). Append the URL.
+pub const CURL_STATUS_AND_LOCATION: [&str; 7] = [
+    "-sS",
+    "--max-time",
+    "5",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{http_code} %header{location}",
+];
+
 /// A running `espsim run` (or any command that prints espsim's JSON ready line); killed on drop.
 #[derive(Debug)]
 pub struct Espsim {

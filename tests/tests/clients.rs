@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use espsim_tests::checks::{self, ClientCheck};
-use espsim_tests::{Espsim, espsim_bin, on_path, repo_root, run_with_limit};
+use espsim_tests::{
+    CURL_STATUS_AND_LOCATION, Espsim, espsim_run_command, on_path, repo_root, run_with_limit,
+};
 use serde_json::Value;
 
 /// How long the client scripts may run beyond their own limit (Chromium starts in ~3 s).
@@ -185,20 +187,7 @@ fn assert_browser_handshake_failure(seen: &Value, console: &str) {
 }
 
 fn espsim_run() -> Espsim {
-    let mut cmd = Command::new(espsim_bin());
-    cmd.args([
-        "run",
-        "--http",
-        "127.0.0.1:0",
-        "--dns",
-        "127.0.0.1:0",
-        "--seed",
-        "1",
-        // Tests run in parallel: the default control port would be taken by the first.
-        "--control",
-        "127.0.0.1:0",
-    ]);
-    Espsim::start(cmd, Duration::from_secs(20))
+    Espsim::start(espsim_run_command(1), Duration::from_secs(20))
 }
 
 fn main() -> ExitCode {
@@ -361,15 +350,7 @@ fn curl_sees_the_captive_portal_redirect() {
     let espsim = espsim_run();
     let finished = run_with_limit(
         Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "5",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code} %header{location}",
-            ])
+            .args(CURL_STATUS_AND_LOCATION)
             .args(["-H", "Host: connectivitycheck.gstatic.com"])
             .arg(format!("http://{}/generate_204", espsim.http())),
         Duration::from_secs(10),
@@ -385,10 +366,17 @@ fn curl_sees_the_captive_portal_redirect() {
 /// How long a client waits in the fault tests.
 const FAULT_LIMIT: Duration = Duration::from_secs(5);
 
-async fn refused_connection(client: Client) {
-    let (_device, url) = device_with_faults(r#"[{ "fault": "refuse" }]"#).await;
+/// What `client` saw holding a connection to a device with fault `rules` that let no
+/// connection open (asserted).
+async fn unopened(client: Client, rules: &str) -> Value {
+    let (_device, url) = device_with_faults(rules).await;
     let seen = observe(client, &url, "hold", FAULT_LIMIT).await;
     assert_eq!(seen["opened"], false, "{seen}");
+    seen
+}
+
+async fn refused_connection(client: Client) {
+    let seen = unopened(client, r#"[{ "fault": "refuse" }]"#).await;
     match client {
         Client::Python => assert_contains(client, &seen, "ConnectionRefusedError: [Errno 111]"),
         Client::Node => assert_contains(client, &seen, "connect ECONNREFUSED"),
@@ -397,11 +385,11 @@ async fn refused_connection(client: Client) {
 }
 
 async fn reset_after_the_upgrade_request(client: Client) {
-    let (_device, url) =
-        device_with_faults(r#"[{ "fault": { "handshake": "reset", "at": "after_request" } }]"#)
-            .await;
-    let seen = observe(client, &url, "hold", FAULT_LIMIT).await;
-    assert_eq!(seen["opened"], false, "{seen}");
+    let seen = unopened(
+        client,
+        r#"[{ "fault": { "handshake": "reset", "at": "after_request" } }]"#,
+    )
+    .await;
     match client {
         // RST and FIN are indistinguishable for Python: the EOF chain.
         Client::Python => assert_contains(
@@ -415,11 +403,11 @@ async fn reset_after_the_upgrade_request(client: Client) {
 }
 
 async fn closed_before_the_response_headers(client: Client) {
-    let (_device, url) =
-        device_with_faults(r#"[{ "fault": { "handshake": "close", "at": "after_request" } }]"#)
-            .await;
-    let seen = observe(client, &url, "hold", FAULT_LIMIT).await;
-    assert_eq!(seen["opened"], false, "{seen}");
+    let seen = unopened(
+        client,
+        r#"[{ "fault": { "handshake": "close", "at": "after_request" } }]"#,
+    )
+    .await;
     match client {
         Client::Python => assert_contains(
             client,
@@ -433,10 +421,11 @@ async fn closed_before_the_response_headers(client: Client) {
 }
 
 async fn non_101_status(client: Client) {
-    let (_device, url) =
-        device_with_faults(r#"[{ "fault": { "handshake": "status", "code": 503 } }]"#).await;
-    let seen = observe(client, &url, "hold", FAULT_LIMIT).await;
-    assert_eq!(seen["opened"], false, "{seen}");
+    let seen = unopened(
+        client,
+        r#"[{ "fault": { "handshake": "status", "code": 503 } }]"#,
+    )
+    .await;
     match client {
         Client::Python => assert_contains(
             client,
@@ -451,10 +440,7 @@ async fn non_101_status(client: Client) {
 }
 
 async fn bad_sec_websocket_accept(client: Client) {
-    let (_device, url) =
-        device_with_faults(r#"[{ "fault": { "handshake": "bad_accept" } }]"#).await;
-    let seen = observe(client, &url, "hold", FAULT_LIMIT).await;
-    assert_eq!(seen["opened"], false, "{seen}");
+    let seen = unopened(client, r#"[{ "fault": { "handshake": "bad_accept" } }]"#).await;
     match client {
         Client::Python => assert_contains(
             client,

@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use espsim_tests::checks::{self, ClientCheck};
-use espsim_tests::{Espsim, espsim_bin, on_path, repo_root};
+use espsim_tests::{Espsim, espsim_run_command, on_path, repo_root};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -269,18 +269,7 @@ fn dashboard_in_chromium() {
     // Another origin on the same site: a local dev server the user allowed for CORS.
     let other = TcpListener::bind("127.0.0.1:0").expect("binds");
     let other_origin = format!("http://{}", other.local_addr().expect("address"));
-    let mut cmd = Command::new(espsim_bin());
-    cmd.args([
-        "run",
-        "--http",
-        "127.0.0.1:0",
-        "--dns",
-        "127.0.0.1:0",
-        "--seed",
-        "7",
-        "--control",
-        "127.0.0.1:0",
-    ]);
+    let mut cmd = espsim_run_command(7);
     cmd.args(["--control-allow-origin", &other_origin]);
     let espsim = Espsim::start(cmd, Duration::from_secs(20));
     let control = espsim.ready["control"]

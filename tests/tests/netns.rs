@@ -13,7 +13,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use espsim_tests::{
-    Espsim, Finished, espsim_bin, is_root, on_path, repo_root, run_with_limit, skip,
+    CURL_STATUS_AND_LOCATION, Espsim, Finished, espsim_bin, is_root, on_path, repo_root,
+    run_with_limit, skip,
 };
 
 const DEVICE: &str = "192.168.4.1";
@@ -157,19 +158,7 @@ fn phone_on_the_softap_subnet_resolves_checks_and_talks_to_the_device() {
             "http://captive.apple.com/hotspot-detect.html",
             "http://www.msftconnecttest.com/connecttest.txt",
         ] {
-            let out = ns.in_client(
-                "curl",
-                &[
-                    "-sS",
-                    "--max-time",
-                    "5",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code} %header{location}",
-                    url,
-                ],
-            );
+            let out = ns.in_client("curl", &[&CURL_STATUS_AND_LOCATION[..], &[url]].concat());
             assert_eq!(
                 out.stdout,
                 "302 /",

@@ -3,8 +3,9 @@
 //! `esp-hal-edge` profile in `captive` mode and assert the same bytes on the wire, so an app
 //! tested against that profile meets the chip's answers.
 
+mod support;
+
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 use espsim_emulator::events::{EventKind, Verdict};
 use espsim_emulator::internet::InternetMode;
@@ -13,10 +14,9 @@ use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use espsim_firmware::captive::{
     self, CONNECTIVITY_CHECKS, EDGE_LIMITS, Handshake, HttpError, Portal, Route,
 };
+use support::{WAIT, connect, read_response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-const WAIT: Duration = Duration::from_secs(5);
 const DEVICE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 4, 1);
 
 async fn start() -> RunningEmulator {
@@ -29,43 +29,6 @@ async fn start() -> RunningEmulator {
     })
     .await
     .expect("emulator starts")
-}
-
-async fn connect(addr: SocketAddr) -> TcpStream {
-    tokio::time::timeout(WAIT, TcpStream::connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connects")
-}
-
-/// Reads one response: the head, then `Content-Length` bytes of body.
-async fn read_response(s: &mut TcpStream) -> Vec<u8> {
-    let read = async {
-        let mut out = Vec::new();
-        let mut byte = [0u8; 1];
-        while !out.ends_with(b"\r\n\r\n") {
-            let n = s.read(&mut byte).await.expect("reads the head");
-            assert_eq!(
-                n,
-                1,
-                "EOF inside the head: {}",
-                String::from_utf8_lossy(&out)
-            );
-            out.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&out).into_owned();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .map_or(0, |v| v.trim().parse().expect("a number"));
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body).await.expect("reads the body");
-        out.extend_from_slice(&body);
-        out
-    };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .expect("response in time")
 }
 
 /// Sends `request` on a fresh connection and reads until the device closes it.

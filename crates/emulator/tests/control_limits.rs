@@ -4,18 +4,19 @@
 //! Real time with a small timeout: hyper's timer and the kernel's sockets both take part, and
 //! paused tokio time would fire the timeouts before the kernel delivers the bytes.
 
-use std::net::SocketAddr;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::{ControlLimits, ControlOptions, Emulator, EmulatorConfig, RunningEmulator};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
+use support::{WAIT, connect, read_to_close_within, text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(5);
 const CAP: usize = 3;
 const HEAD_TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -35,31 +36,9 @@ async fn start() -> RunningEmulator {
     .expect("emulator starts")
 }
 
-async fn connect(addr: SocketAddr) -> TcpStream {
-    timeout(WAIT, TcpStream::connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connects")
-}
-
-/// Reads until the server closes (EOF or reset); returns what came and when it ended.
+/// Reads until the server closes (EOF or reset) within `within`; what came.
 async fn read_to_close(s: &mut TcpStream, within: Duration) -> String {
-    let read = async {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 1024];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-                Err(e) => panic!("read failed: {e}"),
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    timeout(within, read)
-        .await
-        .expect("the server closes in time")
+    text(&read_to_close_within(s, within).await)
 }
 
 /// One control request on a fresh connection; the status code.

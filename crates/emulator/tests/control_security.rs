@@ -1,99 +1,18 @@
 //! The control API's security model over real sockets: a token by default, an explicit
 //! opt-out, the `Host` check against DNS rebinding, and CORS only for allowed origins.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use espsim_emulator::internet::InternetMode;
-use espsim_emulator::{
-    ControlAuth, ControlOptions, Emulator, EmulatorConfig, RunningEmulator, StartError,
-};
-use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::timeout;
-
-const WAIT: Duration = Duration::from_secs(5);
-
-async fn start(control: ControlOptions) -> RunningEmulator {
-    Emulator::start(EmulatorConfig {
-        dns: None,
-        internet: InternetMode::Captive,
-        control: Some(control),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("emulator starts")
-}
-
-/// One answer as it came over the wire.
-struct Answer {
-    status: u16,
-    /// Header lines, names lower-cased.
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn has_cors(&self) -> bool {
-        self.headers
-            .iter()
-            .any(|(n, _)| n.starts_with("access-control-"))
-    }
-
-    fn error(&self) -> String {
-        let json: Value = serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body));
-        json["error"].as_str().expect("an error message").to_owned()
-    }
-}
+use espsim_emulator::{ControlAuth, ControlOptions, Emulator, EmulatorConfig, StartError};
+use support::{Answer, WAIT, exchange, start_with_control};
 
 /// Sends `head` (request line and headers, without the blank line) with `Connection: close`
 /// and reads the whole answer.
 async fn raw(addr: SocketAddr, head: &str) -> Answer {
-    raw_with_body(addr, head, "").await
-}
-
-/// [`raw`] with a body (its `Content-Length` is added).
-async fn raw_with_body(addr: SocketAddr, head: &str, body: &str) -> Answer {
-    let mut s = timeout(WAIT, TcpStream::connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connects");
-    let request = format!(
-        "{head}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).await.expect("writes");
-    let mut out = Vec::new();
-    timeout(WAIT, s.read_to_end(&mut out))
-        .await
-        .expect("answer in time")
-        .expect("reads");
-    let text = String::from_utf8(out).expect("UTF-8 answer");
-    let (head, body) = text.split_once("\r\n\r\n").expect("a complete head");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("a status line: {head}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+    exchange(addr, head, "").await
 }
 
 fn bearer(token: &str) -> String {
@@ -102,7 +21,7 @@ fn bearer(token: &str) -> String {
 
 #[tokio::test]
 async fn by_default_a_generated_token_is_required() {
-    let em = start(ControlOptions::loopback(0)).await;
+    let em = start_with_control(ControlOptions::loopback(0)).await;
     let addr = em.control_addr().expect("control on");
     let token = em.control_token().expect("a generated token");
     assert_eq!(token.len(), 32, "128 bits as hex: {token}");
@@ -121,7 +40,7 @@ async fn by_default_a_generated_token_is_required() {
     .await;
     assert_eq!(with.status, 200, "{}", with.body);
     // Two emulators do not share a token.
-    let other = start(ControlOptions::loopback(0)).await;
+    let other = start_with_control(ControlOptions::loopback(0)).await;
     assert_ne!(other.control_token(), Some(token));
     other.shutdown(WAIT).await;
     em.shutdown(WAIT).await;
@@ -129,7 +48,7 @@ async fn by_default_a_generated_token_is_required() {
 
 #[tokio::test]
 async fn a_foreign_host_is_refused_even_with_the_token() {
-    let em = start(ControlOptions {
+    let em = start_with_control(ControlOptions {
         allowed_hosts: vec!["espsim".to_owned()],
         ..ControlOptions::loopback(0)
     })
@@ -143,7 +62,7 @@ async fn a_foreign_host_is_refused_even_with_the_token() {
         "127.0.0.1.nip.io".to_owned(),
         "espsim.evil.example".to_owned(),
     ] {
-        let a = raw_with_body(
+        let a = exchange(
             addr,
             &format!(
                 "PUT /internet HTTP/1.1\r\nHost: {host}\r\n{auth}\r\nContent-Type: application/json"
@@ -181,7 +100,7 @@ async fn a_foreign_host_is_refused_even_with_the_token() {
 
 #[tokio::test]
 async fn no_cors_headers_and_foreign_origins_refused_unless_allowed() {
-    let em = start(ControlOptions::loopback(0)).await;
+    let em = start_with_control(ControlOptions::loopback(0)).await;
     let addr = em.control_addr().expect("control on");
     let auth = bearer(em.control_token().expect("token"));
     let preflight = raw(
@@ -217,7 +136,7 @@ async fn no_cors_headers_and_foreign_origins_refused_unless_allowed() {
     assert!(!plain.has_cors(), "{:?}", plain.headers);
     em.shutdown(WAIT).await;
 
-    let em = start(ControlOptions {
+    let em = start_with_control(ControlOptions {
         allowed_origins: vec!["http://localhost:3000".to_owned()],
         ..ControlOptions::loopback(0)
     })
@@ -267,7 +186,7 @@ async fn no_cors_headers_and_foreign_origins_refused_unless_allowed() {
 
 #[tokio::test]
 async fn insecure_opt_out_needs_no_token_but_keeps_the_host_and_origin_checks() {
-    let em = start(ControlOptions::loopback(0).with_auth(ControlAuth::Insecure)).await;
+    let em = start_with_control(ControlOptions::loopback(0).with_auth(ControlAuth::Insecure)).await;
     assert_eq!(em.control_token(), None);
     let addr = em.control_addr().expect("control on");
     let ok = raw(addr, "POST /button HTTP/1.1\r\nHost: 127.0.0.1").await;

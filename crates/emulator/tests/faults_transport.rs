@@ -1,6 +1,8 @@
 //! Connect and stream faults on the device port, as a real client sees them: raw TCP sockets
 //! and tokio-tungstenite against `Emulator::start` with rules written as a user writes them.
 
+mod support;
+
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,12 +11,12 @@ use espsim_emulator::events::EventKind;
 use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator, TlsOptions};
 use espsim_faults::FaultRule;
 use futures_util::{SinkExt, StreamExt};
+use support::{WAIT, connect, content_length};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-const WAIT: Duration = Duration::from_secs(5);
 /// How long "silent" must last to count as silence.
 const SILENCE: Duration = Duration::from_millis(500);
 /// Scheduling slack for measured delays on a shared CI machine.
@@ -52,13 +54,6 @@ async fn start_with(rules: &[&str], seed: u64, tls: bool) -> RunningEmulator {
 
 async fn start(rules: &[&str]) -> RunningEmulator {
     start_with(rules, 0, false).await
-}
-
-async fn connect(addr: SocketAddr) -> TcpStream {
-    tokio::time::timeout(WAIT, TcpStream::connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connects")
 }
 
 /// What a client saw after sending a request.
@@ -131,15 +126,8 @@ async fn read_response(s: &mut TcpStream) -> Vec<u8> {
         Seen::Head(h) => h,
         other => panic!("expected a response, got {other:?}"),
     };
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .expect("a Content-Length")
-        .trim()
-        .parse()
-        .expect("a number");
+    let mut body = vec![0u8; content_length(&head)];
     let mut out = head.into_bytes();
-    let mut body = vec![0u8; len];
     tokio::time::timeout(WAIT, s.read_exact(&mut body))
         .await
         .expect("in time")

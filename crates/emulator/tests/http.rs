@@ -1,5 +1,7 @@
 //! The device port as an app sees it: raw TCP requests, byte-exact ESP-IDF responses.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -7,10 +9,9 @@ use espsim_emulator::events::{Event, EventKind, Verdict};
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::profile::Profile;
 use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use support::{WAIT, connect, read_response, read_to_close, text, tls_connector};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const WAIT: Duration = Duration::from_secs(5);
 
 async fn start(profile: Profile, internet: InternetMode) -> RunningEmulator {
     Emulator::start(EmulatorConfig {
@@ -21,60 +22,6 @@ async fn start(profile: Profile, internet: InternetMode) -> RunningEmulator {
     })
     .await
     .expect("emulator starts")
-}
-
-async fn connect(addr: SocketAddr) -> TcpStream {
-    tokio::time::timeout(WAIT, TcpStream::connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connects")
-}
-
-/// Reads one response: the head, then `Content-Length` bytes of body.
-async fn read_response(s: &mut TcpStream) -> Vec<u8> {
-    let read = async {
-        let mut out = Vec::new();
-        let mut byte = [0u8; 1];
-        while !out.ends_with(b"\r\n\r\n") {
-            let n = s.read(&mut byte).await.expect("reads the head");
-            assert_eq!(n, 1, "EOF inside the response head: {:?}", text(&out));
-            out.push(byte[0]);
-        }
-        let head = text(&out);
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .expect("a Content-Length")
-            .trim()
-            .parse()
-            .expect("a number");
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body).await.expect("reads the body");
-        out.extend_from_slice(&body);
-        out
-    };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .expect("response in time")
-}
-
-/// Reads until the device closes. A reset after the data (unread request bytes) also ends it.
-async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
-    let read = async {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 1024];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) => return out,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
-                Err(e) => panic!("read failed: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .expect("device closes in time")
 }
 
 /// Sends `request` on a new connection and reads until the device closes.
@@ -88,10 +35,6 @@ async fn exchange_closing(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
 async fn still_open(s: &mut TcpStream, d: Duration) -> bool {
     let mut buf = [0u8; 16];
     tokio::time::timeout(d, s.read(&mut buf)).await.is_err()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn get(host: &str, target: &str) -> Vec<u8> {
@@ -705,11 +648,8 @@ async fn shutdown_closes_open_connections() {
 
 #[tokio::test]
 async fn tls_connections_get_the_same_device_and_bad_handshakes_are_closed() {
-    use std::sync::Arc;
-
     use espsim_emulator::TlsOptions;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::pki_types::ServerName;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let cert_path = dir.path().join("cert.pem");
@@ -725,18 +665,7 @@ async fn tls_connections_get_the_same_device_and_bad_handshakes_are_closed() {
     .await
     .expect("emulator starts");
     let https = em.https_addr().expect("https address");
-
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&cert_path).expect("cert file") {
-        roots.add(cert.expect("cert")).expect("adds root");
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tls_connector(&cert_path);
     let tcp = connect(https).await;
     let name = ServerName::try_from("localhost").expect("name");
     let mut tls = tokio::time::timeout(WAIT, connector.connect(name, tcp))

@@ -2,22 +2,17 @@
 //! secrets in request targets: the device answers like ESP-IDF and keeps serving, and no token
 //! reaches the event log.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+mod support;
 
 use espsim_emulator::events::EventKind;
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::{ControlOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RecordType};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
+use support::{WAIT, connect, read_response, read_to_close, text, tls_connector};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
-
-const WAIT: Duration = Duration::from_secs(5);
 
 const BAD_REQUEST: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 18\r\n\r\nBad request syntax";
 
@@ -42,59 +37,6 @@ async fn start(tls_cert: Option<std::path::PathBuf>) -> RunningEmulator {
     })
     .await
     .expect("emulator starts")
-}
-
-async fn connect(addr: SocketAddr) -> TcpStream {
-    timeout(WAIT, TcpStream::connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connects")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Reads until the device closes (a reset after the data also ends it).
-async fn read_to_close<S: AsyncRead + Unpin>(s: &mut S) -> Vec<u8> {
-    let read = async {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 1024];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) => return out,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
-                Err(e) => panic!("read failed: {e}"),
-            }
-        }
-    };
-    timeout(WAIT, read).await.expect("device closes in time")
-}
-
-/// Reads one response with a `Content-Length` body.
-async fn read_response<S: AsyncRead + Unpin>(s: &mut S) -> Vec<u8> {
-    let read = async {
-        let mut out = Vec::new();
-        let mut byte = [0u8; 1];
-        while !out.ends_with(b"\r\n\r\n") {
-            let n = s.read(&mut byte).await.expect("reads the head");
-            assert_eq!(n, 1, "EOF inside the response head: {:?}", text(&out));
-            out.push(byte[0]);
-        }
-        let len: usize = text(&out)
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .expect("a Content-Length")
-            .trim()
-            .parse()
-            .expect("a number");
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body).await.expect("reads the body");
-        out.extend_from_slice(&body);
-        out
-    };
-    timeout(WAIT, read).await.expect("response in time")
 }
 
 /// Sends `line` as a request on `s` and checks the answer: a 200 that keeps the connection,
@@ -178,17 +120,7 @@ async fn hostile_request_lines_on_the_tls_port() {
     let cert_path = dir.path().join("cert.pem");
     let em = start(Some(cert_path.clone())).await;
     let https = em.https_addr().expect("https address");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&cert_path).expect("cert file") {
-        roots.add(cert.expect("cert")).expect("adds root");
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tls_connector(&cert_path);
     for (line, expected) in HOSTILE {
         let tcp = connect(https).await;
         let name = ServerName::try_from("localhost").expect("name");

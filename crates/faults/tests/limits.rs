@@ -2,14 +2,17 @@
 //! message, the rule count is capped, and the time arithmetic of the plan and the stream pump
 //! survives values that never went through validation.
 
+mod support;
+
 use std::time::Duration;
 
 use espsim_faults::limits::{MAX_DURATION, MAX_OBSERVED_EVENTS, MAX_RULES};
 use espsim_faults::{
-    AddError, Applied, ConnInfo, ConnRef, FaultPlan, FaultRule, FaultyStream, PlanError, RuleId,
-    Service, StreamFaults, Supervisor,
+    AddError, ConnInfo, ConnRef, FaultPlan, FaultRule, FaultyStream, PlanError, RuleId, Service,
+    Supervisor,
 };
 use serde_json::json;
+use support::stream_faults;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
 /// u64::MAX seconds: parses as a `Duration`, overflows any clock it is added to.
@@ -293,29 +296,17 @@ fn next_boundary_reports_far_windows_as_at_most_a_day_away() {
 /// by hand): the pump must neither panic nor stop the connection's other direction.
 #[tokio::test]
 async fn a_pump_with_unvalidated_durations_keeps_running() {
-    let faults: Vec<espsim_faults::Fault> = serde_json::from_value(json!([
-        { "stream": "latency", "latency": HUGE, "jitter": HUGE, "direction": "upstream" },
-        { "stream": "latency", "latency": HUGE, "direction": "upstream" },
-        { "stream": "reset_peer", "timeout": HUGE },
-        { "stream": "slow_close", "delay": HUGE },
-        { "stream": "slow_close", "delay": HUGE },
-        { "stream": "slicer", "average_size": usize::MAX, "size_variation": usize::MAX },
-    ]))
-    .expect("faults parse (unvalidated)");
-    let faults = StreamFaults {
-        faults: faults
-            .into_iter()
-            .map(|f| match f {
-                espsim_faults::Fault::Stream(s) => Applied {
-                    rule: RuleId(1),
-                    fault: s,
-                    until: None,
-                },
-                other => panic!("not a stream fault: {other:?}"),
-            })
-            .collect(),
-        seed: 3,
-    };
+    let faults = stream_faults(
+        json!([
+            { "stream": "latency", "latency": HUGE, "jitter": HUGE, "direction": "upstream" },
+            { "stream": "latency", "latency": HUGE, "direction": "upstream" },
+            { "stream": "reset_peer", "timeout": HUGE },
+            { "stream": "slow_close", "delay": HUGE },
+            { "stream": "slow_close", "delay": HUGE },
+            { "stream": "slicer", "average_size": usize::MAX, "size_variation": usize::MAX },
+        ]),
+        3,
+    );
     let (inner, mut app) = duplex(1 << 16);
     let supervisor = Supervisor::default();
     let mut device = FaultyStream::new(inner, &faults, &supervisor);

@@ -3,37 +3,26 @@
 //! Layout in every test: `device` is the FaultyStream the emulator would serve through; `app`
 //! is the other end of the pipe, standing in for the app's socket.
 
+mod support;
+
 use std::time::Duration;
 
-use espsim_faults::{Applied, FaultyStream, RuleId, StreamFault, StreamFaults, Supervisor};
+use espsim_faults::{FaultyStream, StreamFault, Supervisor};
 use serde_json::json;
+use support::stream_faults;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 use tokio::time::{Instant, timeout};
 
 const LONG: Duration = Duration::from_secs(3600);
 
-fn faults(v: serde_json::Value) -> StreamFaults {
-    let list: Vec<espsim_faults::Fault> = serde_json::from_value(v).expect("faults");
-    StreamFaults {
-        faults: list
-            .into_iter()
-            .map(|f| match f {
-                espsim_faults::Fault::Stream(s) => Applied {
-                    rule: RuleId(1),
-                    fault: s,
-                    until: None,
-                },
-                other => panic!("not a stream fault: {other:?}"),
-            })
-            .collect(),
-        seed: 11,
-    }
-}
-
 fn pair(v: serde_json::Value) -> (FaultyStream<DuplexStream>, DuplexStream, Supervisor) {
     let (inner, app) = duplex(1 << 20);
     let token = Supervisor::default();
-    (FaultyStream::new(inner, &faults(v), &token), app, token)
+    (
+        FaultyStream::new(inner, &stream_faults(v, 11), &token),
+        app,
+        token,
+    )
 }
 
 /// Reads exactly `n` bytes; returns the time the last one arrived.

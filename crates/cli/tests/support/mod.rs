@@ -96,3 +96,14 @@ pub async fn espsim(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Runs `espsim run --http 127.0.0.1:0 --no-dns ARGS`, which must refuse to start: exit code 2
+/// and no ready line. Returns stderr, which says why.
+pub async fn run_is_refused(args: &[&str]) -> String {
+    let mut all = vec!["run", "--http", "127.0.0.1:0", "--no-dns"];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = espsim(&all).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty(), "no ready line: {stdout}");
+    stderr
+}
