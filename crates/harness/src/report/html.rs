@@ -295,6 +295,37 @@ fn new_row(class: &'static str, label: impl Into<String>, hint: impl Into<String
     }
 }
 
+/// A WebSocket frame's tick on its connection row: app → device in the upper half, device → app
+/// in the lower; an app `ping` (a message or a ping frame) is also marked as a heartbeat (`hb`).
+/// `kind` is the CSS family (`msg` or `ctl`); `title` gets the arrow's words.
+fn tick(
+    kind: &str,
+    direction: Direction,
+    ping: bool,
+    x: f64,
+    mid: f64,
+    title: impl FnOnce(&str) -> String,
+) -> Shape {
+    let (side, y, arrow) = match direction {
+        Direction::In => ("in", 2.0, "app → device"),
+        Direction::Out => ("out", mid, "device → app"),
+    };
+    let heartbeat = if direction == Direction::In && ping {
+        " hb"
+    } else {
+        ""
+    };
+    shape(
+        "tick",
+        format!("{kind} {kind}-{side}{heartbeat}"),
+        x,
+        y,
+        0.0,
+        mid - 2.0,
+    )
+    .title(title(arrow))
+}
+
 /// A shape in lane-relative coordinates (y from the lane's top; [`rows`] adds the lane's y).
 fn shape(kind: &'static str, class: impl Into<String>, x: f64, y: f64, w: f64, h: f64) -> Shape {
     Shape {
@@ -741,52 +772,16 @@ fn fold_conn_event(lane: &mut ConnLane, e: &Event, scale: &TimeScale) {
             bytes,
             ..
         } => {
-            let (class, y, arrow) = match direction {
-                Direction::In => ("msg msg-in", 2.0, "app → device"),
-                Direction::Out => ("msg msg-out", mid, "device → app"),
-            };
             let t = msg_type.as_deref().unwrap_or("(no type)");
-            let heartbeat = *direction == Direction::In && t == "ping";
-            Some(
-                shape(
-                    "tick",
-                    if heartbeat {
-                        format!("{class} hb")
-                    } else {
-                        class.to_owned()
-                    },
-                    x,
-                    y,
-                    0.0,
-                    mid - 2.0,
-                )
-                .title(format!("{} {arrow}: {t} ({bytes} B)", secs(at))),
-            )
+            Some(tick("msg", *direction, t == "ping", x, mid, |arrow| {
+                format!("{} {arrow}: {t} ({bytes} B)", secs(at))
+            }))
         }
         EventKind::WsControl {
             direction, frame, ..
-        } => {
-            let (class, y, arrow) = match direction {
-                Direction::In => ("ctl ctl-in", 2.0, "app → device"),
-                Direction::Out => ("ctl ctl-out", mid, "device → app"),
-            };
-            let heartbeat = *direction == Direction::In && frame == "ping";
-            Some(
-                shape(
-                    "tick",
-                    if heartbeat {
-                        format!("{class} hb")
-                    } else {
-                        class.to_owned()
-                    },
-                    x,
-                    y,
-                    0.0,
-                    mid - 2.0,
-                )
-                .title(format!("{} {arrow}: {frame} frame", secs(at))),
-            )
-        }
+        } => Some(tick("ctl", *direction, frame == "ping", x, mid, |arrow| {
+            format!("{} {arrow}: {frame} frame", secs(at))
+        })),
         EventKind::WsClosed {
             by,
             code,
