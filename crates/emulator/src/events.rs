@@ -120,12 +120,42 @@ pub enum EventKind {
         /// `http` or `https`.
         service: String,
     },
+    /// The run clock started: fault windows (`at`/`for`) and the expectations' deadlines count
+    /// from here. At start unless the run waits for the app (`start: { on: … }`).
+    ClockStarted {
+        /// What started it, e.g. `start`, `first_connection`, `signal: file`.
+        reason: String,
+    },
+    /// A connection attempt while the device refused connections (`refuse`, `reboot`): the
+    /// kernel answered the SYN with RST, and the device saw the SYN go by.
+    TcpRefused {
+        /// The app's address.
+        peer: SocketAddr,
+        /// `http` or `https`.
+        service: String,
+    },
+    /// Refused attempts cannot be counted in this run (no permission to watch SYNs): attempts
+    /// during a refusal are missing from the log.
+    RefusedUnobserved {
+        /// `http` or `https`.
+        service: String,
+        /// Why, with what would fix it.
+        reason: String,
+    },
     /// Every socket slot is in use: the connection is held open, unserved, until one frees.
     TcpWaiting {
         /// The connection.
         conn: ConnId,
         /// How many sockets are open.
         open: usize,
+    },
+    /// The app gave up on a connection that was waiting for a socket slot: it closed (FIN or
+    /// RST) before the device served it. An abandoned attempt, never a session.
+    TcpAbandoned {
+        /// The connection.
+        conn: ConnId,
+        /// How long it had waited, in ms.
+        waited_ms: u64,
     },
     /// A connection took a socket slot and is being served.
     TcpServed {
@@ -284,7 +314,11 @@ impl EventKind {
             EventKind::DnsQuery { .. } => "dns_query",
             EventKind::DnsMalformed { .. } => "dns_malformed",
             EventKind::TcpAccepted { .. } => "tcp_accepted",
+            EventKind::ClockStarted { .. } => "clock_started",
+            EventKind::TcpRefused { .. } => "tcp_refused",
+            EventKind::RefusedUnobserved { .. } => "refused_unobserved",
             EventKind::TcpWaiting { .. } => "tcp_waiting",
+            EventKind::TcpAbandoned { .. } => "tcp_abandoned",
             EventKind::TcpServed { .. } => "tcp_served",
             EventKind::LruPurged { .. } => "lru_purged",
             EventKind::TcpClosed { .. } => "tcp_closed",

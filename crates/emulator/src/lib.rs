@@ -100,6 +100,19 @@ pub struct EmulatorConfig {
     pub event_history: History,
     /// The control API; `None` serves none.
     pub control: Option<ControlOptions>,
+    /// When the run clock (fault windows, deadlines) starts.
+    pub clock: RunClock,
+}
+
+/// When the run clock starts: the zero of every fault window (`at`/`for`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunClock {
+    /// With the emulator.
+    #[default]
+    AtStart,
+    /// At [`RunningEmulator::start_clock`] (or the control API's `POST /clock/start`): for runs
+    /// that wait until the app is ready.
+    Deferred,
 }
 
 impl Default for EmulatorConfig {
@@ -120,6 +133,7 @@ impl Default for EmulatorConfig {
             events_file: None,
             event_history: History::default(),
             control: None,
+            clock: RunClock::AtStart,
         }
     }
 }
@@ -212,6 +226,9 @@ impl Emulator {
     /// Binds every socket, then starts every service. Returns once all are serving.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, StartError> {
         let faults = Arc::new(FaultPlan::new(config.faults.clone(), Some(config.seed))?);
+        if config.clock == RunClock::Deferred {
+            faults.defer_clock();
+        }
         let events = Arc::new(
             match &config.events_file {
                 Some(path) => EventLog::with_file(path)?,
@@ -309,6 +326,11 @@ impl Emulator {
             internet: config.internet,
             seed: config.seed,
         });
+        if config.clock == RunClock::AtStart {
+            events.emit(EventKind::ClockStarted {
+                reason: "start".to_owned(),
+            });
+        }
         Ok(RunningEmulator {
             http_addr,
             https_addr,
@@ -335,6 +357,18 @@ pub struct RunningEmulator {
 }
 
 impl RunningEmulator {
+    /// Starts the run clock now (see [`RunClock::Deferred`]), recording `clock_started` with
+    /// `reason`. True when this call started it; false when it was already running.
+    pub fn start_clock(&self, reason: &str) -> bool {
+        let started = self.shared.faults.start_clock(self.shared.events.elapsed());
+        if started {
+            self.shared.emit(EventKind::ClockStarted {
+                reason: reason.to_owned(),
+            });
+        }
+        started
+    }
+
     /// The bound HTTP/WebSocket address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr

@@ -22,6 +22,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::duration::{DurationSchema, human};
+use crate::when::Pattern;
 
 /// One fault: what goes wrong. Where and when it goes wrong is the rule's [`When`](crate::When).
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -409,8 +410,8 @@ pub enum WsFault {
     Duplicate(MessageParams),
     /// The message is held back.
     Delay(WsDelay),
-    /// The device does not answer pings.
-    SuppressPong,
+    /// The device does not answer pings (and, with `messages`, swallows its app-level pongs).
+    SuppressPong(SuppressPong),
     /// The device sends a frame that breaks RFC 6455.
     Corrupt(Corrupt),
     /// The device sends a message larger than the app should accept.
@@ -429,7 +430,7 @@ impl WsFault {
             WsFault::Drop(_) => "drop",
             WsFault::Duplicate(_) => "duplicate",
             WsFault::Delay(_) => "delay",
-            WsFault::SuppressPong => "suppress_pong",
+            WsFault::SuppressPong(_) => "suppress_pong",
             WsFault::Corrupt(_) => "corrupt",
             WsFault::Oversize(_) => "oversize",
             WsFault::Garbage => "garbage",
@@ -442,7 +443,7 @@ impl WsFault {
     pub fn acts_on_message(&self) -> bool {
         matches!(
             self,
-            WsFault::Drop(_) | WsFault::Duplicate(_) | WsFault::Delay(_) | WsFault::SuppressPong
+            WsFault::Drop(_) | WsFault::Duplicate(_) | WsFault::Delay(_) | WsFault::SuppressPong(_)
         )
     }
 }
@@ -504,6 +505,16 @@ pub struct WsDelay {
     /// Which way the message travels (default `out`: device → app).
     #[serde(default)]
     pub direction: MessageDirection,
+}
+
+/// Parameters of `{ ws: suppress_pong }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressPong {
+    /// Also swallow the device's messages whose protocol `type` matches this pattern: the
+    /// replies to an app-level heartbeat (e.g. `pong`). Absent: only WebSocket pong frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Pattern>,
 }
 
 /// Parameters of `{ ws: corrupt }`.
@@ -857,7 +868,7 @@ fn from_category<'de, A: MapAccess<'de>>(category: &str, mut map: A) -> Result<F
             WsKind::Drop => WsFault::Drop(rest(map)?),
             WsKind::Duplicate => WsFault::Duplicate(rest(map)?),
             WsKind::Delay => WsFault::Delay(rest(map)?),
-            WsKind::SuppressPong => none(map).map(|()| WsFault::SuppressPong)?,
+            WsKind::SuppressPong => WsFault::SuppressPong(rest(map)?),
             WsKind::Corrupt => WsFault::Corrupt(rest(map)?),
             WsKind::Oversize => WsFault::Oversize(rest(map)?),
             WsKind::Garbage => none(map).map(|()| WsFault::Garbage)?,

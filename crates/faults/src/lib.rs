@@ -65,8 +65,8 @@ pub use fault::{
     ApDown, Bandwidth, ConnectFault, Corrupt, CorruptKind, CutPoint, DelayParams, DeviceFault,
     DnsFault, Fault, HandshakeCut, HandshakeFault, HandshakeStatus, Internet, InternetMode,
     Latency, LimitData, MessageDirection, MessageParams, Oversize, Reboot, ResetPeer, Slicer,
-    SlowClose, SocketExhaustion, StreamDirection, StreamFault, TimeoutToxic, UnknownInternetMode,
-    WrongAddress, WsClose, WsDelay, WsFault,
+    SlowClose, SocketExhaustion, StreamDirection, StreamFault, SuppressPong, TimeoutToxic,
+    UnknownInternetMode, WrongAddress, WsClose, WsDelay, WsFault,
 };
 pub use listener::{FaultyListener, ListenerEvent, RefusableListener};
 pub use plan::{

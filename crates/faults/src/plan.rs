@@ -307,6 +307,8 @@ struct State {
     observed: HashMap<String, Duration>,
     /// (rule, connection) pairs whose once-per-connection action already fired.
     fired: HashSet<(RuleId, ConnRef)>,
+    /// When the run clock started (time since the emulator started); `None` while deferred.
+    clock_origin: Option<Duration>,
 }
 
 struct Inner {
@@ -547,6 +549,7 @@ impl FaultPlan {
                     seed,
                     observed: HashMap::new(),
                     fired: HashSet::new(),
+                    clock_origin: Some(Duration::ZERO),
                 }),
                 changes: watch::Sender::new(0),
             }),
@@ -572,6 +575,36 @@ impl FaultPlan {
 
     fn changed(&self) {
         self.inner.changes.send_modify(|v| *v += 1);
+    }
+
+    /// Holds the run clock until [`start_clock`](Self::start_clock): until then no time
+    /// window (`at`/`for`) is open. For runs that start when the app is ready.
+    pub fn defer_clock(&self) {
+        self.lock().clock_origin = None;
+        self.changed();
+    }
+
+    /// Starts the run clock at `elapsed` (time since the emulator started): time windows count
+    /// from here. True when this call started it; false when it was already running.
+    pub fn start_clock(&self, elapsed: Duration) -> bool {
+        let started = {
+            let mut s = self.lock();
+            if s.clock_origin.is_some() {
+                false
+            } else {
+                s.clock_origin = Some(elapsed);
+                true
+            }
+        };
+        if started {
+            self.changed();
+        }
+        started
+    }
+
+    /// When the run clock started, in time since the emulator started (`None`: not yet).
+    pub fn clock_origin(&self) -> Option<Duration> {
+        self.lock().clock_origin
     }
 
     /// The seed in use (given or chosen). Log it: the same seed replays the same decisions.
@@ -814,7 +847,7 @@ impl FaultPlan {
             let applies = match f {
                 WsFault::Drop(p) | WsFault::Duplicate(p) => data && p.direction == info.direction,
                 WsFault::Delay(p) => data && p.direction == info.direction,
-                WsFault::SuppressPong => {
+                WsFault::SuppressPong(_) => {
                     info.kind == FrameKind::Ping && info.direction == MessageDirection::In
                 }
                 _ => data && !s.fired.contains(&(id, info.conn)),

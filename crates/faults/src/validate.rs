@@ -241,7 +241,7 @@ fn ws_bounds(w: &WsFault) -> Result<(), String> {
         },
         WsFault::Drop(_)
         | WsFault::Duplicate(_)
-        | WsFault::SuppressPong
+        | WsFault::SuppressPong(_)
         | WsFault::Corrupt(_)
         | WsFault::Garbage
         | WsFault::LruPurge => Ok(()),

@@ -195,7 +195,10 @@ fn message_faults_follow_direction_count_and_kind() {
         None,
         "drop defaults to device → app"
     );
-    assert_eq!(msg(&p, 1, In, Ping, 4), Some(WsFault::SuppressPong));
+    assert_eq!(
+        msg(&p, 1, In, Ping, 4),
+        Some(WsFault::SuppressPong(Default::default()))
+    );
     assert_eq!(msg(&p, 1, Out, Ping, 4), None);
     assert_eq!(msg(&p, 1, In, Text, 6).map(|f| f.name()), Some("duplicate"));
     assert_eq!(msg(&p, 1, In, Pong, 7), None);

@@ -87,7 +87,7 @@ pub(crate) fn action(fault: &WsFault, max_message: usize) -> Option<Action> {
         )),
         WsFault::Garbage => Action::Text(GARBAGE.to_owned()),
         WsFault::LruPurge => Action::Purge,
-        WsFault::Drop(_) | WsFault::Duplicate(_) | WsFault::Delay(_) | WsFault::SuppressPong => {
+        WsFault::Drop(_) | WsFault::Duplicate(_) | WsFault::Delay(_) | WsFault::SuppressPong(_) => {
             return None;
         }
     })

@@ -409,7 +409,7 @@ where
                 self.control(Direction::In, "ping");
                 let suppress = self
                     .decide(MessageDirection::In, FrameKind::Ping, None, payload.len())
-                    .filter(|a| a.fault == WsFault::SuppressPong);
+                    .filter(|a| matches!(a.fault, WsFault::SuppressPong(_)));
                 if let Some(a) = &suppress {
                     self.applied(a, "no pong for the app's ping".to_owned());
                 }

@@ -650,7 +650,7 @@ fn kills_link(fault: &Fault) -> bool {
     matches!(
         fault,
         Fault::Stream(StreamFault::HalfOpen | StreamFault::Timeout(_))
-            | Fault::Ws(WsFault::SuppressPong)
+            | Fault::Ws(WsFault::SuppressPong(_))
     )
 }
 

@@ -273,6 +273,7 @@ pub fn conn_of(kind: &EventKind) -> Option<ConnId> {
         EventKind::TcpAccepted { conn, .. }
         | EventKind::TcpWaiting { conn, .. }
         | EventKind::TcpServed { conn }
+        | EventKind::TcpAbandoned { conn, .. }
         | EventKind::LruPurged { conn, .. }
         | EventKind::TcpClosed { conn, .. }
         | EventKind::HttpRequest { conn, .. }
