@@ -231,7 +231,9 @@ fn expectation_bounds(e: &Expectation) -> Result<(), String> {
             ..
         }) => durations.extend([("first_retry_within", *first_retry_within), ("max", *max)]),
         Expectation::NoStorm(n) => durations.push(("window", Some(n.window))),
-        Expectation::Heartbeat(Heartbeat { every, tolerance }) => {
+        Expectation::Heartbeat(Heartbeat {
+            every, tolerance, ..
+        }) => {
             durations.extend([("every", Some(*every)), ("tolerance", *tolerance)]);
         }
         Expectation::DetectsDeadLink(w) => durations.push(("within", Some(w.within))),

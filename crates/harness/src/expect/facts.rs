@@ -1,10 +1,11 @@
-//! What the event log says, folded once: connections (attempts, sessions, how they ended) and
-//! the faults that fired. Every expectation reads these instead of re-walking raw events.
+//! What the event log says, folded once: the run clock, connections (attempts, sessions, how
+//! they ended), refused attempts and the faults that fired. Every expectation reads these
+//! instead of re-walking raw events.
 
 use std::collections::BTreeMap;
 
 use espsim_emulator::events::{ConnId, Direction, Event, EventKind, Side};
-use espsim_faults::Fault;
+use espsim_faults::{Fault, Pattern, StreamFault};
 
 use super::eval::Evidence;
 
@@ -33,11 +34,17 @@ pub(crate) struct Conn {
     pub(crate) faulted: bool,
     /// When the LRU purge dropped it.
     pub(crate) purged_ms: Option<u64>,
-    /// The app's first frame on the session: the first moment the device can tell the app saw
-    /// the `101` (later than `ws_opened_ms` by the downstream latency).
-    pub(crate) first_in_ms: Option<u64>,
-    /// Pings from the app: WebSocket ping frames and app `ping` messages, in order.
-    pub(crate) heartbeats: Vec<u64>,
+    /// When the app gave up on it while it waited for a socket slot (`tcp_abandoned`): a failed
+    /// attempt, never a session, open only until then.
+    pub(crate) abandoned_ms: Option<u64>,
+    /// WebSocket ping frames from the app, in order.
+    pub(crate) ping_frames: Vec<u64>,
+    /// Longest delay a `stream: latency` fault adds device → app (latency + jitter), in ms.
+    pub(crate) delay_down_ms: u64,
+    /// Longest delay a `stream: latency` fault adds app → device (latency + jitter), in ms.
+    pub(crate) delay_up_ms: u64,
+    /// How much that app → device delay varies (the latency fault's ± jitter), in ms.
+    pub(crate) jitter_up_ms: u64,
     /// Protocol message types the app sent, with their times.
     pub(crate) sent: Vec<(u64, String)>,
 }
@@ -46,12 +53,43 @@ impl Conn {
     /// A WebSocket attempt: anything but a plain HTTP exchange (an upgrade that was cut, refused
     /// or answered all count; so does a connection that never got as far as a request).
     pub(crate) fn is_attempt(&self) -> bool {
-        self.ws_opened_ms.is_some() || self.ws_rejected || self.faulted || !self.plain_http
+        self.ws_opened_ms.is_some()
+            || self.ws_rejected
+            || self.faulted
+            || self.abandoned_ms.is_some()
+            || !self.plain_http
     }
 
-    /// An attempt that did not become a session.
+    /// An attempt that did not become a session (abandoned ones included).
     pub(crate) fn failed(&self) -> bool {
-        self.ws_opened_ms.is_none()
+        self.ws_opened_ms.is_none() || self.abandoned_ms.is_some()
+    }
+
+    /// A WebSocket session: upgraded and never abandoned.
+    pub(crate) fn is_session(&self) -> bool {
+        self.ws_opened_ms.is_some() && self.abandoned_ms.is_none()
+    }
+
+    /// The app's heartbeats on this session: ping frames and messages whose `type` matches
+    /// `message`, as they reached the device, in order.
+    pub(crate) fn heartbeats(&self, message: &Pattern) -> Vec<u64> {
+        let mut beats: Vec<u64> = self
+            .sent
+            .iter()
+            .filter(|(_, t)| message.matches(t))
+            .map(|(at, _)| *at)
+            .chain(self.ping_frames.iter().copied())
+            .collect();
+        beats.sort_unstable();
+        beats
+    }
+
+    /// Which heartbeat the app keeps on this connection, as the log shows it.
+    pub(crate) fn heartbeat_kind(&self, message: &Pattern) -> HeartbeatKind {
+        HeartbeatKind {
+            frames: !self.ping_frames.is_empty(),
+            messages: self.sent.iter().any(|(_, t)| message.matches(t)),
+        }
     }
 
     /// When the connection ended as far as the log knows (`None`: still open at the end).
@@ -60,11 +98,40 @@ impl Conn {
             self.ws_end.as_ref().map(|e| e.at_ms),
             self.closed_ms,
             self.purged_ms,
+            self.abandoned_ms,
         ]
         .into_iter()
         .flatten()
         .min()
     }
+}
+
+/// The heartbeat an app keeps on one connection: WebSocket ping frames, ping messages, both or
+/// none (an app with no heartbeat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct HeartbeatKind {
+    pub(crate) frames: bool,
+    pub(crate) messages: bool,
+}
+
+/// A connection attempt the device refused (`tcp_refused`): a SYN answered with RST, no ConnId.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Refused {
+    pub(crate) at_ms: u64,
+    pub(crate) service: String,
+}
+
+/// One connection attempt of any kind, in time order: a TCP connection or a refused SYN.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Attempt {
+    /// When it reached the device (accept, or the refused SYN).
+    pub(crate) at_ms: u64,
+    /// Its connection; `None` for a refused SYN.
+    pub(crate) conn: Option<ConnId>,
+    /// Whether it failed (refused, abandoned, cut before the upgrade completed).
+    pub(crate) failed: bool,
+    /// When a failed attempt ended (the retry clock of a backoff starts there).
+    pub(crate) ended_ms: u64,
 }
 
 /// A fault that fired.
@@ -82,7 +149,14 @@ type Indexed = (&'static str, Option<ConnId>, u64);
 /// The folded log.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Facts {
+    /// When the run clock started (`clock_started`), in emulator ms; 0 if the log has none.
+    /// Scenario times (`within`, `at`, fault windows) count from here.
+    pub(crate) t0: u64,
     pub(crate) conns: BTreeMap<ConnId, Conn>,
+    /// SYNs the device refused during `refuse` / `reboot`.
+    pub(crate) refused: Vec<Refused>,
+    /// `refused_unobserved` events: (service, reason) — refused attempts are missing.
+    pub(crate) refused_unobserved: Vec<(String, String)>,
     pub(crate) fired: Vec<Fired>,
     pub(crate) dns: Vec<(u64, String)>,
     pub(crate) probes: Vec<(u64, String, String)>,
@@ -95,6 +169,7 @@ pub(crate) struct Facts {
 impl Facts {
     pub(crate) fn new(events: &[Event]) -> Facts {
         let mut f = Facts::default();
+        let mut clock = None;
         for e in events {
             f.end_ms = f.end_ms.max(e.at_ms);
             let at = e.at_ms;
@@ -103,6 +178,21 @@ impl Facts {
                 .or_default()
                 .push((e.kind.name(), conn_of(&e.kind), e.seq));
             match &e.kind {
+                EventKind::ClockStarted { .. } => {
+                    clock.get_or_insert(at);
+                }
+                EventKind::TcpRefused { service, .. } => f.refused.push(Refused {
+                    at_ms: at,
+                    service: service.clone(),
+                }),
+                EventKind::RefusedUnobserved { service, reason } => {
+                    f.refused_unobserved.push((service.clone(), reason.clone()));
+                }
+                EventKind::TcpAbandoned { conn, .. } => {
+                    if let Some(c) = f.conns.get_mut(conn) {
+                        c.abandoned_ms.get_or_insert(at);
+                    }
+                }
                 EventKind::TcpAccepted { conn, .. } => {
                     f.conns.insert(
                         *conn,
@@ -174,11 +264,10 @@ impl Facts {
                     direction: Direction::In,
                     frame,
                 } => {
-                    if let Some(c) = f.conns.get_mut(conn) {
-                        c.first_in_ms.get_or_insert(at);
-                        if frame == "ping" {
-                            c.heartbeats.push(at);
-                        }
+                    if let Some(c) = f.conns.get_mut(conn)
+                        && frame == "ping"
+                    {
+                        c.ping_frames.push(at);
                     }
                 }
                 EventKind::WsMessage {
@@ -187,34 +276,47 @@ impl Facts {
                     msg_type,
                     ..
                 } => {
-                    if let Some(c) = f.conns.get_mut(conn) {
-                        c.first_in_ms.get_or_insert(at);
-                        if let Some(t) = msg_type {
-                            if t == "ping" {
-                                c.heartbeats.push(at);
-                            }
-                            c.sent.push((at, t.clone()));
-                        }
+                    if let Some(c) = f.conns.get_mut(conn)
+                        && let Some(t) = msg_type
+                    {
+                        c.sent.push((at, t.clone()));
                     }
                 }
                 EventKind::FaultApplied {
                     conn, rule, fault, ..
                 } => {
+                    let fault: Option<Fault> = serde_json::from_value(fault.clone()).ok();
                     if let Some(c) = conn.and_then(|id| f.conns.get_mut(&id)) {
                         c.faulted = true;
+                        if let Some(Fault::Stream(StreamFault::Latency(l))) = &fault {
+                            let most = ms(l.latency + l.jitter);
+                            if l.direction.downstream() {
+                                c.delay_down_ms += most;
+                            }
+                            if l.direction.upstream() {
+                                c.delay_up_ms += most;
+                                c.jitter_up_ms += ms(l.jitter);
+                            }
+                        }
                     }
                     f.fired.push(Fired {
                         at_ms: at,
                         conn: *conn,
                         rule: *rule,
-                        fault: serde_json::from_value(fault.clone()).ok(),
+                        fault,
                     });
                 }
                 EventKind::DnsQuery { name, .. } => f.dns.push((at, name.clone())),
                 _ => {}
             }
         }
+        f.t0 = clock.unwrap_or(0);
         f
+    }
+
+    /// `ms` as seen on the run clock (from `clock_started`), never before it.
+    pub(crate) fn on_clock(&self, at_ms: u64) -> u64 {
+        at_ms.saturating_sub(self.t0)
     }
 
     /// Evidence at `at_ms` (on `conn`, if given) with the events of one of `kinds` logged at
@@ -243,19 +345,44 @@ impl Facts {
         }
     }
 
-    /// WebSocket attempts in accept order.
+    /// WebSocket attempts that got a connection, in accept order.
     pub(crate) fn attempts(&self) -> impl Iterator<Item = &Conn> {
         self.conns.values().filter(|c| c.is_attempt())
+    }
+
+    /// Every attempt, refused SYNs included, in time order.
+    pub(crate) fn all_attempts(&self) -> Vec<Attempt> {
+        let mut all: Vec<Attempt> = self
+            .attempts()
+            .map(|c| Attempt {
+                at_ms: c.accepted_ms,
+                conn: Some(c.id),
+                failed: c.failed(),
+                ended_ms: c.ended_ms().unwrap_or(c.accepted_ms),
+            })
+            .chain(self.refused.iter().map(|r| Attempt {
+                at_ms: r.at_ms,
+                conn: None,
+                failed: true,
+                ended_ms: r.at_ms,
+            }))
+            .collect();
+        all.sort_by_key(|a| (a.at_ms, a.conn.is_some(), a.conn));
+        all
+    }
+
+    /// Attempts from `from_ms` on, refused SYNs included, not counting connection `except`.
+    pub(crate) fn attempts_since(&self, from_ms: u64, except: Option<ConnId>) -> Vec<Attempt> {
+        self.all_attempts()
+            .into_iter()
+            .filter(|a| a.at_ms >= from_ms && (a.conn.is_none() || a.conn != except))
+            .collect()
     }
 
     /// Connections that became WebSocket sessions, in the order they opened. (Not in connection
     /// order: a delayed handshake can complete on an old connection after a newer one opened.)
     pub(crate) fn sessions(&self) -> impl Iterator<Item = &Conn> {
-        let mut s: Vec<&Conn> = self
-            .conns
-            .values()
-            .filter(|c| c.ws_opened_ms.is_some())
-            .collect();
+        let mut s: Vec<&Conn> = self.conns.values().filter(|c| c.is_session()).collect();
         s.sort_by_key(|c| (c.ws_opened_ms, c.id));
         s.into_iter()
     }
@@ -265,6 +392,11 @@ impl Facts {
         self.sessions()
             .max_by_key(|c| (c.ended_ms().unwrap_or(u64::MAX), c.ws_opened_ms, c.id))
     }
+}
+
+/// A duration in whole ms (saturating).
+pub(crate) fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The connection an event is about, if any.

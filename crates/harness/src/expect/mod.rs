@@ -11,17 +11,30 @@
 //!   - closes_cleanly: { code: 1000 }
 //! ```
 //!
-//! - this module: the written form ([`Expectation`]) and the reference checks ([`validate`]);
-//! - `facts`: what the log says about attempts, sessions and fired faults;
-//! - `eval`: each expectation's verdict ([`Outcome`]) with the evidence it used.
+//! Times in a scenario (`within`, `at`, fault windows) count from the run clock: the
+//! `clock_started` event (at emulator start, or later when the run waits for the app).
+//!
+//! - this module: the written form ([`Expectation`]) and the reference checks ([`problems`]);
+//! - `facts`: what the log says about the run clock, attempts, sessions and fired faults;
+//! - `eval`: the verdict ([`Outcome`]) with the evidence it used, and the small judges;
+//!   `reconnects`, `backoff`, `heartbeat`, `dead_link`: one file per larger judge.
 
+mod backoff;
+mod dead_link;
 mod eval;
 mod facts;
+mod heartbeat;
+mod reconnects;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use espsim_faults::{FaultRule, Pattern};
+use espsim_faults::{
+    ConnectFault, DeviceFault, Fault, FaultRule, HandshakeFault, MessageDirection, Pattern,
+    StreamFault, WsFault,
+};
 use serde::Deserialize;
 
 use crate::client::ClientProfile;
@@ -34,17 +47,20 @@ pub use facts::conn_of;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Expectation {
-    /// The first WebSocket session opens within `within` of the start.
+    /// The first WebSocket session opens within `within` of the run clock's start.
     Connected(Connected),
     /// After a named fault's window ends (or at a time), a new session opens within `within`.
     Reconnects(Reconnects),
-    /// Retries after failed attempts back off: growing gaps, a quick first retry, a cap, jitter.
+    /// Retries after failed attempts back off (not absent, not constant), with a quick first
+    /// retry, a cap and jitter if asked; see `backoff.rs` for the exact rule.
     Backoff(Backoff),
     /// Never more than `max` connection attempts in any `window`.
     NoStorm(NoStorm),
-    /// Pings (WebSocket ping frames or app `ping` messages) every `every` ± `tolerance`.
+    /// Heartbeats (WebSocket ping frames or app messages of type `message`) every `every` ±
+    /// `tolerance`.
     Heartbeat(Heartbeat),
-    /// After `half_open` / `suppress_pong` starts, the client closes or reconnects within `within`.
+    /// After a fault silences the link (`ap_down`, `half_open`, `timeout`, `drop` out,
+    /// `suppress_pong`), the client closes or tries again within `within`.
     DetectsDeadLink(Within),
     /// When the client leaves, it sends a close frame with `code` and completes the handshake.
     ClosesCleanly(ClosesCleanly),
@@ -64,7 +80,7 @@ pub enum Expectation {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Connected {
-    /// Deadline from the start of the run.
+    /// Deadline from the start of the run clock.
     #[serde(with = "human")]
     pub within: Duration,
 }
@@ -76,7 +92,7 @@ pub struct Reconnects {
     /// The fault (its `name:`) whose window end is the reference point.
     #[serde(default)]
     pub after: Option<String>,
-    /// A fixed reference point from the start of the run.
+    /// A fixed reference point on the run clock.
     #[serde(default, with = "human_opt")]
     pub at: Option<Duration>,
     /// How long after the reference point a session must be open.
@@ -88,8 +104,9 @@ pub struct Reconnects {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backoff {
-    /// The gaps between retries grow by at least this per retry on average (the geometric mean
-    /// of the growth ratios), and none is shorter than the one before (≥ 1).
+    /// How much the retry gaps must spread: the longest gap of a run of failures is at least
+    /// `max(2, min_factor)` times a shorter one (2 is the least that tells a backoff from a
+    /// constant delay with ±30 % jitter). At least 1.
     #[serde(default = "default_factor")]
     pub min_factor: f64,
     /// The first retry after a failure comes within this long.
@@ -98,7 +115,8 @@ pub struct Backoff {
     /// No gap is longer than this (the cap).
     #[serde(default, with = "human_opt")]
     pub max: Option<Duration>,
-    /// Require jitter: the growth ratios between gaps are not all the same.
+    /// Require jitter: no deterministic exponential (`base × factor^k`, capped) fits the gaps
+    /// within the host's scheduling noise.
     #[serde(default)]
     pub jitter: bool,
 }
@@ -118,7 +136,7 @@ pub struct NoStorm {
     pub window: Duration,
 }
 
-/// `heartbeat: { every: 2s, tolerance: 1s }`.
+/// `heartbeat: { every: 2s, tolerance: 1s, message: ping }`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
@@ -128,6 +146,14 @@ pub struct Heartbeat {
     /// Allowed deviation either way (default 0).
     #[serde(default, with = "human_opt")]
     pub tolerance: Option<Duration>,
+    /// App messages whose protocol `type` matches this pattern count as heartbeats (default
+    /// `ping`); WebSocket ping frames always do.
+    #[serde(default = "default_heartbeat_message")]
+    pub message: Pattern,
+}
+
+fn default_heartbeat_message() -> Pattern {
+    Pattern::new("ping")
 }
 
 /// `detects_dead_link: { within: 5s }`.
@@ -226,74 +252,52 @@ pub fn names(expect: &[Expectation]) -> Vec<String> {
 }
 
 /// Checks what the schema cannot: referenced faults exist, `catches:` names a known profile and
-/// an expectation of this scenario, numbers are in range. Returns the message for the first
-/// problem (the scenario adds the file name).
+/// an expectation of this scenario, numbers are in range, and every expectation can be judged
+/// from the scenario at all. Returns the message of the first problem (the scenario adds the
+/// file name); [`problems`] returns them all.
 pub fn validate(
     expect: &[Expectation],
     faults: &[FaultRule],
     catches: &BTreeMap<String, String>,
     duration: Duration,
 ) -> Result<(), String> {
+    match problems(expect, faults, catches, duration)
+        .into_iter()
+        .next()
+    {
+        Some(first) => Err(first),
+        None => Ok(()),
+    }
+}
+
+/// Every problem [`validate`] finds, in order (empty: the expectations are sound).
+pub fn problems(
+    expect: &[Expectation],
+    faults: &[FaultRule],
+    catches: &BTreeMap<String, String>,
+    duration: Duration,
+) -> Vec<String> {
     let names = names(expect);
+    let mut found = Vec::new();
     for (e, name) in expect.iter().zip(&names) {
-        let fail = |what: String| Err(format!("expect `{name}`: {what}"));
-        match e {
-            Expectation::Reconnects(r) => match (&r.after, r.at) {
-                (Some(_), Some(_)) | (None, None) => {
-                    return fail(
-                        "give exactly one of `after: <fault name>` or `at: <time>`".into(),
-                    );
-                }
-                (Some(fault), None) => {
-                    if !faults.iter().any(|f| f.name.as_deref() == Some(fault)) {
-                        let known: Vec<&str> =
-                            faults.iter().filter_map(|f| f.name.as_deref()).collect();
-                        return fail(format!(
-                            "no fault is named `{fault}` (named faults: {}; hint: add `name: {fault}` to the rule)",
-                            if known.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                known.join(", ")
-                            }
-                        ));
-                    }
-                }
-                (None, Some(at)) if at >= duration => {
-                    return fail(format!(
-                        "`at: {}` is not inside the scenario's duration",
-                        humantime::format_duration(at)
-                    ));
-                }
-                (None, Some(_)) => {}
-            },
-            Expectation::Backoff(b) if !(b.min_factor.is_finite() && b.min_factor >= 1.0) => {
-                return fail(format!(
-                    "min_factor must be at least 1 (got {})",
-                    b.min_factor
-                ));
-            }
-            Expectation::NoStorm(s) if s.window.is_zero() || s.max == 0 => {
-                return fail("`max` and `window` must be more than 0".into());
-            }
-            Expectation::Heartbeat(h) if h.every.is_zero() => {
-                return fail("`every` must be more than 0".into());
-            }
-            Expectation::SendsInOrder(types) if types.is_empty() => {
-                return fail("list at least one message type".into());
-            }
-            Expectation::MaxConcurrentConnections(m) if m.max == 0 => {
-                return fail("`max` must be at least 1".into());
-            }
-            _ => {}
-        }
+        found.extend(
+            expectation_problems(e, faults, duration)
+                .into_iter()
+                .map(|what| format!("expect `{name}`: {what}")),
+        );
     }
     for (profile, expectation) in catches {
-        let parsed: ClientProfile = profile.parse().map_err(|e| format!("catches: {e}"))?;
+        let parsed: ClientProfile = match profile.parse() {
+            Ok(p) => p,
+            Err(e) => {
+                found.push(format!("catches: {e}"));
+                continue;
+            }
+        };
         if parsed == ClientProfile::Good {
-            return Err("catches: `good` must pass every expectation; list only the profiles that must fail".into());
-        }
-        if !names.iter().any(|n| n == expectation) {
-            return Err(format!(
+            found.push("catches: `good` must pass every expectation; list only the profiles that must fail".into());
+        } else if !names.iter().any(|n| n == expectation) {
+            found.push(format!(
                 "catches: {profile}: no expectation named `{expectation}` (this scenario has: {})",
                 if names.is_empty() {
                     "none".to_owned()
@@ -303,7 +307,118 @@ pub fn validate(
             ));
         }
     }
-    Ok(())
+    found
+}
+
+/// What is wrong with one expectation in this scenario (empty: nothing).
+fn expectation_problems(e: &Expectation, faults: &[FaultRule], duration: Duration) -> Vec<String> {
+    let d = |d: Duration| humantime::format_duration(d).to_string();
+    let mut found = Vec::new();
+    match e {
+        Expectation::Connected(c) if c.within > duration => found.push(format!(
+            "`within: {}` is longer than the scenario's duration ({}): it can never fail in time",
+            d(c.within),
+            d(duration)
+        )),
+        Expectation::Reconnects(r) => match (&r.after, r.at) {
+            (Some(_), Some(_)) | (None, None) => {
+                found.push("give exactly one of `after: <fault name>` or `at: <time>`".into());
+            }
+            (Some(fault), None) => {
+                if !faults.iter().any(|f| f.name.as_deref() == Some(fault)) {
+                    let known: Vec<&str> =
+                        faults.iter().filter_map(|f| f.name.as_deref()).collect();
+                    found.push(format!(
+                        "no fault is named `{fault}` (named faults: {}; hint: add `name: {fault}` to the rule)",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ));
+                }
+            }
+            (None, Some(at)) if at >= duration => found.push(format!(
+                "`at: {}` is not inside the scenario's duration",
+                d(at)
+            )),
+            (None, Some(at)) if at + r.within > duration => found.push(format!(
+                "`at: {}` + `within: {}` ends after the scenario's duration ({}): the deadline is never reached",
+                d(at),
+                d(r.within),
+                d(duration)
+            )),
+            (None, Some(_)) => {}
+        },
+        Expectation::Backoff(b) => {
+            if !(b.min_factor.is_finite() && b.min_factor >= 1.0) {
+                found.push(format!(
+                    "min_factor must be at least 1 (got {})",
+                    b.min_factor
+                ));
+            }
+            if !faults.iter().any(|r| fails_attempts(&r.fault)) {
+                found.push("no fault makes connection attempts fail, so there is no retry to judge (add e.g. `fault: refuse`, `{ device: reboot }`, `{ handshake: close }`)".into());
+            }
+        }
+        Expectation::NoStorm(s) if s.window.is_zero() || s.max == 0 => {
+            found.push("`max` and `window` must be more than 0".into());
+        }
+        Expectation::Heartbeat(h) if h.every.is_zero() => {
+            found.push("`every` must be more than 0".into());
+        }
+        Expectation::DetectsDeadLink(_) if !faults.iter().any(|r| silences_link(&r.fault)) => {
+            found.push(format!(
+                "no fault silences a link, so there is no dead link to detect (add one of: {})",
+                dead_link::ARMING_FAULTS
+            ));
+        }
+        Expectation::SendsInOrder(types) if types.is_empty() => {
+            found.push("list at least one message type".into());
+        }
+        Expectation::MaxConcurrentConnections(m) if m.max == 0 => {
+            found.push("`max` must be at least 1".into());
+        }
+        _ => {}
+    }
+    found
+}
+
+/// Faults that make connection attempts fail (refused, cut, answered wrongly, never served),
+/// so that a client has something to back off from.
+fn fails_attempts(fault: &Fault) -> bool {
+    match fault {
+        Fault::Connect(
+            ConnectFault::Refuse
+            | ConnectFault::ResetOnAccept
+            | ConnectFault::CloseOnAccept
+            | ConnectFault::Stall,
+        ) => true,
+        Fault::Handshake(h) => !matches!(h, HandshakeFault::Delay(_)),
+        Fault::Stream(s) => matches!(
+            s,
+            StreamFault::ResetPeer(_)
+                | StreamFault::LimitData(_)
+                | StreamFault::Timeout(_)
+                | StreamFault::HalfOpen
+        ),
+        Fault::Device(d) => matches!(
+            d,
+            DeviceFault::Reboot(_) | DeviceFault::ApDown(_) | DeviceFault::SocketExhaustion(_)
+        ),
+        Fault::Ws(_) | Fault::Dns(_) => false,
+    }
+}
+
+/// Faults that can silence a link without either side being told (what `detects_dead_link`
+/// arms on).
+fn silences_link(fault: &Fault) -> bool {
+    matches!(
+        fault,
+        Fault::Device(DeviceFault::ApDown(_))
+            | Fault::Stream(StreamFault::HalfOpen | StreamFault::Timeout(_))
+            | Fault::Ws(WsFault::SuppressPong(_))
+    ) || matches!(fault, Fault::Ws(WsFault::Drop(p)) if p.direction == MessageDirection::Out)
 }
 
 /// How a report shows an expectation's parameters, e.g. `within 5s`.
@@ -317,7 +432,10 @@ pub fn describe(e: &Expectation) -> String {
             (None, None) => format!("within {}", d(r.within)),
         },
         Expectation::Backoff(b) => {
-            let mut s = format!("gaps grow ×{} on average", b.min_factor);
+            let mut s = format!(
+                "gaps spread ×{} or more",
+                b.min_factor.max(backoff::MIN_SPREAD)
+            );
             if let Some(t) = b.first_retry_within {
                 s += &format!(", first retry within {}", d(t));
             }
@@ -330,11 +448,17 @@ pub fn describe(e: &Expectation) -> String {
             s
         }
         Expectation::NoStorm(n) => format!("at most {} attempts per {}", n.max, d(n.window)),
-        Expectation::Heartbeat(h) => format!(
-            "every {} ± {}",
-            d(h.every),
-            d(h.tolerance.unwrap_or_default())
-        ),
+        Expectation::Heartbeat(h) => {
+            let mut s = format!(
+                "every {} ± {}",
+                d(h.every),
+                d(h.tolerance.unwrap_or_default())
+            );
+            if h.message.as_str() != "ping" {
+                s += &format!(", `{}` messages or ping frames", h.message.as_str());
+            }
+            s
+        }
         Expectation::DetectsDeadLink(w) => format!("within {}", d(w.within)),
         Expectation::ClosesCleanly(c) => format!("close code {}", c.code),
         Expectation::Sends(s) => match s.within {

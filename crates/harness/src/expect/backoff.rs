@@ -1,0 +1,545 @@
+//! `backoff`: after failed attempts the client waits before retrying, and the wait is a backoff,
+//! not a constant delay.
+//!
+//! The log gives, for each run of consecutive failed attempts (a session ends a run), the gaps
+//! from each failure's end (a refused SYN, an abandoned wait, the cut connection's close) to the
+//! next attempt. The rule, in order:
+//!
+//! 1. `first_retry_within`: the first gap of every run is at most that (+100 ms slack);
+//! 2. `max`: no gap is longer than that (+100 ms slack);
+//! 3. **backs off**: some run *spreads*: its longest gap is at least `S = max(2, min_factor)`
+//!    times its shortest and at least [`DELAY_FLOOR_MS`] longer. A constant delay with up to
+//!    ±30 % jitter never spreads more than 1.3/0.7 ≈ 1.86 (1.9 with 5 ms of scheduling noise at
+//!    0.5 s), and no delay never spreads by 100 ms, so a spread is proof of a backoff whatever
+//!    the number of attempts. Every common policy spreads: exponential with or without jitter
+//!    (equal, full `U(0, min(cap, base·f^k))`, down-jitter) and AWS's decorrelated jitter
+//!    `min(cap, U(base, 3·prev))`, which may shrink from one retry to the next — so the rule
+//!    does not ask each gap to grow;
+//! 4. `jitter: true`: some run's gaps fit no deterministic schedule `min(cap, base·f^k)`
+//!    within ±[`NOISE_MS`] per gap (loopback scheduling noise is a few ms). A deterministic
+//!    exponential always fits, so a misfit is proof of jitter.
+//!
+//! A pass needs that proof. A fail because nothing spread (or, with `jitter`, everything fit)
+//! needs a run of at least [`MIN_FAILED_ATTEMPTS`] failed attempts; with fewer, the expectation
+//! fails as "cannot judge: N failed attempts, need M" (a scenario too short to judge is not a
+//! pass). With M failed attempts, a correct app fails with probability below 0.1 %: measured by
+//! `simulation_bounds_false_fails_and_catches` (decorrelated jitter, whose gaps can wander
+//! inside a factor 2 for many retries, is the slowest to show itself: ≈ 0.02 % at 10; every
+//! other policy is below 0.01 %).
+
+use espsim_emulator::events::ConnId;
+use espsim_faults::{ConnectFault, DeviceFault, Fault, FaultRule};
+
+use super::Backoff;
+use super::eval::{
+    ABANDONED, ACCEPTED, END, Evidence, REFUSED, SLACK_MS, Verdict, fail, pass, secs,
+};
+use super::facts::{Facts, ms};
+use super::reconnects::{fault_length, rule_window_end};
+
+/// The least spread (longest gap ÷ shortest) that proves a backoff: more than a constant delay
+/// with ±30 % jitter can show (1.86), with room for scheduling noise.
+pub(super) const MIN_SPREAD: f64 = 2.0;
+/// A spread must also be this many ms, so that scheduling hiccups of a client with no delay at
+/// all never look like a backoff.
+pub(super) const DELAY_FLOOR_MS: u64 = 100;
+/// Consecutive failed attempts (retry gaps in one run) needed before "no backoff" or "no jitter"
+/// is a verdict rather than "cannot judge"; the simulation test proves the false-fail bound.
+pub(super) const MIN_FAILED_ATTEMPTS: usize = 10;
+/// Scheduling noise allowed per gap when fitting a deterministic schedule (ms).
+pub(super) const NOISE_MS: f64 = 7.0;
+
+/// What the rule asks, in ms.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rule {
+    pub(super) spread: f64,
+    pub(super) jitter: bool,
+    pub(super) first_retry_within: Option<u64>,
+    pub(super) max: Option<u64>,
+}
+
+impl Rule {
+    fn of(b: &Backoff) -> Rule {
+        Rule {
+            spread: b.min_factor.max(MIN_SPREAD),
+            jitter: b.jitter,
+            first_retry_within: b.first_retry_within.map(ms),
+            max: b.max.map(ms),
+        }
+    }
+}
+
+/// One retry gap: from a failed attempt's end to the next attempt.
+#[derive(Debug, Clone, Copy)]
+struct Gap {
+    from: u64,
+    to: u64,
+    /// The retry's connection (`None`: a refused SYN).
+    conn: Option<ConnId>,
+}
+
+impl Gap {
+    fn ms(&self) -> u64 {
+        self.to.saturating_sub(self.from)
+    }
+}
+
+/// Retry gaps grouped in runs of consecutive failures; a session ends a run.
+fn retry_runs(f: &Facts) -> Vec<Vec<Gap>> {
+    let mut runs: Vec<Vec<Gap>> = Vec::new();
+    let mut current: Vec<Gap> = Vec::new();
+    let attempts = f.all_attempts();
+    for pair in attempts.windows(2) {
+        let (p, c) = (pair[0], pair[1]);
+        if p.failed {
+            current.push(Gap {
+                from: p.ended_ms,
+                to: c.at_ms,
+                conn: c.conn,
+            });
+        } else if !current.is_empty() {
+            runs.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        runs.push(current);
+    }
+    runs
+}
+
+/// `backoff { min_factor, first_retry_within, max, jitter }`.
+pub(super) fn judge(f: &Facts, b: &Backoff, faults: &[FaultRule]) -> Verdict {
+    let runs = retry_runs(f);
+    let mut evidence: Vec<Evidence> = runs
+        .iter()
+        .flatten()
+        .map(|g| {
+            let kinds = match g.conn {
+                Some(_) => ACCEPTED,
+                None => REFUSED,
+            };
+            f.ev(kinds, g.to, g.conn, format!("retry after {}", secs(g.ms())))
+                .since(g.from)
+        })
+        .collect();
+    evidence.truncate(16);
+    // Failures whose end the log shows as an abandoned wait, for the reader.
+    for c in f
+        .conns
+        .values()
+        .filter(|c| c.abandoned_ms.is_some())
+        .take(4)
+    {
+        let at = c.abandoned_ms.unwrap_or_default();
+        evidence.push(f.ev(
+            ABANDONED,
+            at,
+            Some(c.id),
+            "attempt abandoned while it waited for a socket",
+        ));
+    }
+    if let Some(reason) = unobserved_refusals(f, faults, &runs) {
+        return fail(
+            format!(
+                "cannot judge: refused attempts during the retries were not observed ({reason})"
+            ),
+            evidence,
+        );
+    }
+    let gaps: Vec<Vec<u64>> = runs
+        .iter()
+        .map(|r| r.iter().map(Gap::ms).collect())
+        .collect();
+    match assess(&gaps, &Rule::of(b)) {
+        Ok(message) => pass(message, evidence),
+        Err(message) => {
+            let mut evidence = evidence;
+            if runs.is_empty() {
+                evidence.extend(f.attempts().take(3).filter_map(|c| {
+                    c.ended_ms()
+                        .map(|e| f.ev(END, e, Some(c.id), "attempt ended"))
+                }));
+            }
+            fail(message, evidence)
+        }
+    }
+}
+
+/// Why refused attempts may be missing from the judged gaps: a `refused_unobserved` event and a
+/// refusal window (`refuse`, `reboot`) that overlaps them.
+fn unobserved_refusals(f: &Facts, faults: &[FaultRule], runs: &[Vec<Gap>]) -> Option<String> {
+    let (service, reason) = f.refused_unobserved.first()?;
+    let from = runs.iter().flatten().map(|g| g.from).min().unwrap_or(0);
+    let to = runs
+        .iter()
+        .flatten()
+        .map(|g| g.to)
+        .max()
+        .unwrap_or(f.end_ms);
+    let overlaps = f.fired.iter().any(|x| {
+        let refuses = matches!(
+            x.fault,
+            Some(Fault::Connect(ConnectFault::Refuse) | Fault::Device(DeviceFault::Reboot(_)))
+        );
+        let end = rule_window_end(x.rule, faults, f.t0)
+            .or_else(|| x.fault.as_ref().and_then(fault_length).map(|d| x.at_ms + d))
+            .unwrap_or(f.end_ms);
+        refuses && x.at_ms <= to && end >= from
+    });
+    overlaps.then(|| format!("{service}: {reason}"))
+}
+
+/// The verdict on runs of retry gaps (ms): `Ok(pass message)` or `Err(fail message)`.
+pub(super) fn assess(runs: &[Vec<u64>], rule: &Rule) -> Result<String, String> {
+    let shown = runs
+        .iter()
+        .map(|r| r.iter().map(|g| secs(*g)).collect::<Vec<_>>().join(" → "))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let longest = runs.iter().map(Vec::len).max().unwrap_or(0);
+    let need = MIN_FAILED_ATTEMPTS;
+    if runs.is_empty() {
+        return Err(format!(
+            "cannot judge: no retry after a failed attempt (0 failed attempts, need {need}; the scenario must make attempts fail)"
+        ));
+    }
+    if let Some(limit) = rule.first_retry_within
+        && let Some(gap) = runs
+            .iter()
+            .filter_map(|r| r.first())
+            .find(|g| **g > limit + SLACK_MS)
+    {
+        return Err(format!(
+            "first retry after {}, more than {} (gaps {shown})",
+            secs(*gap),
+            secs(limit)
+        ));
+    }
+    if let Some(max) = rule.max
+        && let Some(gap) = runs.iter().flatten().find(|g| **g > max + SLACK_MS)
+    {
+        return Err(format!(
+            "a retry waited {}, more than the cap {} (gaps {shown})",
+            secs(*gap),
+            secs(max)
+        ));
+    }
+    let Some(spread) = runs.iter().find_map(|r| spread(r, rule.spread)) else {
+        let all: Vec<u64> = runs.iter().flatten().copied().collect();
+        let most = all.iter().copied().max().unwrap_or(0);
+        let what = if most < DELAY_FLOOR_MS {
+            format!("no retry waited {}: no delay", secs(DELAY_FLOOR_MS))
+        } else {
+            format!(
+                "the gaps stay within ×{} of each other: a constant delay",
+                rule.spread
+            )
+        };
+        return Err(if longest >= need {
+            format!("no backoff: {what} (gaps {shown})")
+        } else {
+            format!(
+                "cannot judge: {longest} failed attempts, need {need} ({what} so far; gaps {shown})"
+            )
+        });
+    };
+    let mut message = format!("backs off: {spread} (gaps {shown})");
+    if rule.jitter {
+        if runs.iter().any(|r| !deterministic(r)) {
+            message += "; jittered: no fixed schedule base × factor^k fits";
+        } else if longest >= need {
+            return Err(format!(
+                "no jitter: the gaps fit a fixed schedule base × factor^k within ±{NOISE_MS} ms (gaps {shown})"
+            ));
+        } else {
+            return Err(format!(
+                "cannot judge jitter: {longest} failed attempts, need {need} (the gaps so far fit a fixed schedule; gaps {shown})"
+            ));
+        }
+    }
+    Ok(message)
+}
+
+/// How `gaps` spread, if they prove a backoff: the longest at least `factor` times the
+/// shortest and [`DELAY_FLOOR_MS`] longer.
+fn spread(gaps: &[u64], factor: f64) -> Option<String> {
+    let lo = *gaps.iter().min()?;
+    let hi = *gaps.iter().max()?;
+    let spreads = hi as f64 >= factor * lo as f64 && hi - lo >= DELAY_FLOOR_MS;
+    spreads.then(|| {
+        format!(
+            "gaps from {} to {} (×{:.1})",
+            secs(lo),
+            secs(hi),
+            hi as f64 / lo.max(1) as f64
+        )
+    })
+}
+
+/// Whether some deterministic schedule `min(cap, base × factor^k)` gives every gap within
+/// ±[`NOISE_MS`]: a geometric prefix, then a flat tail at the cap.
+fn deterministic(gaps: &[u64]) -> bool {
+    let g: Vec<f64> = gaps.iter().map(|x| *x as f64).collect();
+    for t in (0..=g.len()).rev() {
+        let (prefix, tail) = g.split_at(t);
+        if let (Some(lo), Some(hi)) = (
+            tail.iter().copied().reduce(f64::min),
+            tail.iter().copied().reduce(f64::max),
+        ) {
+            if hi - lo > 2.0 * NOISE_MS {
+                // Longer tails are not flat either.
+                return false;
+            }
+            if prefix.iter().any(|p| *p > lo + 2.0 * NOISE_MS) {
+                continue;
+            }
+        }
+        if geometric(prefix) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a line `ln base + k ln factor` passes through every `[ln(g − ε), ln(g + ε)]`: a
+/// two-variable feasibility problem, solved at the vertices (two bounds met exactly).
+fn geometric(g: &[f64]) -> bool {
+    if g.len() <= 2 {
+        return true;
+    }
+    let lower: Vec<Option<f64>> = g
+        .iter()
+        .map(|x| (x - NOISE_MS > 0.0).then(|| (x - NOISE_MS).ln()))
+        .collect();
+    let upper: Vec<f64> = g.iter().map(|x| (x + NOISE_MS).ln()).collect();
+    let bounds: Vec<(f64, f64)> = (0..g.len())
+        .flat_map(|k| {
+            let k_f = k as f64;
+            lower[k]
+                .map(|l| (k_f, l))
+                .into_iter()
+                .chain([(k_f, upper[k])])
+        })
+        .collect();
+    // Necessary: one slope within every pair's slope range (cheap; rules most misfits out).
+    let (mut slope_lo, mut slope_hi) = (f64::NEG_INFINITY, f64::INFINITY);
+    for i in 0..g.len() {
+        for j in i + 1..g.len() {
+            let d = (j - i) as f64;
+            if let Some(li) = lower[i] {
+                slope_hi = slope_hi.min((upper[j] - li) / d);
+            }
+            if let Some(lj) = lower[j] {
+                slope_lo = slope_lo.max((lj - upper[i]) / d);
+            }
+        }
+    }
+    if slope_lo > slope_hi + 1e-9 {
+        return false;
+    }
+    let fits = |beta: f64, phi: f64| {
+        (0..g.len()).all(|k| {
+            let y = beta + k as f64 * phi;
+            y <= upper[k] + 1e-9 && lower[k].is_none_or(|l| y >= l - 1e-9)
+        })
+    };
+    for (i, &(k1, v1)) in bounds.iter().enumerate() {
+        for &(k2, v2) in &bounds[i + 1..] {
+            if k1 == k2 {
+                continue;
+            }
+            let phi = (v2 - v1) / (k2 - k1);
+            if fits(v1 - k1 * phi, phi) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::{MIN_FAILED_ATTEMPTS, Rule, assess};
+
+    /// Draws per policy kind (the brief asks for at least 10,000).
+    const DRAWS: usize = 10_000;
+
+    fn rule(jitter: bool, max: Option<u64>) -> Rule {
+        Rule {
+            spread: 1.5f64.max(super::MIN_SPREAD),
+            jitter,
+            first_retry_within: None,
+            max,
+        }
+    }
+
+    /// A gap as the device sees it: the policy's delay ± 5 ms of scheduling noise, in whole ms.
+    fn observed(rng: &mut StdRng, delay_ms: f64) -> u64 {
+        (delay_ms + rng.random_range(-5.0..=5.0)).round().max(0.0) as u64
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Good {
+        Exponential,
+        DownJitter,
+        EqualJitter,
+        FullJitter,
+        Decorrelated,
+    }
+
+    /// `n` gaps of a correct policy: base 50–1000 ms, factor 1.5–3, a cap between 30× base and
+    /// 60 s (log-uniform), down-jitter 20–50 %.
+    fn good(rng: &mut StdRng, kind: Good, n: usize) -> Vec<u64> {
+        let base: f64 = rng.random_range(50.0..=1000.0);
+        let factor: f64 = rng.random_range(1.5..=3.0);
+        let cap = f64::exp(rng.random_range(f64::ln(30.0 * base)..=f64::ln(60_000.0)));
+        let fraction = rng.random_range(0.2..=0.5);
+        let mut prev: f64 = base;
+        (0..n)
+            .map(|k| {
+                let d = (base * factor.powi(k as i32)).min(cap);
+                let delay = match kind {
+                    Good::Exponential => d,
+                    Good::DownJitter => d * (1.0 - rng.random_range(0.0..=fraction)),
+                    Good::EqualJitter => d / 2.0 + rng.random_range(0.0..=d / 2.0),
+                    Good::FullJitter => rng.random_range(0.0..=d),
+                    Good::Decorrelated => {
+                        prev = rng.random_range(base..=prev * 3.0).min(cap);
+                        prev
+                    }
+                };
+                observed(rng, delay)
+            })
+            .collect()
+    }
+
+    fn rate(fails: usize) -> f64 {
+        fails as f64 / DRAWS as f64
+    }
+
+    #[test]
+    fn simulation_bounds_false_fails_and_catches() {
+        let n = MIN_FAILED_ATTEMPTS;
+        let mut rng = StdRng::seed_from_u64(0x0bac_c0ff);
+        for kind in [
+            Good::Exponential,
+            Good::DownJitter,
+            Good::EqualJitter,
+            Good::FullJitter,
+            Good::Decorrelated,
+        ] {
+            // Jittered kinds are judged with `jitter: true` too.
+            let r = rule(kind != Good::Exponential, None);
+            let fails = (0..DRAWS)
+                .filter(|_| assess(&[good(&mut rng, kind, n)], &r).is_err())
+                .count();
+            eprintln!("{kind:?}: false-fail {:.3} %", 100.0 * rate(fails));
+            assert!(rate(fails) < 0.001, "{kind:?}: {fails} of {DRAWS} failed");
+        }
+        // Bad: a constant 0.5–3 s delay with 0–30 % jitter either way.
+        let caught = (0..DRAWS)
+            .filter(|_| {
+                let c = rng.random_range(500.0..=3000.0);
+                let j = rng.random_range(0.0..=0.3);
+                let gaps: Vec<u64> = (0..n)
+                    .map(|_| {
+                        let d = c * rng.random_range(1.0 - j..=1.0 + j);
+                        observed(&mut rng, d)
+                    })
+                    .collect();
+                assess(&[gaps], &rule(false, None)).is_err()
+            })
+            .count();
+        eprintln!("constant: caught {:.2} %", 100.0 * rate(caught));
+        assert!(rate(caught) >= 0.99, "constant caught {caught}");
+        // Bad: no delay.
+        let caught = (0..DRAWS)
+            .filter(|_| {
+                let gaps: Vec<u64> = (0..n)
+                    .map(|_| {
+                        let d = rng.random_range(0.0..=3.0);
+                        observed(&mut rng, d)
+                    })
+                    .collect();
+                assess(&[gaps], &rule(false, None)).is_err()
+            })
+            .count();
+        eprintln!("no delay: caught {:.2} %", 100.0 * rate(caught));
+        assert!(rate(caught) >= 0.99, "no delay caught {caught}");
+        // Bad: an exponential without a cap, judged with `max` below its last gaps.
+        let caught = (0..DRAWS)
+            .filter(|_| {
+                let base = rng.random_range(50.0..=1000.0);
+                let factor: f64 = rng.random_range(1.5..=3.0);
+                let last = base * factor.powi(n as i32 - 1);
+                let max = rng.random_range(2.0 * base..=last / 1.2) as u64;
+                let gaps: Vec<u64> = (0..n)
+                    .map(|k| observed(&mut rng, base * factor.powi(k as i32)))
+                    .collect();
+                assess(&[gaps], &rule(false, Some(max))).is_err()
+            })
+            .count();
+        eprintln!("uncapped: caught {:.2} %", 100.0 * rate(caught));
+        assert!(rate(caught) >= 0.99, "uncapped caught {caught}");
+        // Bad under `jitter: true`: a deterministic exponential.
+        let caught = (0..DRAWS)
+            .filter(|_| assess(&[good(&mut rng, Good::Exponential, n)], &rule(true, None)).is_err())
+            .count();
+        eprintln!(
+            "deterministic under jitter: caught {:.2} %",
+            100.0 * rate(caught)
+        );
+        assert!(rate(caught) >= 0.99, "deterministic caught {caught}");
+    }
+
+    #[test]
+    fn too_few_failures_cannot_be_judged_unless_they_already_prove_a_backoff() {
+        // Four gaps that spread ×8: a backoff, whatever the count.
+        assert!(assess(&[vec![500, 1000, 2000, 4000]], &rule(false, None)).is_ok());
+        // Four constant gaps: not enough to call it constant, not a pass either.
+        let err = assess(&[vec![1000, 1010, 990, 1005]], &rule(false, None)).expect_err("few");
+        assert!(
+            err.starts_with("cannot judge: 4 failed attempts, need 10"),
+            "{err}"
+        );
+        // Ten constant gaps: a verdict.
+        let err = assess(&[vec![1000; 10]], &rule(false, None)).expect_err("constant");
+        assert!(err.contains("no backoff: the gaps stay within ×2"), "{err}");
+        let err = assess(&[vec![2; 10]], &rule(false, None)).expect_err("zero");
+        assert!(err.contains("no delay"), "{err}");
+    }
+
+    #[test]
+    fn jitter_is_a_misfit_of_every_fixed_schedule() {
+        // 20 % down-jitter on ×2 from 500 ms: no schedule fits.
+        assert!(assess(&[vec![480, 820, 1990, 3300]], &rule(true, None)).is_ok());
+        // A deterministic ×2 with a few ms of noise, then a cap at 5 s: fits.
+        let det = vec![502, 998, 2003, 3999, 5000, 5004, 4998, 5001, 5000, 4997];
+        let err = assess(&[det], &rule(true, None)).expect_err("no jitter");
+        assert!(err.starts_with("no jitter"), "{err}");
+        // Full jitter, decorrelated jitter and a shrinking gap pass (no "every gap grows").
+        assert!(assess(&[vec![40, 700, 300, 2900]], &rule(true, None)).is_ok());
+        // The old rule's 3 % ratio spread: ×2.0 then ×2.05 is not jitter, just noise.
+        let err = assess(&[vec![500, 1000, 2050]], &rule(true, None)).expect_err("few");
+        assert!(
+            err.starts_with("cannot judge jitter: 3 failed attempts"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn first_retry_and_cap_fail_at_any_count() {
+        let r = Rule {
+            first_retry_within: Some(1000),
+            max: Some(4000),
+            ..rule(false, None)
+        };
+        let err = assess(&[vec![3000, 6000]], &r).expect_err("late");
+        assert!(err.starts_with("first retry after 3.000s"), "{err}");
+        let err = assess(&[vec![500, 1000, 5000]], &r).expect_err("cap");
+        assert!(err.contains("more than the cap 4.000s"), "{err}");
+    }
+}
