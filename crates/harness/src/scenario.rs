@@ -28,8 +28,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use espsim_faults::FaultRule;
 use espsim_faults::limits::MAX_RULES;
-use espsim_faults::{FaultRule, format_duration};
+/// The duration grammar of scenario files (and its formatter), for the CLI's duration flags.
+pub use espsim_faults::{format_duration, parse_strict_duration};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceConfig;

@@ -203,9 +203,9 @@ impl CommandResult {
                     KillReason::CommandTimeout => format!(
                         "killed at {at}: still running at the command timeout ({limit}); it must exit by itself (or use --stop-at-end for an app that runs until told)"
                     ),
-                    KillReason::StartupTimeout => format!(
-                        "killed at {at}: the app never became ready within {limit}"
-                    ),
+                    KillReason::StartupTimeout => {
+                        format!("killed at {at}: the app never became ready within {limit}")
+                    }
                     KillReason::StopGrace => format!(
                         "killed at {at}: still running {limit} after SIGTERM at the end of the run; it must exit 0 when told"
                     ),
@@ -561,7 +561,10 @@ async fn run_command(
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env("ESPSIM_WS_URL", &app.ws_url)
-        .env("ESPSIM_HTTP_URL", format!("http://{}", emulator.http_addr()))
+        .env(
+            "ESPSIM_HTTP_URL",
+            format!("http://{}", emulator.http_addr()),
+        )
         .env("ESPSIM_DEVICE_IP", app.device_ip.to_string())
         .env("ESPSIM_SEED", app.seed.to_string())
         .env("ESPSIM_DURATION", format_duration(scenario.duration))
@@ -593,7 +596,7 @@ async fn run_command(
     let spawned = tokio::time::Instant::now();
     let cap = spawned + app.timeout;
     let (ready_tx, mut ready_rx) = mpsc::channel(1);
-    let forwarder = child
+    let mut forwarder = child
         .stdout
         .take()
         .map(|out| tokio::spawn(command::forward_stdout(out, ready_tx)));
@@ -631,6 +634,16 @@ async fn run_command(
                 }
             }
         }
+    }
+    if clock_start.is_none() && matches!(ended, Some(Ended::Exited(_))) {
+        clock_start = late_start(
+            emulator,
+            &mut clock,
+            &ready_file,
+            forwarder.take(),
+            ready_rx,
+        )
+        .await;
     }
     let before_clock = clock_start.is_none();
     let mut stopped_at_end = false;
@@ -673,6 +686,33 @@ async fn run_command(
         command: Some(result),
         summary: None,
     })
+}
+
+/// How long, after a command exited before its clock started, the events it caused before
+/// exiting may take to arrive.
+const LATE_EVENTS: Duration = Duration::from_millis(300);
+
+/// A command that exited while the clock was not yet running may still have made it start
+/// before exiting: its last stdout lines, its ready file, events still queued. Looks at those.
+async fn late_start(
+    emulator: &RunningEmulator,
+    clock: &mut ClockWatch,
+    ready_file: &std::path::Path,
+    forwarder: Option<tokio::task::JoinHandle<()>>,
+    mut ready_rx: mpsc::Receiver<()>,
+) -> Option<ClockStart> {
+    if let Some(f) = forwarder {
+        let _ = tokio::time::timeout(STDOUT_DRAIN, f).await;
+    }
+    if ready_rx.try_recv().is_ok() {
+        emulator.start_clock("signal: stdout");
+    } else if tokio::fs::try_exists(ready_file).await.unwrap_or(false) {
+        emulator.start_clock("signal: file");
+    }
+    tokio::time::timeout(LATE_EVENTS, clock.started(emulator))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// After the clock started: waits for the command to exit, up to `cap`; with `stop_at_end`,
