@@ -42,10 +42,14 @@ pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("error: cannot read {}: {source}", path.display());
                 false
             }
-            Err(e) => {
-                for line in e.to_string().lines() {
-                    eprintln!("error: {line}");
+            Err(ScenarioError::Semantic(e)) => {
+                for message in &e.messages {
+                    eprintln!("error: {}: {message}", e.path.display());
                 }
+                false
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
                 false
             }
         };
