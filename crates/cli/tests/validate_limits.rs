@@ -16,11 +16,17 @@ async fn validate_refuses_extreme_rule_values_with_their_bound() {
     .expect("writes");
     let file = path.to_str().expect("utf-8 path");
     let (code, stdout, stderr) = espsim(&["validate", file]).await;
-    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(code, 2, "{stdout}{stderr}");
     assert!(
         stderr.contains(&format!(
-            "error: {file}: faults[0]: refuse: `when.for` is 584542046090years 7months 15days 17h 5m 3s; at most 24h"
+            "error: {file}: faults[0]: refuse: `when.for` is 5124095576030431h 15s; at most 24h"
         )),
+        "{stderr}"
+    );
+    // The second rule's problem is listed too, not hidden behind the first.
+    assert!(
+        stderr.contains(&format!("error: {file}: faults[1]: "))
+            && stderr.contains("`bytes` is 4611686018427387904"),
         "{stderr}"
     );
 }

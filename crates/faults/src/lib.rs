@@ -61,6 +61,7 @@ mod supervisor;
 mod validate;
 pub mod when;
 
+pub use duration::{format_duration, parse_strict_duration};
 pub use fault::{
     ApDown, Bandwidth, ConnectFault, Corrupt, CorruptKind, CutPoint, DelayParams, DeviceFault,
     DnsFault, Fault, HandshakeCut, HandshakeFault, HandshakeStatus, Internet, InternetMode,

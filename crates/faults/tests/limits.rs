@@ -80,7 +80,7 @@ fn extreme_rules() -> Vec<(serde_json::Value, &'static str)> {
         ),
         (
             json!({ "when": { "after": "go", "at": "24h 1s" }, "fault": { "device": "reboot", "down": "1s" } }),
-            "`when.at` is 1day 1s; at most 24h",
+            "`when.at` is 24h 1s; at most 24h",
         ),
     ]
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use espsim_harness::Scenario;
 use espsim_harness::client::ClientProfile;
 use espsim_harness::report;
-use espsim_harness::runner::{self, ClientSpec, CommandStatus};
+use espsim_harness::runner::{self, ClientSpec, CommandStatus, KillReason, RunOptions};
 
 fn scenario(text: &str) -> Scenario {
     Scenario::parse(text, Path::new("test.yaml")).expect("valid scenario")
@@ -62,7 +62,7 @@ async fn builtin_good_client_passes_and_each_catching_profile_fails_its_expectat
 #[tokio::test]
 async fn a_command_sees_the_device_in_its_environment() {
     let s = scenario(
-        "name: env\ndescription: The command finds the device.\nseed: 9\nexpect: []\nduration: 10s\n",
+        "name: env\ndescription: The command finds the device.\nseed: 9\nexpect: []\nstart: { on: start }\nduration: 10s\n",
     );
     let check = r#"case "$ESPSIM_WS_URL" in ws://127.0.0.1:*/ws) ;; *) exit 10;; esac
 case "$ESPSIM_HTTP_URL" in http://127.0.0.1:*) ;; *) exit 11;; esac
@@ -91,8 +91,10 @@ case "$ESPSIM_CONTROL_URL" in http://127.0.0.1:*) ;; *) exit 15;; esac
 }
 
 #[tokio::test]
-async fn a_failing_command_fails_the_run_and_a_hanging_one_is_stopped() {
-    let s = scenario("name: cmd\ndescription: Commands.\nexpect: []\nduration: 1s\n");
+async fn a_failing_command_fails_the_run_and_a_hanging_one_is_killed_at_its_timeout() {
+    let s = scenario(
+        "name: cmd\ndescription: Commands.\nexpect: []\nstart: { on: start }\nduration: 1s\n",
+    );
     let fail = ClientSpec::Command(vec!["sh".into(), "-c".into(), "exit 3".into()]);
     let r = runner::run(&s, &fail, None).await.expect("runs");
     assert_eq!(
@@ -107,22 +109,36 @@ async fn a_failing_command_fails_the_run_and_a_hanging_one_is_stopped() {
         "-c".into(),
         "trap '' TERM; sleep 60 & wait".into(),
     ]);
+    let options = RunOptions {
+        command_timeout: Some(Duration::from_secs(1)),
+        ..RunOptions::default()
+    };
     let started = Instant::now();
-    let r = tokio::time::timeout(Duration::from_secs(10), runner::run(&s, &hang, None))
-        .await
-        .expect("a hanging command does not hang the run")
-        .expect("runs");
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        runner::run_with(&s, &hang, &options, None),
+    )
+    .await
+    .expect("a hanging command does not hang the run")
+    .expect("runs");
     let c = r.command.as_ref().expect("command result");
-    assert_eq!(c.status, CommandStatus::Killed);
+    assert_eq!(
+        c.status,
+        CommandStatus::Killed {
+            reason: KillReason::CommandTimeout,
+            limit_ms: 1000
+        }
+    );
     assert!(
         c.after_ms >= 1000,
-        "stopped at the end, not before: {}",
+        "killed at the cap, not before: {}",
         c.after_ms
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!r.passed(), "a killed command fails the run");
     assert!(
         c.describe()
-            .contains("still running when the scenario ended")
+            .contains("still running at the command timeout (1s)")
     );
 }
 
@@ -147,10 +163,17 @@ async fn junit_parses_back_with_one_suite_per_run_and_one_case_per_expectation()
         .await
         .expect("runs");
     let failing = ClientSpec::Command(vec!["sh".into(), "-c".into(), "exit 3".into()]);
-    let other = scenario(&BASIC.replace("name: basic", "name: with-command"));
+    let other = scenario(
+        &BASIC
+            .replace("name: basic", "name: with-command")
+            .replace("duration: 3s", "start: { on: start }\nduration: 3s"),
+    );
     let cmd = runner::run(&other, &failing, None).await.expect("runs");
+    let second_result = cmd.clone();
     let xml = report::junit(&[good, cmd]).expect("junit");
-    let parsed = quick_junit::Report::deserialize_from_str(&xml).expect("valid JUnit XML");
+    // quick-junit's reader wants a zone on `timestamp`, which Ant's schema forbids.
+    let parsed =
+        quick_junit::Report::deserialize_from_str(&without_timestamps(&xml)).expect("JUnit XML");
     assert_eq!(parsed.test_suites.len(), 2, "{xml}");
     let first = &parsed.test_suites[0];
     assert_eq!(first.name.as_str(), "basic");
@@ -192,7 +215,68 @@ async fn junit_parses_back_with_one_suite_per_run_and_one_case_per_expectation()
         other => panic!("command should fail: {other:?}"),
     }
     assert!(second.failures >= 1);
-    assert_eq!(parsed.tests, 11, "{xml}");
+    let cases: usize = parsed.test_suites.iter().map(|s| s.test_cases.len()).sum();
+    assert_eq!(cases, 11, "{xml}");
+    assert!(
+        !xml.contains("<testsuites "),
+        "no attributes on <testsuites>: {xml}"
+    );
+    assert_valid_junit(&xml);
+
+    // The catches report follows the same schema.
+    let check = report::CatchCheck {
+        verdict: runner::judge_catch(&second_result, None),
+        result: second_result,
+        must_fail: None,
+    };
+    assert_valid_junit(&report::junit_catches(&[check]).expect("catches junit"));
+}
+
+/// `xml` without its `timestamp="…"` attributes.
+fn without_timestamps(xml: &str) -> String {
+    let mut out = String::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(" timestamp=\"") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + " timestamp=\"".len()..];
+        rest = after.find('"').map_or("", |j| &after[j + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Validates `xml` against Ant's JUnit schema (tests/schema/JUnit.xsd) with `xmllint`. Without
+/// xmllint the check is skipped with a message, or fails under `ESPSIM_REQUIRE_CLIENTS=1`.
+fn assert_valid_junit(xml: &str) {
+    let required =
+        std::env::var_os("ESPSIM_REQUIRE_CLIENTS").is_some_and(|v| !v.is_empty() && v != "0");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("junit.xml");
+    std::fs::write(&file, xml).expect("write junit");
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schema/JUnit.xsd");
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(&file)
+        .output();
+    match out {
+        Ok(out) => assert!(
+            out.status.success(),
+            "the JUnit report does not follow JUnit.xsd:\n{}\n{xml}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                !required,
+                "xmllint is not installed (apt-get install libxml2-utils; ESPSIM_REQUIRE_CLIENTS=1: a check that cannot run is a failure)"
+            );
+            eprintln!(
+                "skipped: JUnit schema check (xmllint not installed: apt-get install libxml2-utils)"
+            );
+        }
+        Err(e) => panic!("cannot run xmllint: {e}"),
+    }
 }
 
 #[test]

@@ -1014,10 +1014,15 @@ mod tests {
     fn file_names_are_safe_and_name_the_client_when_asked() {
         let r = RunResult {
             scenario: "lru purge/../x".to_owned(),
+            scenario_file: "x.yaml".into(),
             description: String::new(),
             seed: 1,
             client: "builtin:naive".to_owned(),
+            started_at: String::new(),
             elapsed_ms: 0,
+            start_on: crate::scenario::StartOn::FirstActivity,
+            clock: None,
+            startup_failure: None,
             expectations: Vec::new(),
             command: None,
             client_summary: None,

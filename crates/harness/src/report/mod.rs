@@ -48,7 +48,10 @@ pub fn text(r: &RunResult) -> String {
         r.seed,
         secs(r.elapsed_ms)
     );
-    out += &format!("   {}\n", r.description.trim());
+    if !r.description.trim().is_empty() {
+        out += &format!("   {}\n", r.description.trim());
+    }
+    out += &clock_line(r);
     let width = r
         .expectations
         .iter()
@@ -106,6 +109,61 @@ pub fn text(r: &RunResult) -> String {
     out
 }
 
+/// `   run clock: started at 2.013s (first_connection)`, or `   ✗ run clock: <why>` when the
+/// app never became ready.
+fn clock_line(r: &RunResult) -> String {
+    match (&r.startup_failure, &r.clock) {
+        (Some(why), _) => format!("   ✗ run clock: {why}\n"),
+        (None, Some(c)) => format!(
+            "   run clock: started at {} ({})\n",
+            secs(c.at_ms),
+            c.reason
+        ),
+        (None, None) => String::new(),
+    }
+}
+
+/// The JUnit `hostname`: `$HOSTNAME`, else `localhost`.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The attributes and elements Ant's JUnit schema requires of a `<testsuite>` inside
+/// `<testsuites>` (`package`, `id`, `hostname`, `timestamp` without zone, `<system-out>`,
+/// `<system-err>`), which quick-junit leaves optional.
+fn complete_suite(suite: &mut TestSuite, id: usize, started_at: &str, system_out: String) {
+    let package = suite.name.clone();
+    suite.extra.insert("package".into(), package);
+    suite.extra.insert("id".into(), id.to_string().into());
+    suite.extra.insert("hostname".into(), hostname().into());
+    let stamp = started_at.trim_end_matches('Z');
+    suite.extra.insert("timestamp".into(), stamp.into());
+    suite.set_system_out(system_out);
+    suite.set_system_err("");
+}
+
+/// Serializes `report` without the attributes of `<testsuites>`, which Ant's JUnit schema (the
+/// one CI servers validate against) does not allow (quick-junit always writes counts,
+/// `skipped` among them).
+fn to_xml(report: &Report) -> Result<String, ReportError> {
+    let xml = report.to_string().map_err(ReportError::Junit)?;
+    let Some(open) = xml.find("<testsuites") else {
+        return Ok(xml);
+    };
+    let Some(close) = xml[open..].find('>').map(|i| open + i) else {
+        return Ok(xml);
+    };
+    let bare = if xml[..close].ends_with('/') {
+        "<testsuites/"
+    } else {
+        "<testsuites"
+    };
+    Ok(format!("{}{bare}{}", &xml[..open], &xml[close..]))
+}
+
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -129,16 +187,34 @@ pub enum ReportError {
 pub fn junit(results: &[RunResult]) -> Result<String, ReportError> {
     let label = repeated(results);
     let mut report = Report::new("espsim");
-    let mut total = Duration::ZERO;
-    for r in results {
+    for (id, r) in results.iter().enumerate() {
         let name = suite_name(r, label);
         let mut suite = TestSuite::new(name.clone());
-        let time = Duration::from_millis(r.elapsed_ms);
-        total += time;
-        suite.set_time(time);
+        suite.set_time(Duration::from_millis(r.elapsed_ms));
         suite.add_property(Property::new("seed", r.seed.to_string()));
         suite.add_property(Property::new("client", r.client.clone()));
         suite.add_property(Property::new("description", r.description.trim()));
+        suite.add_property(Property::new(
+            "scenario_file",
+            r.scenario_file.display().to_string(),
+        ));
+        suite.add_property(Property::new("start_on", r.start_on.as_str()));
+        if let Some(c) = &r.clock {
+            suite.add_property(Property::new(
+                "clock_started",
+                format!("{} ({})", secs(c.at_ms), c.reason),
+            ));
+        }
+        if let Some(why) = &r.startup_failure {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(why.clone());
+            s.set_type("start");
+            s.set_description(why.clone());
+            let mut case = TestCase::new("start", s);
+            case.set_classname(name.clone());
+            case.set_time(Duration::from_millis(r.elapsed_ms));
+            suite.add_test_case(case);
+        }
         for f in &r.faults_fired {
             let key = match &f.name {
                 Some(n) => format!("fault.{}.{n}", f.rule),
@@ -170,7 +246,8 @@ pub fn junit(results: &[RunResult]) -> Result<String, ReportError> {
             };
             let mut case = TestCase::new(o.name.clone(), status);
             case.set_classname(name.clone());
-            case.set_system_out(format!("{} — {}", o.parameters, o.message));
+            // Judged at the end, over the log: no time of its own.
+            case.set_time(Duration::ZERO);
             suite.add_test_case(case);
         }
         if let Some(c) = &r.command {
@@ -180,32 +257,53 @@ pub fn junit(results: &[RunResult]) -> Result<String, ReportError> {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 s.set_message(c.describe());
                 s.set_type("command");
+                s.set_description(format!("`{}` {}", c.command, c.describe()));
                 s
             };
             let mut case = TestCase::new("command", status);
             case.set_classname(name.clone());
-            case.set_system_out(format!("`{}` {}", c.command, c.describe()));
+            case.set_time(Duration::from_millis(c.after_ms));
             suite.add_test_case(case);
         }
+        complete_suite(&mut suite, id, &r.started_at, text(r));
         report.add_test_suite(suite);
     }
-    report.set_time(total);
-    report.to_string().map_err(ReportError::Junit)
+    to_xml(&report)
 }
+
+/// The JSON report's format version; bumped when a field changes meaning or goes away.
+pub const JSON_SCHEMA_VERSION: u32 = 2;
 
 /// The JSON report's top level.
 #[derive(Debug, Serialize)]
 struct JsonReport<'a> {
+    schema_version: u32,
     passed: bool,
-    runs: &'a [RunResult],
+    runs: Vec<JsonRun<'a>>,
 }
 
-/// The JSON report: `{"passed": bool, "runs": [...]}`, each run with its expectations,
-/// evidence, faults fired, command and seed.
+/// One run in the JSON report: the run and its verdict.
+#[derive(Debug, Serialize)]
+struct JsonRun<'a> {
+    passed: bool,
+    #[serde(flatten)]
+    run: &'a RunResult,
+}
+
+/// The JSON report: `{"schema_version": 2, "passed": bool, "runs": [...]}`, each run with its
+/// verdict, scenario file, run clock (`start_on`, `clock_started_ms`, `clock_reason`,
+/// `startup_failure`), expectations with evidence, faults fired, command and seed.
 pub fn json(results: &[RunResult]) -> Result<String, ReportError> {
     serde_json::to_string_pretty(&JsonReport {
+        schema_version: JSON_SCHEMA_VERSION,
         passed: results.iter().all(RunResult::passed),
-        runs: results,
+        runs: results
+            .iter()
+            .map(|run| JsonRun {
+                passed: run.passed(),
+                run,
+            })
+            .collect(),
     })
     .map_err(ReportError::Json)
 }
@@ -241,15 +339,15 @@ pub struct CatchCheck {
 /// `naive catches backoff`), failed when the check's verdict is wrong.
 pub fn junit_catches(checks: &[CatchCheck]) -> Result<String, ReportError> {
     let mut report = Report::new("espsim-catches");
-    let mut suites: Vec<TestSuite> = Vec::new();
+    let mut suites: Vec<(TestSuite, String, Duration, String)> = Vec::new();
     for c in checks {
         let r = &c.result;
-        let idx = match suites.iter().position(|s| s.name.as_str() == r.scenario) {
+        let idx = match suites.iter().position(|s| s.0.name.as_str() == r.scenario) {
             Some(i) => i,
             None => {
                 let mut s = TestSuite::new(r.scenario.clone());
                 s.add_property(Property::new("seed", r.seed.to_string()));
-                suites.push(s);
+                suites.push((s, r.started_at.clone(), Duration::ZERO, String::new()));
                 suites.len() - 1
             }
         };
@@ -269,12 +367,21 @@ pub fn junit_catches(checks: &[CatchCheck]) -> Result<String, ReportError> {
         };
         let mut case = TestCase::new(name, status);
         case.set_classname(r.scenario.clone());
-        case.set_time(Duration::from_millis(r.elapsed_ms));
-        case.set_system_out(match &c.verdict {
-            Ok(line) | Err(line) => line.clone(),
+        let time = Duration::from_millis(r.elapsed_ms);
+        case.set_time(time);
+        let (suite, _, total, out) = &mut suites[idx];
+        suite.add_test_case(case);
+        *total += time;
+        out.push_str(&text(r));
+        out.push_str(&match &c.verdict {
+            Ok(line) => format!("   ✓ check: {line}\n"),
+            Err(line) => format!("   ✗ check: {line}\n"),
         });
-        suites[idx].add_test_case(case);
     }
-    report.add_test_suites(suites);
-    report.to_string().map_err(ReportError::Junit)
+    for (id, (mut suite, started_at, total, out)) in suites.into_iter().enumerate() {
+        suite.set_time(total);
+        complete_suite(&mut suite, id, &started_at, out);
+        report.add_test_suite(suite);
+    }
+    to_xml(&report)
 }
