@@ -360,13 +360,12 @@ impl RunningEmulator {
     /// Starts the run clock now (see [`RunClock::Deferred`]), recording `clock_started` with
     /// `reason`. True when this call started it; false when it was already running.
     pub fn start_clock(&self, reason: &str) -> bool {
-        let started = self.shared.faults.start_clock(self.shared.events.elapsed());
-        if started {
-            self.shared.emit(EventKind::ClockStarted {
-                reason: reason.to_owned(),
-            });
-        }
-        started
+        self.shared.start_clock(reason)
+    }
+
+    /// When the run clock started, as time since the emulator started; `None` while deferred.
+    pub fn clock_started_at(&self) -> Option<Duration> {
+        self.shared.faults.clock_origin()
     }
 
     /// The bound HTTP/WebSocket address.
