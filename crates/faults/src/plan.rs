@@ -839,7 +839,8 @@ impl FaultPlan {
     /// Decides what happens to a WebSocket message (first matching rule):
     /// - `drop` / `duplicate` / `delay` when the message is text or binary and travels in the
     ///   fault's direction;
-    /// - `suppress_pong` when it is a ping from the app;
+    /// - `suppress_pong` when it is a ping from the app, or a device message whose protocol
+    ///   `type` matches the fault's `messages` pattern (an app-level pong);
     /// - an action (`close`, `corrupt`, `oversize`, `garbage`, `lru_purge`) to perform right
     ///   after this message, at most once per connection and rule.
     pub fn on_ws_message(&self, info: MessageInfo<'_>) -> Option<Applied<WsFault>> {
@@ -874,8 +875,15 @@ impl FaultPlan {
             let applies = match f {
                 WsFault::Drop(p) | WsFault::Duplicate(p) => data && p.direction == info.direction,
                 WsFault::Delay(p) => data && p.direction == info.direction,
-                WsFault::SuppressPong(_) => {
-                    info.kind == FrameKind::Ping && info.direction == MessageDirection::In
+                WsFault::SuppressPong(p) => {
+                    let ping =
+                        info.kind == FrameKind::Ping && info.direction == MessageDirection::In;
+                    let pong_message = data
+                        && info.direction == MessageDirection::Out
+                        && p.messages
+                            .as_ref()
+                            .is_some_and(|m| info.message_type.is_some_and(|t| m.matches(t)));
+                    ping || pong_message
                 }
                 _ => data && !s.fired.contains(&(id, info.conn)),
             };
