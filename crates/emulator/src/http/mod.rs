@@ -22,6 +22,7 @@ pub(crate) mod parse;
 mod port;
 mod portal;
 mod probes;
+mod read_ahead;
 mod router;
 mod watch;
 
@@ -47,6 +48,7 @@ use self::conn::Site;
 use self::connect::{emit_applied, spawn_connect_fault, spawn_unanswered};
 use self::gate::{Gate, Gated, Gates};
 use self::port::Port;
+use self::read_ahead::{Gone, ReadAhead, Replay};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -261,7 +263,7 @@ fn admit(conn: Accepted, shared: &Arc<Shared>, tls: &Option<TlsAcceptor>, site: 
 /// stream: the raw socket arrives wrapped (outage gate, stream faults). `kill` fires when an
 /// outage resets the connection, for the steps that do not read the socket.
 async fn connection<S>(
-    tcp: S,
+    mut tcp: S,
     peer: SocketAddr,
     id: u64,
     shared: Arc<Shared>,
@@ -278,7 +280,8 @@ async fn connection<S>(
             reason: reason.to_owned(),
         });
     };
-    let handle = match shared.sockets.admit(id, peer) {
+    const OUTAGE_RESET: &str = "reset by the device outage while waiting for a socket";
+    let (handle, tcp) = match shared.sockets.admit(id, peer) {
         Admission::Now { handle, purged } => {
             if let Some(victim) = purged {
                 shared.emit(EventKind::LruPurged {
@@ -286,19 +289,36 @@ async fn connection<S>(
                     for_conn: id,
                 });
             }
-            handle
+            (handle, Replay::direct(tcp))
         }
         Admission::Wait { open, ticket } => {
             shared.emit(EventKind::TcpWaiting { conn: id, open });
+            let since = Instant::now();
+            // Read ahead while waiting, to see the app give up (its connect timed out and it
+            // closed the socket): an abandoned attempt leaves the queue and is never served.
+            let mut ahead = ReadAhead::for_profile(&shared.profile);
             let slot = tokio::select! {
+                biased;
                 () = shared.cancel.cancelled() => None,
-                () = kill.cancelled() => {
-                    return closed(Side::Device, "reset by the device outage while waiting for a socket");
+                () = kill.cancelled() => return closed(Side::Device, OUTAGE_RESET),
+                gone = ahead.until_gone(&mut tcp) => {
+                    // A read fails too when an outage resets the socket under it.
+                    if let Gone::Failed(e) = &gone {
+                        if kill.is_cancelled() || *shared.outage.borrow() != Outage::None {
+                            return closed(Side::Device, OUTAGE_RESET);
+                        }
+                        tracing::debug!(conn = id, "waiting connection failed: {e}");
+                    }
+                    shared.emit(EventKind::TcpAbandoned {
+                        conn: id,
+                        waited_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    });
+                    return closed(Side::Client, "abandoned while waiting");
                 }
                 slot = ticket.slot() => slot,
             };
             match slot {
-                Some(handle) => handle,
+                Some(handle) => (handle, ahead.replay(tcp)),
                 None => return closed(Side::Device, "shutdown while waiting for a socket"),
             }
         }
