@@ -5,19 +5,19 @@
 
 mod support;
 
+use std::io;
 use std::net::SocketAddr;
 
 use espsim_emulator::events::{Event, EventKind, Side};
-use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use espsim_emulator::{Emulator, EmulatorConfig, RefusedAttempts, RunningEmulator};
 use espsim_faults::FaultRule;
 use support::{WAIT, connect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: 192.168.4.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-/// The device's answer to [`UPGRADE`]: the accept value is RFC 6455's for [`KEY`].
+/// The device's answer to [`UPGRADE`]: the accept value is RFC 6455's for its sample key.
 const GOOD_101: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 
 fn rule(json: &str) -> FaultRule {
@@ -200,11 +200,113 @@ async fn a_waiting_app_is_served_with_everything_it_sent_while_waiting() {
         events_of(&running, |k| matches!(k, EventKind::TcpAbandoned { .. })).is_empty(),
         "nobody gave up"
     );
-    let _ = KEY;
     running.shutdown(WAIT).await;
 }
 
-#[allow(dead_code)]
-fn unused(_: SocketAddr) -> FaultRule {
-    rule("{}")
+/// A refused `connect()` from a socket bound first, so its port is known: the error it got.
+fn refused_connect(to: SocketAddr) -> (SocketAddr, io::Error) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let local = socket
+        .local_addr()
+        .expect("local addr")
+        .as_socket()
+        .expect("an inet address");
+    let err = socket
+        .connect_timeout(&to.into(), WAIT)
+        .expect_err("the device port is closed");
+    (local, err)
+}
+
+async fn refusing(running: &RunningEmulator) {
+    event(
+        running,
+        "fault_applied refuse",
+        |e| matches!(&e.kind, EventKind::FaultApplied { fault, .. } if fault == "refuse"),
+    )
+    .await;
+}
+
+fn refused_peers(running: &RunningEmulator) -> Vec<SocketAddr> {
+    let mut peers: Vec<SocketAddr> =
+        events_of(running, |k| matches!(k, EventKind::TcpRefused { .. }))
+            .into_iter()
+            .filter_map(|k| match k {
+                EventKind::TcpRefused { peer, service } if service == "http" => Some(peer),
+                _ => None,
+            })
+            .collect();
+    peers.sort();
+    peers
+}
+
+#[tokio::test]
+async fn every_refused_attempt_is_counted_with_its_peer() {
+    let running = start(EmulatorConfig {
+        faults: vec![rule(r#"{"fault":"refuse"}"#)],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    refusing(&running).await;
+    let addr = running.http_addr();
+    let mut peers = Vec::new();
+    for _ in 0..5 {
+        let (peer, err) = tokio::task::spawn_blocking(move || refused_connect(addr))
+            .await
+            .expect("joined");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        peers.push(peer);
+    }
+    peers.sort();
+    event(&running, "the 5th tcp_refused", |_| {
+        refused_peers(&running).len() >= 5
+    })
+    .await;
+    assert_eq!(
+        refused_peers(&running),
+        peers,
+        "one tcp_refused per attempt, with its port"
+    );
+    assert!(
+        events_of(&running, |k| matches!(
+            k,
+            EventKind::RefusedUnobserved { .. }
+        ))
+        .is_empty(),
+        "this machine runs the tests as root: the attempts are watched"
+    );
+    running.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn refused_attempts_that_cannot_be_watched_are_reported_once_per_window() {
+    let running = start(EmulatorConfig {
+        faults: vec![rule(r#"{"fault":"refuse"}"#)],
+        refused_attempts: RefusedAttempts::Unobserved,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    refusing(&running).await;
+    let addr = running.http_addr();
+    for _ in 0..3 {
+        let (_, err) = tokio::task::spawn_blocking(move || refused_connect(addr))
+            .await
+            .expect("joined");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    }
+    let unobserved = events_of(&running, |k| {
+        matches!(k, EventKind::RefusedUnobserved { .. })
+    });
+    match unobserved.as_slice() {
+        [EventKind::RefusedUnobserved { service, reason }] => {
+            assert_eq!(service, "http");
+            assert!(reason.contains("Unobserved"), "{reason}");
+        }
+        other => panic!("expected one refused_unobserved, got {other:?}"),
+    }
+    assert!(refused_peers(&running).is_empty());
+    running.shutdown(WAIT).await;
 }

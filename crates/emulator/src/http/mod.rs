@@ -24,6 +24,7 @@ mod portal;
 mod probes;
 mod read_ahead;
 mod router;
+pub(crate) mod syn_watch;
 mod watch;
 
 #[cfg(test)]
@@ -49,6 +50,7 @@ use self::connect::{emit_applied, spawn_connect_fault, spawn_unanswered};
 use self::gate::{Gate, Gated, Gates};
 use self::port::Port;
 use self::read_ahead::{Gone, ReadAhead, Replay};
+use self::syn_watch::RefusedAttempts;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -62,12 +64,18 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 /// Every pass: follow the outage (reset / silence open connections), decide whether the port
 /// listens (a `refuse` rule or a reboot closes it), then wait for a connection, a plan change,
 /// an outage change or the next fault window boundary.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
+/// `refused`: whether SYNs refused while the port is closed are watched (`tcp_refused`).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    refused: RefusedAttempts,
+) {
     let (scheme, ws_scheme, default_port, service) = match tls {
         Some(_) => ("https", "wss", 443, Service::Https),
         None => ("http", "ws", 80, Service::Http),
     };
-    let mut port = match Port::new(listener, scheme) {
+    let mut port = match Port::new(listener, scheme, refused) {
         Ok(p) => p,
         Err(e) => return tracing::error!("{scheme} listener unusable: {e}"),
     };
