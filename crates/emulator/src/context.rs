@@ -133,6 +133,19 @@ impl Shared {
         self.events.emit(kind);
     }
 
+    /// Starts the run clock now, recording `clock_started` with `reason` when this call started
+    /// it (true); false when it was already running. The one path for every way of starting it
+    /// (the library call, the control API), so the event is recorded exactly once.
+    pub(crate) fn start_clock(&self, reason: &str) -> bool {
+        let started = self.faults.start_clock(self.events.elapsed());
+        if started {
+            self.emit(EventKind::ClockStarted {
+                reason: reason.to_owned(),
+            });
+        }
+        started
+    }
+
     /// Switches the internet mode and records the change.
     pub(crate) fn set_internet(&self, to: InternetMode) {
         let from = self.internet.set(to);

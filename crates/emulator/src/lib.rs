@@ -43,6 +43,7 @@ use tokio::net::TcpListener;
 
 pub use crate::control::{ControlAuth, ControlLimits, ControlOptions};
 pub use crate::device::DeviceOptions;
+pub use crate::http::syn_watch::RefusedAttempts;
 pub use crate::tls::{SelfSigned, TlsError, TlsOptions, self_signed};
 
 use crate::context::Shared;
@@ -102,6 +103,10 @@ pub struct EmulatorConfig {
     pub control: Option<ControlOptions>,
     /// When the run clock (fault windows, deadlines) starts.
     pub clock: RunClock,
+    /// Whether connection attempts refused while the device port is closed (`refuse`,
+    /// `reboot`) are counted with a raw socket (`tcp_refused`, needs CAP_NET_RAW) or only
+    /// reported as unobserved (`refused_unobserved`). Default: counted when permitted.
+    pub refused_attempts: RefusedAttempts,
 }
 
 /// When the run clock starts: the zero of every fault window (`at`/`for`).
@@ -134,6 +139,7 @@ impl Default for EmulatorConfig {
             event_history: History::default(),
             control: None,
             clock: RunClock::AtStart,
+            refused_attempts: RefusedAttempts::Watch,
         }
     }
 }
@@ -291,13 +297,19 @@ impl Emulator {
 
         shared.device.start(&shared);
         shared.tracker.spawn(timeline::run(shared.clone()));
-        shared
-            .tracker
-            .spawn(http::serve(http, shared.clone(), None));
+        shared.tracker.spawn(http::serve(
+            http,
+            shared.clone(),
+            None,
+            config.refused_attempts,
+        ));
         if let Some((listener, acceptor)) = https {
-            shared
-                .tracker
-                .spawn(http::serve(listener, shared.clone(), Some(acceptor)));
+            shared.tracker.spawn(http::serve(
+                listener,
+                shared.clone(),
+                Some(acceptor),
+                config.refused_attempts,
+            ));
         }
         if let Some((udp, tcp)) = dns
             && let Err(source) = dns::start(udp, tcp, &shared).await
@@ -360,13 +372,12 @@ impl RunningEmulator {
     /// Starts the run clock now (see [`RunClock::Deferred`]), recording `clock_started` with
     /// `reason`. True when this call started it; false when it was already running.
     pub fn start_clock(&self, reason: &str) -> bool {
-        let started = self.shared.faults.start_clock(self.shared.events.elapsed());
-        if started {
-            self.shared.emit(EventKind::ClockStarted {
-                reason: reason.to_owned(),
-            });
-        }
-        started
+        self.shared.start_clock(reason)
+    }
+
+    /// When the run clock started, as time since the emulator started; `None` while deferred.
+    pub fn clock_started_at(&self) -> Option<Duration> {
+        self.shared.faults.clock_origin()
     }
 
     /// The bound HTTP/WebSocket address.

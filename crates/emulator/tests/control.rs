@@ -481,6 +481,11 @@ async fn the_event_stream_sends_history_then_live_events_and_ends_on_shutdown() 
         (first["seq"].clone(), first["event"].clone()),
         (json!(0), json!("started"))
     );
+    let clock = next_line().await.expect("history");
+    assert_eq!(
+        (clock["seq"].clone(), clock["event"].clone()),
+        (json!(1), json!("clock_started"))
+    );
 
     // Live: a change made after the stream opened arrives on it.
     api.call(
@@ -493,7 +498,7 @@ async fn the_event_stream_sends_history_then_live_events_and_ends_on_shutdown() 
     let live = next_line().await.expect("live event");
     assert_eq!(live["event"], "internet_changed");
     assert_eq!(live["to"], "offline");
-    assert_eq!(live["seq"], 1);
+    assert_eq!(live["seq"], 2);
 
     let shutdown = tokio::spawn(em.shutdown(WAIT));
     let last = next_line().await.expect("stopping is streamed");

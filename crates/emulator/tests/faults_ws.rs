@@ -773,3 +773,52 @@ async fn delay_in_holds_the_app_message_before_the_firmware_sees_it() {
     drop(ws);
     e.shutdown(WAIT).await;
 }
+
+#[tokio::test]
+async fn suppress_pong_messages_swallows_the_app_level_pong_until_the_rule_ends() {
+    let e = start(&[]).await;
+    let id = e
+        .faults()
+        .add(rule(
+            r#"{"fault":{"ws":"suppress_pong","messages":"pong"}}"#,
+        ))
+        .expect("rule added");
+    let mut ws = connect_ok(&e).await;
+    // The app-level heartbeat gets no `pong`; the device answers in order, so the status
+    // asked right after it is the first thing that arrives.
+    send(&mut ws, json!({"type":"ping","seq":1})).await;
+    send(&mut ws, json!({"type":"get_status","id":2})).await;
+    let reply = next_json(&mut ws).await;
+    assert_eq!(
+        (&reply["type"], &reply["id"]),
+        (&json!("status"), &json!(2))
+    );
+    let (rule_id, fault, detail) = fault_applied(&e).await;
+    assert_eq!(rule_id, id.0);
+    assert_eq!(fault["ws"], "suppress_pong");
+    assert!(detail.contains("pong message swallowed"), "{detail}");
+    // The WebSocket ping frame gets no pong frame either.
+    ws.send(Message::Ping(b"hb".to_vec().into()))
+        .await
+        .expect("ping");
+    send(&mut ws, json!({"type":"get_status","id":3})).await;
+    match next(&mut ws).await {
+        Some(Ok(Message::Text(t))) => assert!(t.contains(r#""id":3"#), "{t}"),
+        other => panic!("expected the status, not a pong frame: {other:?}"),
+    }
+
+    // The window ends: both pongs come back on the same connection.
+    e.faults().remove(id).expect("rule removed");
+    send(&mut ws, json!({"type":"ping","seq":4})).await;
+    let pong = next_json(&mut ws).await;
+    assert_eq!((&pong["type"], &pong["seq"]), (&json!("pong"), &json!(4)));
+    ws.send(Message::Ping(b"hb".to_vec().into()))
+        .await
+        .expect("ping");
+    match next(&mut ws).await {
+        Some(Ok(Message::Pong(p))) => assert_eq!(&p[..], b"hb"),
+        other => panic!("expected a pong frame after the window, got {other:?}"),
+    }
+    drop(ws);
+    e.shutdown(WAIT).await;
+}

@@ -1,7 +1,11 @@
 //! The fault plan: the run's rules plus its seed, answering "what happens now?" for every
 //! connection, handshake, message, DNS query and point on the device timeline.
 //!
-//! The plan never reads a clock: every question carries `elapsed` (time since the run started).
+//! The plan never reads a clock: every question carries `elapsed`, the time since the emulator
+//! started, and every answer's times (`until`, device windows, boundaries) are in those terms.
+//! Time windows (`at`/`for`, device faults) count from the run clock's origin
+//! ([`FaultPlan::start_clock`]): while the clock is deferred none is open, and once it starts at
+//! `t`, `at: 5s` opens at `t + 5s`. Windows armed by `after:` count from their event instead.
 //!
 //! Random decisions (`when.probability`, a connection's jitter and slice sizes) do not come from
 //! one generator shared by every service, whose draws would shift whenever a phone's background
@@ -89,7 +93,7 @@ pub struct Applied<F> {
     pub rule: RuleId,
     /// The fault to apply.
     pub fault: F,
-    /// When the rule's window ends (elapsed since the start), if it has an end.
+    /// When the rule's window ends (time since the emulator started), if it has an end.
     #[serde(
         with = "crate::duration::human_opt",
         skip_serializing_if = "Option::is_none"
@@ -115,7 +119,7 @@ pub struct ConnRef {
 pub struct ConnInfo {
     /// The connection.
     pub conn: ConnRef,
-    /// Time since the run started.
+    /// Time since the emulator started.
     pub elapsed: Duration,
 }
 
@@ -124,7 +128,7 @@ pub struct ConnInfo {
 pub struct HandshakeInfo<'a> {
     /// The connection.
     pub conn: ConnRef,
-    /// Time since the run started.
+    /// Time since the emulator started.
     pub elapsed: Duration,
     /// The request's `Host` header, if any.
     pub host: Option<&'a str>,
@@ -150,7 +154,7 @@ pub enum FrameKind {
 pub struct MessageInfo<'a> {
     /// The connection.
     pub conn: ConnRef,
-    /// Time since the run started.
+    /// Time since the emulator started.
     pub elapsed: Duration,
     /// Which way the message travels.
     pub direction: MessageDirection,
@@ -171,7 +175,7 @@ pub struct DnsInfo<'a> {
     pub name: &'a str,
     /// The record type, e.g. `A`.
     pub qtype: &'a str,
-    /// Time since the run started.
+    /// Time since the emulator started.
     pub elapsed: Duration,
 }
 
@@ -199,7 +203,7 @@ pub struct DeviceWindow {
     pub rule: RuleId,
     /// The fault.
     pub fault: DeviceFault,
-    /// When it starts (elapsed since the run started).
+    /// When it starts (time since the emulator started).
     #[serde(with = "crate::duration::human")]
     pub start: Duration,
     /// When it ends; `None` = for the rest of the run.
@@ -409,14 +413,24 @@ struct Ctx<'a> {
     message_type: Option<&'a str>,
 }
 
-/// The rule's active window given the observed events; `None` when `after` has not happened.
+/// What a rule's window counts from, in time since the emulator started: the first
+/// observation of its `after` event; else, for a time window, the run clock's origin (`None`
+/// while the clock is deferred: no time window is open yet); else (no `at`, no `for`, not a
+/// device fault) the emulator's start, as the rule holds at any time.
+#[derive(Clone, Copy)]
+struct Origins<'a> {
+    observed: &'a HashMap<String, Duration>,
+    clock: Option<Duration>,
+}
+
+/// The rule's active window, in time since the emulator started; `None` when `after` has not
+/// happened or the rule is timed and the run clock has not started. `timed`: the rule is a
+/// time window even without `at`/`for` (device faults happen at a moment of the run).
 /// Checked arithmetic: a start past the clock's range never comes, an end past it never ends.
-fn window(
-    when: &When,
-    observed: &HashMap<String, Duration>,
-) -> Option<(Duration, Option<Duration>)> {
+fn window(when: &When, origins: Origins<'_>, timed: bool) -> Option<(Duration, Option<Duration>)> {
     let base = match &when.after {
-        Some(ev) => *observed.get(ev)?,
+        Some(ev) => *origins.observed.get(ev)?,
+        None if timed || when.at.is_some() || when.duration.is_some() => origins.clock?,
         None => Duration::ZERO,
     };
     let start = base.checked_add(when.at.unwrap_or_default())?;
@@ -424,6 +438,14 @@ fn window(
 }
 
 impl State {
+    /// What windows count from now.
+    fn origins(&self) -> Origins<'_> {
+        Origins {
+            observed: &self.observed,
+            clock: self.clock_origin,
+        }
+    }
+
     /// Does rule `i` fire for this occurrence? Advances its `every` counter only when every
     /// other condition holds, then draws for `probability` (keyed by the occasion).
     fn fires(&mut self, i: usize, ctx: &Ctx<'_>) -> Option<Option<Duration>> {
@@ -431,11 +453,16 @@ impl State {
             rules,
             seed,
             observed,
+            clock_origin,
             ..
         } = self;
+        let origins = Origins {
+            observed,
+            clock: *clock_origin,
+        };
         let r = &mut rules[i];
         let w = &r.rule.when;
-        let (start, end) = window(w, observed)?;
+        let (start, end) = window(w, origins, false)?;
         if ctx.elapsed < start || end.is_some_and(|e| ctx.elapsed >= e) {
             return None;
         }
@@ -812,7 +839,8 @@ impl FaultPlan {
     /// Decides what happens to a WebSocket message (first matching rule):
     /// - `drop` / `duplicate` / `delay` when the message is text or binary and travels in the
     ///   fault's direction;
-    /// - `suppress_pong` when it is a ping from the app;
+    /// - `suppress_pong` when it is a ping from the app, or a device message whose protocol
+    ///   `type` matches the fault's `messages` pattern (an app-level pong);
     /// - an action (`close`, `corrupt`, `oversize`, `garbage`, `lru_purge`) to perform right
     ///   after this message, at most once per connection and rule.
     pub fn on_ws_message(&self, info: MessageInfo<'_>) -> Option<Applied<WsFault>> {
@@ -847,8 +875,15 @@ impl FaultPlan {
             let applies = match f {
                 WsFault::Drop(p) | WsFault::Duplicate(p) => data && p.direction == info.direction,
                 WsFault::Delay(p) => data && p.direction == info.direction,
-                WsFault::SuppressPong(_) => {
-                    info.kind == FrameKind::Ping && info.direction == MessageDirection::In
+                WsFault::SuppressPong(p) => {
+                    let ping =
+                        info.kind == FrameKind::Ping && info.direction == MessageDirection::In;
+                    let pong_message = data
+                        && info.direction == MessageDirection::Out
+                        && p.messages
+                            .as_ref()
+                            .is_some_and(|m| info.message_type.is_some_and(|t| m.matches(t)));
+                    ping || pong_message
                 }
                 _ => data && !s.fired.contains(&(id, info.conn)),
             };
@@ -941,7 +976,8 @@ impl FaultPlan {
     }
 
     /// The device faults with known times, sorted by start: rules with `after` appear once their
-    /// event has been observed. A reboot lasts `down`, an AP outage `for`; `internet` and
+    /// event has been observed, the others once the run clock has started (a rule without `at`
+    /// starts with the clock). A reboot lasts `down`, an AP outage `for`; `internet` and
     /// `socket_exhaustion` last for the rule's `for` (or the rest of the run).
     pub fn device_timeline(&self) -> Vec<DeviceWindow> {
         let s = self.lock();
@@ -952,7 +988,7 @@ impl FaultPlan {
                 let Fault::Device(f) = &r.rule.fault else {
                     return None;
                 };
-                let (start, end) = window(&r.rule.when, &s.observed)?;
+                let (start, end) = window(&r.rule.when, s.origins(), true)?;
                 // An end past the clock's range never comes.
                 let end = match f {
                     DeviceFault::Reboot(p) => start.checked_add(p.down),
@@ -989,7 +1025,7 @@ impl FaultPlan {
             let s = self.lock();
             s.rules
                 .iter()
-                .filter_map(|r| window(&r.rule.when, &s.observed))
+                .filter_map(|r| window(&r.rule.when, s.origins(), false))
                 .flat_map(|(start, end)| [Some(start), end])
                 .flatten()
                 .collect()

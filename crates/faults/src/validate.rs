@@ -239,9 +239,12 @@ fn ws_bounds(w: &WsFault) -> Result<(), String> {
             Some(bytes) => count("bytes", bytes as u64, 0, MAX_OVERSIZE_BYTES as u64),
             None => Ok(()),
         },
+        WsFault::SuppressPong(p) => match &p.messages {
+            Some(m) => text("messages", m.as_str()),
+            None => Ok(()),
+        },
         WsFault::Drop(_)
         | WsFault::Duplicate(_)
-        | WsFault::SuppressPong(_)
         | WsFault::Corrupt(_)
         | WsFault::Garbage
         | WsFault::LruPurge => Ok(()),

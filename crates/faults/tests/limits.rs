@@ -379,3 +379,19 @@ fn the_events_a_plan_remembers_are_bounded() {
         "not kept: nobody waited"
     );
 }
+
+#[test]
+fn a_suppress_pong_messages_pattern_is_bounded_like_other_patterns() {
+    let long = "p".repeat(espsim_faults::limits::MAX_TEXT_BYTES + 1);
+    let rule: espsim_faults::FaultRule = serde_json::from_value(serde_json::json!(
+        { "fault": { "ws": "suppress_pong", "messages": long } }
+    ))
+    .expect("parses");
+    let err = rule.validate().expect_err("too long").to_string();
+    assert!(err.contains("messages"), "{err}");
+    let ok: espsim_faults::FaultRule = serde_json::from_value(serde_json::json!(
+        { "fault": { "ws": "suppress_pong", "messages": "pong" } }
+    ))
+    .expect("parses");
+    ok.validate().expect("a short pattern is fine");
+}

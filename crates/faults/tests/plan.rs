@@ -616,3 +616,61 @@ fn connection_n_gets_the_same_handshake_fault_whatever_came_before() {
         "{a:?}"
     );
 }
+
+#[test]
+fn a_deferred_clock_opens_no_time_window_until_it_starts() {
+    let p = plan(json!([
+        { "when": { "at": "5s", "for": "2s" }, "fault": "refuse" },
+        { "when": { "at": "1s" }, "fault": { "device": "reboot", "down": "3s" } },
+        { "fault": { "device": "ap_down", "for": "1s" } },
+        { "fault": { "handshake": "status", "code": 503 } }
+    ]));
+    p.defer_clock();
+    assert_eq!(p.clock_origin(), None);
+    assert!(p.refusing(Service::Http, s(6.0)).is_none(), "no window yet");
+    assert!(p.device_timeline().is_empty(), "device faults wait too");
+    assert_eq!(p.next_boundary(s(0.0)), None, "nothing scheduled");
+    assert!(
+        matches!(hs(&p, 1, 6.0), Some(HandshakeFault::Status(_))),
+        "a rule without at/for holds whatever the clock"
+    );
+
+    let changes = p.changes();
+    assert!(p.start_clock(s(100.0)));
+    assert!(changes.has_changed().expect("plan alive"), "start notifies");
+    assert!(!p.start_clock(s(200.0)), "only the first start counts");
+    assert_eq!(p.clock_origin(), Some(s(100.0)));
+    assert!(p.refusing(Service::Http, s(104.999)).is_none());
+    let a = p.refusing(Service::Http, s(105.0)).expect("origin + 5s");
+    assert_eq!(a.until, Some(s(107.0)));
+    assert!(p.refusing(Service::Http, s(107.0)).is_none());
+    let spans: Vec<_> = p
+        .device_timeline()
+        .iter()
+        .map(|w| (w.rule.0, w.start, w.end))
+        .collect();
+    assert_eq!(
+        spans,
+        [(3, s(100.0), Some(s(101.0))), (2, s(101.0), Some(s(104.0)))],
+        "a device fault without `at` starts with the clock"
+    );
+    assert_eq!(p.next_boundary(s(100.0)), Some(s(101.0)));
+}
+
+#[test]
+fn after_windows_count_from_their_event_whatever_the_clock() {
+    let p = plan(json!([
+        { "when": { "after": "provision", "at": "2s" }, "fault": "refuse" }
+    ]));
+    p.defer_clock();
+    p.observe("provision", s(10.0));
+    assert!(
+        p.refusing(Service::Http, s(12.0)).is_some(),
+        "armed by its event"
+    );
+    p.start_clock(s(50.0));
+    assert!(
+        p.refusing(Service::Http, s(51.0)).is_some(),
+        "still from the event"
+    );
+}

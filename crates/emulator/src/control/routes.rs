@@ -29,6 +29,8 @@ pub(crate) fn routes(state: Arc<ControlState>) -> Router {
         .route("/state", get(state_of))
         .route("/internet", put(set_internet))
         .route("/button", post(button))
+        .route("/clock", get(clock))
+        .route("/clock/start", post(start_clock))
         .route("/events", get(events))
         .with_state(state)
 }
@@ -169,6 +171,43 @@ async fn button(State(st): St) -> Json<Pressed> {
         pressed: true,
         sessions: st.shared.device.session_count(),
     })
+}
+
+/// The answer of `GET /clock`.
+#[derive(Debug, Serialize)]
+struct ClockView {
+    /// When the run clock started, in ms since the emulator started; `null` while deferred.
+    started_at_ms: Option<u64>,
+}
+
+async fn clock(State(st): St) -> Json<ClockView> {
+    Json(ClockView {
+        started_at_ms: st.shared.faults.clock_origin().map(millis),
+    })
+}
+
+/// The answer of `POST /clock/start`.
+#[derive(Debug, Serialize)]
+struct ClockStart {
+    /// True when this request started the clock; false when it was already running.
+    started: bool,
+    /// When the clock started, in ms since the emulator started (this request's moment, or
+    /// the earlier one).
+    at_ms: u64,
+}
+
+/// Idempotent: a second start changes nothing and records no second `clock_started`.
+async fn start_clock(State(st): St) -> Json<ClockStart> {
+    let started = st.shared.start_clock("control api");
+    let at = st.shared.faults.clock_origin().unwrap_or_default();
+    Json(ClockStart {
+        started,
+        at_ms: millis(at),
+    })
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 async fn events(State(st): St, RawQuery(query): RawQuery) -> Result<Response, ApiError> {

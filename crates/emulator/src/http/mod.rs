@@ -22,7 +22,9 @@ pub(crate) mod parse;
 mod port;
 mod portal;
 mod probes;
+mod read_ahead;
 mod router;
+pub(crate) mod syn_watch;
 mod watch;
 
 #[cfg(test)]
@@ -47,6 +49,8 @@ use self::conn::Site;
 use self::connect::{emit_applied, spawn_connect_fault, spawn_unanswered};
 use self::gate::{Gate, Gated, Gates};
 use self::port::Port;
+use self::read_ahead::{Gone, ReadAhead, Replay};
+use self::syn_watch::RefusedAttempts;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -60,12 +64,18 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 /// Every pass: follow the outage (reset / silence open connections), decide whether the port
 /// listens (a `refuse` rule or a reboot closes it), then wait for a connection, a plan change,
 /// an outage change or the next fault window boundary.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
+/// `refused`: whether SYNs refused while the port is closed are watched (`tcp_refused`).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    refused: RefusedAttempts,
+) {
     let (scheme, ws_scheme, default_port, service) = match tls {
         Some(_) => ("https", "wss", 443, Service::Https),
         None => ("http", "ws", 80, Service::Http),
     };
-    let mut port = match Port::new(listener, scheme) {
+    let mut port = match Port::new(listener, scheme, refused) {
         Ok(p) => p,
         Err(e) => return tracing::error!("{scheme} listener unusable: {e}"),
     };
@@ -261,7 +271,7 @@ fn admit(conn: Accepted, shared: &Arc<Shared>, tls: &Option<TlsAcceptor>, site: 
 /// stream: the raw socket arrives wrapped (outage gate, stream faults). `kill` fires when an
 /// outage resets the connection, for the steps that do not read the socket.
 async fn connection<S>(
-    tcp: S,
+    mut tcp: S,
     peer: SocketAddr,
     id: u64,
     shared: Arc<Shared>,
@@ -278,7 +288,8 @@ async fn connection<S>(
             reason: reason.to_owned(),
         });
     };
-    let handle = match shared.sockets.admit(id, peer) {
+    const OUTAGE_RESET: &str = "reset by the device outage while waiting for a socket";
+    let (handle, tcp) = match shared.sockets.admit(id, peer) {
         Admission::Now { handle, purged } => {
             if let Some(victim) = purged {
                 shared.emit(EventKind::LruPurged {
@@ -286,19 +297,36 @@ async fn connection<S>(
                     for_conn: id,
                 });
             }
-            handle
+            (handle, Replay::direct(tcp))
         }
         Admission::Wait { open, ticket } => {
             shared.emit(EventKind::TcpWaiting { conn: id, open });
+            let since = Instant::now();
+            // Read ahead while waiting, to see the app give up (its connect timed out and it
+            // closed the socket): an abandoned attempt leaves the queue and is never served.
+            let mut ahead = ReadAhead::for_profile(&shared.profile);
             let slot = tokio::select! {
+                biased;
                 () = shared.cancel.cancelled() => None,
-                () = kill.cancelled() => {
-                    return closed(Side::Device, "reset by the device outage while waiting for a socket");
+                () = kill.cancelled() => return closed(Side::Device, OUTAGE_RESET),
+                gone = ahead.until_gone(&mut tcp) => {
+                    // A read fails too when an outage resets the socket under it.
+                    if let Gone::Failed(e) = &gone {
+                        if kill.is_cancelled() || *shared.outage.borrow() != Outage::None {
+                            return closed(Side::Device, OUTAGE_RESET);
+                        }
+                        tracing::debug!(conn = id, "waiting connection failed: {e}");
+                    }
+                    shared.emit(EventKind::TcpAbandoned {
+                        conn: id,
+                        waited_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    });
+                    return closed(Side::Client, "abandoned while waiting");
                 }
                 slot = ticket.slot() => slot,
             };
             match slot {
-                Some(handle) => handle,
+                Some(handle) => (handle, ahead.replay(tcp)),
                 None => return closed(Side::Device, "shutdown while waiting for a socket"),
             }
         }

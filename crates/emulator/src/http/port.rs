@@ -1,7 +1,8 @@
 //! The device port's listening socket, closed and reopened on demand: while a `refuse` rule is
 //! active or the chip reboots nothing listens, so the kernel answers every SYN with RST (the app
 //! gets ECONNREFUSED) and resets connections queued but not yet accepted; afterwards the same
-//! port listens again with ESP-IDF's backlog.
+//! port listens again with ESP-IDF's backlog. While closed, a raw socket counts the refused
+//! SYNs (`syn_watch`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use crate::StartError;
 use crate::context::Shared;
 
 use super::connect::{emit_applied, fmt_duration};
+use super::syn_watch::{RefusedAttempts, SynWatch, Target};
 
 /// Pause before trying again when the port cannot be re-bound (another socket took it).
 const REBIND_BACKOFF: Duration = Duration::from_millis(50);
@@ -27,15 +29,25 @@ pub(crate) struct Port {
     service: &'static str,
     /// When to try re-binding again after a failure.
     retry_at: Option<Instant>,
+    /// Whether refused attempts are watched.
+    refused: RefusedAttempts,
+    /// The raw socket counting refused SYNs while the port is closed, if it could be opened.
+    watch: Option<SynWatch>,
 }
 
 impl Port {
     /// Takes over the listener bound at start.
-    pub(crate) fn new(listener: TcpListener, service: &'static str) -> io::Result<Self> {
+    pub(crate) fn new(
+        listener: TcpListener,
+        service: &'static str,
+        refused: RefusedAttempts,
+    ) -> io::Result<Self> {
         Ok(Port {
             listener: RefusableListener::from_listener(listener)?,
             service,
             retry_at: None,
+            refused,
+            watch: None,
         })
     }
 
@@ -50,6 +62,18 @@ impl Port {
     ) {
         let refuse = refusal.is_some() || rebooting;
         if refuse && !self.is_refusing() {
+            // Watch first, so no SYN after the close goes uncounted.
+            let target = Target {
+                addr: self.local_addr(),
+                service: self.service,
+            };
+            self.watch = SynWatch::start(
+                target,
+                self.refused,
+                shared.events.clone(),
+                &shared.tracker,
+                &shared.cancel,
+            );
             self.refuse();
             match refusal {
                 Some(applied) => {
@@ -67,6 +91,10 @@ impl Port {
             }
         } else if !refuse && self.is_refusing() && self.retry_at.is_none_or(|t| Instant::now() >= t)
         {
+            // Count what came while closed, and stop, before a SYN can be accepted again.
+            if let Some(watch) = self.watch.take() {
+                watch.stop();
+            }
             match self.restore() {
                 Ok(()) => {
                     self.retry_at = None;

@@ -22,7 +22,7 @@
 //! | `drop` | `out`: the device's message is not sent; `in`: the app's message never reaches the firmware (no reply) |
 //! | `duplicate` | the message is sent (`out`) or handed to the firmware (`in`) twice |
 //! | `delay` | the session holds the message for `delay`; what comes after it waits too (order is kept, as on a slow link) |
-//! | `suppress_pong` | the app's WebSocket ping gets no pong (the link is otherwise alive) |
+//! | `suppress_pong` | the app's WebSocket ping gets no pong (the link is otherwise alive); with `messages: PATTERN` the device's messages whose `type` matches (the `pong` of the app-level `ping`) are not sent either |
 
 use espsim_faults::limits::MAX_OVERSIZE_BYTES;
 use espsim_faults::{CorruptKind, WsFault};

@@ -331,6 +331,15 @@ where
                             self.applied(&a, format!("sent the device's {msg_type} twice"));
                             copies = 2;
                         }
+                        WsFault::SuppressPong(_) => {
+                            self.applied(
+                                &a,
+                                format!(
+                                    "pong message swallowed: the device's {msg_type} was not sent"
+                                ),
+                            );
+                            return None;
+                        }
                         WsFault::Delay(d) => {
                             self.applied(
                                 &a,

@@ -1,0 +1,312 @@
+//! Attempts the device does not serve, counted: a connection abandoned while it waited for a
+//! socket slot (`tcp_abandoned`), and SYNs the kernel refused while the port was closed
+//! (`tcp_refused`, or one `refused_unobserved` when they cannot be watched). Real clients on
+//! 127.0.0.1.
+
+mod support;
+
+use std::io;
+use std::net::SocketAddr;
+
+use espsim_emulator::events::{Event, EventKind, Side};
+use espsim_emulator::{Emulator, EmulatorConfig, RefusedAttempts, RunningEmulator};
+use espsim_faults::FaultRule;
+use support::{WAIT, connect};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: 192.168.4.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+/// The device's answer to [`UPGRADE`]: the accept value is RFC 6455's for its sample key.
+const GOOD_101: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+fn rule(json: &str) -> FaultRule {
+    serde_json::from_str(json).expect("rule parses")
+}
+
+async fn start(config: EmulatorConfig) -> RunningEmulator {
+    Emulator::start(EmulatorConfig {
+        dns: None,
+        ..config
+    })
+    .await
+    .expect("emulator starts")
+}
+
+async fn event(running: &RunningEmulator, what: &str, pred: impl FnMut(&Event) -> bool) -> Event {
+    running
+        .events()
+        .wait_for(WAIT, pred)
+        .await
+        .unwrap_or_else(|| panic!("no {what} event within 5 s"))
+}
+
+fn events_of(running: &RunningEmulator, pred: impl Fn(&EventKind) -> bool) -> Vec<EventKind> {
+    running
+        .events()
+        .snapshot()
+        .into_iter()
+        .map(|e| e.kind)
+        .filter(|k| pred(k))
+        .collect()
+}
+
+/// The id of the connection whose client end is `s`.
+async fn conn_id(running: &RunningEmulator, s: &TcpStream) -> u64 {
+    let local = s.local_addr().expect("local addr");
+    let e = event(
+        running,
+        "tcp_accepted",
+        |e| matches!(&e.kind, EventKind::TcpAccepted { peer, .. } if *peer == local),
+    )
+    .await;
+    match e.kind {
+        EventKind::TcpAccepted { conn, .. } => conn,
+        _ => unreachable!("matched above"),
+    }
+}
+
+/// Takes every one of the default profile's 7 socket slots with an idle connection.
+async fn fill_slots(running: &RunningEmulator) -> Vec<TcpStream> {
+    let addr = running.http_addr();
+    assert_eq!(running.profile().max_open_sockets, Some(7));
+    let mut holders = Vec::new();
+    for _ in 0..7 {
+        let s = connect(addr).await;
+        let id = conn_id(running, &s).await;
+        event(
+            running,
+            "tcp_served",
+            |e| matches!(e.kind, EventKind::TcpServed { conn } if conn == id),
+        )
+        .await;
+        holders.push(s);
+    }
+    holders
+}
+
+/// Connects and waits until the device reports the connection waiting for a slot.
+async fn waiting(running: &RunningEmulator) -> (TcpStream, u64) {
+    let s = connect(running.http_addr()).await;
+    let id = conn_id(running, &s).await;
+    event(
+        running,
+        "tcp_waiting",
+        |e| matches!(e.kind, EventKind::TcpWaiting { conn, .. } if conn == id),
+    )
+    .await;
+    (s, id)
+}
+
+/// A masked client text frame (payload < 126 bytes).
+fn client_text(payload: &str) -> Vec<u8> {
+    let key = [1u8, 2, 3, 4];
+    let mut f = vec![0x81, 0x80 | u8::try_from(payload.len()).expect("short")];
+    f.extend_from_slice(&key);
+    f.extend(payload.bytes().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+    f
+}
+
+async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    timeout(WAIT, s.read_exact(&mut buf))
+        .await
+        .expect("in time")
+        .expect("read");
+    buf
+}
+
+/// One unmasked server text frame (payload < 126 bytes), as JSON.
+async fn server_json(s: &mut TcpStream) -> serde_json::Value {
+    let head = read_n(s, 2).await;
+    assert_eq!(head[0], 0x81, "a final text frame");
+    assert!(head[1] < 126, "a short unmasked payload");
+    let payload = read_n(s, usize::from(head[1])).await;
+    serde_json::from_slice(&payload).expect("json")
+}
+
+#[tokio::test]
+async fn an_app_that_gives_up_while_waiting_is_abandoned_and_never_served() {
+    let running = start(EmulatorConfig::default()).await;
+    let mut holders = fill_slots(&running).await;
+    let (mut gave_up, id) = waiting(&running).await;
+    gave_up.write_all(UPGRADE.as_bytes()).await.expect("write");
+    drop(gave_up);
+    let abandoned = event(
+        &running,
+        "tcp_abandoned",
+        |e| matches!(e.kind, EventKind::TcpAbandoned { conn, .. } if conn == id),
+    )
+    .await;
+    let closed = event(
+        &running,
+        "tcp_closed",
+        |e| matches!(e.kind, EventKind::TcpClosed { conn, .. } if conn == id),
+    )
+    .await;
+    assert!(closed.seq > abandoned.seq, "abandoned, then closed");
+    assert_eq!(
+        closed.kind,
+        EventKind::TcpClosed {
+            conn: id,
+            by: Side::Client,
+            reason: "abandoned while waiting".to_owned()
+        }
+    );
+
+    // The next app in line gets the slot that frees: the abandoned one left the queue.
+    let (mut next, next_id) = waiting(&running).await;
+    next.write_all(UPGRADE.as_bytes()).await.expect("write");
+    drop(holders.remove(0));
+    assert_eq!(read_n(&mut next, GOOD_101.len()).await, GOOD_101.as_bytes());
+    event(
+        &running,
+        "ws_opened",
+        |e| matches!(e.kind, EventKind::WsOpened { conn, .. } if conn == next_id),
+    )
+    .await;
+    let served_abandoned = events_of(
+        &running,
+        |k| matches!(k, EventKind::TcpServed { conn } | EventKind::WsOpened { conn, .. } if *conn == id),
+    );
+    assert_eq!(served_abandoned, [], "the app that gave up is never served");
+    running.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_waiting_app_is_served_with_everything_it_sent_while_waiting() {
+    let running = start(EmulatorConfig::default()).await;
+    let mut holders = fill_slots(&running).await;
+    let (mut stays, id) = waiting(&running).await;
+    // The upgrade request and, pipelined behind it, the first WebSocket message: all of it
+    // arrives while the connection waits.
+    let mut sent = UPGRADE.as_bytes().to_vec();
+    sent.extend(client_text(r#"{"type":"ping","seq":7}"#));
+    stays.write_all(&sent).await.expect("write");
+    drop(holders.remove(0));
+    event(
+        &running,
+        "tcp_served",
+        |e| matches!(e.kind, EventKind::TcpServed { conn } if conn == id),
+    )
+    .await;
+    assert_eq!(
+        read_n(&mut stays, GOOD_101.len()).await,
+        GOOD_101.as_bytes()
+    );
+    let pong = server_json(&mut stays).await;
+    assert_eq!((&pong["type"], &pong["seq"]), (&"pong".into(), &7.into()));
+    assert!(
+        events_of(&running, |k| matches!(k, EventKind::TcpAbandoned { .. })).is_empty(),
+        "nobody gave up"
+    );
+    running.shutdown(WAIT).await;
+}
+
+/// A refused `connect()` from a socket bound first, so its port is known: the error it got.
+fn refused_connect(to: SocketAddr) -> (SocketAddr, io::Error) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let local = socket
+        .local_addr()
+        .expect("local addr")
+        .as_socket()
+        .expect("an inet address");
+    let err = socket
+        .connect_timeout(&to.into(), WAIT)
+        .expect_err("the device port is closed");
+    (local, err)
+}
+
+async fn refusing(running: &RunningEmulator) {
+    event(
+        running,
+        "fault_applied refuse",
+        |e| matches!(&e.kind, EventKind::FaultApplied { fault, .. } if fault == "refuse"),
+    )
+    .await;
+}
+
+fn refused_peers(running: &RunningEmulator) -> Vec<SocketAddr> {
+    let mut peers: Vec<SocketAddr> =
+        events_of(running, |k| matches!(k, EventKind::TcpRefused { .. }))
+            .into_iter()
+            .filter_map(|k| match k {
+                EventKind::TcpRefused { peer, service } if service == "http" => Some(peer),
+                _ => None,
+            })
+            .collect();
+    peers.sort();
+    peers
+}
+
+#[tokio::test]
+async fn every_refused_attempt_is_counted_with_its_peer() {
+    let running = start(EmulatorConfig {
+        faults: vec![rule(r#"{"fault":"refuse"}"#)],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    refusing(&running).await;
+    let addr = running.http_addr();
+    let mut peers = Vec::new();
+    for _ in 0..5 {
+        let (peer, err) = tokio::task::spawn_blocking(move || refused_connect(addr))
+            .await
+            .expect("joined");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        peers.push(peer);
+    }
+    peers.sort();
+    event(&running, "the 5th tcp_refused", |_| {
+        refused_peers(&running).len() >= 5
+    })
+    .await;
+    assert_eq!(
+        refused_peers(&running),
+        peers,
+        "one tcp_refused per attempt, with its port"
+    );
+    assert!(
+        events_of(&running, |k| matches!(
+            k,
+            EventKind::RefusedUnobserved { .. }
+        ))
+        .is_empty(),
+        "this machine runs the tests as root: the attempts are watched"
+    );
+    running.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn refused_attempts_that_cannot_be_watched_are_reported_once_per_window() {
+    let running = start(EmulatorConfig {
+        faults: vec![rule(r#"{"fault":"refuse"}"#)],
+        refused_attempts: RefusedAttempts::Unobserved,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    refusing(&running).await;
+    let addr = running.http_addr();
+    for _ in 0..3 {
+        let (_, err) = tokio::task::spawn_blocking(move || refused_connect(addr))
+            .await
+            .expect("joined");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    }
+    let unobserved = events_of(&running, |k| {
+        matches!(k, EventKind::RefusedUnobserved { .. })
+    });
+    match unobserved.as_slice() {
+        [EventKind::RefusedUnobserved { service, reason }] => {
+            assert_eq!(service, "http");
+            assert!(reason.contains("Unobserved"), "{reason}");
+        }
+        other => panic!("expected one refused_unobserved, got {other:?}"),
+    }
+    assert!(refused_peers(&running).is_empty());
+    running.shutdown(WAIT).await;
+}
