@@ -115,10 +115,8 @@ async fn the_clock_starts_at_the_first_connection_of_an_app_that_takes_its_time(
     assert_eq!(run["command"]["passed"], true, "{run}");
 }
 
-/// Needs the emulator's and the judges' halves of the run clock (fault windows and deadlines
-/// counted from `clock_started`), which live on other branches of issue 11.
+/// Fault windows (the emulator) and deadlines (the judges) both count from `clock_started`.
 #[tokio::test]
-#[ignore = "needs the emulator's clock origin and the judges' clock-relative deadlines (issue 11 branches)"]
 async fn windows_and_deadlines_count_from_the_clock_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = write(
