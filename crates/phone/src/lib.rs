@@ -15,6 +15,8 @@
 //!
 //! Linux only; needs CAP_NET_ADMIN and CAP_SYS_ADMIN (root) and iproute2's `ip`.
 
+#![warn(missing_docs)]
+
 mod carrier;
 mod error;
 mod events;
