@@ -8,6 +8,7 @@ mod client;
 mod fault;
 mod fdlimit;
 mod logging;
+mod phone;
 mod probe;
 mod run;
 mod signal;
@@ -51,6 +52,9 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// List, add or remove fault rules of a running `espsim run` (its control API).
     Fault(fault::FaultArgs),
+    /// Run a command on a simulated phone (network namespace, root) joined to the emulated
+    /// softAP, routed as Android/iOS would after their connectivity check (`-- CMD`).
+    Phone(Box<phone::PhoneArgs>),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         }
         Command::Validate(args) => validate::run(args),
         Command::Fault(args) => fault::run(args),
+        Command::Phone(args) => phone::run(*args),
     };
     match result {
         Ok(code) => code,
