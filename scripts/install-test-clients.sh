@@ -4,6 +4,9 @@
 #   Node ws + playwright-core     -> tests/clients/node_modules/ (git-ignored)
 #   dig, curl, headless Chromium  -> apt (Debian packages bind9-dnsutils, curl, chromium)
 #   xmllint (JUnit schema check)  -> apt (libxml2-utils)
+#   OkHttp (Android's client)     -> apt (libokhttp-java, default-jdk-headless); the client
+#                                    tests/clients/WsOkHttp.java is compiled into
+#                                    target/okhttp-client/ (git-ignored)
 # then runs each client once to prove it works. Safe to re-run; each part is skipped when
 # already present.
 #
@@ -33,6 +36,8 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
+[ -f /usr/share/java/okhttp.jar ] || need_apt+=(libokhttp-java)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "${ESPSIM_SKIP_APT:-0}" = 1 ]; then
     log "ESPSIM_SKIP_APT=1: not installing ${need_apt[*]}"
@@ -78,6 +83,21 @@ else
   fail "npm not found: cannot install Node ws and playwright-core"
 fi
 
+# OkHttp: Debian's jars (okhttp 3.13 needs okio 1.x; no Kotlin) and our client, compiled when
+# the source is newer than the class file.
+OKHTTP_CLASSPATH=/usr/share/java/okhttp.jar:/usr/share/java/okio.jar
+OKHTTP_OUT=target/okhttp-client
+if command -v javac >/dev/null 2>&1 && [ -f /usr/share/java/okhttp.jar ]; then
+  if [ ! -f "$OKHTTP_OUT/WsOkHttp.class" ] || [ tests/clients/WsOkHttp.java -nt "$OKHTTP_OUT/WsOkHttp.class" ]; then
+    log "javac: tests/clients/WsOkHttp.java -> $OKHTTP_OUT"
+    mkdir -p "$OKHTTP_OUT"
+    javac -nowarn -d "$OKHTTP_OUT" -cp "$OKHTTP_CLASSPATH" tests/clients/WsOkHttp.java ||
+      fail "javac tests/clients/WsOkHttp.java"
+  fi
+else
+  fail "javac or /usr/share/java/okhttp.jar missing: cannot build the OkHttp client"
+fi
+
 # Every client must actually run, not just be present: each check prints its version.
 check() {
   local name=$1
@@ -105,6 +125,7 @@ check "chromium (playwright-core)" node -e '
     await b.close();
     if (two !== 2) process.exit(1);
   })().catch((e) => { console.error(String(e)); process.exit(1); });'
+check "okhttp" java -cp "$OKHTTP_OUT:$OKHTTP_CLASSPATH" WsOkHttp --version
 check "dig" dig -v
 check "curl" curl --version
 

@@ -1,9 +1,10 @@
 // Node `ws` against a device URL; prints ONE JSON line of what it saw.
 //
-// usage: node ws_node.js URL MODE [LIMIT_SECONDS]
+// usage: node ws_node.js URL MODE [LIMIT_SECONDS] [HANDSHAKE_TIMEOUT_SECONDS]
 //   session    open, send hello, wait for welcome, app ping -> pong, close 1000
 //   hold       open, send hello, read until the connection ends (or LIMIT)
 //   wsping     open, send hello, 0.5 s later a WebSocket ping frame, wait for the pong (or LIMIT)
+// HANDSHAKE_TIMEOUT_SECONDS is ws's `handshakeTimeout` (default 5 here; ws has none by default).
 // The line: {"client","version","opened","received":[types],"errors":[{"message","code"}],
 // "close_code","close_reason","pong","ended_by","elapsed_ms"}.
 'use strict';
@@ -11,7 +12,7 @@ const path = require('path');
 const WebSocket = require(path.join(__dirname, 'node_modules', 'ws'));
 const { version } = require(path.join(__dirname, 'node_modules', 'ws', 'package.json'));
 
-const [url, mode, limitArg] = process.argv.slice(2);
+const [url, mode, limitArg, handshakeArg] = process.argv.slice(2);
 const limitMs = Math.round(parseFloat(limitArg || '5') * 1000);
 const started = Date.now();
 const out = {
@@ -27,7 +28,8 @@ function finish(endedBy) {
   process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(0));
 }
 
-const ws = new WebSocket(url, { handshakeTimeout: 5000 });
+const handshakeTimeout = Math.round(parseFloat(handshakeArg || '5') * 1000);
+const ws = new WebSocket(url, { handshakeTimeout });
 const timer = setTimeout(() => {
   out.ended_by = 'limit';
   if (mode === 'wsping' && out.pong === null) out.pong = false;

@@ -1,9 +1,10 @@
 """Python `websockets` (asyncio client) against a device URL; prints ONE JSON line of what it saw.
 
-usage: ws_python.py URL MODE [LIMIT_SECONDS]
+usage: ws_python.py URL MODE [LIMIT_SECONDS] [OPEN_TIMEOUT_SECONDS]
   session    open, send hello, wait for welcome, app ping -> pong, close 1000
   hold       open, send hello, then read until the connection ends (or LIMIT)
   keepalive  like hold, with a fast keepalive (ping every 0.5 s, pong timeout 1 s, close timeout 1 s)
+OPEN_TIMEOUT_SECONDS is `open_timeout` (default 5 here; the library's default is 10).
 The line: {"client","version","opened","received":[types],"close_code","close_reason",
 "error":{"type","message","cause":[...]} | null,"ended_by","elapsed_ms"}.
 """
@@ -26,7 +27,7 @@ def describe(exc):
     return {"type": type(exc).__name__, "message": str(exc), "cause": causes}
 
 
-async def main(url, mode, limit):
+async def main(url, mode, limit, open_timeout):
     out = {
         "client": "python-websockets",
         "version": websockets.__version__,
@@ -37,12 +38,18 @@ async def main(url, mode, limit):
         "error": None,
         "ended_by": None,
     }
-    options = {"open_timeout": 5, "close_timeout": 1}
+    options = {"open_timeout": open_timeout, "close_timeout": 1}
     if mode == "keepalive":
         options.update(ping_interval=0.5, ping_timeout=1)
     ws = None
     try:
-        ws = await connect(url, **options)
+        try:
+            ws = await connect(url, **options)
+        except TimeoutError as exc:
+            # The library's own open_timeout, not this script's LIMIT: report it as an error.
+            out["ended_by"] = "error"
+            out["error"] = describe(exc)
+            return out
         out["opened"] = True
         await ws.send(json.dumps({"type": "hello", "client": "python-websockets", "version": "1"}))
         deadline = time.monotonic() + limit
@@ -88,7 +95,8 @@ async def main(url, mode, limit):
 if __name__ == "__main__":
     url, mode = sys.argv[1], sys.argv[2]
     limit = float(sys.argv[3]) if len(sys.argv) > 3 else 5.0
+    open_timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 5.0
     started = time.monotonic()
-    result = asyncio.run(main(url, mode, limit))
+    result = asyncio.run(main(url, mode, limit, open_timeout))
     result["elapsed_ms"] = round((time.monotonic() - started) * 1000)
     print(json.dumps(result), flush=True)

@@ -116,7 +116,16 @@ fn required_hint() -> String {
 /// Runs the checks as libtest would run tests (same arguments), then prints the client
 /// summary; the exit code is libtest's (101 when a check failed).
 pub fn run(checks: Vec<ClientCheck>) -> ExitCode {
-    let args = Arguments::from_args();
+    run_with_threads(checks, None)
+}
+
+/// [`run`], with `threads` checks at a time unless `--test-threads` says otherwise (libtest's
+/// default is one per core; checks that mostly wait on a client's timeout can run more).
+pub fn run_with_threads(checks: Vec<ClientCheck>, threads: Option<usize>) -> ExitCode {
+    let mut args = Arguments::from_args();
+    if args.test_threads.is_none() {
+        args.test_threads = threads;
+    }
     let required = clients_required();
     let missing: BTreeMap<&'static str, String> = checks
         .iter()
