@@ -128,6 +128,7 @@ check "chromium (playwright-core)" node -e '
 check "okhttp" java -cp "$OKHTTP_OUT:$OKHTTP_CLASSPATH" WsOkHttp --version
 check "dig" dig -v
 check "curl" curl --version
+check "xmllint" xmllint --version
 
 if [ "${#failures[@]}" -gt 0 ]; then
   log "${#failures[@]} problem(s); the client tests would skip or fail:"
