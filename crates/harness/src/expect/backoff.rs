@@ -15,17 +15,46 @@
 //!    (equal, full `U(0, min(cap, base·f^k))`, down-jitter) and AWS's decorrelated jitter
 //!    `min(cap, U(base, 3·prev))`, which may shrink from one retry to the next — so the rule
 //!    does not ask each gap to grow;
-//! 4. `jitter: true`: some run's gaps fit no deterministic schedule `min(cap, base·f^k)`
-//!    within ±[`NOISE_MS`] per gap (loopback scheduling noise is a few ms). A deterministic
-//!    exponential always fits, so a misfit is proof of jitter.
+//! 4. `jitter: true`: some run's gaps fit no deterministic schedule `min(cap, base·f^k)`,
+//!    `f ≥ 1`, within ±[`NOISE_MS`] per gap (loopback scheduling noise is a few ms): a
+//!    geometric prefix, then a flat tail whose cap is at least the last prefix value and at
+//!    most the progression's next one. A deterministic exponential always fits, so a misfit is
+//!    proof of jitter.
 //!
 //! A pass needs that proof. A fail because nothing spread (or, with `jitter`, everything fit)
 //! needs a run of at least [`MIN_FAILED_ATTEMPTS`] failed attempts; with fewer, the expectation
 //! fails as "cannot judge: N failed attempts, need M" (a scenario too short to judge is not a
 //! pass). With M failed attempts, a correct app fails with probability below 0.1 %: measured by
 //! `simulation_bounds_false_fails_and_catches` (decorrelated jitter, whose gaps can wander
-//! inside a factor 2 for many retries, is the slowest to show itself: ≈ 0.02 % at 10; every
-//! other policy is below 0.01 %).
+//! inside a factor 2 for many retries, is the slowest to show itself: 0.03 % at 10 over that
+//! test's 10,000 draws; every other policy, the built-in client's included, 0).
+//!
+//! Fewer failed attempts cost a chance of "cannot judge" for a correct app. One run of n
+//! failed attempts gives no pass with these probabilities (100,000 seeded draws per cell,
+//! printed by the ignored `false_fail_table` test; 0 = none of the 100,000; reference = the
+//! built-in client, 500 ms doubling to 4 s, 20 % down-jitter):
+//!
+//! | `jitter: false`        | n = 3  | 4      | 5      | 6      | 8      | 10     |
+//! |------------------------|--------|--------|--------|--------|--------|--------|
+//! | exponential, no jitter | 0.21 % | 0      | 0      | 0      | 0      | 0      |
+//! | down-jitter 20–50 %    | 2.0 %  | 0.02 % | 0      | 0      | 0      | 0      |
+//! | equal jitter           | 4.0 %  | 0.10 % | 0      | 0      | 0      | 0      |
+//! | full jitter            | 8.7 %  | 1.3 %  | 0.19 % | 0.03 % | 0      | 0      |
+//! | decorrelated           | 22 %   | 8.0 %  | 2.7 %  | 0.91 % | 0.10 % | 0.01 % |
+//! | reference              | 0      | 0      | 0      | 0      | 0      | 0      |
+//!
+//! | `jitter: true`         | n = 3  | 4      | 5      | 6      | 8      | 10     |
+//! |------------------------|--------|--------|--------|--------|--------|--------|
+//! | down-jitter 20–50 %    | 59 %   | 8.1 %  | 1.1 %  | 0.11 % | 0      | 0      |
+//! | equal jitter           | 57 %   | 5.5 %  | 0.45 % | 0.04 % | 0      | 0      |
+//! | full jitter            | 43 %   | 3.7 %  | 0.25 % | 0.03 % | 0      | 0      |
+//! | decorrelated           | 51 %   | 9.4 %  | 2.8 %  | 0.88 % | 0.10 % | 0.02 % |
+//! | reference              | 58 %   | 8.4 %  | 0.79 % | 0.02 % | 0      | 0      |
+//!
+//! The small-n cost is the proofs' own: a spread of 2 is what a ±30 % constant delay cannot
+//! reach, and three gaps fit some fixed schedule about half the time. Asking the fit for
+//! `f ≥ 1` is sound but changes none of these cells measurably (random draws that shrink
+//! geometrically are rare).
 
 use espsim_emulator::events::ConnId;
 use espsim_faults::{ConnectFault, DeviceFault, Fault, FaultRule};
