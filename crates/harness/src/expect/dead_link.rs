@@ -11,6 +11,12 @@
 //! | `ws: suppress_pong`              | its first swallowed pong      | ping frames           |
 //! | `ws: suppress_pong, messages: P` | its first swallowed pong      | ping frames, messages |
 //!
+//! A `ws:` rule placed only in time (`when: { at, for }`, counted from the run clock) also arms
+//! every session open at its window's start, from that start, as `ap_down` does: it silences
+//! them whether or not the app sends anything it could swallow, so an app that never pings is
+//! judged (and fails) rather than told that nothing silenced a link. A connection counts once,
+//! from the earliest moment a fault silenced it. Times in messages are on the run clock.
+//!
 //! A connection is judged only if the fault silences the heartbeat the app keeps on it, as the
 //! log shows it (ping frames, messages matching the scenario's heartbeat `message`, default
 //! `ping`); an app with no heartbeat at all is judged on any of them (it must notice some other
@@ -20,11 +26,11 @@
 
 use espsim_emulator::events::{ConnId, Side};
 use espsim_faults::{
-    DeviceFault, Fault, FaultRule, MessageDirection, Pattern, StreamFault, WsFault,
+    DeviceFault, Fault, FaultRule, MessageDirection, Pattern, StreamFault, When, WsFault,
 };
 
 use super::eval::{Evidence, FAULT, REACTION, SLACK_MS, Verdict, ev, fail, pass, secs};
-use super::facts::{Facts, HeartbeatKind};
+use super::facts::{Facts, HeartbeatKind, ms};
 use super::reconnects::{fault_length, rule_window_end};
 
 /// The faults that arm `detects_dead_link`, as messages list them.
@@ -63,9 +69,10 @@ struct Armed {
     what: String,
 }
 
-/// Every (connection, first moment) a silencing fault hit.
+/// Every (connection, first moment) a silencing fault hit: where it fired, and for a
+/// time-windowed WebSocket rule also from its window's start on every session open then.
 fn armed(f: &Facts, faults: &[FaultRule]) -> Vec<Armed> {
-    let mut out: Vec<Armed> = Vec::new();
+    let mut found: Vec<Armed> = Vec::new();
     for x in &f.fired {
         let Some(fault) = &x.fault else { continue };
         let Some(silenced) = silences(fault) else {
@@ -73,30 +80,74 @@ fn armed(f: &Facts, faults: &[FaultRule]) -> Vec<Armed> {
         };
         let heals_at = rule_window_end(x.rule, faults, f.t0)
             .or_else(|| fault_length(fault).map(|d| x.at_ms + d));
-        let what = fault_name(fault);
-        let conns: Vec<ConnId> = match x.conn {
+        let conns = match x.conn {
             Some(c) => vec![c],
             // A device-wide fault (ap_down): every session open when it starts.
-            None => f
-                .sessions()
-                .filter(|s| {
-                    s.ws_opened_ms.is_some_and(|o| o <= x.at_ms)
-                        && s.ended_ms().is_none_or(|e| e > x.at_ms)
-                })
-                .map(|s| s.id)
-                .collect(),
+            None => open_sessions(f, x.at_ms),
         };
-        for conn in conns {
-            if !out.iter().any(|a| a.conn == conn) {
-                out.push(Armed {
-                    start: x.at_ms,
-                    conn,
-                    silenced,
-                    heals_at,
-                    what: what.clone(),
-                });
-            }
+        found.extend(conns.into_iter().map(|conn| Armed {
+            start: x.at_ms,
+            conn,
+            silenced,
+            heals_at,
+            what: fault_name(fault),
+        }));
+    }
+    found.extend(window_armed(f, faults));
+    // Each connection once, from the earliest moment a fault silenced it.
+    found.sort_by_key(|a| (a.start, a.conn));
+    let mut out: Vec<Armed> = Vec::new();
+    for a in found {
+        if !out.iter().any(|o| o.conn == a.conn) {
+            out.push(a);
         }
+    }
+    out
+}
+
+/// Sessions open (upgraded, not ended) at `at`.
+fn open_sessions(f: &Facts, at: u64) -> Vec<ConnId> {
+    f.sessions()
+        .filter(|s| s.ws_opened_ms.is_some_and(|o| o <= at) && s.ended_ms().is_none_or(|e| e > at))
+        .map(|s| s.id)
+        .collect()
+}
+
+/// Sessions silenced by a time-windowed WebSocket rule (`when: { at, for }` on the run clock,
+/// nothing else that picks connections or messages) from its window's start: the rule silences
+/// every open session from then, whether or not the app sends anything it could swallow (an app
+/// that never pings never makes `suppress_pong` fire). Stream faults are decided when a
+/// connection is accepted, so their windows do not reach sessions already open.
+fn window_armed(f: &Facts, faults: &[FaultRule]) -> Vec<Armed> {
+    let mut out = Vec::new();
+    for (index, rule) in faults.iter().enumerate() {
+        let Fault::Ws(_) = rule.fault else { continue };
+        let Some(silenced) = silences(&rule.fault) else {
+            continue;
+        };
+        let w = &rule.when;
+        let timed = w.at.is_some() || w.duration.is_some();
+        let only_time = When {
+            at: None,
+            duration: None,
+            service: None,
+            ..w.clone()
+        } == When::default();
+        if !timed || !only_time {
+            continue;
+        }
+        let start = f.t0 + ms(w.at.unwrap_or_default());
+        if start > f.end_ms {
+            continue;
+        }
+        let heals_at = rule_window_end(index as u64 + 1, faults, f.t0);
+        out.extend(open_sessions(f, start).into_iter().map(|conn| Armed {
+            start,
+            conn,
+            silenced,
+            heals_at,
+            what: fault_name(&rule.fault),
+        }));
     }
     out
 }
@@ -195,7 +246,7 @@ pub(super) fn judge(f: &Facts, faults: &[FaultRule], within: u64, message: Patte
                 return fail(
                     format!(
                         "link dead from {} on conn {} ({}) but the client reacted only after {}",
-                        secs(a.start),
+                        secs(f.on_clock(a.start)),
                         a.conn,
                         a.what,
                         secs(at - a.start)
@@ -207,11 +258,11 @@ pub(super) fn judge(f: &Facts, faults: &[FaultRule], within: u64, message: Patte
                 return fail(
                     format!(
                         "link dead from {} on conn {} ({}); the client neither closed nor reconnected within {} (run ended at {})",
-                        secs(a.start),
+                        secs(f.on_clock(a.start)),
                         a.conn,
                         a.what,
                         secs(within),
-                        secs(f.end_ms)
+                        secs(f.on_clock(f.end_ms))
                     ),
                     evidence,
                 );

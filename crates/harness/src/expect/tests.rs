@@ -488,6 +488,39 @@ fn dead_link_armed_by_every_fault_that_silences_the_apps_heartbeat() {
     );
 }
 
+#[test]
+fn time_windowed_silencing_arms_every_open_session_from_its_start() {
+    let within = "- detects_dead_link: { within: 2500ms }";
+    let mute = faults("- { name: mute, when: { at: 3s, for: 3s }, fault: { ws: suppress_pong } }");
+    // An app that never pings: `suppress_pong` never fires, the link is dead from 3 s anyway.
+    let mut silent = Log::default();
+    silent.clock(500).open(600, 1).stop(9500);
+    let o = judge(within, &mute, &silent);
+    fails(
+        &o,
+        "link dead from 3.000s on conn 1 (ws: suppress_pong); the client neither closed nor reconnected within 2.500s (run ended at 9.000s)",
+    );
+    // Noticing in time passes (the close comes 2.4 s after the window opened at 3.5 s).
+    let mut noticed = Log::default();
+    noticed
+        .clock(500)
+        .open(600, 1)
+        .ws_close_by_client(5900, 1)
+        .stop(9500);
+    passes(&judge(within, &mute, &noticed), "1 dead link(s) detected");
+    // A session that opens inside the window is not armed by the window (only a fire would).
+    let mut later = Log::default();
+    later.clock(500).open(4000, 1).stop(9500);
+    fails(&judge(within, &mute, &later), "no fault silenced a link");
+    // A rule that picks connections is armed only where it fired.
+    let picky =
+        faults("- { when: { at: 3s, for: 3s, connections: 2 }, fault: { ws: suppress_pong } }");
+    fails(&judge(within, &picky, &silent), "no fault silenced a link");
+    // Stream faults are decided at accept: a window does not reach open sessions.
+    let stream = faults("- { when: { at: 3s }, fault: { stream: half_open } }");
+    fails(&judge(within, &stream, &silent), "no fault silenced a link");
+}
+
 impl Log {
     fn ws_close_by_client(&mut self, at: u64, conn: u64) -> &mut Self {
         self.push(
