@@ -14,6 +14,7 @@
 # target/verdict-matrix); each run is bounded by `timeout` (its scenario's duration + 30 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONDONTWRITEBYTECODE=1
 
 if [ "${1:-}" = "--run-one" ]; then
   # One job line from the plan: ID <TAB> TIMEOUT_S <TAB> SCENARIO <TAB> COMMAND.

@@ -17,6 +17,8 @@
 // `--variant NAME` breaks exactly one of those rules (see VARIANTS). `--seed N` seeds the jitter
 // (default: random). What the app does is printed as JSON lines on stdout.
 
+// The app's clock starts before it loads `ws`: ESPSIM_DURATION_MS counts from here.
+const START = process.hrtime.bigint();
 const path = require('path');
 
 const WebSocket = loadWs();
@@ -46,7 +48,6 @@ const VARIANTS = {
   'no-timeout': { connectTimeout: null }, // waits forever for a connect/upgrade/welcome
 };
 
-const START = process.hrtime.bigint();
 const now = () => Number((process.hrtime.bigint() - START) / 1000000n);
 
 function log(event, fields) {
@@ -343,7 +344,7 @@ async function main() {
       console.error(`standin-node: ESPSIM_DURATION_MS must be 1..${MAX_DURATION_MS}, got ${duration}`);
       return 2;
     }
-    setTimeout(() => stop.fire(), ms);
+    setTimeout(() => stop.fire(), Math.max(0, ms - now()));
   }
   log('start', { url, variant: args.variant, seed });
   const managers = [];

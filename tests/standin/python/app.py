@@ -16,14 +16,18 @@ ESPSIM_WS_URL and behaves like a real app's connection manager:
 (default: random). What the app does is printed as JSON lines on stdout.
 """
 
-import argparse
+import time
+
+# The app's clock starts before its imports: ESPSIM_DURATION_MS counts from here.
+START = time.monotonic()
+
+import argparse  # noqa: E402 (after the clock on purpose)
 import asyncio
 import json
 import os
 import random
 import signal
 import sys
-import time
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -52,9 +56,6 @@ VARIANTS = {
     "no-hello": {"hello": False},  # never sends `hello`
     "no-timeout": {"connect_timeout": None},  # waits forever for a connect/upgrade/welcome
 }
-
-START = time.monotonic()
-
 
 def log(event, **fields):
     line = {"at_ms": int((time.monotonic() - START) * 1000), "app": "standin-python", "event": event}
@@ -280,7 +281,7 @@ async def main():
             print(f"standin-python: ESPSIM_DURATION_MS {ms} out of range (1..{MAX_DURATION_MS})",
                   file=sys.stderr)
             return 2
-        loop.call_later(ms / 1000, stop.event.set)
+        loop.call_later(max(0.0, ms / 1000 - (time.monotonic() - START)), stop.event.set)
     log("start", url=url, variant=args.variant, seed=seed)
     ids = counter()
     managers = []
