@@ -220,11 +220,7 @@ fn unobserved_refusals(f: &Facts, faults: &[FaultRule], runs: &[Vec<Gap>]) -> Op
 
 /// The verdict on runs of retry gaps (ms): `Ok(pass message)` or `Err(fail message)`.
 pub(super) fn assess(runs: &[Vec<u64>], rule: &Rule) -> Result<String, String> {
-    let shown = runs
-        .iter()
-        .map(|r| r.iter().map(|g| secs(*g)).collect::<Vec<_>>().join(" → "))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let shown = shown_gaps(runs);
     let longest = runs.iter().map(Vec::len).max().unwrap_or(0);
     let need = MIN_FAILED_ATTEMPTS;
     if runs.is_empty() {
@@ -288,6 +284,36 @@ pub(super) fn assess(runs: &[Vec<u64>], rule: &Rule) -> Result<String, String> {
     }
     Ok(message)
 }
+
+/// Gaps shown in a message: each run's first [`SHOWN_GAPS`] and the count of the rest, for at
+/// most [`SHOWN_RUNS`] runs, so that a storm of thousands of retries keeps the message short.
+fn shown_gaps(runs: &[Vec<u64>]) -> String {
+    let mut parts: Vec<String> = runs
+        .iter()
+        .take(SHOWN_RUNS)
+        .map(|r| {
+            let mut text = r
+                .iter()
+                .take(SHOWN_GAPS)
+                .map(|g| secs(*g))
+                .collect::<Vec<_>>()
+                .join(" → ");
+            if r.len() > SHOWN_GAPS {
+                text += &format!(" → … ({} more)", r.len() - SHOWN_GAPS);
+            }
+            text
+        })
+        .collect();
+    if runs.len() > SHOWN_RUNS {
+        parts.push(format!("… ({} more runs)", runs.len() - SHOWN_RUNS));
+    }
+    parts.join("; ")
+}
+
+/// At most this many gaps of a run are written into a message.
+const SHOWN_GAPS: usize = 12;
+/// At most this many runs are written into a message.
+const SHOWN_RUNS: usize = 4;
 
 /// How `gaps` spread, if they prove a backoff: the longest at least `factor` times the
 /// shortest and [`DELAY_FLOOR_MS`] longer.
@@ -589,6 +615,25 @@ mod tests {
             err.starts_with("cannot judge jitter: 3 failed attempts"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_storm_of_retries_keeps_the_message_short() {
+        let storm = vec![
+            vec![0u64; 30_000],
+            vec![1; 3],
+            vec![2; 3],
+            vec![3; 3],
+            vec![4; 3],
+        ];
+        let message = assess(&storm, &rule(false, None)).expect_err("no delay");
+        assert!(
+            message.starts_with("no backoff: no retry waited"),
+            "{message}"
+        );
+        assert!(message.contains("→ … (29988 more); "), "{message}");
+        assert!(message.ends_with("… (1 more runs))"), "{message}");
+        assert!(message.len() < 1_000, "{} bytes", message.len());
     }
 
     #[test]
