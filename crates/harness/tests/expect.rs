@@ -302,6 +302,21 @@ fn backoff_spreads_with_jitter_and_a_cap() {
         &[],
         &retries(&[0, 500, 1500, 3500, 5450, 7450]),
     ));
+    // Still waiting at the end, longer than the cap: the wait already breaks it.
+    let waiting = |end: u64| {
+        let mut log = Log::default();
+        for (i, t) in [0u64, 500, 1500, 3500].iter().enumerate() {
+            log.failed(*t, i as u64 + 1);
+        }
+        log.stop(end);
+        log
+    };
+    let capped = "- backoff: { min_factor: 1.5, max: 4s }";
+    fails(
+        &judge(capped, &[], &waiting(9000)),
+        "no retry for 5.500s after the last failed attempt at 3.500s (the run ended at 9.000s), more than the cap 4.000s",
+    );
+    passes(&judge(capped, &[], &waiting(7500)));
     let mut none = Log::default();
     none.open(10, 1).stop(3000);
     fails(

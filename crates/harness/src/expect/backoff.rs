@@ -175,6 +175,26 @@ pub(super) fn judge(f: &Facts, b: &Backoff, faults: &[FaultRule]) -> Verdict {
             evidence,
         );
     }
+    if let Some(max) = b.max.map(ms)
+        && let Some(last) = f.all_attempts().last().filter(|a| a.failed)
+        && f.end_ms.saturating_sub(last.ended_ms) > max + SLACK_MS
+    {
+        let kinds = if last.conn.is_some() { END } else { REFUSED };
+        evidence.push(
+            f.ev(kinds, last.ended_ms, last.conn, "last failed attempt")
+                .since(last.ended_ms),
+        );
+        return fail(
+            format!(
+                "no retry for {} after the last failed attempt at {} (the run ended at {}), more than the cap {}",
+                secs(f.end_ms.saturating_sub(last.ended_ms)),
+                secs(last.ended_ms),
+                secs(f.end_ms),
+                secs(max)
+            ),
+            evidence,
+        );
+    }
     let gaps: Vec<Vec<u64>> = runs
         .iter()
         .map(|r| r.iter().map(Gap::ms).collect())
