@@ -26,6 +26,8 @@ use crate::{REQUIRE_CLIENTS, clients_required};
 pub struct ClientCheck {
     scenario: &'static str,
     client: &'static str,
+    /// What `missing` is about: the client, unless [`ClientCheck::needing`] says otherwise.
+    requirement: &'static str,
     missing: Option<String>,
     body: Box<dyn FnOnce() + Send>,
 }
@@ -35,6 +37,7 @@ impl std::fmt::Debug for ClientCheck {
         f.debug_struct("ClientCheck")
             .field("scenario", &self.scenario)
             .field("client", &self.client)
+            .field("requirement", &self.requirement)
             .field("missing", &self.missing)
             .finish_non_exhaustive()
     }
@@ -52,9 +55,17 @@ impl ClientCheck {
         ClientCheck {
             scenario,
             client,
+            requirement: client,
             missing,
             body: Box::new(body),
         }
+    }
+
+    /// The same check, whose `missing` reason is about `requirement` (e.g. network
+    /// namespaces) rather than the client: the skip and the summary name it instead.
+    pub fn needing(mut self, requirement: &'static str) -> ClientCheck {
+        self.requirement = requirement;
+        self
     }
 
     /// The test name: `scenario::client`, so a filter selects a scenario or a client.
@@ -64,22 +75,22 @@ impl ClientCheck {
 
     fn into_trial(self, required: bool, skips: Arc<Mutex<Skips>>) -> Trial {
         let name = self.name();
-        let (client, missing, body) = (self.client, self.missing, self.body);
+        let (requirement, missing, body) = (self.requirement, self.missing, self.body);
         // Decided when the check runs: `ignored (reason)` in libtest's own line for the check.
         Trial::ignorable_test(name.clone(), move || match missing {
             Some(reason) => {
                 let mut skips = skips.lock().unwrap_or_else(PoisonError::into_inner);
-                skips.clients.insert(client);
+                skips.clients.insert(requirement);
                 if required {
                     skips.failed += 1;
                     Err(format!(
-                        "{name}: client {client} is missing: {reason}{}",
+                        "{name}: {requirement} is missing: {reason}{}",
                         required_hint()
                     )
                     .into())
                 } else {
                     Ok(Completion::ignored_with(format!(
-                        "{client} missing: {reason}"
+                        "{requirement} missing: {reason}"
                     )))
                 }
             }
@@ -96,7 +107,7 @@ impl ClientCheck {
 struct Skips {
     /// Those that failed for it (`ESPSIM_REQUIRE_CLIENTS=1`); the others are `ignored`.
     failed: u64,
-    /// Their clients.
+    /// Their clients (or what else they need: [`ClientCheck::needing`]).
     clients: BTreeSet<&'static str>,
 }
 
@@ -129,7 +140,7 @@ pub fn run_with_threads(checks: Vec<ClientCheck>, threads: Option<usize>) -> Exi
     let required = clients_required();
     let missing: BTreeMap<&'static str, String> = checks
         .iter()
-        .filter_map(|c| Some((c.client, c.missing.clone()?)))
+        .filter_map(|c| Some((c.requirement, c.missing.clone()?)))
         .collect();
     if !args.list && !missing.is_empty() {
         let verdict = if required {
@@ -137,7 +148,7 @@ pub fn run_with_threads(checks: Vec<ClientCheck>, threads: Option<usize>) -> Exi
         } else {
             "their checks are skipped (`ignored`, with the reason)"
         };
-        println!("\nclients not installed here, {verdict}:");
+        println!("\nnot available here, {verdict}:");
         for (client, reason) in &missing {
             println!("  {client}: {reason}");
         }

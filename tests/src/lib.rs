@@ -15,12 +15,13 @@
 //! `ESPSIM_REQUIRE_CLIENTS=1` (CI) every skip is a failure naming the missing client.
 
 pub mod checks;
+pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -215,7 +216,14 @@ pub struct Espsim {
     child: Child,
     /// The parsed ready line (`{"event":"ready","http":…,"dns":…,"ws_url":…}`).
     pub ready: serde_json::Value,
-    stderr: Arc<Mutex<String>>,
+    stderr: Arc<Stderr>,
+}
+
+/// What the process wrote to stderr so far, and a signal for each new line.
+#[derive(Debug, Default)]
+struct Stderr {
+    text: Mutex<String>,
+    grew: Condvar,
 }
 
 impl Espsim {
@@ -226,15 +234,16 @@ impl Espsim {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Stderr::default());
         if let Some(pipe) = child.stderr.take() {
             let sink = Arc::clone(&stderr);
             thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Ok(mut text) = sink.lock() {
+                    if let Ok(mut text) = sink.text.lock() {
                         text.push_str(&line);
                         text.push('\n');
                     }
+                    sink.grew.notify_all();
                 }
             });
         }
@@ -275,7 +284,29 @@ impl Espsim {
 
     /// What the process wrote to stderr so far (logs), for failure messages.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+        self.stderr
+            .text
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits up to `limit` for a stderr line `wanted` accepts (e.g. an event, with
+    /// `--events /dev/stderr`); that line, or `None` when none came in time.
+    pub fn wait_for_stderr_line(
+        &self,
+        wanted: impl Fn(&str) -> bool,
+        limit: Duration,
+    ) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        let mut text = self.stderr.text.lock().ok()?;
+        loop {
+            if let Some(line) = text.lines().find(|line| wanted(line)) {
+                return Some(line.to_owned());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            text = self.stderr.grew.wait_timeout(text, left).ok()?.0;
+        }
     }
 
     /// The ready line's `ws_url`.
