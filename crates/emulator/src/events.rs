@@ -302,8 +302,72 @@ pub enum EventKind {
         /// Sequence number of the last missed event.
         last_seq: u64,
     },
+    /// The simulated phone's OS sent its connectivity check over the Wi-Fi (scenarios with a
+    /// `phone:` section): the answer and the verdict drawn from it. Emitted first and whenever
+    /// the verdict changes.
+    PhoneVerdict {
+        /// `android` or `ios`.
+        os: String,
+        /// The probe URL.
+        url: String,
+        /// The HTTP status received, if any.
+        status: Option<u16>,
+        /// Why no HTTP answer arrived (DNS, connect, read), if none did.
+        error: Option<String>,
+        /// What the OS concludes (Android "validated" = `online`, "portal" = `sign_in`).
+        verdict: Verdict,
+    },
+    /// The phone's routing after a verdict: emitted first and whenever it changes.
+    PhoneRouting {
+        /// The OS's default network (what unbound sockets use).
+        default_network: PhoneNetwork,
+        /// What the app under test uses for the internet and for names.
+        app_network: PhoneNetwork,
+        /// What the app uses to reach the softAP subnet (192.168.4.0/24).
+        device_subnet: PhoneNetwork,
+        /// The resolver the app asks.
+        app_dns: String,
+    },
+    /// A connection attempt that left the phone over cellular (seen arriving at the fake
+    /// carrier, which drops it: the app's connect times out).
+    CellularConnection {
+        /// `tcp` (a SYN) or `udp`.
+        proto: String,
+        /// The phone's address.
+        from: SocketAddr,
+        /// Where it was going.
+        to: SocketAddr,
+    },
+    /// The fake carrier's resolver answered a DNS question from the phone.
+    CellularDns {
+        /// The name asked.
+        name: String,
+        /// The record type.
+        qtype: String,
+        /// The fake-internet address given (A questions only).
+        answer: Option<String>,
+    },
+    /// A line the app command printed (what it shows the user); bounded, see the harness.
+    AppOutput {
+        /// `stdout` or `stderr`.
+        stream: String,
+        /// The line, without its end, lossily UTF-8.
+        line: String,
+        /// The line was longer than kept and was cut.
+        truncated: bool,
+    },
     /// The emulator is shutting down.
     Stopping,
+}
+
+/// One of a simulated phone's networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneNetwork {
+    /// `wlan0`: the device's softAP.
+    Wifi,
+    /// `rmnet0`: the carrier.
+    Cellular,
 }
 
 impl EventKind {
@@ -334,6 +398,11 @@ impl EventKind {
             EventKind::DeviceAction { .. } => "device_action",
             EventKind::FaultApplied { .. } => "fault_applied",
             EventKind::EventFileGap { .. } => "event_file_gap",
+            EventKind::PhoneVerdict { .. } => "phone_verdict",
+            EventKind::PhoneRouting { .. } => "phone_routing",
+            EventKind::CellularConnection { .. } => "cellular_connection",
+            EventKind::CellularDns { .. } => "cellular_dns",
+            EventKind::AppOutput { .. } => "app_output",
             EventKind::Stopping => "stopping",
         }
     }

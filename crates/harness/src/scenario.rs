@@ -21,7 +21,8 @@
 //!
 //! `start:` says when the run clock starts ([`StartOn`]): the zero of every fault window and
 //! expectation deadline, and the start of `duration`. `command:` says how an external app
-//! command is ended ([`CommandSettings`]).
+//! command is ended ([`CommandSettings`]). `phone:` runs the app on a simulated phone
+//! ([`espsim_phone::PhoneSpec`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -68,6 +69,11 @@ pub struct Scenario {
     /// How an external app command ends.
     #[serde(default)]
     pub command: CommandSettings,
+    /// Run the app on a simulated phone (`{ os: android, mobile_data: on, bind_wifi: false }`):
+    /// the device serves 192.168.4.1 in the phone's softAP namespace and the app runs in the
+    /// phone's, routed as its OS decides (needs root; see [`crate::runner`]).
+    #[serde(default)]
+    pub phone: Option<espsim_phone::PhoneSpec>,
     /// How long the run lasts from the clock start (faults stop then; the built-in client
     /// leaves), e.g. `20s`.
     #[serde(with = "strict")]
@@ -267,6 +273,15 @@ impl Scenario {
             ));
         }
         errors.extend(self.rule_errors());
+        if self.phone.is_some()
+            && let Some(ip) = self.device.device_ip
+            && ip != espsim_phone::DEVICE_IP
+        {
+            errors.push(format!(
+                "device.device_ip: a phone joins the softAP at {} (got {ip}); leave it out",
+                espsim_phone::DEVICE_IP
+            ));
+        }
         if let Err(e) =
             crate::expect::validate(&self.expect, &self.faults, &self.catches, self.duration)
         {
@@ -457,6 +472,10 @@ fn expectation_bounds(e: &Expectation) -> Result<(), String> {
         }
         Expectation::DnsQueried(d) => texts.push(("name", d.name.as_str())),
         Expectation::Probed(p) => texts.push(("os", &p.os)),
+        Expectation::TellsUser(t) => {
+            durations.push(("within", Some(t.within)));
+            texts.push(("pattern", t.pattern.as_str()));
+        }
         Expectation::ClosesCleanly(_) | Expectation::MaxConcurrentConnections(_) => {}
     }
     for (field, d) in durations {
@@ -672,6 +691,48 @@ duration: 20s
         let text = GOOD.replace("duration: 20s", "start: { on: later }\nduration: 20s");
         let err = Scenario::parse(&text, Path::new("s.yaml")).expect_err("unknown on");
         assert!(err.to_string().contains("unknown variant `later`"), "{err}");
+    }
+
+    #[test]
+    fn the_phone_section_is_strict_and_pins_the_device_ip() {
+        let with = |phone: &str| GOOD.replace("duration: 20s", &format!("{phone}\nduration: 20s"));
+        let s = Scenario::parse(
+            &with("phone: { os: android, mobile_data: on, bind_wifi: true }"),
+            Path::new("s.yaml"),
+        )
+        .expect("valid");
+        let spec = s.phone.expect("a phone");
+        assert_eq!(spec.os, espsim_phone::Os::Android);
+        assert!(spec.has_cellular() && spec.bind_wifi);
+        assert_eq!(
+            Scenario::parse(GOOD, Path::new("s.yaml"))
+                .expect("valid")
+                .phone,
+            None
+        );
+        let err = Scenario::parse(
+            &with("phone: { os: android, mobile_data: on, wifi: true }"),
+            Path::new("s.yaml"),
+        )
+        .expect_err("unknown field");
+        assert!(err.to_string().contains("unknown field `wifi`"), "{err}");
+        let err = Scenario::parse(
+            &with("phone: { os: android, mobile_data: maybe }"),
+            Path::new("s.yaml"),
+        )
+        .expect_err("unknown value");
+        assert!(err.to_string().contains("maybe"), "{err}");
+        let text = with("phone: { os: ios, mobile_data: off }").replace(
+            "internet: captive",
+            "internet: captive, device_ip: 10.0.0.1",
+        );
+        let err = Scenario::parse(&text, Path::new("s.yaml")).expect_err("device_ip");
+        assert!(
+            err.to_string().contains(
+                "device.device_ip: a phone joins the softAP at 192.168.4.1 (got 10.0.0.1)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - [`Phone`]: create → [`Phone::evaluate`] / [`Phone::follow`] → teardown (also on drop).
 //! - [`verdict`] (what the OS concludes) and [`policy`] (how it routes) are pure.
 //! - [`PhoneEvent`]: verdicts, routings and every connection seen leaving over cellular.
+//! - [`NamespaceThread`]: run a service (the emulator, a client) with all its sockets inside
+//!   one of the phone's namespaces.
 //!
 //! Linux only; needs CAP_NET_ADMIN and CAP_SYS_ADMIN (root) and iproute2's `ip`.
 
@@ -32,6 +34,7 @@ pub mod verdict;
 pub use carrier::fake_address;
 pub use error::PhoneError;
 pub use events::{EventSink, PhoneEvent};
+pub use netns::{NamespaceThread, netns_command};
 pub use phone::{MAX_RECHECK, MIN_RECHECK, Phone, check_privileges, terminate};
 pub use policy::{Network, Routing};
 pub use spec::{MobileData, Os, PhoneSpec};

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::PhoneError;
 use crate::events::{EventSink, PhoneEvent};
+use crate::netns::netns_command;
 use crate::policy::{Routing, decide};
 use crate::spec::PhoneSpec;
 use crate::topology::{Namespaces, Topology};
@@ -102,12 +103,12 @@ impl Phone {
 
     /// `ip netns exec PHONE program`: add the arguments and spawn to run it on the phone.
     pub fn phone_command(&self, program: impl AsRef<OsStr>) -> tokio::process::Command {
-        netns_exec(&self.namespaces().phone, program.as_ref())
+        netns_command(&self.namespaces().phone, program.as_ref())
     }
 
     /// `ip netns exec AP program`: runs it on the softAP's side (where the emulator belongs).
     pub fn ap_command(&self, program: impl AsRef<OsStr>) -> tokio::process::Command {
-        netns_exec(&self.namespaces().ap, program.as_ref())
+        netns_command(&self.namespaces().ap, program.as_ref())
     }
 
     /// Sends the connectivity check, decides the routing and applies it; emits `verdict` and
@@ -161,12 +162,6 @@ impl Drop for Phone {
         self.stop.cancel();
         let _ = self.topology.teardown();
     }
-}
-
-fn netns_exec(namespace: &str, program: &OsStr) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new("ip");
-    command.args(["netns", "exec", namespace]).arg(program);
-    command
 }
 
 /// CAP_NET_ADMIN (12) and CAP_SYS_ADMIN (21): namespaces, links, mounts of `ip netns`.

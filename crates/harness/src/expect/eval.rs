@@ -6,7 +6,7 @@ use espsim_faults::{FaultRule, Pattern};
 use serde::Serialize;
 
 use super::facts::{Facts, ms};
-use super::{Expectation, backoff, dead_link, describe, heartbeat, names, reconnects};
+use super::{Expectation, backoff, dead_link, describe, heartbeat, names, reconnects, tells_user};
 
 /// Scheduling slack allowed on upper bounds (a timer that fires a few ms late is not a bug).
 pub(super) const SLACK_MS: u64 = 100;
@@ -176,6 +176,7 @@ fn judge(e: &Expectation, all: &[Expectation], faults: &[FaultRule], f: &Facts) 
                     .collect(),
             ),
         },
+        Expectation::TellsUser(t) => tells_user::judge(f, &t.pattern, ms(t.within)),
         Expectation::Probed(p) => {
             match f
                 .probes

@@ -8,6 +8,7 @@ use espsim_emulator::events::{ConnId, Direction, Event, EventKind, Side};
 use espsim_faults::{Fault, Pattern, StreamFault};
 
 use super::eval::Evidence;
+use super::tells_user::OutputLine;
 
 /// How a WebSocket session ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,6 +161,8 @@ pub(crate) struct Facts {
     pub(crate) fired: Vec<Fired>,
     pub(crate) dns: Vec<(u64, String)>,
     pub(crate) probes: Vec<(u64, String, String)>,
+    /// What the app printed (`app_output`), in order.
+    pub(crate) output: Vec<OutputLine>,
     /// When the run ended (the `stopping` event, else the last event).
     pub(crate) end_ms: u64,
     /// Every event by time: (kind, connection, seq), so evidence can name the events it used.
@@ -307,6 +310,12 @@ impl Facts {
                     });
                 }
                 EventKind::DnsQuery { name, .. } => f.dns.push((at, name.clone())),
+                EventKind::AppOutput { stream, line, .. } => f.output.push(OutputLine {
+                    at_ms: at,
+                    seq: e.seq,
+                    stream: stream.clone(),
+                    line: line.clone(),
+                }),
                 _ => {}
             }
         }

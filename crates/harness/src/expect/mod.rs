@@ -25,6 +25,7 @@ mod eval;
 mod facts;
 mod heartbeat;
 mod reconnects;
+mod tells_user;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +43,7 @@ use crate::client::ClientProfile;
 pub(crate) use eval::secs;
 pub use eval::{Evidence, Outcome, evaluate};
 pub use facts::conn_of;
+pub use tells_user::MessagePattern;
 
 /// One entry of a scenario's `expect:` list.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -74,6 +76,9 @@ pub enum Expectation {
     DnsQueried(DnsQueried),
     /// The OS connectivity check of `os` (`android`, `apple`, `windows`, …) reached the device.
     Probed(Probed),
+    /// The app prints a line matching `pattern` (what it shows the user) within `within` of
+    /// the run clock's start; judged from its stdout and stderr (an external command only).
+    TellsUser(TellsUser),
 }
 
 /// `connected: { within: 5s }`.
@@ -214,6 +219,17 @@ pub struct Probed {
     pub os: String,
 }
 
+/// `tells_user: { pattern: "(?i)cannot reach the device", within: 12s }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TellsUser {
+    /// A regular expression a line of the app's output must match (`(?i)` ignores case).
+    pub pattern: MessagePattern,
+    /// Deadline from the start of the run clock.
+    #[serde(with = "human")]
+    pub within: Duration,
+}
+
 impl Expectation {
     /// The key as written, e.g. `detects_dead_link`.
     pub fn key(&self) -> &'static str {
@@ -230,6 +246,7 @@ impl Expectation {
             Expectation::MaxConcurrentConnections(_) => "max_concurrent_connections",
             Expectation::DnsQueried(_) => "dns_queried",
             Expectation::Probed(_) => "probed",
+            Expectation::TellsUser(_) => "tells_user",
         }
     }
 }
@@ -469,6 +486,7 @@ pub fn describe(e: &Expectation) -> String {
         Expectation::MaxConcurrentConnections(m) => format!("at most {}", m.max),
         Expectation::DnsQueried(q) => format!("`{}`", q.name.as_str()),
         Expectation::Probed(p) => format!("`{}`", p.os),
+        Expectation::TellsUser(t) => format!("/{}/ within {}", t.pattern, d(t.within)),
     }
 }
 

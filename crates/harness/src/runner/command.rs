@@ -1,12 +1,16 @@
-//! The app command's process: its environment, its stdout (forwarded to our stderr, watched for
-//! the `ESPSIM_READY` line), and stopping its process group.
+//! The app command's process: its environment, its output (forwarded to our stderr, recorded
+//! line by line as `app_output` events, stdout watched for the `ESPSIM_READY` line), and
+//! stopping its process group.
 
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use espsim_emulator::events::{EventKind, EventLog};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdout};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 
 use crate::scenario::Scenario;
@@ -49,16 +53,60 @@ pub(super) fn timeline_json(scenario: &Scenario) -> String {
     serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// Copies the command's stdout to our stderr unchanged, as it comes, and sends on `ready` for
-/// each line that is exactly `ESPSIM_READY` (a trailing `\r` allowed). Only a line's first few
-/// bytes are kept for that comparison, so a line without end costs no memory.
-pub(super) async fn forward_stdout(mut stdout: ChildStdout, ready: mpsc::Sender<()>) {
+/// Most lines of the app's output recorded as `app_output` events in one run (stdout and
+/// stderr together); later lines are still forwarded, not recorded.
+pub(super) const MAX_OUTPUT_LINES: usize = 2000;
+/// Most bytes of one line recorded (the rest is cut, `truncated: true`).
+pub(super) const MAX_LINE_BYTES: usize = 2048;
+
+/// Where the app's printed lines are recorded: the run's event log, within a shared budget
+/// of [`MAX_OUTPUT_LINES`].
+#[derive(Debug, Clone)]
+pub(super) struct OutputRecorder {
+    pub(super) log: Arc<EventLog>,
+    pub(super) budget: Arc<AtomicUsize>,
+}
+
+impl OutputRecorder {
+    /// A recorder into `log` with a fresh budget.
+    pub(super) fn new(log: Arc<EventLog>) -> OutputRecorder {
+        OutputRecorder {
+            log,
+            budget: Arc::new(AtomicUsize::new(MAX_OUTPUT_LINES)),
+        }
+    }
+
+    fn record(&self, stream: &'static str, line: &[u8], truncated: bool) {
+        let take = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if take.is_err() {
+            return;
+        }
+        self.log.emit(EventKind::AppOutput {
+            stream: stream.to_owned(),
+            line: String::from_utf8_lossy(line).into_owned(),
+            truncated,
+        });
+    }
+}
+
+/// Copies one of the command's output streams (`stream`: `stdout` or `stderr`) to our stderr
+/// unchanged, as it comes, and records each line (at most [`MAX_LINE_BYTES`] of it, a trailing
+/// `\r` dropped) as an `app_output` event. With `ready`, sends on it for each line that is
+/// exactly `ESPSIM_READY`. A line without end costs at most [`MAX_LINE_BYTES`] of memory.
+pub(super) async fn forward_output(
+    mut output: impl AsyncRead + Unpin,
+    stream: &'static str,
+    recorder: OutputRecorder,
+    ready: Option<mpsc::Sender<()>>,
+) {
     let mut stderr = tokio::io::stderr();
     let mut buf = [0u8; 8192];
-    let mut line: Vec<u8> = Vec::with_capacity(READY_LINE.len() + 2);
+    let mut line: Vec<u8> = Vec::with_capacity(256);
     let mut too_long = false;
     loop {
-        let n = match stdout.read(&mut buf).await {
+        let n = match output.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -68,17 +116,25 @@ pub(super) async fn forward_stdout(mut stdout: ChildStdout, ready: mpsc::Sender<
         for &b in chunk {
             if b == b'\n' {
                 let text = line.strip_suffix(b"\r").unwrap_or(&line);
-                if !too_long && text == READY_LINE {
+                if !too_long
+                    && text == READY_LINE
+                    && let Some(ready) = &ready
+                {
                     let _ = ready.try_send(());
                 }
+                recorder.record(stream, text, too_long);
                 line.clear();
                 too_long = false;
-            } else if line.len() <= READY_LINE.len() {
+            } else if line.len() < MAX_LINE_BYTES {
                 line.push(b);
             } else {
                 too_long = true;
             }
         }
+    }
+    if !line.is_empty() {
+        let text = line.strip_suffix(b"\r").unwrap_or(&line);
+        recorder.record(stream, text, too_long);
     }
 }
 

@@ -24,6 +24,7 @@
 
 mod clock;
 mod command;
+mod phone;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::clock::ClockStart;
 use self::clock::ClockWatch;
+use self::phone::PhoneRun;
 use crate::client::{Client, ClientConfig, ClientProfile, ClientSummary, HeartbeatKind};
 use crate::device::DeviceError;
 use crate::expect::{Outcome, evaluate, secs};
@@ -332,6 +334,15 @@ pub enum RunError {
     /// `--client` named an empty command.
     #[error("the client command is empty")]
     EmptyCommand,
+    /// The scenario's phone could not be made or driven (not root, `ip` missing, …).
+    #[error("scenario {scenario}: the phone")]
+    Phone {
+        /// The scenario.
+        scenario: String,
+        /// The cause.
+        #[source]
+        source: espsim_phone::PhoneError,
+    },
 }
 
 /// How `espsim test` drives a run, beyond the scenario file.
@@ -397,12 +408,23 @@ pub async fn run_with(
     let token = config.device.auth_token.clone();
     let started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let emulator = Emulator::start(config)
-        .await
-        .map_err(|source| RunError::Start {
-            scenario: scenario.name.clone(),
-            source,
-        })?;
+    let (mut phone, emulator) = match scenario.phone {
+        Some(spec) => {
+            let (phone, emulator) = PhoneRun::start(spec, config, &scenario.name).await?;
+            (Some(phone), emulator)
+        }
+        None => {
+            let emulator = Emulator::start(config)
+                .await
+                .map_err(|source| RunError::Start {
+                    scenario: scenario.name.clone(),
+                    source,
+                })?;
+            (None, emulator)
+        }
+    };
+    // Where the app runs: the phone's namespace, or ours.
+    let app_namespace = phone.as_ref().map(|p| p.namespaces().phone.clone());
     let watcher = watch.map(|mut watch| {
         let mut rx = emulator.events().subscribe();
         tokio::spawn(async move {
@@ -417,29 +439,43 @@ pub async fn run_with(
         })
     });
     let clock = ClockWatch::new(&emulator, scenario.start.on);
-    let ws_url = format!("ws://{}{}", emulator.http_addr(), ws_path);
-    let outcome = match client {
-        ClientSpec::Builtin(profile) => {
-            let cfg = builtin_client_config(ws_url, *profile, seed, token);
-            run_builtin(&emulator, clock, scenario, cfg).await
+    let ws_url = format!("ws://{}{}", host_port(emulator.http_addr()), ws_path);
+    let client_part = async {
+        match client {
+            ClientSpec::Builtin(profile) => {
+                let cfg = builtin_client_config(ws_url, *profile, seed, token);
+                run_builtin(&emulator, clock, scenario, cfg, app_namespace.as_deref()).await
+            }
+            ClientSpec::Command(argv) => {
+                let app = AppCommand {
+                    argv,
+                    namespace: app_namespace.as_deref(),
+                    device_ip,
+                    ws_url,
+                    seed,
+                    timeout: options
+                        .command_timeout
+                        .or(scenario.command.timeout)
+                        .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+                    stop_at_end: options.stop_at_end || scenario.command.stop_at_end,
+                };
+                run_command(&emulator, clock, scenario, &app, started).await
+            }
         }
-        ClientSpec::Command(argv) => {
-            let app = AppCommand {
-                argv,
-                device_ip,
-                ws_url,
-                seed,
-                timeout: options
-                    .command_timeout
-                    .or(scenario.command.timeout)
-                    .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
-                stop_at_end: options.stop_at_end || scenario.command.stop_at_end,
-            };
-            run_command(&emulator, clock, scenario, &app, started).await
-        }
+    };
+    let outcome = match phone.as_mut() {
+        // The OS keeps re-checking the Wi-Fi while the app runs.
+        Some(p) => tokio::select! {
+            outcome = client_part => outcome,
+            source = p.follow() => Err(RunError::Phone { scenario: scenario.name.clone(), source }),
+        },
+        None => client_part.await,
     };
     let log = emulator.events().clone();
     emulator.shutdown(SHUTDOWN_GRACE).await;
+    if let Some(p) = phone {
+        p.finish().await;
+    }
     if let Some(w) = watcher {
         w.abort();
     }
@@ -478,6 +514,15 @@ pub async fn run_with(
     })
 }
 
+/// `host:port`, without the port when it is HTTP's 80 (`192.168.4.1`, as an app writes it).
+fn host_port(addr: std::net::SocketAddr) -> String {
+    if addr.port() == 80 {
+        addr.ip().to_string()
+    } else {
+        addr.to_string()
+    }
+}
+
 /// What the client part of a run produced.
 struct ClientPart {
     clock: Option<ClockStart>,
@@ -497,9 +542,23 @@ async fn run_builtin(
     mut clock: ClockWatch,
     scenario: &Scenario,
     cfg: ClientConfig,
+    namespace: Option<&str>,
 ) -> Result<ClientPart, RunError> {
     let stop = CancellationToken::new();
-    let task = tokio::spawn(Client::new(cfg).run(stop.clone(), |_| {}));
+    let client_stop = stop.clone();
+    let task = match namespace {
+        None => BuiltinTask::Here(tokio::spawn(Client::new(cfg).run(client_stop, |_| {}))),
+        // Its sockets are the phone's: a thread inside the phone's namespace runs it.
+        Some(ns) => BuiltinTask::OnPhone(
+            espsim_phone::NamespaceThread::spawn(ns, "espsim-app", move || {
+                Client::new(cfg).run(client_stop, |_| {})
+            })
+            .map_err(|source| RunError::Phone {
+                scenario: scenario.name.clone(),
+                source,
+            })?,
+        ),
+    };
     let started = tokio::time::timeout(scenario.startup_timeout(true), clock.started(emulator))
         .await
         .ok()
@@ -508,10 +567,10 @@ async fn run_builtin(
         tokio::time::sleep(scenario.duration).await;
     }
     stop.cancel();
-    let summary = tokio::time::timeout(LEAVE_GRACE, task)
+    let summary = tokio::time::timeout(LEAVE_GRACE, task.join())
         .await
         .ok()
-        .and_then(Result::ok);
+        .flatten();
     Ok(ClientPart {
         clock: started,
         command: None,
@@ -519,9 +578,27 @@ async fn run_builtin(
     })
 }
 
+/// The built-in client's task: on our runtime, or on a thread inside the phone's namespace.
+enum BuiltinTask {
+    Here(tokio::task::JoinHandle<ClientSummary>),
+    OnPhone(espsim_phone::NamespaceThread<ClientSummary>),
+}
+
+impl BuiltinTask {
+    /// Its summary once it left (`None`: it panicked).
+    async fn join(self) -> Option<ClientSummary> {
+        match self {
+            BuiltinTask::Here(h) => h.await.ok(),
+            BuiltinTask::OnPhone(t) => t.join().await.ok(),
+        }
+    }
+}
+
 /// An app command and how to run it.
 struct AppCommand<'a> {
     argv: &'a [String],
+    /// The network namespace it runs in (the phone's), if not ours.
+    namespace: Option<&'a str>,
     device_ip: std::net::Ipv4Addr,
     ws_url: String,
     seed: u64,
@@ -558,12 +635,15 @@ async fn run_command(
         .tempdir()
         .map_err(RunError::TempDir)?;
     let ready_file = ready_dir.path().join("ready");
-    let mut cmd = tokio::process::Command::new(program);
+    let mut cmd = match app.namespace {
+        Some(ns) => espsim_phone::netns_command(ns, program.as_ref()),
+        None => tokio::process::Command::new(program),
+    };
     cmd.args(args)
         .env("ESPSIM_WS_URL", &app.ws_url)
         .env(
             "ESPSIM_HTTP_URL",
-            format!("http://{}", emulator.http_addr()),
+            format!("http://{}", host_port(emulator.http_addr())),
         )
         .env("ESPSIM_DEVICE_IP", app.device_ip.to_string())
         .env("ESPSIM_SEED", app.seed.to_string())
@@ -577,6 +657,7 @@ async fn run_command(
         .env("ESPSIM_TIMELINE", command::timeline_json(scenario))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
     if let Some(dns) = emulator.dns_addr() {
@@ -596,10 +677,23 @@ async fn run_command(
     let spawned = tokio::time::Instant::now();
     let cap = spawned + app.timeout;
     let (ready_tx, mut ready_rx) = mpsc::channel(1);
-    let mut forwarder = child
-        .stdout
-        .take()
-        .map(|out| tokio::spawn(command::forward_stdout(out, ready_tx)));
+    let recorder = command::OutputRecorder::new(emulator.events().clone());
+    let err_forwarder = child.stderr.take().map(|err| {
+        tokio::spawn(command::forward_output(
+            err,
+            "stderr",
+            recorder.clone(),
+            None,
+        ))
+    });
+    let mut forwarder = child.stdout.take().map(|out| {
+        tokio::spawn(command::forward_output(
+            out,
+            "stdout",
+            recorder,
+            Some(ready_tx),
+        ))
+    });
 
     // Until the clock starts.
     let startup = scenario.startup_timeout(false);
@@ -658,7 +752,7 @@ async fn run_command(
     if let Some(pgid) = pgid {
         command::signal_group(pgid, "KILL").await;
     }
-    if let Some(f) = forwarder {
+    for f in [forwarder, err_forwarder].into_iter().flatten() {
         let _ = tokio::time::timeout(STDOUT_DRAIN, f).await;
     }
     let status = match ended {
