@@ -297,19 +297,29 @@ impl Emulator {
 
         shared.device.start(&shared);
         shared.tracker.spawn(timeline::run(shared.clone()));
-        shared.tracker.spawn(http::serve(
-            http,
-            shared.clone(),
-            None,
-            config.refused_attempts,
-        ));
-        if let Some((listener, acceptor)) = https {
-            shared.tracker.spawn(http::serve(
-                listener,
-                shared.clone(),
-                Some(acceptor),
-                config.refused_attempts,
-            ));
+        let port = |listener, tls: bool| {
+            let service = if tls { "https" } else { "http" };
+            http::open_port(listener, &shared, tls, config.refused_attempts).map_err(|source| {
+                shared.cancel.cancel();
+                StartError::Bind {
+                    service,
+                    addr: if tls { config.https } else { config.http },
+                    source,
+                }
+            })
+        };
+        let http_port = port(http, false)?;
+        let https_port = match https {
+            Some((listener, acceptor)) => Some((port(listener, true)?, acceptor)),
+            None => None,
+        };
+        shared
+            .tracker
+            .spawn(http::serve(http_port, shared.clone(), None));
+        if let Some((port, acceptor)) = https_port {
+            shared
+                .tracker
+                .spawn(http::serve(port, shared.clone(), Some(acceptor)));
         }
         if let Some((udp, tcp)) = dns
             && let Err(source) = dns::start(udp, tcp, &shared).await

@@ -281,6 +281,28 @@ async fn every_refused_attempt_is_counted_with_its_peer() {
     running.shutdown(WAIT).await;
 }
 
+/// A `refuse` in force from the start closes the port before `Emulator::start` returns: the
+/// first connect, made at once, is refused (not accepted by the kernel and reset when the
+/// accept loop first looks at the plan).
+#[tokio::test]
+async fn a_refusal_from_the_start_refuses_the_very_first_connect() {
+    for _ in 0..20 {
+        let running = start(EmulatorConfig {
+            faults: vec![rule(r#"{"fault":"refuse"}"#)],
+            ..EmulatorConfig::default()
+        })
+        .await;
+        let addr = running.http_addr();
+        let (_, err) = tokio::task::spawn_blocking(move || refused_connect(addr))
+            .await
+            .expect("joined");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        running
+            .shutdown(std::time::Duration::from_millis(100))
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn refused_attempts_that_cannot_be_watched_are_reported_once_per_window() {
     let running = start(EmulatorConfig {

@@ -65,19 +65,30 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 /// listens (a `refuse` rule or a reboot closes it), then wait for a connection, a plan change,
 /// an outage change or the next fault window boundary.
 /// `refused`: whether SYNs refused while the port is closed are watched (`tcp_refused`).
-pub(crate) async fn serve(
+/// Takes over the device port's listener and, before anything is served, closes it if a
+/// `refuse` window is already open: an app that connects the moment the emulator is up then
+/// gets ECONNREFUSED, not a connection that the first look at the plan resets.
+pub(crate) fn open_port(
     listener: TcpListener,
-    shared: Arc<Shared>,
-    tls: Option<TlsAcceptor>,
+    shared: &Shared,
+    tls: bool,
     refused: RefusedAttempts,
-) {
+) -> std::io::Result<Port> {
+    let (scheme, service) = if tls {
+        ("https", Service::Https)
+    } else {
+        ("http", Service::Http)
+    };
+    let mut port = Port::new(listener, scheme, refused)?;
+    let refusal = shared.faults.refusing(service, shared.events.elapsed());
+    port.follow(refusal, false, shared);
+    Ok(port)
+}
+
+pub(crate) async fn serve(mut port: Port, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     let (scheme, ws_scheme, default_port, service) = match tls {
         Some(_) => ("https", "wss", 443, Service::Https),
         None => ("http", "ws", 80, Service::Http),
-    };
-    let mut port = match Port::new(listener, scheme, refused) {
-        Ok(p) => p,
-        Err(e) => return tracing::error!("{scheme} listener unusable: {e}"),
     };
     let port_no = port.local_addr().port();
     let authority = if port_no == default_port {
