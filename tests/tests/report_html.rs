@@ -16,7 +16,7 @@ use espsim_tests::{espsim_bin, on_path, repo_root, run_with_limit, skip};
 use serde_json::Value;
 
 /// Four cut handshakes: the good client backs off, the naive one does not.
-const HANDSHAKE: &str = "scenarios/handshake-closed-before-header.yaml";
+const HANDSHAKE: &str = "crates/harness/tests/fixtures/handshake-cut-four-times.yaml";
 /// The device reboots: the impolite client reconnects but leaves without a close frame.
 const REBOOT: &str = "scenarios/refused-while-rebooting.yaml";
 /// A short scenario whose fault fires with the good client, for the progress display.

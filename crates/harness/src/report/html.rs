@@ -1046,7 +1046,7 @@ mod tests {
         html.matches(needle).count()
     }
 
-    /// The library scenario where four handshakes are cut: the good client backs off (passes),
+    /// The fixture where four handshakes are cut: the good client backs off (passes),
     /// the naive one hammers the device (fails `backoff`). Each report must show every
     /// connection and every fault of its own run's event log, and the verdicts with evidence.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1055,7 +1055,7 @@ mod tests {
         use crate::runner::{self, ClientSpec};
 
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../scenarios/handshake-closed-before-header.yaml");
+            .join("tests/fixtures/handshake-cut-four-times.yaml");
         let scenario = Scenario::load(&path).expect("library scenario loads");
         let good = ClientSpec::Builtin(ClientProfile::Good);
         let naive = ClientSpec::Builtin(ClientProfile::Naive);
@@ -1067,7 +1067,7 @@ mod tests {
             let run = run.expect("the scenario runs");
             assert_eq!(run.passed(), must_pass, "{}", super::super::text(&run));
             let rerun = format!(
-                "espsim test scenarios/handshake-closed-before-header.yaml --client {} --seed {}",
+                "espsim test crates/harness/tests/fixtures/handshake-cut-four-times.yaml --client {} --seed {}",
                 run.client, run.seed
             );
             let page = html(&run, &scenario, &rerun).expect("renders");
