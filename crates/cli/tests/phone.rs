@@ -7,12 +7,15 @@
 //! Needs root (network namespaces). Without root the tests skip, except under `CI`, where
 //! they fail. Every wait is bounded (curl `--max-time 3`, dig `+time=2`, event waits).
 
+mod phone_support;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
+use phone_support::{have_root, leftovers};
 use serde_json::Value;
 
 const ESPSIM: &str = env!("CARGO_BIN_EXE_espsim");
@@ -20,24 +23,6 @@ const ESPSIM: &str = env!("CARGO_BIN_EXE_espsim");
 const CASE_LIMIT: Duration = Duration::from_secs(40);
 /// Longest wait for one event or output line.
 const STEP: Duration = Duration::from_secs(15);
-
-/// Root check: false = skip (outside CI); panics under CI.
-fn have_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|u| u.split_whitespace().nth(1))
-        == Some("0");
-    if !root {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the phone tests need root (network namespaces) and CI is set"
-        );
-        eprintln!("skipping: not root");
-    }
-    root
-}
 
 /// One `espsim phone` process: its events (stderr JSON lines) and stdout lines as channels.
 struct PhoneRun {
@@ -157,39 +142,6 @@ impl PhoneRun {
     fn pid(&self) -> u32 {
         self.child.id()
     }
-}
-
-/// The namespaces and `/etc/netns` entries of espsim process `pid` still present.
-fn leftovers(pid: u32) -> Vec<String> {
-    let prefix = format!("espsim-{pid}-");
-    let list = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip runs");
-    let mut left: Vec<String> = String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&prefix))
-        .map(str::to_owned)
-        .collect();
-    if let Ok(dir) = std::fs::read_dir("/etc/netns") {
-        left.extend(
-            dir.filter_map(Result::ok)
-                .map(|e| format!("/etc/netns/{}", e.file_name().to_string_lossy()))
-                .filter(|p| p.contains(&prefix)),
-        );
-    }
-    // Nothing was ever created in our namespace: the phone's links never appear here.
-    for link in ["wlan0", "rmnet0", "ap0", "cell0"] {
-        let shown = Command::new("ip")
-            .args(["link", "show", link])
-            .output()
-            .expect("ip runs");
-        if shown.status.success() {
-            left.push(format!("link {link} in the host namespace"));
-        }
-    }
-    left
 }
 
 /// What the app in the phone sees: curl to the device by IP, dig of a name.

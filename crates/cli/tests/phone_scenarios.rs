@@ -9,34 +9,19 @@
 //! Needs root (network namespaces) and `python3`. Without root the tests skip, except under
 //! `CI`, where they fail. Every run is bounded (the app's timeout, the scenario's, [`RUN_LIMIT`]).
 
+mod phone_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc::channel;
 use std::time::Duration;
 
+use phone_support::{have_root, leftovers};
 use serde_json::Value;
 
 const ESPSIM: &str = env!("CARGO_BIN_EXE_espsim");
 /// Longest one `espsim test` run may take (setup + the app's 5 s timeout + teardown).
 const RUN_LIMIT: Duration = Duration::from_secs(40);
-
-/// Root check: false = skip (outside CI); panics under CI.
-fn have_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|u| u.split_whitespace().nth(1))
-        == Some("0");
-    if !root {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the phone scenario tests need root (network namespaces) and CI is set"
-        );
-        eprintln!("skipping: not root");
-    }
-    root
-}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -142,39 +127,6 @@ fn with_app(scenario_name: &str, app_args: &[&str]) -> Run {
     let mut args = vec!["--", "python3", app.to_str().expect("utf-8 path")];
     args.extend_from_slice(app_args);
     espsim_test(scenario_name, &args)
-}
-
-/// The namespaces and `/etc/netns` entries of espsim process `pid` still present, and any of
-/// the phone's links in our namespace.
-fn leftovers(pid: u32) -> Vec<String> {
-    let prefix = format!("espsim-{pid}-");
-    let list = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip runs");
-    let mut left: Vec<String> = String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&prefix))
-        .map(str::to_owned)
-        .collect();
-    if let Ok(dir) = std::fs::read_dir("/etc/netns") {
-        left.extend(
-            dir.filter_map(Result::ok)
-                .map(|e| format!("/etc/netns/{}", e.file_name().to_string_lossy()))
-                .filter(|p| p.contains(&prefix)),
-        );
-    }
-    for link in ["wlan0", "rmnet0", "ap0", "cell0"] {
-        let shown = Command::new("ip")
-            .args(["link", "show", link])
-            .output()
-            .expect("ip runs");
-        if shown.status.success() {
-            left.push(format!("link {link} in the host namespace"));
-        }
-    }
-    left
 }
 
 #[test]

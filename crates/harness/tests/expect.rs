@@ -1,144 +1,16 @@
 //! Every expectation on hand-built event logs: it passes where the client behaved and fails,
 //! with evidence, where it did not.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use espsim_emulator::events::{Direction, Event, EventKind, Side, Verdict};
+use espsim_emulator::events::{EventKind, Side, Verdict};
 use espsim_emulator::internet::InternetMode;
-use espsim_faults::FaultRule;
 use espsim_harness::Scenario;
-use espsim_harness::expect::{Expectation, Outcome, evaluate, validate};
-
-/// Builds an event log in time order.
-#[derive(Default)]
-struct Log(Vec<Event>);
-
-impl Log {
-    fn push(&mut self, at_ms: u64, kind: EventKind) -> &mut Self {
-        let seq = self.0.len() as u64;
-        self.0.push(Event { seq, at_ms, kind });
-        self
-    }
-    fn accept(&mut self, at: u64, conn: u64) -> &mut Self {
-        self.push(
-            at,
-            EventKind::TcpAccepted {
-                conn,
-                peer: "127.0.0.1:40000".parse().expect("addr"),
-                service: "http".into(),
-            },
-        )
-    }
-    fn open(&mut self, at: u64, conn: u64) -> &mut Self {
-        self.accept(at, conn).push(
-            at,
-            EventKind::WsOpened {
-                conn,
-                path: "/ws".into(),
-                subprotocol: None,
-            },
-        )
-    }
-    fn tcp_closed(&mut self, at: u64, conn: u64, by: Side) -> &mut Self {
-        self.push(
-            at,
-            EventKind::TcpClosed {
-                conn,
-                by,
-                reason: "test".into(),
-            },
-        )
-    }
-    /// An attempt that is cut before the upgrade completes.
-    fn failed(&mut self, at: u64, conn: u64) -> &mut Self {
-        self.accept(at, conn).tcp_closed(at, conn, Side::Device)
-    }
-    fn ws_closed(
-        &mut self,
-        at: u64,
-        conn: u64,
-        by: Side,
-        code: Option<u16>,
-        clean: bool,
-    ) -> &mut Self {
-        self.push(
-            at,
-            EventKind::WsClosed {
-                conn,
-                by,
-                code,
-                reason: String::new(),
-                clean,
-            },
-        )
-        .tcp_closed(at, conn, by)
-    }
-    fn ping(&mut self, at: u64, conn: u64) -> &mut Self {
-        self.push(
-            at,
-            EventKind::WsControl {
-                conn,
-                direction: Direction::In,
-                frame: "ping".into(),
-            },
-        )
-    }
-    fn send(&mut self, at: u64, conn: u64, t: &str) -> &mut Self {
-        self.push(
-            at,
-            EventKind::WsMessage {
-                conn,
-                direction: Direction::In,
-                msg_type: Some(t.into()),
-                bytes: 20,
-            },
-        )
-    }
-    fn fault(&mut self, at: u64, conn: Option<u64>, rule: u64, fault: &str) -> &mut Self {
-        self.push(
-            at,
-            EventKind::FaultApplied {
-                conn,
-                rule,
-                fault: serde_json::from_str(fault).expect("fault json"),
-                detail: "test".into(),
-            },
-        )
-    }
-    fn stop(&mut self, at: u64) -> &mut Self {
-        self.push(at, EventKind::Stopping)
-    }
-}
-
-fn expectations(yaml: &str) -> Vec<Expectation> {
-    espsim_harness::yaml::parse(yaml, Path::new("expect.yaml")).expect("valid expectations")
-}
-
-fn faults(yaml: &str) -> Vec<FaultRule> {
-    espsim_harness::yaml::parse(yaml, Path::new("faults.yaml")).expect("valid faults")
-}
-
-fn judge(expect: &str, rules: &[FaultRule], log: &Log) -> Outcome {
-    let e = expectations(expect);
-    assert_eq!(e.len(), 1, "one expectation per check");
-    evaluate(&e, rules, &log.0).remove(0)
-}
-
-#[track_caller]
-fn passes(o: &Outcome) {
-    assert!(o.passed, "{} should pass: {}", o.name, o.message);
-}
-
-#[track_caller]
-fn fails(o: &Outcome, why: &str) {
-    assert!(!o.passed, "{} should fail: {}", o.name, o.message);
-    assert!(
-        o.message.contains(why),
-        "message `{}` lacks `{why}`",
-        o.message
-    );
-}
+use espsim_harness::expect::{Expectation, validate};
+use support::{Log, expectations, fails, faults, judge, passes};
 
 #[test]
 fn connected_within() {

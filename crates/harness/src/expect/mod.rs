@@ -26,8 +26,6 @@ mod facts;
 mod heartbeat;
 mod reconnects;
 mod tells_user;
-#[cfg(test)]
-mod tests;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
