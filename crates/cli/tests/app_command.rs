@@ -4,31 +4,13 @@
 //! processes, loopback only; the apps under test may sleep (that is their behaviour), the tests
 //! never do.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use serde_json::Value;
-use tokio::process::Command;
-
-/// Runs `espsim` with `args`; fails the test if it takes more than 60 s.
-async fn espsim(args: &[&str]) -> Output {
-    let run = Command::new(env!("CARGO_BIN_EXE_espsim"))
-        .args(args)
-        .env("ESPSIM_BIN", env!("CARGO_BIN_EXE_espsim"))
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("espsim test ends within 60 s")
-        .expect("espsim runs")
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write scenario");
-    path
-}
+use support::{espsim_output, write};
 
 fn text(o: &Output) -> String {
     format!(
@@ -49,7 +31,7 @@ async fn run_sh(scenario: &Path, extra: &[&str], script: &str) -> (Output, Value
     let mut args = vec!["test", s(scenario), "--json", s(&json)];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--", "sh", "-c", script]);
-    let out = espsim(&args).await;
+    let out = espsim_output(&args).await;
     let report: Value = serde_json::from_str(
         &std::fs::read_to_string(&json)
             .unwrap_or_else(|e| panic!("no report: {e}\n{}", text(&out))),
@@ -350,7 +332,7 @@ async fn jobs_runs_plain_scenarios_at_once_and_reports_in_file_order() {
         r#"touch "$ESPSIM_SCENARIO.here"; for f in {0}/a.yaml {0}/b.yaml; do while [ ! -e "$f.here" ]; do sleep 0.05; done; done"#,
         dir.path().display()
     );
-    let out = espsim(&[
+    let out = espsim_output(&[
         "test",
         s(&a),
         s(&b),
@@ -386,7 +368,7 @@ async fn jobs_runs_plain_scenarios_at_once_and_reports_in_file_order() {
 async fn a_command_without_the_double_dash_gets_a_hint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = write(dir.path(), "x.yaml", "name: x\nexpect: []\nduration: 1s\n");
-    let out = espsim(&["test", s(&scenario), "flutter", "test", "integration_test"]).await;
+    let out = espsim_output(&["test", s(&scenario), "flutter", "test", "integration_test"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let want = format!(
         "error: `flutter` is not a scenario file; put your app's command after `--`: espsim test {} -- flutter test integration_test",
@@ -397,7 +379,7 @@ async fn a_command_without_the_double_dash_gets_a_hint() {
         "{}",
         text(&out)
     );
-    let out = espsim(&["test", "app.dart"]).await;
+    let out = espsim_output(&["test", "app.dart"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(

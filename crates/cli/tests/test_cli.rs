@@ -1,29 +1,11 @@
 //! `espsim test` as a user runs it: the real binary, real scenario files, exit codes, the printed
 //! summary and the report files.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::Output;
-use std::time::Duration;
 
-use tokio::process::Command;
-
-/// Runs `espsim` with `args`; fails the test if it takes more than 60 s.
-async fn espsim(args: &[&str]) -> Output {
-    let run = Command::new(env!("CARGO_BIN_EXE_espsim"))
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("espsim test ends within 60 s")
-        .expect("espsim runs")
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write scenario");
-    path
-}
+use support::{espsim_output, write};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -52,7 +34,7 @@ async fn a_passing_command_exits_0() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = write(dir.path(), "app.yaml", COMMAND_ONLY);
     let junit = dir.path().join("junit.xml");
-    let out = espsim(&[
+    let out = espsim_output(&[
         "test",
         s.to_str().expect("utf-8"),
         "--junit",
@@ -94,7 +76,7 @@ async fn a_failing_command_exits_1_and_is_a_failed_testcase() {
     let s = write(dir.path(), "app.yaml", COMMAND_ONLY);
     let junit = dir.path().join("junit.xml");
     let json = dir.path().join("report.json");
-    let out = espsim(&[
+    let out = espsim_output(&[
         "test",
         s.to_str().expect("utf-8"),
         "--junit",
@@ -134,7 +116,7 @@ async fn a_command_killed_at_its_timeout_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = write(dir.path(), "app.yaml", COMMAND_ONLY);
     let junit = dir.path().join("junit.xml");
-    let out = espsim(&[
+    let out = espsim_output(&[
         "test",
         s.to_str().expect("utf-8"),
         "--command-timeout",
@@ -162,7 +144,7 @@ async fn builtin_client_passes_a_simple_scenario_and_writes_events() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = write(dir.path(), "basic.yaml", BASIC);
     let events = dir.path().join("events.jsonl");
-    let out = espsim(&[
+    let out = espsim_output(&[
         "test",
         s.to_str().expect("utf-8"),
         "--client",
@@ -202,7 +184,7 @@ async fn builtin_client_passes_a_simple_scenario_and_writes_events() {
 async fn an_impolite_client_fails_closes_cleanly_with_evidence() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = write(dir.path(), "basic.yaml", BASIC);
-    let out = espsim(&[
+    let out = espsim_output(&[
         "test",
         s.to_str().expect("utf-8"),
         "--client",
@@ -224,7 +206,7 @@ async fn check_catches_proves_each_profile_is_caught() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = write(dir.path(), "basic.yaml", BASIC);
     let junit = dir.path().join("catches.xml");
-    let out = espsim(&[
+    let out = espsim_output(&[
         "test",
         "--check-catches",
         s.to_str().expect("utf-8"),
@@ -261,7 +243,7 @@ async fn check_catches_proves_each_profile_is_caught() {
             .replace("silent: heartbeat", "silent: connected")
             .replace("name: basic", "name: wrong"),
     );
-    let out = espsim(&["test", "--check-catches", wrong.to_str().expect("utf-8")]).await;
+    let out = espsim_output(&["test", "--check-catches", wrong.to_str().expect("utf-8")]).await;
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -287,7 +269,7 @@ async fn usage_and_configuration_errors_exit_2() {
         "bad.yaml",
         &BASIC.replace("within: 2s", "witin: 2s"),
     );
-    let out = espsim(&["test", bad.to_str().expect("utf-8")]).await;
+    let out = espsim_output(&["test", bad.to_str().expect("utf-8")]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("bad.yaml:5:18: unknown field `witin`"),
@@ -297,7 +279,7 @@ async fn usage_and_configuration_errors_exit_2() {
 
     let s = write(dir.path(), "basic.yaml", BASIC);
     let path = s.to_str().expect("utf-8");
-    let out = espsim(&["test", path, "--client", "builtin:sloppy"]).await;
+    let out = espsim_output(&["test", path, "--client", "builtin:sloppy"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("unknown client profile `sloppy`"),
@@ -305,7 +287,7 @@ async fn usage_and_configuration_errors_exit_2() {
         stderr(&out)
     );
 
-    let out = espsim(&["test", path, "--client", "builtin", "--", "true"]).await;
+    let out = espsim_output(&["test", path, "--client", "builtin", "--", "true"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("exclude each other"),
@@ -313,7 +295,7 @@ async fn usage_and_configuration_errors_exit_2() {
         stderr(&out)
     );
 
-    let out = espsim(&["test", path, "--", "/nonexistent/app"]).await;
+    let out = espsim_output(&["test", path, "--", "/nonexistent/app"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("cannot start `/nonexistent/app`"),

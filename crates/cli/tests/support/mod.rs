@@ -2,7 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -106,4 +107,25 @@ pub async fn run_is_refused(args: &[&str]) -> String {
     assert_eq!(code, 2, "{stderr}");
     assert!(stdout.is_empty(), "no ready line: {stdout}");
     stderr
+}
+
+/// Runs `espsim ARGS` to the end (the binary's path in `ESPSIM_BIN`, for commands that call it
+/// again); fails the test if it takes more than 60 s.
+pub async fn espsim_output(args: &[&str]) -> Output {
+    let run = Command::new(env!("CARGO_BIN_EXE_espsim"))
+        .args(args)
+        .env("ESPSIM_BIN", env!("CARGO_BIN_EXE_espsim"))
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("espsim ends within 60 s")
+        .expect("espsim runs")
+}
+
+/// Writes `text` to `dir/name` (a scenario, a script) and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
 }
