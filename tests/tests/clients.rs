@@ -801,6 +801,21 @@ struct SessionEndRow {
 /// FIN or RST, no close frame, and no error text (Node, Chromium).
 const QUIET_1006: Ending = Ending::Ends(Some(1006), &[]);
 
+/// A session reset without a close frame (an RST from the device), as each client reports it.
+const RESET_NO_CLOSE: PerClient<Ending> = PerClient {
+    python: Ending::Ends(
+        Some(1006),
+        &[
+            "ConnectionClosedError: no close frame received or sent",
+            "ConnectionResetError: [Errno 104]",
+        ],
+    ),
+    node: QUIET_1006,
+    okhttp: Ending::Ends(None, &["SocketException: Connection reset"]),
+    chromium: QUIET_1006,
+    tungstenite: Ending::Ends(None, &["Connection reset by peer (os error 104)"]),
+};
+
 const SESSION_END_ROWS: [SessionEndRow; 10] = [
     SessionEndRow {
         check: "ws_close_4001_bye",
@@ -836,53 +851,17 @@ const SESSION_END_ROWS: [SessionEndRow; 10] = [
     SessionEndRow {
         check: "stream_reset_peer",
         rules: r#"[{ "fault": { "stream": "reset_peer", "timeout": "1s" } }]"#,
-        sees: PerClient {
-            python: Ending::Ends(
-                Some(1006),
-                &[
-                    "ConnectionClosedError: no close frame received or sent",
-                    "ConnectionResetError: [Errno 104]",
-                ],
-            ),
-            node: QUIET_1006,
-            okhttp: Ending::Ends(None, &["SocketException: Connection reset"]),
-            chromium: QUIET_1006,
-            tungstenite: Ending::Ends(None, &["Connection reset by peer (os error 104)"]),
-        },
+        sees: RESET_NO_CLOSE,
     },
     SessionEndRow {
         check: "device_reboot",
         rules: r#"[{ "when": { "after": "hello" }, "fault": { "device": "reboot", "down": "5s" } }]"#,
-        sees: PerClient {
-            python: Ending::Ends(
-                Some(1006),
-                &[
-                    "ConnectionClosedError: no close frame received or sent",
-                    "ConnectionResetError: [Errno 104]",
-                ],
-            ),
-            node: QUIET_1006,
-            okhttp: Ending::Ends(None, &["SocketException: Connection reset"]),
-            chromium: QUIET_1006,
-            tungstenite: Ending::Ends(None, &["Connection reset by peer (os error 104)"]),
-        },
+        sees: RESET_NO_CLOSE,
     },
     SessionEndRow {
         check: "device_ap_down_ends",
         rules: r#"[{ "when": { "after": "hello" }, "fault": { "device": "ap_down", "for": "1s" } }]"#,
-        sees: PerClient {
-            python: Ending::Ends(
-                Some(1006),
-                &[
-                    "ConnectionClosedError: no close frame received or sent",
-                    "ConnectionResetError: [Errno 104]",
-                ],
-            ),
-            node: QUIET_1006,
-            okhttp: Ending::Ends(None, &["SocketException: Connection reset"]),
-            chromium: QUIET_1006,
-            tungstenite: Ending::Ends(None, &["Connection reset by peer (os error 104)"]),
-        },
+        sees: RESET_NO_CLOSE,
     },
     SessionEndRow {
         check: "ws_corrupt_opcode",
