@@ -15,7 +15,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use phone_support::{have_root, leftovers};
+use phone_support::{espsim_as_nobody, have_root, leftovers};
 use serde_json::Value;
 
 const ESPSIM: &str = env!("CARGO_BIN_EXE_espsim");
@@ -403,14 +403,8 @@ fn without_root_the_error_names_the_capabilities_and_exits_2() {
     if !have_root() {
         return;
     }
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .args(["--bounding-set=-all", ESPSIM, "phone", "--os", "android"])
+    let out = espsim_as_nobody()
+        .args(["phone", "--os", "android"])
         .args(["--mobile-data", "on", "--", "true"])
         .output()
         .expect("setpriv runs");

@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc::channel;
 use std::time::Duration;
 
-use phone_support::{have_root, leftovers};
+use phone_support::{espsim_as_nobody, have_root, leftovers};
 use serde_json::Value;
 
 const ESPSIM: &str = env!("CARGO_BIN_EXE_espsim");
@@ -253,16 +253,8 @@ fn without_root_a_phone_scenario_fails_with_exit_2_naming_the_capabilities() {
     if !have_root() {
         return;
     }
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            ESPSIM,
-            "test",
-        ])
+    let out = espsim_as_nobody()
+        .arg("test")
         .arg(scenario("phone-online-device"))
         .args(["--", "true"])
         .output()

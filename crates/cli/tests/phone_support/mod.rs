@@ -54,3 +54,17 @@ pub fn leftovers(pid: u32) -> Vec<String> {
     }
     left
 }
+
+/// `espsim` as user `nobody` with no capabilities at all (`setpriv`), for the no-root error.
+pub fn espsim_as_nobody() -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        env!("CARGO_BIN_EXE_espsim"),
+    ]);
+    cmd
+}
