@@ -1,6 +1,6 @@
-//! `espsim phone` as a user meets it: from inside the simulated phone, `curl` and `dig` reach
-//! the device or time out exactly as the OS's routing says, for Android × mobile data ×
-//! the device's internet mode × bound/unbound and for iOS; a mid-run switch of the device's
+//! `espsim phone` as a user meets it: from inside the simulated phone, `curl`, `dig` and a Python
+//! `websockets` app reach the device or time out exactly as the OS's routing says, for Android ×
+//! mobile data × the device's internet mode × bound/unbound and for iOS; a mid-run switch of the device's
 //! internet mode (control API, from the softAP namespace) flips the routing; nothing is left
 //! behind, also when the command crashes or espsim gets SIGTERM; without root: exit 2.
 //!
@@ -148,11 +148,54 @@ impl PhoneRun {
 const PROBE_SCRIPT: &str = "curl -s -o /dev/null -w 'http=%{http_code}\\n' --max-time 3 http://192.168.4.1/; echo curl_rc=$?; \
      echo dig=$(dig +time=2 +tries=1 +short esp32.local); echo dig_rc=$?";
 
+/// A WebSocket app on Python `websockets` (the repository's `.venv`): opens
+/// `ws://192.168.4.1/ws` with a 3 s opening timeout and prints `ws=open`, `ws=timeout` or
+/// `ws=error:<class>`.
+const WS_APP: &str = r#"
+import asyncio, websockets
+async def main():
+    try:
+        async with websockets.connect("ws://192.168.4.1/ws", open_timeout=3):
+            print("ws=open", flush=True)
+    except TimeoutError:
+        print("ws=timeout", flush=True)
+    except Exception as e:
+        print("ws=error:" + type(e).__name__, flush=True)
+asyncio.run(main())
+"#;
+
+/// The repository's Python with `websockets` (scripts/install-test-clients.sh), if installed;
+/// with `ESPSIM_REQUIRE_CLIENTS=1` its absence fails the test instead of leaving the WebSocket
+/// column unchecked.
+fn ws_python() -> Option<String> {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    if python.exists() {
+        return Some(python.display().to_string());
+    }
+    let required =
+        std::env::var_os("ESPSIM_REQUIRE_CLIENTS").is_some_and(|v| !v.is_empty() && v != "0");
+    assert!(
+        !required,
+        "Python websockets is missing (.venv; run scripts/install-test-clients.sh) and ESPSIM_REQUIRE_CLIENTS=1"
+    );
+    eprintln!("Python websockets not installed: the WebSocket check is left out");
+    None
+}
+
+/// The probe script, plus the WebSocket app when Python `websockets` is there.
+fn probe_script() -> String {
+    match ws_python() {
+        Some(python) => format!("{PROBE_SCRIPT}; {python} -c '{WS_APP}'"),
+        None => PROBE_SCRIPT.to_owned(),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Reach {
-    /// curl gets an HTTP answer from the device; the name resolves to 192.168.4.1.
+    /// curl gets an HTTP answer from the device, the WebSocket opens; the name resolves to 192.168.4.1.
     Device,
-    /// curl times out (exit 28) over cellular; the name resolves via the carrier (198.18/15).
+    /// curl times out (exit 28) over cellular, so does the WebSocket's opening handshake; the
+    /// name resolves via the carrier (198.18/15).
     Cellular,
     /// iOS: the softAP subnet stays on Wi-Fi (curl reaches) but names go to the carrier.
     DeviceByIpNamesCellular,
@@ -163,7 +206,8 @@ fn run_case(os: &str, mobile: &str, internet: &str, bound: bool, expect: Reach) 
     if bound {
         args.push("--bind-wifi");
     }
-    let mut run = PhoneRun::start(&args, &["sh", "-c", PROBE_SCRIPT]);
+    let script = probe_script();
+    let mut run = PhoneRun::start(&args, &["sh", "-c", &script]);
     let routing = run.wait_event("routing", |v| v["event"] == "routing");
     let status = run.finish();
     let case = format!("{os} mobile={mobile} internet={internet} bound={bound}");
@@ -172,6 +216,9 @@ fn run_case(os: &str, mobile: &str, internet: &str, bound: bool, expect: Reach) 
         .collect();
     assert!(status.success(), "{case}: {status:?} {lines:?}");
     let curl_rc = lines.get("curl_rc").map(String::as_str);
+    // `None` when Python websockets is not installed (only outside CI, see `ws_python`).
+    let ws = lines.get("ws").map(String::as_str);
+    let ws_checked = script.contains("websockets");
     let dig = lines.get("dig").cloned().unwrap_or_default();
     let syn_to_device = run.seen.iter().any(|v| {
         v["event"] == "cellular_connection" && v["proto"] == "tcp" && v["to"] == "192.168.4.1:80"
@@ -182,6 +229,9 @@ fn run_case(os: &str, mobile: &str, internet: &str, bound: bool, expect: Reach) 
             assert_eq!(curl_rc, Some("0"), "{case}: {lines:?} {routing}");
             assert_ne!(lines.get("http").map(String::as_str), Some("000"), "{case}");
             assert_eq!(dig, "192.168.4.1", "{case}: {routing}");
+            if ws_checked {
+                assert_eq!(ws, Some("open"), "{case}: {lines:?} {routing}");
+            }
             assert!(
                 !syn_to_device,
                 "{case}: a SYN went over cellular: {:#?}",
@@ -195,6 +245,9 @@ fn run_case(os: &str, mobile: &str, internet: &str, bound: bool, expect: Reach) 
                 "{case}: curl must time out: {lines:?} {routing}"
             );
             assert!(carrier_answer, "{case}: {dig} should come from the carrier");
+            if ws_checked {
+                assert_eq!(ws, Some("timeout"), "{case}: {lines:?} {routing}");
+            }
             assert!(
                 syn_to_device,
                 "{case}: the carrier saw no SYN: {:#?}",
@@ -204,6 +257,9 @@ fn run_case(os: &str, mobile: &str, internet: &str, bound: bool, expect: Reach) 
         Reach::DeviceByIpNamesCellular => {
             assert_eq!(curl_rc, Some("0"), "{case}: {lines:?} {routing}");
             assert!(carrier_answer, "{case}: {dig} should come from the carrier");
+            if ws_checked {
+                assert_eq!(ws, Some("open"), "{case}: {lines:?} {routing}");
+            }
             assert!(!syn_to_device, "{case}");
         }
     }
