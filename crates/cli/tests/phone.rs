@@ -429,6 +429,43 @@ fn exit_code_is_the_commands_and_a_crash_leaves_nothing() {
     assert_eq!(leftovers(crash.pid()), Vec::<String>::new());
 }
 
+/// `espsim probe` inside the phone: with mobile data on and no internet it stops at TCP and
+/// names Android's routing over mobile data; bound to the Wi-Fi it gets through every layer.
+#[test]
+fn espsim_probe_inside_the_phone_finds_the_routing_bug_and_its_fix() {
+    if !have_root() {
+        return;
+    }
+    let probe = [ESPSIM, "probe", "ws://192.168.4.1/ws"];
+    let lines = |run: &mut PhoneRun| -> String {
+        std::iter::from_fn(|| run.stdout.try_recv().ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let unbound = [
+        "--os",
+        "android",
+        "--mobile-data",
+        "on",
+        "--internet",
+        "offline",
+    ];
+    let mut run = PhoneRun::start(&unbound, &probe);
+    assert_eq!(run.finish().code(), Some(1));
+    let out = lines(&mut run);
+    assert!(out.contains("FAILED at tcp"), "{out}");
+    assert!(out.contains("over mobile data"), "{out}");
+    assert_eq!(leftovers(run.pid()), Vec::<String>::new());
+
+    let bound = [&unbound[..], &["--bind-wifi"]].concat();
+    let mut run = PhoneRun::start(&bound, &probe);
+    let status = run.finish();
+    let out = lines(&mut run);
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+    assert_eq!(leftovers(run.pid()), Vec::<String>::new());
+}
+
 #[test]
 fn sigterm_to_espsim_stops_the_command_and_tears_down() {
     if !have_root() {
