@@ -7,7 +7,7 @@
 //! JUnit and JSON reports. The markup is an `askama` template compiled into the binary
 //! (`templates/report.html`); the geometry comes from [`super::layout`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use askama::Template;
@@ -31,6 +31,15 @@ const AXIS_HEIGHT: f64 = 26.0;
 const MAX_MARKS_PER_LANE: usize = 1_500;
 /// Most connection lanes drawn (a connection storm beyond this is summarised).
 const MAX_CONN_LANES: usize = 400;
+
+/// Most ticks drawn one by one in a lane of instants that can be numerous (refused attempts,
+/// app output, cellular traffic); beyond it the lane aggregates them into [`BUCKET_PX`]-wide
+/// bars with counts, so a storm of 30,000 refusals stays a small file.
+const MAX_TICKS: usize = 300;
+/// Width of one aggregated bar, in SVG units.
+const BUCKET_PX: f64 = 2.0;
+/// Longest app output line kept in a tooltip (characters).
+const MAX_LINE_CHARS: usize = 160;
 
 /// Room a close label needs right of its mark; closer to the end it goes on the left.
 const CLOSE_LABEL_ROOM: f64 = 150.0;
@@ -93,6 +102,14 @@ struct ExpectationView {
     evidence: Vec<EvidenceView>,
 }
 
+/// The run clock's zero: a line across every lane.
+#[derive(Debug, Clone)]
+struct ClockView {
+    x: f64,
+    title: String,
+    seqs: String,
+}
+
 /// A fault rule that fired, as one line.
 #[derive(Debug, Clone)]
 struct FiredView {
@@ -120,11 +137,15 @@ struct Page {
     height: f64,
     plot_right: f64,
     axis: Vec<(f64, String)>,
+    clock: Option<ClockView>,
+    lanes_top: f64,
+    notices: Vec<String>,
     rows: Vec<Row>,
     expectations: Vec<ExpectationView>,
     fired: Vec<FiredView>,
     event_count: usize,
     connection_count: usize,
+    refused_count: usize,
     fault_count: usize,
 }
 
@@ -140,6 +161,7 @@ pub fn html(result: &RunResult, scenario: &Scenario, rerun: &str) -> Result<Stri
         .unwrap_or(0)
         .max(declared_ms);
     let scale = TimeScale::new(end_ms, LABEL_WIDTH, WIDTH - LABEL_WIDTH - 12.0);
+    let clock = clock_started(&result.events);
     let rows = rows(result, scenario, &scale, end_ms);
     let height = LANES.total(rows.len()) + 4.0;
     let profile = result
@@ -170,9 +192,27 @@ pub fn html(result: &RunResult, scenario: &Scenario, rerun: &str) -> Result<Stri
         height,
         plot_right: scale.right(),
         axis: scale
-            .ticks(14)
+            .ticks_from(clock.as_ref().map_or(0, |c| c.at_ms), 14)
             .into_iter()
             .map(|(x, t)| (x, secs_short(t)))
+            .collect(),
+        clock: clock.map(|c| ClockView {
+            x: scale.x(c.at_ms),
+            title: format!(
+                "run clock started ({}) at {} after the emulator started: scenario times count from here",
+                c.reason,
+                secs(c.at_ms)
+            ),
+            seqs: seq_list([c.seq]),
+        }),
+        lanes_top: LANES.top,
+        notices: result
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::RefusedUnobserved { service, reason } => Some(unobserved_text(service, reason)),
+                _ => None,
+            })
             .collect(),
         rows,
         expectations: result.expectations.iter().map(expectation_view).collect(),
@@ -182,6 +222,11 @@ pub fn html(result: &RunResult, scenario: &Scenario, rerun: &str) -> Result<Stri
             .events
             .iter()
             .filter(|e| matches!(e.kind, EventKind::TcpAccepted { .. }))
+            .count(),
+        refused_count: result
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::TcpRefused { .. }))
             .count(),
         fault_count: result
             .events
@@ -221,13 +266,46 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `2s`, `2.5s`: an axis label.
-fn secs_short(ms: u64) -> String {
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
+/// `2s`, `2.5s`, `−1s`: an axis label.
+fn secs_short(ms: i64) -> String {
+    let sign = if ms < 0 { "−" } else { "" };
+    let abs = ms.unsigned_abs();
+    if abs.is_multiple_of(1000) {
+        format!("{sign}{}s", abs / 1000)
     } else {
-        format!("{}s", ms as f64 / 1000.0)
+        format!("{sign}{}s", abs as f64 / 1000.0)
     }
+}
+
+/// The first `clock_started` of the log: the run clock's zero.
+struct ClockStart {
+    at_ms: u64,
+    seq: u64,
+    reason: String,
+}
+
+fn clock_started(events: &[Event]) -> Option<ClockStart> {
+    events.iter().find_map(|e| match &e.kind {
+        EventKind::ClockStarted { reason } => Some(ClockStart {
+            at_ms: e.at_ms,
+            seq: e.seq,
+            reason: reason.clone(),
+        }),
+        _ => None,
+    })
+}
+
+fn unobserved_text(service: &str, reason: &str) -> String {
+    format!("refused attempts ({service}) are not counted in this run: {reason}")
+}
+
+/// The first `max` characters of `text`, with `…` when cut.
+fn clip(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 fn seq_list(seqs: impl IntoIterator<Item = u64>) -> String {
@@ -248,11 +326,20 @@ fn side(by: Side) -> &'static str {
     }
 }
 
-/// Every lane, top to bottom: device, faults (one per rule), DNS, connectivity checks, one per
-/// connection, then the intervals expectations measured (e.g. backoff gaps).
+/// Every lane, top to bottom: the run clock, notices, device, faults (one per rule), DNS,
+/// connectivity checks, refused attempts, the phone, the app's output, one per connection, then
+/// the intervals expectations measured (e.g. backoff gaps). Lanes with nothing to show for a
+/// kind of event the run may not have (clock, notices, refused, phone, output) are left out.
 fn rows(result: &RunResult, scenario: &Scenario, scale: &TimeScale, end_ms: u64) -> Vec<Row> {
     let events = &result.events;
-    let mut rows = vec![device_row(events, scale, end_ms)];
+    let cited: HashSet<u64> = result
+        .expectations
+        .iter()
+        .flat_map(|o| o.evidence.iter().flat_map(|e| e.events.iter().copied()))
+        .collect();
+    let mut rows: Vec<Row> = clock_row(events, scale).into_iter().collect();
+    rows.extend(notice_rows(events, scale));
+    rows.push(device_row(events, scale, end_ms));
     rows.extend(fault_rows(events, scenario, scale));
     rows.push(point_row(
         "dns-row",
@@ -270,6 +357,9 @@ fn rows(result: &RunResult, scenario: &Scenario, scale: &TimeScale, end_ms: u64)
         scale,
         probe_text,
     ));
+    rows.extend(refused_row(events, scale, &cited));
+    rows.extend(phone_row(events, scale, &cited));
+    rows.extend(output_row(events, scale, &cited));
     rows.extend(connection_rows(events, scale, end_ms));
     rows.extend(gap_rows(&result.expectations, scale));
     for (i, row) in rows.iter_mut().enumerate() {
@@ -645,6 +735,310 @@ fn probe_text(kind: &EventKind) -> Option<(String, bool)> {
     }
 }
 
+/// The run clock's lane: where its zero is and what started it (the line across every lane is
+/// drawn by the page, from [`ClockView`]).
+fn clock_row(events: &[Event], scale: &TimeScale) -> Option<Row> {
+    let c = clock_started(events)?;
+    let mut row = new_row(
+        "clock-row",
+        "run clock",
+        "the run clock's zero: scenario times (the axis) count from here",
+    );
+    let x = scale.x(c.at_ms);
+    let title = format!(
+        "{} run clock started: {} (scenario time 0)",
+        secs(c.at_ms),
+        c.reason
+    );
+    row.shapes.push(
+        shape("tick", "clock-mark", x, 0.0, 0.0, LANES.height)
+            .title(title.clone())
+            .seqs([c.seq]),
+    );
+    let label = format!("0: {}", clip(&c.reason, 60));
+    let (x, class) = if x + CLOSE_LABEL_ROOM > scale.right() {
+        (x - 4.0, "mark-label end")
+    } else {
+        (x + 4.0, "mark-label")
+    };
+    row.shapes.push(
+        shape("text", class, x, 15.0, 0.0, 0.0)
+            .label(label)
+            .title(title)
+            .seqs([c.seq]),
+    );
+    Some(row)
+}
+
+/// A banner lane per `refused_unobserved`: the log misses refused attempts, and why.
+fn notice_rows(events: &[Event], scale: &TimeScale) -> Vec<Row> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::RefusedUnobserved { service, reason } => {
+                let text = unobserved_text(service, reason);
+                let mut row = new_row("notice-row", "notice", "");
+                row.shapes.push(
+                    shape(
+                        "bar",
+                        "notice",
+                        LABEL_WIDTH,
+                        2.0,
+                        scale.right() - LABEL_WIDTH,
+                        18.0,
+                    )
+                    .title(format!("{} {text}", secs(e.at_ms)))
+                    .seqs([e.seq]),
+                );
+                row.shapes.push(
+                    shape("text", "notice-label", LABEL_WIDTH + 4.0, 15.0, 0.0, 0.0)
+                        .label(clip(&text, 150))
+                        .title(text)
+                        .seqs([e.seq]),
+                );
+                Some(row)
+            }
+            _ => None,
+        })
+        .take(MAX_CONN_LANES)
+        .collect()
+}
+
+/// One instant of a lane that can hold many: when, its event, its CSS class and hover text.
+struct Instant {
+    at: u64,
+    seq: u64,
+    class: &'static str,
+    text: String,
+}
+
+/// Draws `items` into `row` (y from 3 to 19): a tick each when there are at most
+/// [`MAX_TICKS`], otherwise one bar per [`BUCKET_PX`] of time axis, as tall as its count
+/// relative to the fullest bucket, its count and time span in the tooltip. A bar's `data-seq`
+/// lists those of its events some evidence cites, so highlighting evidence lights it up.
+fn draw_instants(
+    row: &mut Row,
+    items: &[Instant],
+    noun: &str,
+    scale: &TimeScale,
+    cited: &HashSet<u64>,
+) {
+    if items.len() <= MAX_TICKS {
+        for i in items {
+            row.shapes.push(
+                shape("tick", i.class, scale.x(i.at), 3.0, 0.0, 16.0)
+                    .title(format!("{} {}", secs(i.at), i.text))
+                    .seqs([i.seq]),
+            );
+        }
+        return;
+    }
+    let mut buckets: BTreeMap<u64, Vec<&Instant>> = BTreeMap::new();
+    for i in items {
+        buckets
+            .entry(scale.bucket(i.at, BUCKET_PX))
+            .or_default()
+            .push(i);
+    }
+    let fullest = buckets.values().map(Vec::len).max().unwrap_or(1).max(1);
+    for (index, group) in buckets {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            continue;
+        };
+        let h = (16.0 * group.len() as f64 / fullest as f64).max(3.0);
+        let h = (h * 10.0).round() / 10.0;
+        let class = if group.iter().any(|i| i.class.ends_with("bad")) {
+            "bin bad"
+        } else {
+            "bin"
+        };
+        let span = if first.at == last.at {
+            secs(first.at)
+        } else {
+            format!("{}–{}", secs(first.at), secs(last.at))
+        };
+        row.shapes.push(
+            shape(
+                "bar",
+                class,
+                scale.bucket_x(index, BUCKET_PX),
+                19.0 - h,
+                BUCKET_PX,
+                h,
+            )
+            .title(format!(
+                "{} {noun} {span}; first: {}",
+                group.len(),
+                first.text
+            ))
+            .seqs(group.iter().map(|i| i.seq).filter(|s| cited.contains(s))),
+        );
+    }
+}
+
+/// Connection attempts refused while the port was closed: a tick each, aggregated past
+/// [`MAX_TICKS`]. Absent when nothing was refused.
+fn refused_row(events: &[Event], scale: &TimeScale, cited: &HashSet<u64>) -> Option<Row> {
+    let items: Vec<Instant> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::TcpRefused { peer, service } => Some(Instant {
+                at: e.at_ms,
+                seq: e.seq,
+                class: "refused",
+                text: format!("refused {peer} ({service})"),
+            }),
+            _ => None,
+        })
+        .collect();
+    if items.is_empty() {
+        return None;
+    }
+    let mut row = new_row(
+        "refused-row",
+        format!("refused ({})", items.len()),
+        "connection attempts refused (SYN answered with RST) while the device's port was closed",
+    );
+    draw_instants(&mut row, &items, "refused", scale, cited);
+    Some(row)
+}
+
+/// The simulated phone: its OS's verdicts and routing (a mark each, they only come on change)
+/// and the traffic that left it over cellular (bounded like the refused lane). Absent for a
+/// run without a phone.
+fn phone_row(events: &[Event], scale: &TimeScale, cited: &HashSet<u64>) -> Option<Row> {
+    let mut row = new_row(
+        "phone-row",
+        "phone",
+        "the phone's verdicts and routing, and what it sent over cellular",
+    );
+    let mut cellular = Vec::new();
+    let mut left_out = 0;
+    let mid = LANES.height / 2.0;
+    for e in events {
+        let (at, seq, x) = (e.at_ms, e.seq, scale.x(e.at_ms));
+        let mark = match &e.kind {
+            EventKind::PhoneVerdict {
+                os,
+                url,
+                status,
+                error,
+                verdict,
+            } => {
+                let verdict = mode_name(verdict);
+                let answer = match (status, error) {
+                    (Some(s), _) => s.to_string(),
+                    (None, Some(err)) => err.clone(),
+                    (None, None) => "no answer".to_owned(),
+                };
+                let class = if verdict == "online" {
+                    "phone-verdict"
+                } else {
+                    "phone-verdict bad"
+                };
+                Some(
+                    shape("dot", class, x, mid, 0.0, 0.0)
+                        .title(format!("{} {os} {url} → {answer}: {verdict}", secs(at))),
+                )
+            }
+            EventKind::PhoneRouting {
+                default_network,
+                app_network,
+                device_subnet,
+                app_dns,
+            } => Some(
+                shape("tick", "phone-routing", x, 0.0, 0.0, LANES.height).title(format!(
+                    "{} routing: default {}, app internet over {}, device subnet over {}, DNS {app_dns}",
+                    secs(at),
+                    mode_name(default_network),
+                    mode_name(app_network),
+                    mode_name(device_subnet)
+                )),
+            ),
+            EventKind::CellularConnection { proto, from, to } => {
+                cellular.push(Instant {
+                    at,
+                    seq,
+                    class: "cellular",
+                    text: format!("over cellular: {proto} {from} → {to} (dropped)"),
+                });
+                None
+            }
+            EventKind::CellularDns {
+                name,
+                qtype,
+                answer,
+            } => {
+                cellular.push(Instant {
+                    at,
+                    seq,
+                    class: "cellular",
+                    text: format!(
+                        "cellular DNS: {qtype} {name} → {}",
+                        answer.as_deref().unwrap_or("no address")
+                    ),
+                });
+                None
+            }
+            _ => None,
+        };
+        if let Some(m) = mark {
+            push_mark(&mut row, m.seqs([seq]), &mut left_out);
+        }
+    }
+    if row.shapes.is_empty() && cellular.is_empty() {
+        return None;
+    }
+    if !cellular.is_empty() {
+        row.label += &format!(" ({} cellular)", cellular.len());
+    }
+    // Cellular traffic first, so the verdict and routing marks are drawn on top of it.
+    let marks = std::mem::take(&mut row.shapes);
+    draw_instants(&mut row, &cellular, "over cellular", scale, cited);
+    row.shapes.extend(marks);
+    note_left_out(&mut row, left_out);
+    Some(row)
+}
+
+/// The lines the app printed (what `tells_user` reads): a tick each, the line in its tooltip,
+/// bounded like the refused lane. Absent when the app printed nothing.
+fn output_row(events: &[Event], scale: &TimeScale, cited: &HashSet<u64>) -> Option<Row> {
+    let items: Vec<Instant> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::AppOutput {
+                stream,
+                line,
+                truncated,
+            } => Some(Instant {
+                at: e.at_ms,
+                seq: e.seq,
+                class: if stream == "stderr" {
+                    "output stderr"
+                } else {
+                    "output"
+                },
+                text: format!(
+                    "{stream}: {}{}",
+                    clip(line, MAX_LINE_CHARS),
+                    if *truncated { " (cut)" } else { "" }
+                ),
+            }),
+            _ => None,
+        })
+        .collect();
+    if items.is_empty() {
+        return None;
+    }
+    let mut row = new_row(
+        "output-row",
+        format!("app output ({} lines)", items.len()),
+        "the lines the app printed (stdout and stderr)",
+    );
+    draw_instants(&mut row, &items, "lines", scale, cited);
+    Some(row)
+}
+
 /// What one connection's lane shows, folded from its events.
 #[derive(Debug, Default)]
 struct ConnLane {
@@ -652,6 +1046,8 @@ struct ConnLane {
     peer: String,
     served: Option<u64>,
     waiting: Option<(u64, u64)>,
+    /// When the app gave up waiting for a socket slot: (at, seq, waited ms).
+    abandoned: Option<(u64, u64, u64)>,
     closed: Option<(u64, u64, String)>,
     ws_open: Option<(u64, u64, String)>,
     ws_end: Option<(u64, u64, String, String)>,
@@ -716,6 +1112,12 @@ fn fold_conn_event(lane: &mut ConnLane, e: &Event, scale: &TimeScale) {
                 shape("dot", "mark waiting", x, mid, 0.0, 0.0)
                     .title(format!("{} waiting: all {open} sockets in use", secs(at))),
             )
+        }
+        EventKind::TcpAbandoned { waited_ms, .. } => {
+            lane.abandoned = Some((at, seq, *waited_ms));
+            lane.outcome
+                .push(format!("abandoned after {waited_ms} ms waiting"));
+            None
         }
         EventKind::TcpServed { .. } => {
             lane.served = Some(at);
@@ -834,9 +1236,14 @@ fn conn_row(id: u64, lane: ConnLane, scale: &TimeScale, end_ms: u64) -> Row {
     // No hover text on the lane itself: the connection bar carries it (keeps big runs small).
     let mut row = new_row("conn-row", format!("conn {id}"), "");
     row.conn = Some(id);
-    let (end, end_seq, end_text) = match &lane.closed {
-        Some((at, seq, text)) => (*at, Some(*seq), text.clone()),
-        None => (end_ms, None, "still open when the run ended".to_owned()),
+    let (end, end_seq, end_text) = match (&lane.closed, lane.abandoned) {
+        (Some((at, seq, text)), _) => (*at, Some(*seq), text.clone()),
+        (None, Some((at, seq, waited))) => (
+            at,
+            Some(seq),
+            format!("abandoned by the app after {waited} ms waiting"),
+        ),
+        (None, None) => (end_ms, None, "still open when the run ended".to_owned()),
     };
     let summary = if outcome.is_empty() {
         "no request".to_owned()
@@ -860,7 +1267,10 @@ fn conn_row(id: u64, lane: ConnLane, scale: &TimeScale, end_ms: u64) -> Row {
     .seqs(std::iter::once(accepted_seq).chain(end_seq));
     row.shapes.push(tcp);
     if let Some((w_at, w_seq)) = lane.waiting {
-        let until = lane.served.unwrap_or(end);
+        let until = lane
+            .served
+            .or(lane.abandoned.map(|(at, _, _)| at))
+            .unwrap_or(end);
         let waiting = shape(
             "bar",
             "waiting",
@@ -912,6 +1322,27 @@ fn conn_row(id: u64, lane: ConnLane, scale: &TimeScale, end_ms: u64) -> Row {
                 .label(text.clone())
                 .title(format!("{} WebSocket closed: {text} {reason}", secs(*at)))
                 .seqs([*seq]),
+        );
+    }
+    if let Some((at, seq, waited)) = lane.abandoned {
+        let x = scale.x(at);
+        let text = format!("abandoned after {waited} ms waiting");
+        let title = format!("{} the app gave up: {text} for a socket slot", secs(at));
+        row.shapes.push(
+            shape("tick", "abandoned", x, 0.0, 0.0, LANES.height)
+                .title(title.clone())
+                .seqs([seq]),
+        );
+        let (x, class) = if x + CLOSE_LABEL_ROOM > scale.right() {
+            (x - 4.0, "close-label abandoned-label end")
+        } else {
+            (x + 4.0, "close-label abandoned-label")
+        };
+        row.shapes.push(
+            shape("text", class, x, 16.0, 0.0, 0.0)
+                .label(text)
+                .title(title)
+                .seqs([seq]),
         );
     }
     note_left_out(&mut row, lane.left_out);
@@ -1130,10 +1561,375 @@ mod tests {
         }
     }
 
+    /// An event log written by hand: each `push` gets the next `seq`.
+    #[derive(Default)]
+    struct Log(Vec<Event>);
+
+    impl Log {
+        fn push(&mut self, at_ms: u64, kind: EventKind) -> u64 {
+            let seq = self.0.len() as u64;
+            self.0.push(Event { seq, at_ms, kind });
+            seq
+        }
+    }
+
+    fn peer() -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([192, 168, 4, 2], 40_000))
+    }
+
+    /// A report of `events`, with one expectation citing `cited` as its evidence.
+    fn report_of(events: Vec<Event>, cited: &[u64]) -> String {
+        let scenario = Scenario::parse(
+            "name: synthetic\nduration: 30s\nexpect:\n  - connected: { within: 9s }\n",
+            std::path::Path::new("synthetic.yaml"),
+        )
+        .expect("scenario parses");
+        let outcome = Outcome {
+            name: "judged".to_owned(),
+            parameters: String::new(),
+            passed: false,
+            message: "synthetic".to_owned(),
+            evidence: cited
+                .iter()
+                .map(|s| crate::expect::Evidence {
+                    at_ms: None,
+                    conn: None,
+                    note: format!("event {s}"),
+                    since_ms: None,
+                    events: vec![*s],
+                })
+                .collect(),
+        };
+        let run = RunResult {
+            scenario: "synthetic".to_owned(),
+            scenario_file: "synthetic.yaml".into(),
+            description: String::new(),
+            seed: 1,
+            client: "builtin:naive".to_owned(),
+            started_at: String::new(),
+            elapsed_ms: 30_000,
+            start_on: crate::scenario::StartOn::FirstActivity,
+            clock: None,
+            startup_failure: None,
+            expectations: vec![outcome],
+            command: None,
+            client_summary: None,
+            faults_fired: Vec::new(),
+            events,
+        };
+        html(&run, &scenario, "espsim test synthetic.yaml").expect("renders")
+    }
+
+    /// The opening tags of the timeline's elements whose `data-seq` lists `seq`: what lights up
+    /// when evidence citing `seq` is clicked.
+    fn highlighted_by(page: &str, seq: u64) -> Vec<&str> {
+        let wanted = seq.to_string();
+        page.split('<')
+            .filter(|tag| {
+                tag.split_once("data-seq=\"")
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .is_some_and(|(list, _)| list.split(' ').any(|s| s == wanted))
+            })
+            .collect()
+    }
+
+    /// The x and width of the first `<rect>` of `class`.
+    fn first_rect(page: &str, class: &str) -> Option<(f64, f64)> {
+        let tag = page.split(&format!(r#"<rect class="{class}""#)).nth(1)?;
+        let attr = |name: &str| -> Option<f64> {
+            let (_, rest) = tag.split_once(&format!(r#" {name}=""#))?;
+            rest.split_once('"')?.0.parse().ok()
+        };
+        Some((attr("x")?, attr("width")?))
+    }
+
+    /// The size bound of `tests/tests/report_html.rs`.
+    const MAX_REPORT_BYTES: usize = 300_000;
+
+    #[test]
+    fn a_storm_of_30000_refusals_is_aggregated_and_its_cited_events_still_light_up() {
+        let mut log = Log::default();
+        log.push(
+            0,
+            EventKind::ClockStarted {
+                reason: "first_connection".to_owned(),
+            },
+        );
+        let mut refused = Vec::new();
+        for i in 0..30_000u64 {
+            refused.push(log.push(
+                1_000 + i,
+                EventKind::TcpRefused {
+                    peer: peer(),
+                    service: "http".to_owned(),
+                },
+            ));
+        }
+        let cited = refused[12_345];
+        let page = report_of(log.0, &[cited]);
+        assert!(page.len() < MAX_REPORT_BYTES, "{} bytes", page.len());
+        assert_eq!(count(&page, r#"class="refused""#), 0, "no tick one by one");
+        let bins = count(&page, r#"<rect class="bin""#);
+        let most = ((WIDTH - LABEL_WIDTH) / BUCKET_PX) as usize + 1;
+        assert!((100..=most).contains(&bins), "{bins} bars");
+        assert!(page.contains("refused (30000)"), "the lane counts them all");
+        assert!(
+            page.contains("30000 refused attempts"),
+            "and so does the header"
+        );
+        let lit = highlighted_by(&page, cited);
+        assert_eq!(lit.len(), 1, "{lit:?}");
+        assert!(lit[0].starts_with(r#"rect class="bin""#), "{lit:?}");
+        assert!(
+            highlighted_by(&page, refused[0]).is_empty(),
+            "uncited events are not listed in the bars"
+        );
+        // The bars' counts add up to the storm.
+        let total: usize = page
+            .split("<title>")
+            .filter_map(|t| t.split_once(" refused ").map(|(n, _)| n))
+            .filter_map(|n| n.parse::<usize>().ok())
+            .sum();
+        assert_eq!(total, 30_000);
+    }
+
+    #[test]
+    fn a_few_refusals_are_ticks_each_pointing_at_its_event() {
+        let mut log = Log::default();
+        let seqs: Vec<u64> = (0..12)
+            .map(|i| {
+                log.push(
+                    500 * i,
+                    EventKind::TcpRefused {
+                        peer: peer(),
+                        service: "http".to_owned(),
+                    },
+                )
+            })
+            .collect();
+        let page = report_of(log.0, &[seqs[3]]);
+        assert_eq!(count(&page, r#"<line class="refused""#), 12);
+        assert_eq!(count(&page, r#"class="bin""#), 0);
+        let lit = highlighted_by(&page, seqs[3]);
+        assert_eq!(lit.len(), 1);
+        assert!(lit[0].starts_with(r#"line class="refused""#), "{lit:?}");
+    }
+
+    #[test]
+    fn the_clock_marker_is_drawn_and_the_axis_counts_from_it() {
+        let mut log = Log::default();
+        log.push(0, EventKind::Stopping);
+        let clock = log.push(
+            12_000,
+            EventKind::ClockStarted {
+                reason: "signal: file".to_owned(),
+            },
+        );
+        let page = report_of(log.0, &[clock]);
+        assert_eq!(count(&page, r#"<line class="clock-line""#), 1);
+        assert!(page.contains("0: signal: file"), "labelled with its reason");
+        let lit = highlighted_by(&page, clock);
+        assert_eq!(
+            lit.len(),
+            3,
+            "lane tick, label and the line across: {lit:?}"
+        );
+        let scale = TimeScale::new(30_000, LABEL_WIDTH, WIDTH - LABEL_WIDTH - 12.0);
+        let zero = format!(r#"x="{}" y="13" text-anchor="middle">0s<"#, scale.x(12_000));
+        assert!(page.contains(&zero), "the axis' 0 is at the clock");
+        for label in [">−10s<", ">−5s<", ">5s<", ">15s<"] {
+            assert!(page.contains(label), "{label}: counted from the clock");
+        }
+        assert!(!page.contains(">20s<"), "no raw time on the axis");
+        assert!(
+            page.contains(&format!("at {} after the emulator started", secs(12_000))),
+            "raw time kept"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_connection_ends_visibly_and_its_event_lights_up() {
+        let mut log = Log::default();
+        log.push(
+            100,
+            EventKind::TcpAccepted {
+                conn: 7,
+                peer: peer(),
+                service: "http".to_owned(),
+            },
+        );
+        log.push(100, EventKind::TcpWaiting { conn: 7, open: 4 });
+        let gave_up = log.push(
+            1_600,
+            EventKind::TcpAbandoned {
+                conn: 7,
+                waited_ms: 1_500,
+            },
+        );
+        let page = report_of(log.0, &[gave_up]);
+        assert_eq!(count(&page, r#"class="row conn-row""#), 1);
+        assert!(
+            page.contains(">abandoned after 1500 ms waiting<"),
+            "labelled"
+        );
+        let lit = highlighted_by(&page, gave_up);
+        let classes: Vec<&str> = lit
+            .iter()
+            .filter_map(|t| {
+                t.split_once("class=\"")
+                    .and_then(|(_, r)| r.split_once('"'))
+            })
+            .map(|(c, _)| c)
+            .collect();
+        assert_eq!(
+            classes,
+            ["tcp", "abandoned", "close-label abandoned-label"],
+            "the connection bar ends there, with a mark and its label"
+        );
+        let scale = TimeScale::new(30_000, LABEL_WIDTH, WIDTH - LABEL_WIDTH - 12.0);
+        assert_eq!(
+            first_rect(&page, "waiting"),
+            Some((scale.x(100), scale.width(100, 1_600))),
+            "the wait ends when the app gave up"
+        );
+    }
+
+    #[test]
+    fn unobserved_refusals_get_a_notice_in_the_timeline_and_above_it() {
+        let mut log = Log::default();
+        let n = log.push(
+            0,
+            EventKind::RefusedUnobserved {
+                service: "http".to_owned(),
+                reason: "no CAP_NET_RAW: run as root".to_owned(),
+            },
+        );
+        let page = report_of(log.0, &[n]);
+        assert_eq!(count(&page, r#"class="row notice-row""#), 1);
+        assert_eq!(count(&page, r#"<p class="notice-text">"#), 1);
+        assert!(page.contains("no CAP_NET_RAW: run as root"));
+        assert_eq!(highlighted_by(&page, n).len(), 2, "banner and its text");
+        assert_eq!(
+            count(&page, r#"class="row refused-row""#),
+            0,
+            "nothing refused was seen"
+        );
+    }
+
+    #[test]
+    fn phone_and_app_output_lanes_appear_only_when_there_is_something_to_show() {
+        let empty = report_of(
+            vec![Event {
+                seq: 0,
+                at_ms: 0,
+                kind: EventKind::Stopping,
+            }],
+            &[],
+        );
+        for lane in [
+            "phone-row",
+            "output-row",
+            "refused-row",
+            "clock-row",
+            "notice-row",
+        ] {
+            let row = format!(r#"class="row {lane}""#);
+            assert_eq!(count(&empty, &row), 0, "{lane} without its events");
+        }
+        use espsim_emulator::events::{PhoneNetwork, Verdict};
+        let mut log = Log::default();
+        let verdict = log.push(
+            10,
+            EventKind::PhoneVerdict {
+                os: "android".to_owned(),
+                url: "http://connectivitycheck.gstatic.com/generate_204".to_owned(),
+                status: Some(204),
+                error: None,
+                verdict: Verdict::Online,
+            },
+        );
+        log.push(
+            11,
+            EventKind::PhoneRouting {
+                default_network: PhoneNetwork::Wifi,
+                app_network: PhoneNetwork::Cellular,
+                device_subnet: PhoneNetwork::Wifi,
+                app_dns: "10.0.0.53".to_owned(),
+            },
+        );
+        let syn = log.push(
+            20,
+            EventKind::CellularConnection {
+                proto: "tcp".to_owned(),
+                from: peer(),
+                to: std::net::SocketAddr::from(([127, 0, 0, 9], 443)),
+            },
+        );
+        log.push(
+            21,
+            EventKind::CellularDns {
+                name: "api.example".to_owned(),
+                qtype: "A".to_owned(),
+                answer: Some("127.0.0.9".to_owned()),
+            },
+        );
+        let mut lines = Vec::new();
+        for i in 0..5 {
+            lines.push(log.push(
+                100 + i,
+                EventKind::AppOutput {
+                    stream: "stdout".to_owned(),
+                    line: format!("<b>line {i}</b>"),
+                    truncated: false,
+                },
+            ));
+        }
+        let page = report_of(log.0, &[verdict, syn, lines[4]]);
+        assert_eq!(count(&page, r#"class="row phone-row""#), 1);
+        assert_eq!(count(&page, r#"<circle class="phone-verdict""#), 1);
+        assert_eq!(count(&page, r#"<line class="phone-routing""#), 1);
+        assert_eq!(count(&page, r#"<line class="cellular""#), 2);
+        assert!(page.contains("phone (2 cellular)"));
+        assert_eq!(count(&page, r#"<line class="output""#), 5);
+        assert!(
+            page.contains(&escaped("stdout: <b>line 4</b>")),
+            "the line, escaped"
+        );
+        assert!(!page.contains("<b>line"), "never as markup");
+        for s in [verdict, syn, lines[4]] {
+            assert_eq!(highlighted_by(&page, s).len(), 1, "event {s}");
+        }
+    }
+
+    #[test]
+    fn app_output_floods_are_bounded_like_refusals() {
+        let mut log = Log::default();
+        let mut last = 0;
+        for i in 0..20_000u64 {
+            last = log.push(
+                i,
+                EventKind::AppOutput {
+                    stream: "stderr".to_owned(),
+                    line: "x".repeat(4_000),
+                    truncated: true,
+                },
+            );
+        }
+        let page = report_of(log.0, &[last]);
+        assert!(page.len() < MAX_REPORT_BYTES, "{} bytes", page.len());
+        assert_eq!(count(&page, r#"<line class="output"#), 0);
+        assert!(count(&page, r#"<rect class="bin"#) > 100);
+        assert!(page.contains("app output (20000 lines)"));
+        assert_eq!(highlighted_by(&page, last).len(), 1);
+    }
+
     #[test]
     fn axis_labels_are_short() {
         assert_eq!(secs_short(2000), "2s");
         assert_eq!(secs_short(2500), "2.5s");
+        assert_eq!(secs_short(-1500), "−1.5s");
+        assert_eq!(clip("abcdef", 3), "abc…");
+        assert_eq!(clip("abc", 3), "abc");
         assert_eq!(seq_list([3, 4]), "3 4");
     }
 }

@@ -46,20 +46,39 @@ impl TimeScale {
         round(self.left + self.width)
     }
 
-    /// Axis ticks: the smallest 1-2-5 step giving at most `max` intervals, as (x, ms) pairs
-    /// from 0 to the span.
-    pub(crate) fn ticks(&self, max: u64) -> Vec<(f64, u64)> {
+    /// Axis ticks counted from `origin_ms` (the run clock's zero): the smallest 1-2-5 step
+    /// giving at most `max` intervals over the span, as (x, ms relative to the origin) pairs,
+    /// negative before it. An origin past the span is taken as the span's end.
+    pub(crate) fn ticks_from(&self, origin_ms: u64, max: u64) -> Vec<(f64, i64)> {
         let max = max.max(1);
         let step = STEPS_MS
             .iter()
             .copied()
             .find(|s| self.span_ms.div_ceil(*s) <= max)
             .unwrap_or(self.span_ms);
-        (0..=self.span_ms / step)
-            .map(|i| i * step)
-            .map(|ms| (self.x(ms), ms))
+        let origin = origin_ms.min(self.span_ms);
+        let before = (1..=origin / step).rev().map(|i| origin - i * step);
+        let after = (0..=(self.span_ms - origin) / step).map(|i| origin + i * step);
+        before
+            .chain(after)
+            .map(|ms| (self.x(ms), signed(ms) - signed(origin)))
             .collect()
     }
+
+    /// The x of `ms` as a bucket index of `px` units from the plot's left edge (used to
+    /// aggregate marks too dense to draw one by one).
+    pub(crate) fn bucket(&self, ms: u64, px: f64) -> u64 {
+        ((self.x(ms) - self.left) / px.max(0.1)).floor().max(0.0) as u64
+    }
+
+    /// The x where bucket `index` of `px` units begins.
+    pub(crate) fn bucket_x(&self, index: u64, px: f64) -> f64 {
+        round(self.left + index as f64 * px)
+    }
+}
+
+fn signed(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 /// Stacks lanes (swimlanes) from `top` down: each `height` tall, `gap` apart.
@@ -119,24 +138,54 @@ mod tests {
         let s = TimeScale::new(0, 10.0, 100.0);
         assert_eq!(s.x(0), 10.0);
         assert_eq!(s.x(5), 110.0);
-        assert!(!s.ticks(10).is_empty());
+        assert!(!s.ticks_from(0, 10).is_empty());
     }
 
     #[test]
     fn ticks_use_the_smallest_1_2_5_step_that_fits() {
         let s = TimeScale::new(10_000, 0.0, 1_000.0);
-        let t = s.ticks(10);
+        let t = s.ticks_from(0, 10);
         assert_eq!(t.len(), 11, "1 s steps over 10 s: {t:?}");
         assert_eq!(t[1], (100.0, 1_000));
-        let t = s.ticks(4);
+        let t = s.ticks_from(0, 4);
         assert_eq!(
             t.iter().map(|(_, ms)| *ms).collect::<Vec<_>>(),
             [0, 5_000, 10_000]
         );
         let s = TimeScale::new(7_300, 0.0, 730.0);
-        let t = s.ticks(12);
+        let t = s.ticks_from(0, 12);
         assert_eq!(t.last().map(|(_, ms)| *ms), Some(7_000));
         assert!(t.iter().all(|(x, ms)| *x == *ms as f64 / 10.0));
+    }
+
+    #[test]
+    fn ticks_count_from_the_run_clock_origin() {
+        let s = TimeScale::new(10_000, 0.0, 1_000.0);
+        let t = s.ticks_from(2_500, 10);
+        assert_eq!(
+            t.iter().map(|(_, ms)| *ms).collect::<Vec<_>>(),
+            [
+                -2_000, -1_000, 0, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000
+            ]
+        );
+        assert_eq!(t[2], (250.0, 0), "zero is drawn at the origin");
+        assert!(t.windows(2).all(|w| w[0].0 < w[1].0));
+        let late = s.ticks_from(50_000, 10);
+        assert_eq!(
+            late.last(),
+            Some(&(1_000.0, 0)),
+            "origin clamped to the end"
+        );
+    }
+
+    #[test]
+    fn buckets_group_times_by_their_x() {
+        let s = TimeScale::new(10_000, 100.0, 1_000.0);
+        assert_eq!(s.bucket(0, 2.0), 0);
+        assert_eq!(s.bucket(19, 2.0), 0, "x 101.9");
+        assert_eq!(s.bucket(20, 2.0), 1);
+        assert_eq!(s.bucket(10_000, 2.0), 500);
+        assert_eq!(s.bucket_x(1, 2.0), 102.0);
     }
 
     #[test]
