@@ -2,14 +2,16 @@
 // /usr/bin/chromium) from file:// and prints ONE JSON line of what a reader sees:
 //
 // usage: node report_chromium.js REPORT.html SCREENSHOT.png
-// The line: {"version","title","verdict","conn_rows","fault_markers","expectations":[{"name",
+// The line: {"version","title","verdict","conn_rows","fault_markers","clock_lines",
+// "refused_marks","expectations":[{"name",
 // "failed","text","evidence":[...]}],"highlighted","requests":[urls other than the report],
 // "no_js":{"verdict","failed_expectations","conn_rows"},"screenshot"}.
 //
 // `requests` lists every request the page made besides loading the report itself (there must
 // be none: the report is self-contained); `highlighted` is how many timeline marks light up
 // after clicking the first failed expectation (or the first expectation). `no_js` is the same
-// page read with JavaScript off.
+// page read with JavaScript off. `clock_lines` counts the run clock's zero line across the
+// lanes; `refused_marks` the refused lane's ticks and aggregated bars.
 'use strict';
 const path = require('path');
 const { chromium } = require(path.join(__dirname, 'node_modules', 'playwright-core'));
@@ -24,6 +26,8 @@ async function read(page) {
     verdict: (document.getElementById('verdict') || {}).textContent || null,
     conn_rows: document.querySelectorAll('svg g.conn-row').length,
     fault_markers: document.querySelectorAll('svg .fault-marker').length,
+    clock_lines: document.querySelectorAll('svg .clock-line').length,
+    refused_marks: document.querySelectorAll('svg .refused-row .refused, svg .refused-row .bin').length,
     expectations: Array.from(document.querySelectorAll('section.exp')).map((s) => ({
       name: s.getAttribute('data-expectation'),
       failed: s.classList.contains('fail'),
@@ -64,6 +68,7 @@ async function read(page) {
     out.no_js = {
       verdict: seen.verdict,
       conn_rows: seen.conn_rows,
+      clock_lines: seen.clock_lines,
       failed_expectations: seen.expectations.filter((e) => e.failed).map((e) => e.name),
     };
     await plain.close();

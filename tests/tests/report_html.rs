@@ -137,6 +137,15 @@ fn html_reports_open_in_chromium_and_agree_with_the_event_log() {
         assert_eq!(seen["verdict"], verdict);
         assert_eq!(seen["no_js"]["verdict"], verdict, "readable without JS");
         assert_eq!(seen["no_js"]["conn_rows"], conns);
+        let clocks = count_events(&log, "clock_started").min(1);
+        assert_eq!(clocks, 1, "the run clock started");
+        assert_eq!(seen["clock_lines"], clocks, "the clock's zero is drawn");
+        assert_eq!(seen["no_js"]["clock_lines"], clocks, "without JS too");
+        let refused = count_events(&log, "tcp_refused");
+        assert_eq!(
+            seen["refused_marks"], refused,
+            "one tick per refused attempt (these runs stay under the aggregation bound)"
+        );
 
         let shown = seen["expectations"].as_array().expect("expectations shown");
         assert_eq!(shown.len(), outcomes.len());
