@@ -8,10 +8,10 @@ mod support;
 use std::io;
 use std::net::SocketAddr;
 
-use espsim_emulator::events::{Event, EventKind, Side};
+use espsim_emulator::events::{EventKind, Side};
 use espsim_emulator::{Emulator, EmulatorConfig, RefusedAttempts, RunningEmulator};
 use espsim_faults::FaultRule;
-use support::{WAIT, connect};
+use support::{WAIT, connect, event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -31,14 +31,6 @@ async fn start(config: EmulatorConfig) -> RunningEmulator {
     })
     .await
     .expect("emulator starts")
-}
-
-async fn event(running: &RunningEmulator, what: &str, pred: impl FnMut(&Event) -> bool) -> Event {
-    running
-        .events()
-        .wait_for(WAIT, pred)
-        .await
-        .unwrap_or_else(|| panic!("no {what} event within 5 s"))
 }
 
 fn events_of(running: &RunningEmulator, pred: impl Fn(&EventKind) -> bool) -> Vec<EventKind> {

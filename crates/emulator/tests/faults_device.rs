@@ -1,6 +1,8 @@
 //! Device faults over real sockets on 127.0.0.1: the internet switch, reboot, AP outage and
 //! socket exhaustion, as an app (WebSocket, HTTP probe, DNS) sees them.
 
+mod support;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -11,13 +13,12 @@ use espsim_faults::FaultRule;
 use futures_util::{SinkExt, StreamExt};
 use hickory_proto::op::{Message as DnsMessage, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
+use support::{WAIT, event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-const WAIT: Duration = Duration::from_secs(5);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -33,14 +34,6 @@ async fn start_with(rules: &[&str]) -> RunningEmulator {
     })
     .await
     .expect("emulator starts")
-}
-
-async fn event(running: &RunningEmulator, what: &str, pred: impl FnMut(&Event) -> bool) -> Event {
-    running
-        .events()
-        .wait_for(WAIT, pred)
-        .await
-        .unwrap_or_else(|| panic!("no {what} event within 5 s"))
 }
 
 async fn device_action(running: &RunningEmulator, name: &str) -> Event {

@@ -11,7 +11,7 @@ use espsim_emulator::events::{Event, EventKind};
 use espsim_emulator::{ControlOptions, Emulator, EmulatorConfig, RunClock, RunningEmulator};
 use espsim_faults::FaultRule;
 use serde_json::Value;
-use support::{WAIT, exchange};
+use support::{WAIT, event, exchange};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -36,14 +36,6 @@ async fn start_deferred(rules: &[&str]) -> RunningEmulator {
     .expect("emulator starts");
     running.faults().observe("go", running.events().elapsed());
     running
-}
-
-async fn event(running: &RunningEmulator, what: &str, pred: impl FnMut(&Event) -> bool) -> Event {
-    running
-        .events()
-        .wait_for(WAIT, pred)
-        .await
-        .unwrap_or_else(|| panic!("no {what} event within 5 s"))
 }
 
 /// Waits for the `fault_applied` of a fault whose JSON has `key: value`.

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use espsim_emulator::events::Event;
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::{ControlOptions, Emulator, EmulatorConfig, RunningEmulator};
 use rustls::pki_types::CertificateDer;
@@ -186,4 +187,17 @@ pub async fn exchange(addr: SocketAddr, head: &str, body: &str) -> Answer {
         headers,
         body: body.to_owned(),
     }
+}
+
+/// Waits up to [`WAIT`] for the first event matching `pred` (`what` names it in the failure).
+pub async fn event(
+    running: &RunningEmulator,
+    what: &str,
+    pred: impl FnMut(&Event) -> bool,
+) -> Event {
+    running
+        .events()
+        .wait_for(WAIT, pred)
+        .await
+        .unwrap_or_else(|| panic!("no {what} event within 5 s"))
 }
