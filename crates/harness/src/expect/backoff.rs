@@ -16,7 +16,8 @@
 //!    `min(cap, U(base, 3·prev))`, which may shrink from one retry to the next — so the rule
 //!    does not ask each gap to grow;
 //! 4. `jitter: true`: some run's gaps fit no deterministic schedule `min(cap, base·f^k)`,
-//!    `f ≥ 1`, within ±[`NOISE_MS`] per gap (loopback scheduling noise is a few ms): a
+//!    `f ≥ 1`, within ±[`NOISE_MS`] per gap (scheduling noise on a loaded CI host; a run of
+//!    [`MIN_FAILED_ATTEMPTS`] may leave out its first gap, which carries one-off costs): a
 //!    geometric prefix, then a flat tail whose cap is at least the last prefix value and at
 //!    most the progression's next one. A deterministic exponential always fits, so a misfit is
 //!    proof of jitter.
@@ -27,7 +28,7 @@
 //! pass). With M failed attempts, a correct app fails with probability below 0.1 %: measured by
 //! `simulation_bounds_false_fails_and_catches` (decorrelated jitter, whose gaps can wander
 //! inside a factor 2 for many retries, is the slowest to show itself: 0.03 % at 10 over that
-//! test's 10,000 draws; every other policy, the built-in client's included, 0).
+//! test's 10,000 draws, 0.08 % with `jitter` over the table's 100,000; every other policy, the built-in client's included, 0).
 //!
 //! Fewer failed attempts cost a chance of "cannot judge" for a correct app. One run of n
 //! failed attempts gives no pass with these probabilities (100,000 seeded draws per cell,
@@ -45,11 +46,11 @@
 //!
 //! | `jitter: true`         | n = 3  | 4      | 5      | 6      | 8      | 10     |
 //! |------------------------|--------|--------|--------|--------|--------|--------|
-//! | down-jitter 20–50 %    | 59 %   | 8.1 %  | 1.1 %  | 0.11 % | 0      | 0      |
-//! | equal jitter           | 57 %   | 5.5 %  | 0.45 % | 0.04 % | 0      | 0      |
-//! | full jitter            | 43 %   | 3.7 %  | 0.25 % | 0.03 % | 0      | 0      |
-//! | decorrelated           | 51 %   | 9.4 %  | 2.8 %  | 0.88 % | 0.10 % | 0.02 % |
-//! | reference              | 58 %   | 8.4 %  | 0.79 % | 0.02 % | 0      | 0      |
+//! | down-jitter 20–50 %    | 61 %   | 12 %   | 2.1 %  | 0.30 % | 0.01 % | 0      |
+//! | equal jitter           | 59 %   | 8.0 %  | 0.88 % | 0.11 % | 0      | 0      |
+//! | full jitter            | 44 %   | 4.7 %  | 0.34 % | 0.03 % | 0      | 0      |
+//! | decorrelated           | 52 %   | 10 %   | 2.8 %  | 0.90 % | 0.11 % | 0.08 % |
+//! | reference              | 62 %   | 12 %   | 1.6 %  | 0.07 % | 0      | 0      |
 //!
 //! The small-n cost is the proofs' own: a spread of 2 is what a ±30 % constant delay cannot
 //! reach, and three gaps fit some fixed schedule about half the time. Asking the fit for
@@ -76,7 +77,7 @@ pub(super) const DELAY_FLOOR_MS: u64 = 100;
 /// is a verdict rather than "cannot judge"; the simulation test proves the false-fail bound.
 pub(super) const MIN_FAILED_ATTEMPTS: usize = 10;
 /// Scheduling noise allowed per gap when fitting a deterministic schedule (ms).
-pub(super) const NOISE_MS: f64 = 7.0;
+pub(super) const NOISE_MS: f64 = 10.0;
 
 /// What the rule asks, in ms.
 #[derive(Debug, Clone, Copy)]
@@ -290,7 +291,7 @@ pub(super) fn assess(runs: &[Vec<u64>], rule: &Rule) -> Result<String, String> {
     };
     let mut message = format!("backs off: {spread} (gaps {shown})");
     if rule.jitter {
-        if runs.iter().any(|r| !deterministic(r)) {
+        if runs.iter().any(|r| !fits_fixed_schedule(r)) {
             message += "; jittered: no fixed schedule base × factor^k fits";
         } else if longest >= need {
             return Err(format!(
@@ -349,6 +350,16 @@ fn spread(gaps: &[u64], factor: f64) -> Option<String> {
             hi as f64 / lo.max(1) as f64
         )
     })
+}
+
+/// Whether a run's gaps fit a fixed schedule ([`deterministic`]); a run long enough for a
+/// "no jitter" verdict ([`MIN_FAILED_ATTEMPTS`]) may also fit without its first gap: the first
+/// retry of a run carries one-off costs (the first connection's setup, a lazy module load:
+/// 15–20 ms seen from Node's `ws` on a loaded host) that later ones do not, so an app without
+/// jitter must not pass as jittered because of them. Shorter runs keep every gap (their "no
+/// jitter" is only ever "cannot judge").
+fn fits_fixed_schedule(gaps: &[u64]) -> bool {
+    deterministic(gaps) || (gaps.len() >= MIN_FAILED_ATTEMPTS && deterministic(&gaps[1..]))
 }
 
 /// Whether some deterministic schedule `min(cap, base × factor^k)`, `factor ≥ 1`, gives every
@@ -424,7 +435,7 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    use super::{MIN_FAILED_ATTEMPTS, Rule, assess, deterministic};
+    use super::{MIN_FAILED_ATTEMPTS, Rule, assess, deterministic, fits_fixed_schedule};
 
     /// Draws per policy kind (the brief asks for at least 10,000).
     const DRAWS: usize = 10_000;
@@ -654,6 +665,21 @@ mod tests {
         assert!(message.contains("→ … (29988 more); "), "{message}");
         assert!(message.ends_with("… (1 more runs))"), "{message}");
         assert!(message.len() < 1_000, "{} bytes", message.len());
+    }
+
+    #[test]
+    fn a_first_retry_with_one_off_costs_does_not_pass_for_jitter() {
+        // Node `ws` without jitter, as our verdict matrix saw it (the first retry 20 ms late,
+        // here 40 ms: a more loaded host).
+        let node = [540, 1005, 2007, 4003, 4006, 4005, 4006, 4006, 4005, 4004];
+        assert!(!deterministic(&node));
+        assert!(fits_fixed_schedule(&node));
+        let message = assess(&[node.to_vec()], &rule(true, None)).expect_err("no jitter");
+        assert!(message.starts_with("no jitter"), "{message}");
+        // A jittered run stays jittered without its first gap.
+        assert!(!fits_fixed_schedule(&[
+            480, 870, 1950, 3400, 3900, 3300, 3700, 3500, 3950, 3350
+        ]));
     }
 
     #[test]
