@@ -7,15 +7,19 @@
 //!
 //! 1. `first_retry_within`: the first gap of every run is at most that (+100 ms slack);
 //! 2. `max`: no gap is longer than that (+100 ms slack);
-//! 3. **backs off**: some run *spreads*: its longest gap is at least `S = max(2, min_factor)`
-//!    times its shortest and at least [`DELAY_FLOOR_MS`] longer. A constant delay with up to
+//! 3. **no storm**: no run holds [`MIN_FAILED_ATTEMPTS`] retries in a row each within
+//!    [`DELAY_FLOOR_MS`] of the failure before it (a client with no delay, whatever a host
+//!    hiccup does to one of its gaps);
+//! 4. **backs off**: some run *spreads*: its longest gap is at least `S = max(2, min_factor)`
+//!    times its shortest and at least [`DELAY_FLOOR_MS`] longer (in runs of 20 gaps or more,
+//!    the longest tenth is left out: a stalled host lengthens gaps, never shortens them). A constant delay with up to
 //!    ±30 % jitter never spreads more than 1.3/0.7 ≈ 1.86 (1.9 with 5 ms of scheduling noise at
 //!    0.5 s), and no delay never spreads by 100 ms, so a spread is proof of a backoff whatever
 //!    the number of attempts. Every common policy spreads: exponential with or without jitter
 //!    (equal, full `U(0, min(cap, base·f^k))`, down-jitter) and AWS's decorrelated jitter
 //!    `min(cap, U(base, 3·prev))`, which may shrink from one retry to the next — so the rule
 //!    does not ask each gap to grow;
-//! 4. `jitter: true`: some run's gaps fit no deterministic schedule `min(cap, base·f^k)`,
+//! 5. `jitter: true`: some run's gaps (its first 32) fit no deterministic schedule `min(cap, base·f^k)`,
 //!    `f ≥ 1`, within ±[`NOISE_MS`] per gap (scheduling noise on a loaded CI host; a run of
 //!    [`MIN_FAILED_ATTEMPTS`] may leave out its first gap, which carries one-off costs): a
 //!    geometric prefix, then a flat tail whose cap is at least the last prefix value and at
@@ -270,6 +274,14 @@ pub(super) fn assess(runs: &[Vec<u64>], rule: &Rule) -> Result<String, String> {
             secs(max)
         ));
     }
+    if let Some(streak) = runs.iter().map(|r| storm_streak(r)).max()
+        && streak >= MIN_FAILED_ATTEMPTS
+    {
+        return Err(format!(
+            "no backoff: no delay: {streak} retries in a row each came within {} of the failure before it, a retry storm (gaps {shown})",
+            secs(DELAY_FLOOR_MS)
+        ));
+    }
     let Some(spread) = runs.iter().find_map(|r| spread(r, rule.spread)) else {
         let all: Vec<u64> = runs.iter().flatten().copied().collect();
         let most = all.iter().copied().max().unwrap_or(0);
@@ -336,11 +348,37 @@ const SHOWN_GAPS: usize = 12;
 /// At most this many runs are written into a message.
 const SHOWN_RUNS: usize = 4;
 
+/// The longest streak of consecutive gaps shorter than [`DELAY_FLOOR_MS`] in a run: retries
+/// with no delay. [`MIN_FAILED_ATTEMPTS`] of them in a row are a retry storm whatever else the
+/// run shows — a backoff never retries at once ten times running (full jitter from a 50 ms
+/// base does so with a probability far below 10⁻⁶), while a client with no delay on a loaded
+/// host shows now and then a gap of a few hundred ms, which alone would spread.
+fn storm_streak(gaps: &[u64]) -> usize {
+    let mut longest = 0;
+    let mut current = 0;
+    for g in gaps {
+        current = if *g < DELAY_FLOOR_MS { current + 1 } else { 0 };
+        longest = longest.max(current);
+    }
+    longest
+}
+
 /// How `gaps` spread, if they prove a backoff: the longest at least `factor` times the
-/// shortest and [`DELAY_FLOOR_MS`] longer.
+/// shortest and [`DELAY_FLOOR_MS`] longer. In a run of at least twice [`MIN_FAILED_ATTEMPTS`]
+/// gaps the longest tenth is left out: a hiccup of the host only ever lengthens a gap, and a
+/// long run of a constant delay would otherwise have many chances to meet one (a real backoff
+/// keeps spreading without its top tenth: its capped tail or its growth is more than that).
+/// Shorter runs keep every gap, so the tables in the module doc hold as measured.
 fn spread(gaps: &[u64], factor: f64) -> Option<String> {
     let lo = *gaps.iter().min()?;
-    let hi = *gaps.iter().max()?;
+    let trim = if gaps.len() >= 2 * MIN_FAILED_ATTEMPTS {
+        gaps.len() / 10
+    } else {
+        0
+    };
+    let mut sorted = gaps.to_vec();
+    sorted.sort_unstable();
+    let hi = *sorted.get(sorted.len().checked_sub(1 + trim)?)?;
     let spreads = hi as f64 >= factor * lo as f64 && hi - lo >= DELAY_FLOOR_MS;
     spreads.then(|| {
         format!(
@@ -358,9 +396,18 @@ fn spread(gaps: &[u64], factor: f64) -> Option<String> {
 /// 15–20 ms seen from Node's `ws` on a loaded host) that later ones do not, so an app without
 /// jitter must not pass as jittered because of them. Shorter runs keep every gap (their "no
 /// jitter" is only ever "cannot judge").
+///
+/// Only a run's first [`FIT_GAPS`] gaps are fitted: a fixed schedule is fixed from its start,
+/// and the fit costs the cube of its length, which a storm of thousands of retries must not
+/// turn into minutes.
 fn fits_fixed_schedule(gaps: &[u64]) -> bool {
+    let gaps = &gaps[..gaps.len().min(FIT_GAPS)];
     deterministic(gaps) || (gaps.len() >= MIN_FAILED_ATTEMPTS && deterministic(&gaps[1..]))
 }
+
+/// Gaps of a run fitted against a fixed schedule: more than any backoff needs to reach its cap
+/// and show a flat tail (and a thousandth of a second's work).
+const FIT_GAPS: usize = 32;
 
 /// Whether some deterministic schedule `min(cap, base × factor^k)`, `factor ≥ 1`, gives every
 /// gap within ±[`NOISE_MS`]: a geometric prefix `k < t`, then a flat tail at the cap.
@@ -659,12 +706,51 @@ mod tests {
         ];
         let message = assess(&storm, &rule(false, None)).expect_err("no delay");
         assert!(
-            message.starts_with("no backoff: no retry waited"),
+            message.starts_with(
+                "no backoff: no delay: 30000 retries in a row each came within 0.100s"
+            ),
             "{message}"
         );
         assert!(message.contains("→ … (29988 more); "), "{message}");
         assert!(message.ends_with("… (1 more runs))"), "{message}");
         assert!(message.len() < 1_000, "{} bytes", message.len());
+    }
+
+    /// What hung CI: `naive` against a port refused for 32 s on a loaded host — 20,000
+    /// immediate retries and a few host hiccups of 150–400 ms, which spread ×100 and sent the
+    /// whole storm into the (cubic) fixed-schedule fit.
+    #[test]
+    fn a_storm_with_host_hiccups_is_no_backoff() {
+        let mut rng = StdRng::seed_from_u64(0x5707);
+        let mut gaps: Vec<u64> = (0..20_000).map(|_| rng.random_range(0..=3)).collect();
+        for at in [700, 9_000, 15_500] {
+            gaps[at] = rng.random_range(150..=400);
+        }
+        for jitter in [false, true] {
+            let message = assess(&[gaps.clone()], &rule(jitter, None)).expect_err("storm");
+            assert!(message.contains("a retry storm"), "{message}");
+        }
+        // The fit itself looks at a bounded prefix, whatever the run's length (here 32 gaps
+        // of 0–3 ms: a flat schedule fits them).
+        assert!(fits_fixed_schedule(&gaps));
+    }
+
+    #[test]
+    fn a_long_constant_delay_with_host_hiccups_does_not_spread() {
+        // 150 retries 200 ms apart, three of them stretched by a stalled host.
+        let mut gaps = vec![200u64; 150];
+        for (at, g) in [(20, 480), (77, 650), (140, 900)] {
+            gaps[at] = g;
+        }
+        let message = assess(&[gaps], &rule(false, None)).expect_err("constant");
+        assert!(
+            message.starts_with("no backoff: the gaps stay within ×2"),
+            "{message}"
+        );
+        // A real backoff in a run as long keeps spreading without its top tenth.
+        let mut backoff: Vec<u64> = (0..30).map(|k| (100u64 << k.min(5)).min(3000)).collect();
+        backoff[3] = 9000;
+        assert!(assess(&[backoff], &rule(false, None)).is_ok());
     }
 
     #[test]
