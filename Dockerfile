@@ -35,7 +35,7 @@ LABEL org.opencontainers.image.title="espsim" \
       org.opencontainers.image.source="https://github.com/espsim/espsim" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"
 COPY --from=bin /out/espsim /espsim
-# The device's ports (DESIGN.md §5): HTTP/WebSocket, DNS (udp+tcp), HTTPS/wss (with --tls), control API.
+# The device's ports (docs/guides/docker.md): HTTP/WebSocket, DNS (udp+tcp), HTTPS/wss (with --tls), control API.
 EXPOSE 80/tcp 53/udp 53/tcp 443/tcp 8475/tcp
 # Every flag has a default for the container: the softAP address, the standard ports on all interfaces.
 ENTRYPOINT ["/espsim"]

@@ -3,8 +3,8 @@
 //! `websocat`, `dig` and `curl` (installed by `scripts/install-test-clients.sh`).
 //!
 //! Each external client is a small program in `tests/clients/` that prints one JSON line of what
-//! it observed. The fault checks are the README's client table ("What your app sees"): one check
-//! per (row, client), named `row::client`, each against a device of its own with that fault, and
+//! it observed. The fault checks are the client table of `docs/reference/faults.md` ("What your
+//! app sees"): one check per (row, client), named `row::client`, each against a device of its own with that fault, and
 //! each asserting the stable part of what the client reports (exception type and message, close
 //! code), never ports or timings. The normal session runs against the `espsim run` binary; the
 //! faults run against an in-process emulator built from `EmulatorConfig.faults`, written as a
@@ -583,7 +583,7 @@ fn curl_sees_the_captive_portal_redirect() {
     assert_eq!(finished.stdout, "302 /", "curl: {finished:?}");
 }
 
-// ---- the README's client table: one check per (row, client) ------------------------------------
+// ---- the client table (docs/reference/faults.md): one check per (row, client) ------------------------------------
 
 /// Something per client, in the table's column order.
 #[derive(Debug, Clone, Copy)]
@@ -980,7 +980,7 @@ async fn session_ends(client: Client, row: SessionEndRow) {
 }
 
 /// Faults that leave the opening handshake unanswered: each client gets a short timeout of its
-/// own (2 s, as an app would set one) where it has one; the defaults are in the README.
+/// own (2 s, as an app would set one) where it has one; the defaults are in `docs/reference/faults.md`.
 const NO_ANSWER_ROWS: [(&str, &str); 4] = [
     ("stall", r#"[{ "fault": "stall" }]"#),
     (

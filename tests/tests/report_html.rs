@@ -3,7 +3,7 @@
 //! report_chromium.js`) opens each report from file:// and reads it through the DOM, which must
 //! agree with the run's own event log (`--events`) and JSON report (`--json`), load nothing from
 //! anywhere, and be readable with JavaScript off. Screenshots of both reports are kept in
-//! `target/report-screenshots/` (CI artifacts; `passing.png` and `failing.png` are the README's).
+//! `target/report-screenshots/` (CI artifacts; `passing.png` and `failing.png` are the ones in `docs/images/`).
 //!
 //! A missing Chromium (or node / playwright-core) is a skip, said on stderr, and a failure under
 //! `ESPSIM_REQUIRE_CLIENTS=1`.

@@ -1,7 +1,7 @@
 //! Device profiles: the ESP-IDF version-dependent limits and quirks the emulator reproduces.
 //!
-//! Every ESP-IDF number here comes from `shared/reference/esp32-idf-behaviour.md` (ESP-IDF
-//! sources); the `esp-hal-edge` profile's numbers come from the bare-metal ESP32-C3 firmware
+//! Every ESP-IDF number here comes from ESP-IDF's sources, listed with each fact in
+//! `docs/fidelity.md`; the `esp-hal-edge` profile's numbers come from the bare-metal ESP32-C3 firmware
 //! itself (`espsim_firmware::captive::EDGE_LIMITS`, which `crates/firmware/esp32c3` enforces).
 //! A profile is chosen by name (`--profile`, `device.profile` in a scenario).
 
@@ -37,7 +37,7 @@ pub enum OversizeHandling {
 pub struct Profile {
     /// The profile's name, e.g. `esp-idf-v5.4`.
     pub name: &'static str,
-    /// What the profile models, for `--help` and the README.
+    /// What the profile models, for `--help` and `docs/reference/profiles.md`.
     pub summary: &'static str,
     /// `HTTPD_MAX_REQ_HDR_LEN`: all header lines together (after the request line) must fit.
     pub max_req_hdr_len: usize,

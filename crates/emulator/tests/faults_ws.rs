@@ -1,6 +1,6 @@
 //! Handshake and WebSocket message faults, end to end: `Emulator::start` with rules written as a
 //! user writes them, real clients (tokio-tungstenite, raw `TcpStream`) on 127.0.0.1, and the
-//! error or bytes each client observes (`/work/shared/reference/client-errors.md`).
+//! error or bytes each client observes (`docs/reference/faults.md`, "What your app sees").
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;

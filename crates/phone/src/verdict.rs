@@ -1,11 +1,11 @@
 //! What the OS concludes from its connectivity check's answer (pure; the probe is in
 //! [`crate::probe`]).
 //!
-//! Android: AOSP `NetworkMonitor` rules (shared/reference/esp32-idf-behaviour.md §5a): exactly
+//! Android: AOSP `NetworkMonitor` rules (`docs/fidelity.md`, "OS connectivity checks"): exactly
 //! 204 → validated; 200–399 other than 204 → portal ("Sign in to network"), except a 200 whose
 //! `Content-Length` is ≤ 4 or whose body is empty → failed; anything else, or no answer → no
 //! internet. iOS: the `Success` page → online; any other HTTP answer → the captive sheet
-//! (portal); no answer → no internet (§5b).
+//! (portal); no answer → no internet (same section).
 
 use serde::Serialize;
 

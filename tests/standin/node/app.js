@@ -1,7 +1,7 @@
 'use strict';
 // A stand-in app for the verdict matrix: what a careful Node team writes against the device.
 //
-// Written from the README only ("## The device protocol", "### `espsim test`"), with the `ws`
+// Written from the docs only (docs/reference/protocol.md, docs/guides/ci.md), with the `ws`
 // package that scripts/install-test-clients.sh puts in tests/clients/node_modules. It finds the
 // device in ESPSIM_WS_URL and behaves like a real app's connection manager:
 //

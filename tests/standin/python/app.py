@@ -1,6 +1,6 @@
 """A stand-in app for the verdict matrix: what a careful Python team writes against the device.
 
-Written from the README only ("## The device protocol", "### `espsim test`"), with asyncio and
+Written from the docs only (docs/reference/protocol.md, docs/guides/ci.md), with asyncio and
 `websockets` (the venv of scripts/install-test-clients.sh). It finds the device in
 ESPSIM_WS_URL and behaves like a real app's connection manager:
 

@@ -213,7 +213,7 @@ async fn json_errors(response: Response) -> Response {
         return response;
     }
     let message = match status {
-        StatusCode::NOT_FOUND => "no such endpoint (see the README's control API table)".to_owned(),
+        StatusCode::NOT_FOUND => "no such endpoint (see docs/reference/control-api.md)".to_owned(),
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this endpoint".to_owned(),
         StatusCode::PAYLOAD_TOO_LARGE => {
             format!("request body larger than {BODY_LIMIT} bytes")

@@ -1,7 +1,7 @@
 //! OS connectivity checks: which request is which OS's probe, what the real server answers
 //! when the internet is reachable, and what each OS concludes from the answer it gets.
 //!
-//! Sources: `shared/reference/esp32-idf-behaviour.md` §5 (AOSP NetworkMonitor, Apple CNA,
+//! Sources: `docs/fidelity.md`, "OS connectivity checks" (AOSP NetworkMonitor, Apple CNA,
 //! Windows NCSI, Firefox, NetworkManager, ChromeOS shill). The verdict is computed from the
 //! response actually sent, whatever produced it (success page, captive redirect, portal page,
 //! ESP-IDF's 404).

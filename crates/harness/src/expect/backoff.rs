@@ -566,7 +566,7 @@ mod tests {
         fails as f64 / DRAWS as f64
     }
 
-    /// The table in the module doc and the README: how often a correct app gets no pass from one
+    /// The table in the module doc and `docs/reference/expectations.md`: how often a correct app gets no pass from one
     /// run of `n` failed attempts. Run once with
     /// `cargo test -p espsim-harness --lib backoff::tests::false_fail_table -- --ignored --nocapture`.
     #[test]
