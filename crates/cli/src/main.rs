@@ -4,6 +4,8 @@
 //! Exit codes: 0 ok, 1 a check failed, 2 usage, configuration or start-up error.
 
 mod cert;
+#[cfg(test)]
+mod cli_reference;
 mod client;
 mod fault;
 mod fdlimit;
