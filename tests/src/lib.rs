@@ -216,6 +216,8 @@ pub struct Espsim {
     child: Child,
     /// The parsed ready line (`{"event":"ready","http":…,"dns":…,"ws_url":…}`).
     pub ready: serde_json::Value,
+    /// The ready line as printed (key order kept), for tests that compare it with the docs.
+    pub ready_line: String,
     stderr: Arc<Stderr>,
 }
 
@@ -261,6 +263,7 @@ impl Espsim {
         let mut espsim = Espsim {
             child,
             ready: serde_json::Value::Null,
+            ready_line: String::new(),
             stderr,
         };
         loop {
@@ -271,6 +274,7 @@ impl Espsim {
                         && value["event"] == "ready"
                     {
                         espsim.ready = value;
+                        espsim.ready_line = line;
                         return espsim;
                     }
                 }
@@ -307,6 +311,11 @@ impl Espsim {
             let left = deadline.checked_duration_since(Instant::now())?;
             text = self.stderr.grew.wait_timeout(text, left).ok()?.0;
         }
+    }
+
+    /// The process id (the process group id when it was started with `process_group(0)`).
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// The ready line's `ws_url`.
