@@ -1,5 +1,5 @@
 //! What the OS concludes from its connectivity check's answer (pure; the probe is in
-//! [`crate::probe`]).
+//! `crate::probe`).
 //!
 //! Android: AOSP `NetworkMonitor` rules (`docs/fidelity.md`, "OS connectivity checks"): exactly
 //! 204 → validated; 200–399 other than 204 → portal ("Sign in to network"), except a 200 whose
