@@ -102,7 +102,9 @@ fn line_matches(expected: &str, actual: &str) -> bool {
 fn output_matches(expected: &[&str], actual: &[&str]) -> bool {
     match expected.split_first() {
         None => actual.iter().all(|l| l.trim().is_empty()),
-        Some((&"…", rest)) => (0..=actual.len()).any(|skip| output_matches(rest, &actual[skip..])),
+        Some((&"…", rest)) => {
+            (0..=actual.len()).any(|skip| output_matches(rest, &actual[skip..]))
+        }
         Some((line, rest)) => actual
             .split_first()
             .is_some_and(|(a, more)| line_matches(line, a) && output_matches(rest, more)),

@@ -29,8 +29,12 @@ fn render(cmd: &mut clap::Command, path: &str, out: &mut String) {
     let level = "#".repeat(path.split(' ').count().min(4) + 1);
     let help = cmd.render_long_help().to_string();
     let help: Vec<&str> = help.lines().map(str::trim_end).collect();
-    write!(out, "\n{level} `{path}`\n\n```text\n{}\n```\n", help.join("\n").trim_end())
-        .expect("writing to a String cannot fail");
+    write!(
+        out,
+        "\n{level} `{path}`\n\n```text\n{}\n```\n",
+        help.join("\n").trim_end()
+    )
+    .expect("writing to a String cannot fail");
     for sub in cmd.get_subcommands_mut() {
         if sub.get_name() == "help" {
             continue;
