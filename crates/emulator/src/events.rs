@@ -750,9 +750,17 @@ impl EventLog {
     /// Records `kind` now; returns its sequence number. With a file whose queue is full this
     /// waits for room (see [`FILE_QUEUE`], [`FILE_STALL`]).
     pub fn emit(&self, kind: EventKind) -> u64 {
+        self.emit_earlier(kind, Duration::ZERO)
+    }
+
+    /// Records `kind` as having happened `ago` before now (a packet the kernel stamped on
+    /// arrival and espsim read later); returns its sequence number. Its `at_ms` may then be
+    /// earlier than that of the event before it.
+    pub fn emit_earlier(&self, kind: EventKind, ago: Duration) -> u64 {
         let mut kept = self.lock();
         self.report_gap(&mut kept, Duration::ZERO);
-        self.record(&mut kept, kind)
+        let at = self.start.elapsed().saturating_sub(ago);
+        self.record_at(&mut kept, kind, at)
     }
 
     fn lock(&self) -> MutexGuard<'_, Kept> {
@@ -775,11 +783,16 @@ impl EventLog {
         }
     }
 
-    /// Numbers `kind`, queues it for the file, sends it live and keeps it.
+    /// Numbers `kind`, stamps it now, queues it for the file, sends it live and keeps it.
     fn record(&self, kept: &mut Kept, kind: EventKind) -> u64 {
+        self.record_at(kept, kind, self.start.elapsed())
+    }
+
+    /// [`EventLog::record`] with the time since start given.
+    fn record_at(&self, kept: &mut Kept, kind: EventKind, at: Duration) -> u64 {
         let event = Event {
             seq: kept.next_seq,
-            at_ms: u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            at_ms: u64::try_from(at.as_millis()).unwrap_or(u64::MAX),
             kind,
         };
         kept.next_seq += 1;

@@ -273,6 +273,46 @@ async fn every_refused_attempt_is_counted_with_its_peer() {
     running.shutdown(WAIT).await;
 }
 
+/// A refused SYN is stamped when the kernel received it, not when a stalled espsim got round
+/// to reading it: the runtime is blocked (as a loaded CI host stalls it) right after the
+/// attempt, and the event's time is still the attempt's. With read-time stamps a late stamp
+/// shortened the next retry gap, and a constant-delay app passed `backoff`.
+#[test]
+fn a_refused_attempt_keeps_its_time_when_espsim_reads_it_late() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let running = start(EmulatorConfig {
+            faults: vec![rule(r#"{"fault":"refuse"}"#)],
+            ..EmulatorConfig::default()
+        })
+        .await;
+        refusing(&running).await;
+        let before = running.events().elapsed();
+        // On this thread, so the watcher (same runtime, same thread) cannot run meanwhile.
+        let (peer, err) = refused_connect(running.http_addr());
+        let after = running.events().elapsed();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        // The stall under test: the runtime's only thread is busy for 400 ms.
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let seen = event(
+            &running,
+            "tcp_refused",
+            |e| matches!(&e.kind, EventKind::TcpRefused { peer: p, .. } if *p == peer),
+        )
+        .await;
+        let (from, to) = (before.as_millis() as u64, after.as_millis() as u64 + 1);
+        assert!(
+            (from..=to).contains(&seen.at_ms),
+            "tcp_refused at {} ms, the attempt was made between {from} and {to} ms",
+            seen.at_ms
+        );
+        running.shutdown(WAIT).await;
+    });
+}
+
 /// A `refuse` in force from the start closes the port before `Emulator::start` returns: the
 /// first connect, made at once, is refused (not accepted by the kernel and reset when the
 /// accept loop first looks at the plan).

@@ -12,12 +12,22 @@
 //! queued, then drains what is there (at most [`BATCH`] segments per wake-up, yielding between
 //! batches), so a busy host costs a bounded amount of work per segment and an idle one none.
 //! A blocking thread with a read timeout would wake for nothing and need its own shutdown.
+//!
+//! Each SYN is stamped with the time the kernel received it (`SO_TIMESTAMPNS`), not the time
+//! espsim got round to reading it: on a loaded host the read can come hundreds of ms late, and
+//! a late stamp on one refusal shortens the gap to the next attempt — enough to make a
+//! constant-delay app look like a backoff (our verdict matrix saw 0.52 s between two retries of
+//! an app that always waits 0.8–1.2 s).
 
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use etherparse::{Ipv4HeaderSlice, TcpHeaderSlice};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+use nix::sys::time::TimeSpec;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +41,10 @@ const BATCH: usize = 64;
 /// Bytes kept of each segment: the longest IPv4 header (60) plus the longest TCP header (60);
 /// the rest of a segment is cut off by the kernel, which is all a SYN check needs.
 const HEADERS: usize = 120;
+
+/// The furthest back a SYN is stamped: its kernel receive time is read off the wall clock, and
+/// a wall-clock step (NTP) must not move an event by more than a host stall plausibly could.
+const MAX_BACKDATE: Duration = Duration::from_secs(5);
 
 /// What `refused_unobserved` says when the raw socket needs a permission the process lacks.
 pub(crate) const NEED_CAP_NET_RAW: &str = "watching refused SYNs needs a raw socket: run as root or grant CAP_NET_RAW, e.g. setcap cap_net_raw+ep $(which espsim)";
@@ -127,6 +141,7 @@ impl Drop for SynWatch {
 fn open_raw() -> io::Result<AsyncFd<Socket>> {
     let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
+    setsockopt(&socket, sockopt::ReceiveTimestampns, &true)?;
     // `AsyncFd::new` is deprecated because a `T` that merely borrows its fd could let the fd
     // be closed while registered; `Socket` owns its fd, which lives exactly as long as the
     // `AsyncFd`. The replacement, `AsyncFd::register`, is `unsafe`, which this crate forbids.
@@ -167,22 +182,51 @@ impl Reader {
         let mut buf = [0u8; HEADERS];
         let mut read = 0;
         while read < max {
-            let mut socket: &Socket = self.socket.get_ref();
-            let n = match socket.read(&mut buf) {
-                Ok(n) => n,
+            let (n, ago) = match read_segment(self.socket.get_ref(), &mut buf) {
+                Ok(segment) => segment,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
             read += 1;
             if let Some(peer) = refused_syn(&buf[..n], self.target.addr) {
-                self.events.emit(EventKind::TcpRefused {
-                    peer,
-                    service: self.target.service.to_owned(),
-                });
+                self.events.emit_earlier(
+                    EventKind::TcpRefused {
+                        peer,
+                        service: self.target.service.to_owned(),
+                    },
+                    ago,
+                );
             }
         }
         read
     }
+}
+
+/// Reads one queued segment into `buf`: its length, and how long ago the kernel received it
+/// (zero when the kernel gave no timestamp; at most [`MAX_BACKDATE`]).
+fn read_segment(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, Duration)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut control = nix::cmsg_space!(TimeSpec);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::MSG_DONTWAIT,
+    )?;
+    let received = msg.cmsgs()?.find_map(|c| match c {
+        ControlMessageOwned::ScmTimestampns(at) => Some(at),
+        _ => None,
+    });
+    let ago = received.map_or(Duration::ZERO, |at| since_wall_clock(&at));
+    Ok((msg.bytes, ago.min(MAX_BACKDATE)))
+}
+
+/// How long ago the wall-clock time `at` was (zero for a time in the future).
+fn since_wall_clock(at: &TimeSpec) -> Duration {
+    let secs = u64::try_from(at.tv_sec()).unwrap_or(0);
+    let nanos = u32::try_from(at.tv_nsec()).unwrap_or(0);
+    let at = UNIX_EPOCH + Duration::new(secs, nanos);
+    SystemTime::now().duration_since(at).unwrap_or_default()
 }
 
 /// The sender of `segment` (an IPv4 packet carrying TCP, as a raw socket delivers it) when it

@@ -365,7 +365,8 @@ fn storm_streak(gaps: &[u64]) -> usize {
 
 /// How `gaps` spread, if they prove a backoff: the longest at least `factor` times the
 /// shortest and [`DELAY_FLOOR_MS`] longer. In a run of at least twice [`MIN_FAILED_ATTEMPTS`]
-/// gaps the longest tenth is left out: a hiccup of the host only ever lengthens a gap, and a
+/// gaps the longest tenth is left out: a stall of the app only ever lengthens a gap (refused
+/// attempts carry the kernel's arrival time, so a stall of espsim moves none of them), and a
 /// long run of a constant delay would otherwise have many chances to meet one (a real backoff
 /// keeps spreading without its top tenth: its capped tail or its growth is more than that).
 /// Shorter runs keep every gap, so the tables in the module doc hold as measured.
