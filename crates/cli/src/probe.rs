@@ -1,4 +1,4 @@
-//! `espsim probe`: arguments and rendering over `espsim_harness::probe` (which does the work).
+//! `espsim probe`: arguments and rendering over `espsim_probe` (which does the work).
 //!
 //! Exit codes: 0 every layer passed (warnings allowed), 1 a layer failed, 2 usage error.
 
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use espsim_harness::probe::{self, Details, LayerReport, ProbeOptions, ProbeReport, Verdict};
+use espsim_probe::{self as probe, Details, LayerReport, ProbeOptions, ProbeReport, Verdict};
 
 /// Arguments of `espsim probe`.
 #[derive(Debug, clap::Args)]
@@ -146,7 +146,7 @@ fn render(report: &ProbeReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use espsim_harness::probe::{LayerId, LayerReport, ProbeReport, Verdict};
+    use espsim_probe::{LayerId, LayerReport, ProbeReport, Verdict};
 
     fn row(layer: LayerId, verdict: Verdict, summary: &str, hint: Option<&str>) -> LayerReport {
         LayerReport {

@@ -1482,8 +1482,8 @@ mod tests {
     /// connection and every fault of its own run's event log, and the verdicts with evidence.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reports_of_real_runs_show_every_connection_fault_and_verdict() {
-        use crate::client::ClientProfile;
         use crate::runner::{self, ClientSpec};
+        use espsim_client::ClientProfile;
 
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/handshake-cut-four-times.yaml");

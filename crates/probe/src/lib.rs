@@ -1,4 +1,6 @@
-//! `espsim probe`: a layered diagnosis of an app → device connection (real ESP32 or emulator).
+//! espsim-probe: `espsim probe`, a layered diagnosis of an app → device connection (real ESP32
+//! or emulator). It depends on [`espsim_protocol`] and the network libraries only, never on the
+//! emulator, so diagnosing a real board does not pull in a server.
 //!
 //! [`run`] walks the layers a WebSocket client goes through, in the order it goes through them,
 //! and stops at the first one that fails (later layers are reported as `skipped`):
@@ -39,6 +41,9 @@
 //! }
 //! ```
 //! Fields are only ever added within a schema version; enum-like strings are snake_case.
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 pub mod connectivity;
 pub mod dns;

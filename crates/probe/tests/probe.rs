@@ -9,8 +9,9 @@ use espsim_emulator::internet::InternetMode;
 use espsim_emulator::{
     DeviceOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions, WsSettings,
 };
-use espsim_harness::probe::{
-    self, Details, LayerId, OsConclusion, ProbeOptions, ProbeReport, TcpOutcome, Verdict, WsOutcome,
+use espsim_probe::{
+    self as probe, Details, LayerId, OsConclusion, ProbeOptions, ProbeReport, TcpOutcome, Verdict,
+    WsOutcome,
 };
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use serde_json::Value;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use espsim_faults::FaultRule;
-use espsim_harness::probe::{
-    self, Details, LayerId, ProbeOptions, ProbeReport, Verdict, WsOutcome,
+use espsim_probe::{
+    self as probe, Details, LayerId, ProbeOptions, ProbeReport, Verdict, WsOutcome,
 };
 
 async fn emulator_with(rule: &str) -> RunningEmulator {
