@@ -20,6 +20,6 @@ pub mod runner;
 pub mod scenario;
 pub mod yaml;
 
-pub use device::{DeviceConfig, DeviceError, WsConfig};
+pub use device::{DeviceSpec, DeviceSpecError, WsSpec};
 pub use scenario::{Scenario, ScenarioError};
 pub use yaml::YamlError;
