@@ -1836,7 +1836,7 @@ mod tests {
             let row = format!(r#"class="row {lane}""#);
             assert_eq!(count(&empty, &row), 0, "{lane} without its events");
         }
-        use espsim_emulator::events::{PhoneNetwork, Verdict};
+        use espsim_emulator::events::{CheckVerdict, PhoneNetwork};
         let mut log = Log::default();
         let verdict = log.push(
             10,
@@ -1845,7 +1845,7 @@ mod tests {
                 url: "http://connectivitycheck.gstatic.com/generate_204".to_owned(),
                 status: Some(204),
                 error: None,
-                verdict: Verdict::Online,
+                verdict: CheckVerdict::Online,
             },
         );
         log.push(
