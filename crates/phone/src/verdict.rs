@@ -1,5 +1,5 @@
 //! What the OS concludes from its connectivity check's answer (pure; the probe is in
-//! [`crate::probe`]).
+//! `probe`).
 //!
 //! Android: AOSP `NetworkMonitor` rules (shared/reference/esp32-idf-behaviour.md §5a): exactly
 //! 204 → validated; 200–399 other than 204 → portal ("Sign in to network"), except a 200 whose

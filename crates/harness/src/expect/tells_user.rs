@@ -28,7 +28,7 @@ const QUOTED_LINES: usize = 3;
 pub struct MessagePattern(Regex);
 
 impl MessagePattern {
-    /// Compiles `pattern` (at most [`PATTERN_SIZE_LIMIT`] compiled).
+    /// Compiles `pattern` (at most `PATTERN_SIZE_LIMIT` compiled).
     pub fn new(pattern: &str) -> Result<MessagePattern, String> {
         RegexBuilder::new(pattern)
             .size_limit(PATTERN_SIZE_LIMIT)

@@ -5,7 +5,7 @@
 //! Everything on the page comes from the [`RunResult`] (its event log and expectation outcomes)
 //! and the [`Scenario`] it ran (declared duration, fault rules): the same data as the text,
 //! JUnit and JSON reports. The markup is an `askama` template compiled into the binary
-//! (`templates/report.html`); the geometry comes from [`super::layout`].
+//! (`templates/report.html`); the geometry comes from `layout`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;

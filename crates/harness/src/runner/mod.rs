@@ -3,7 +3,7 @@
 //! judged over the event log.
 //!
 //! **The run clock** belongs to the app: the emulator starts with its clock deferred and the
-//! first event that the scenario's `start: { on: … }` names starts it ([`clock`]), as does an
+//! first event that the scenario's `start: { on: … }` names starts it (`clock`), as does an
 //! explicit signal from the app — creating the file `ESPSIM_READY_FILE`, printing a line
 //! `ESPSIM_READY` on stdout, or `POST $ESPSIM_CONTROL_URL/clock/start`. Fault windows,
 //! expectation deadlines and `duration` count from there. If it has not started within the
