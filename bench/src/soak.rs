@@ -252,7 +252,7 @@ impl Tally {
 
 /// Everything the soak measured.
 #[derive(Debug)]
-struct Outcome {
+struct SoakResult {
     pid: u32,
     baseline: Sample,
     peak: Sample,
@@ -265,7 +265,7 @@ struct Outcome {
     still_answers: Result<(), String>,
 }
 
-impl Outcome {
+impl SoakResult {
     fn passed(&self) -> bool {
         self.settled_in.is_some() && self.tally.total_failed() == 0 && self.still_answers.is_ok()
     }
@@ -292,7 +292,7 @@ pub(crate) fn main(mut args: SoakArgs) -> anyhow::Result<bool> {
     Ok(outcome.passed())
 }
 
-async fn soak(args: &SoakArgs, espsim: &std::path::Path) -> anyhow::Result<Outcome> {
+async fn soak(args: &SoakArgs, espsim: &std::path::Path) -> anyhow::Result<SoakResult> {
     let server = Espsim::start(espsim, Dns::Loopback, &["--profile", "unlimited"]).await?;
     let pid = server.pid().context("espsim exited before the soak")?;
     let target = Target {
@@ -351,7 +351,7 @@ async fn soak(args: &SoakArgs, espsim: &std::path::Path) -> anyhow::Result<Outco
     let tally = Arc::try_unwrap(tally)
         .map(Mutex::into_inner)
         .unwrap_or_default();
-    Ok(Outcome {
+    Ok(SoakResult {
         pid,
         baseline,
         peak,
@@ -595,7 +595,7 @@ async fn dns_tcp(dns: SocketAddr, n: u64) -> anyhow::Result<()> {
 /// The markdown report.
 struct Report<'a> {
     args: &'a SoakArgs,
-    outcome: &'a Outcome,
+    outcome: &'a SoakResult,
 }
 
 impl fmt::Display for Report<'_> {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use espsim_harness::client::{Client, ClientConfig, ClientProfile, Heartbeat, HeartbeatKind};
+use espsim_client::{Client, ClientConfig, ClientProfile, Heartbeat, HeartbeatKind};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +71,7 @@ enum BeatKind {
 struct SummaryLine<'a> {
     event: &'static str,
     #[serde(flatten)]
-    summary: &'a espsim_harness::client::ClientSummary,
+    summary: &'a espsim_client::ClientSummary,
 }
 
 /// Builds the client configuration from the profile and the flags.

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
+use espsim_emulator::control::api::{Added, BODY_NAME, ErrorBody, ErrorCode, ResetDone, RuleEntry};
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode, Uri};
+use hyper::{Method, Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 /// How long one API call may take, connecting included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,9 +82,10 @@ enum Action {
 /// A failure that is the API's answer (exit 1), as opposed to not reaching it (exit 2).
 #[derive(Debug)]
 struct Refused {
+    /// The API's error, as it sent it.
+    body: ErrorBody,
+    /// What to print: the API's message, placed in a file or with a hint.
     message: String,
-    /// Where in the request body the API found the problem.
-    position: Option<(u64, u64)>,
 }
 
 impl std::fmt::Display for Refused {
@@ -93,21 +95,29 @@ impl std::fmt::Display for Refused {
 }
 
 impl Refused {
-    /// Names the file the body came from: `FILE:L:C: what` instead of `… at L:C: what`.
+    /// The API's refusal, with a hint where the user can act on it.
+    fn new(body: ErrorBody) -> Refused {
+        let message = match body.code {
+            ErrorCode::Unauthorized => format!(
+                "{} (hint: pass --control-token TOKEN or set ESPSIM_CONTROL_TOKEN; `espsim run` prints a generated token as \"control_token\" in its ready line)",
+                body.error
+            ),
+            _ => body.error.clone(),
+        };
+        Refused { body, message }
+    }
+
+    /// Names the file the body came from: `FILE:L:C: what` instead of `… at L:C: what`, and
+    /// the file instead of the API's name for the body in the parser's snippet.
     fn in_file(self, path: &std::path::Path) -> Refused {
         let file = path.display().to_string();
-        let message = match self.position {
-            Some((l, c)) => {
-                let what = self
-                    .message
-                    .split_once(&format!(" at {l}:{c}: "))
-                    .map_or(self.message.as_str(), |(_, what)| what);
-                format!(
-                    "{file}:{l}:{c}: {}",
-                    what.replace("--> body:", &format!("--> {file}:"))
-                )
-            }
-            None => format!("{file}: {}", self.message),
+        let body = &self.body;
+        let message = match (body.line, body.column, &body.reason) {
+            (Some(l), Some(c), Some(reason)) => format!(
+                "{file}:{l}:{c}: {}",
+                reason.replace(&format!("--> {BODY_NAME}:"), &format!("--> {file}:"))
+            ),
+            _ => format!("{file}: {}", self.message),
         };
         Refused { message, ..self }
     }
@@ -135,11 +145,11 @@ pub(crate) fn run(args: FaultArgs) -> anyhow::Result<ExitCode> {
 async fn act(api: &Api, action: Action) -> anyhow::Result<()> {
     match action {
         Action::List { json } => {
-            let rules = api.call(Method::GET, "/faults", None).await?;
+            let body = api.call(Method::GET, "/faults", None).await?;
             if json {
-                println!("{rules}");
+                println!("{}", api.json::<serde_json::Value>(&body)?);
             } else {
-                print_rules(&rules);
+                print_rules(&api.json::<Vec<RuleEntry>>(&body)?)?;
             }
         }
         Action::Add { rule, file } => {
@@ -153,7 +163,7 @@ async fn act(api: &Api, action: Action) -> anyhow::Result<()> {
                 (None, None) => bail!("give a rule or --file FILE"),
             };
             let ctype = content_type(&text);
-            let added = api
+            let body = api
                 .call(Method::POST, "/faults", Some((ctype, text)))
                 .await
                 .map_err(|e| match (&source, e.downcast::<Refused>()) {
@@ -161,12 +171,8 @@ async fn act(api: &Api, action: Action) -> anyhow::Result<()> {
                     (_, Ok(refused)) => refused.into(),
                     (_, Err(e)) => e,
                 })?;
-            let added = match added {
-                Value::Array(list) => list,
-                one => vec![one],
-            };
-            for rule in &added {
-                println!("added rule {}: {}", rule["id"], rule_text(rule));
+            for rule in api.json::<Added>(&body)?.into_vec() {
+                println!("added rule {}: {}", rule.id, rule_text(&rule)?);
             }
         }
         Action::Remove { ids } => {
@@ -177,11 +183,12 @@ async fn act(api: &Api, action: Action) -> anyhow::Result<()> {
             }
         }
         Action::Reset => {
-            let done = api.call(Method::POST, "/reset", None).await?;
+            let body = api.call(Method::POST, "/reset", None).await?;
+            let done: ResetDone = api.json(&body)?;
             println!(
                 "removed {} rule(s); internet is {}",
-                done["removed"],
-                done["internet"].as_str().unwrap_or("?")
+                done.removed,
+                done.internet.as_str()
             );
         }
     }
@@ -190,7 +197,7 @@ async fn act(api: &Api, action: Action) -> anyhow::Result<()> {
 
 /// JSON when the text is JSON (so error positions follow the JSON parser), YAML otherwise.
 fn content_type(text: &str) -> &'static str {
-    if serde_json::from_str::<Value>(text).is_ok() {
+    if serde_json::from_str::<serde_json::Value>(text).is_ok() {
         "application/json"
     } else {
         "application/yaml"
@@ -198,34 +205,32 @@ fn content_type(text: &str) -> &'static str {
 }
 
 /// `ID  NAME  RULE` table; the rule as compact JSON without id and name.
-fn print_rules(rules: &Value) {
-    let list = rules.as_array().map(Vec::as_slice).unwrap_or_default();
-    if list.is_empty() {
+fn print_rules(rules: &[RuleEntry]) -> anyhow::Result<()> {
+    if rules.is_empty() {
         println!("no fault rules");
-        return;
+        return Ok(());
     }
     println!("{:<4} {:<16} RULE", "ID", "NAME");
-    for rule in list {
+    for rule in rules {
         println!(
             "{:<4} {:<16} {}",
-            rule["id"]
-                .as_u64()
-                .map_or_else(|| "?".to_owned(), |id| id.to_string()),
-            rule["name"].as_str().unwrap_or("-"),
-            rule_text(rule)
+            rule.id.0,
+            rule.rule.name.as_deref().unwrap_or("-"),
+            rule_text(rule)?
         );
     }
+    Ok(())
 }
 
 /// `{"when":…,"fault":…}` of a listed rule, in that order, `when` left out when empty.
-fn rule_text(rule: &Value) -> String {
-    let fault = format!("\"fault\":{}", rule["fault"]);
-    match rule.get("when") {
-        Some(when) if when.as_object().is_none_or(|w| !w.is_empty()) => {
-            format!("{{\"when\":{when},{fault}}}")
-        }
-        _ => format!("{{{fault}}}"),
-    }
+fn rule_text(rule: &RuleEntry) -> anyhow::Result<String> {
+    // Through `Value`, whose keys are sorted: the same text whatever the field order in code.
+    let fault = serde_json::to_value(&rule.rule.fault).context("cannot print a fault")?;
+    let when = serde_json::to_value(&rule.rule.when).context("cannot print a trigger")?;
+    Ok(match when.as_object() {
+        Some(w) if w.is_empty() => format!("{{\"fault\":{fault}}}"),
+        _ => format!("{{\"when\":{when},\"fault\":{fault}}}"),
+    })
 }
 
 /// The control API client.
@@ -259,14 +264,14 @@ impl Api {
         })
     }
 
-    /// One request; 2xx → the JSON body (`null` when empty), else [`Refused`] with the API's
-    /// `error` message.
+    /// One request; 2xx → the body (read it with [`Api::json`]), else [`Refused`] with the
+    /// API's [`ErrorBody`].
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<(&str, String)>,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<Bytes> {
         let base = self.base.to_string();
         let uri = format!("{}{path}", base.trim_end_matches('/'));
         let mut req = Request::builder().method(method).uri(&uri);
@@ -312,28 +317,22 @@ impl Api {
                     self.base
                 )
             })??;
-        let json: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).with_context(|| {
-                format!("the server at {} answered {status} with something other than JSON; is it espsim's control API?", self.base)
-            })?
-        };
         if status.is_success() {
-            return Ok(json);
+            return Ok(bytes);
         }
-        let message = json["error"]
-            .as_str()
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("failed"));
-        let position = json["line"].as_u64().zip(json["column"].as_u64());
-        let message = match status {
-            StatusCode::UNAUTHORIZED => {
-                format!(
-                    "{message} (hint: pass --control-token TOKEN or set ESPSIM_CONTROL_TOKEN; `espsim run` prints a generated token as \"control_token\" in its ready line)"
-                )
-            }
-            _ => message.to_owned(),
-        };
-        Err(Refused { message, position }.into())
+        let body: ErrorBody = serde_json::from_slice(&bytes).with_context(|| {
+            format!("the server at {} answered {status} with something other than espsim's error JSON; is it espsim's control API?", self.base)
+        })?;
+        Err(Refused::new(body).into())
+    }
+
+    /// A successful answer's body as `T`.
+    fn json<T: DeserializeOwned>(&self, bytes: &[u8]) -> anyhow::Result<T> {
+        serde_json::from_slice(bytes).with_context(|| {
+            format!(
+                "the server at {} answered something other than espsim's control API JSON",
+                self.base
+            )
+        })
     }
 }

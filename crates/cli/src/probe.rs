@@ -1,4 +1,4 @@
-//! `espsim probe`: arguments and rendering over `espsim_harness::probe` (which does the work).
+//! `espsim probe`: arguments and rendering over `espsim_probe` (which does the work).
 //!
 //! Exit codes: 0 every layer passed (warnings allowed), 1 a layer failed, 2 usage error.
 
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use espsim_harness::probe::{self, Details, LayerReport, ProbeOptions, ProbeReport, Verdict};
+use espsim_probe::{self as probe, Details, LayerReport, LayerVerdict, ProbeOptions, ProbeReport};
 
 /// Arguments of `espsim probe`.
 #[derive(Debug, clap::Args)]
@@ -77,12 +77,12 @@ pub(crate) fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn mark(v: Verdict) -> &'static str {
+fn mark(v: LayerVerdict) -> &'static str {
     match v {
-        Verdict::Pass => "PASS",
-        Verdict::Warn => "WARN",
-        Verdict::Fail => "FAIL",
-        Verdict::Skipped => "skip",
+        LayerVerdict::Pass => "PASS",
+        LayerVerdict::Warn => "WARN",
+        LayerVerdict::Fail => "FAIL",
+        LayerVerdict::Skipped => "skip",
     }
 }
 
@@ -133,7 +133,7 @@ fn render(report: &ProbeReport) -> String {
     let warnings = report
         .layers
         .iter()
-        .filter(|l| l.verdict == Verdict::Warn)
+        .filter(|l| l.verdict == LayerVerdict::Warn)
         .count();
     s.push('\n');
     match report.failed_layer {
@@ -146,13 +146,18 @@ fn render(report: &ProbeReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use espsim_harness::probe::{LayerId, LayerReport, ProbeReport, Verdict};
+    use espsim_probe::{LayerId, LayerReport, LayerVerdict, ProbeReport};
 
-    fn row(layer: LayerId, verdict: Verdict, summary: &str, hint: Option<&str>) -> LayerReport {
+    fn row(
+        layer: LayerId,
+        verdict: LayerVerdict,
+        summary: &str,
+        hint: Option<&str>,
+    ) -> LayerReport {
         LayerReport {
             layer,
             verdict,
-            duration_ms: (verdict != Verdict::Skipped).then_some(1.25),
+            duration_ms: (verdict != LayerVerdict::Skipped).then_some(1.25),
             summary: summary.to_owned(),
             hint: hint.map(str::to_owned),
             details: None,
@@ -167,14 +172,24 @@ mod tests {
             ok: false,
             failed_layer: Some(LayerId::Tcp),
             layers: vec![
-                row(LayerId::Uri, Verdict::Pass, "ws://192.168.4.1:80/ws", None),
+                row(
+                    LayerId::Uri,
+                    LayerVerdict::Pass,
+                    "ws://192.168.4.1:80/ws",
+                    None,
+                ),
                 row(
                     LayerId::Tcp,
-                    Verdict::Fail,
+                    LayerVerdict::Fail,
                     "refused by 192.168.4.1:80",
                     Some("nothing listens"),
                 ),
-                row(LayerId::Http, Verdict::Skipped, "not run: tcp failed", None),
+                row(
+                    LayerId::Http,
+                    LayerVerdict::Skipped,
+                    "not run: tcp failed",
+                    None,
+                ),
             ],
         };
         let text = super::render(&report);

@@ -17,7 +17,7 @@ use espsim_emulator::{
     ControlAuth, ControlLimits, ControlOptions, Emulator, EmulatorConfig, RunningEmulator,
     TlsOptions, control,
 };
-use espsim_harness::{DeviceConfig, Scenario, WsConfig};
+use espsim_harness::{DeviceSpec, Scenario, WsSpec};
 use serde::Serialize;
 
 /// How long shutdown waits for sessions to close (SIGTERM must exit within a second).
@@ -139,17 +139,17 @@ fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
         None => None,
     };
     let file = match (&args.config, &scenario) {
-        (Some(path), _) => espsim_harness::yaml::load::<DeviceConfig>(path)?,
+        (Some(path), _) => espsim_harness::yaml::load::<DeviceSpec>(path)?,
         (None, Some(s)) => s.device.clone(),
-        (None, None) => DeviceConfig::default(),
+        (None, None) => DeviceSpec::default(),
     };
     let file_ws = file.ws.unwrap_or_default();
     let scenario_seed = scenario.as_ref().and_then(|s| s.seed);
-    let device = DeviceConfig {
+    let device = DeviceSpec {
         profile: args.profile.or(file.profile),
         internet: args.internet.or(file.internet),
         device_ip: args.device_ip.or(file.device_ip),
-        ws: Some(WsConfig {
+        ws: Some(WsSpec {
             path: args.ws_path.or(file_ws.path),
             subprotocol: args.subprotocol.or(file_ws.subprotocol),
         }),

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use espsim_client::ClientProfile;
 use espsim_emulator::events::{Event, EventKind};
 use espsim_harness::Scenario;
-use espsim_harness::client::ClientProfile;
 use espsim_harness::report::{self, CatchCheck};
 use espsim_harness::runner::{self, ClientSpec, RunOptions, RunResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};

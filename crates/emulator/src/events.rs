@@ -54,7 +54,7 @@ pub enum Direction {
 /// What an operating system concludes from a connectivity check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum CheckVerdict {
     /// The OS believes the network has internet access.
     Online,
     /// The OS shows "Sign in to network" (captive portal).
@@ -213,7 +213,7 @@ pub enum EventKind {
         /// Status sent.
         status: u16,
         /// What the OS concludes.
-        verdict: Verdict,
+        verdict: CheckVerdict,
     },
     /// The internet mode changed at run time.
     InternetChanged {
@@ -315,7 +315,7 @@ pub enum EventKind {
         /// Why no HTTP answer arrived (DNS, connect, read), if none did.
         error: Option<String>,
         /// What the OS concludes (Android "validated" = `online`, "portal" = `sign_in`).
-        verdict: Verdict,
+        verdict: CheckVerdict,
     },
     /// The phone's routing after a verdict: emitted first and whenever it changes.
     PhoneRouting {

@@ -10,12 +10,16 @@
 //! - optionally the same over TLS (`tls`);
 //! - optionally the [`control`] API on its own port: faults, internet mode, button, live events.
 //!
+//! [`config::DeviceSpec`] is the config file format (`espsim run --config`, a scenario's
+//! `device:` section) that turns into an [`EmulatorConfig`].
+//!
 //! Everything observable lands in the [`events::EventLog`]. Limits and quirks per ESP-IDF version
 //! live in [`profile::Profile`]; the internet mode in [`internet::InternetMode`].
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod control;
 pub mod events;
 #[cfg(feature = "fuzzing")]

@@ -7,7 +7,7 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use espsim_emulator::events::{EventKind, Verdict};
+use espsim_emulator::events::{CheckVerdict, EventKind};
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::profile::Profile;
 use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
@@ -105,9 +105,9 @@ async fn every_connectivity_check_gets_the_c3_answer_and_the_os_sees_a_portal() 
         };
         // Every OS offers its sign-in sheet, except Firefox's no-portal connectivity service.
         let want = if *path == "/success.txt" {
-            Verdict::NoInternet
+            CheckVerdict::NoInternet
         } else {
-            Verdict::SignIn
+            CheckVerdict::SignIn
         };
         assert_eq!(verdict, want, "{url}");
     }

@@ -161,7 +161,10 @@ async fn faults_are_listed_added_as_json_or_yaml_and_removed() {
     assert!(removed.body.is_empty());
     let again = api.call(Method::DELETE, "/faults/2", None, "").await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
-    assert_eq!(again.json(), json!({"error": "no fault rule with id 2"}));
+    assert_eq!(
+        again.json(),
+        json!({"error": "no fault rule with id 2", "code": "not_found"})
+    );
     let bad_id = api.call(Method::DELETE, "/faults/two", None, "").await;
     assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
     let ids: Vec<u64> = em.faults().rules().iter().map(|r| r.id.0).collect();
@@ -210,6 +213,15 @@ async fn bad_bodies_get_400_with_position_422_with_reason_415_without_type() {
         ),
         (json!(2), json!(1))
     );
+    // Typed for clients: what kind of refusal, and the problem without its position.
+    assert_eq!(unknown_field.json()["code"], "invalid_body");
+    assert!(
+        unknown_field.json()["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("unknown field `whne`")),
+        "{:?}",
+        unknown_field.body
+    );
 
     let bad_json = api
         .call(
@@ -242,6 +254,7 @@ async fn bad_bodies_get_400_with_position_422_with_reason_415_without_type() {
         .expect("message")
         .to_owned();
     assert!(message.starts_with("rule 1: "), "{message}");
+    assert_eq!(invalid.json()["code"], "invalid_value");
     assert!(
         em.faults().rules().is_empty(),
         "a rejected list adds nothing"
@@ -251,6 +264,7 @@ async fn bad_bodies_get_400_with_position_422_with_reason_415_without_type() {
         .call(Method::POST, "/faults", None, r#"{"fault":"refuse"}"#)
         .await;
     assert_eq!(untyped.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(untyped.json()["code"], "unsupported_media_type");
     assert!(
         untyped.json()["error"]
             .as_str()
@@ -277,7 +291,7 @@ async fn a_body_over_the_limit_gets_413_as_json() {
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
         reply.json(),
-        json!({"error": "request body larger than 65536 bytes"})
+        json!({"error": "request body larger than 65536 bytes", "code": "too_large"})
     );
     assert!(em.faults().rules().is_empty());
     em.shutdown(WAIT).await;
@@ -525,7 +539,10 @@ async fn with_a_token_every_request_needs_it() {
         .call(Method::POST, "/reset", None, "")
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(wrong.json(), json!({"error": "wrong token"}));
+    assert_eq!(
+        wrong.json(),
+        json!({"error": "wrong token", "code": "unauthorized"})
+    );
     let right = Api::new(addr, Some("s3cret")).get("/state").await;
     assert_eq!(right.status, StatusCode::OK);
     assert_eq!(right.json()["seed"], 42);

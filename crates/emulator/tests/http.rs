@@ -5,7 +5,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use espsim_emulator::events::{Event, EventKind, Verdict};
+use espsim_emulator::events::{CheckVerdict, Event, EventKind};
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::profile::Profile;
 use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
@@ -93,7 +93,7 @@ async fn android_probe_in_each_mode() {
     s.write_all(&probe).await.expect("writes");
     assert_eq!(text(&read_to_close(&mut s).await), text(NOT_FOUND));
 
-    let verdicts: Vec<(InternetMode, u16, Verdict)> = em
+    let verdicts: Vec<(InternetMode, u16, CheckVerdict)> = em
         .events()
         .snapshot()
         .into_iter()
@@ -116,9 +116,9 @@ async fn android_probe_in_each_mode() {
     assert_eq!(
         verdicts,
         [
-            (InternetMode::Online, 204, Verdict::Online),
-            (InternetMode::Captive, 302, Verdict::SignIn),
-            (InternetMode::Offline, 404, Verdict::NoInternet),
+            (InternetMode::Online, 204, CheckVerdict::Online),
+            (InternetMode::Captive, 302, CheckVerdict::SignIn),
+            (InternetMode::Offline, 404, CheckVerdict::NoInternet),
         ]
     );
     em.shutdown(WAIT).await;
@@ -145,7 +145,7 @@ struct Case {
     target: &'static str,
     os: &'static str,
     online: (u16, &'static str),
-    verdicts: [Verdict; 3],
+    verdicts: [CheckVerdict; 3],
 }
 
 const CASES: &[Case] = &[
@@ -154,28 +154,44 @@ const CASES: &[Case] = &[
         target: "/generate_204",
         os: "android",
         online: (204, ""),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::NoInternet],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::NoInternet,
+        ],
     },
     Case {
         host: "www.google.com",
         target: "/gen_204",
         os: "android",
         online: (204, ""),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::NoInternet],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::NoInternet,
+        ],
     },
     Case {
         host: "connect.rom.miui.com",
         target: "/generate_204",
         os: "android",
         online: (204, ""),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::NoInternet],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::NoInternet,
+        ],
     },
     Case {
         host: "www.gstatic.com",
         target: "/generate_204",
         os: "chromeos",
         online: (204, ""),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::NoInternet],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::NoInternet,
+        ],
     },
     Case {
         host: "captive.apple.com",
@@ -185,7 +201,11 @@ const CASES: &[Case] = &[
             200,
             "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>",
         ),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::SignIn],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::SignIn,
+        ],
     },
     Case {
         host: "www.apple.com",
@@ -195,21 +215,33 @@ const CASES: &[Case] = &[
             200,
             "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>",
         ),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::SignIn],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::SignIn,
+        ],
     },
     Case {
         host: "www.msftconnecttest.com",
         target: "/connecttest.txt",
         os: "windows",
         online: (200, "Microsoft Connect Test"),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::NoInternet],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::NoInternet,
+        ],
     },
     Case {
         host: "www.msftncsi.com",
         target: "/ncsi.txt",
         os: "windows",
         online: (200, "Microsoft NCSI"),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::NoInternet],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::NoInternet,
+        ],
     },
     Case {
         host: "detectportal.firefox.com",
@@ -219,28 +251,44 @@ const CASES: &[Case] = &[
             200,
             r#"<meta http-equiv="refresh" content="0;url=https://support.mozilla.org/kb/captive-portal"/>"#,
         ),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::SignIn],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::SignIn,
+        ],
     },
     Case {
         host: "detectportal.firefox.com",
         target: "/success.txt?ipv4",
         os: "firefox",
         online: (200, "success\n"),
-        verdicts: [Verdict::Online, Verdict::NoInternet, Verdict::NoInternet],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::NoInternet,
+            CheckVerdict::NoInternet,
+        ],
     },
     Case {
         host: "nmcheck.gnome.org",
         target: "/check_network_status.txt",
         os: "networkmanager",
         online: (200, "NetworkManager is online\n"),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::SignIn],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::SignIn,
+        ],
     },
     Case {
         host: "connectivity-check.ubuntu.com",
         target: "/",
         os: "networkmanager",
         online: (204, ""),
-        verdicts: [Verdict::Online, Verdict::SignIn, Verdict::SignIn],
+        verdicts: [
+            CheckVerdict::Online,
+            CheckVerdict::SignIn,
+            CheckVerdict::SignIn,
+        ],
     },
 ];
 
@@ -319,7 +367,7 @@ async fn chromeos_is_told_from_android_by_its_user_agent() {
     })
     .await;
     assert!(
-        matches!(&e.kind, EventKind::ConnectivityProbe { os, verdict: Verdict::SignIn, .. } if os == "chromeos")
+        matches!(&e.kind, EventKind::ConnectivityProbe { os, verdict: CheckVerdict::SignIn, .. } if os == "chromeos")
     );
     em.shutdown(WAIT).await;
 }

@@ -39,11 +39,11 @@ use alloc::vec::Vec;
 
 use espsim_protocol::client::{Hello, Provision, SetConfig, SetOutput, Subscribe};
 use espsim_protocol::device::{
-    Ack, ConfigReport, ErrorReply, Event, Pong, ProvisioningUpdate, Status, Welcome,
+    Ack, ConfigReport, DeviceEvent, ErrorReply, Pong, ProvisioningUpdate, Status, Welcome,
 };
 use espsim_protocol::{
-    Capability, ClientMessage, ConfigPatch, DeviceConfig, DeviceMessage, ErrorCode, EventKind,
-    FailureReason, PROTOCOL_VERSION, ProvisioningState, decode,
+    Capability, ClientMessage, ConfigPatch, DeviceConfig, DeviceEventKind, DeviceMessage,
+    ErrorCode, FailureReason, PROTOCOL_VERSION, ProvisioningState, decode,
 };
 
 use crate::board::{Board, BoardEvent, WifiCredentials};
@@ -216,9 +216,9 @@ impl<B: Board> Device<B> {
                 break;
             };
             let kind = match event {
-                BoardEvent::ButtonPressed => EventKind::ButtonPressed,
+                BoardEvent::ButtonPressed => DeviceEventKind::ButtonPressed,
             };
-            let message = DeviceMessage::Event(Event {
+            let message = DeviceMessage::Event(DeviceEvent {
                 event: kind,
                 timestamp_ms: self.uptime(now_ms),
             });

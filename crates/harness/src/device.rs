@@ -1,111 +1,21 @@
-//! The `device:` section of a scenario file (also `espsim run --config FILE`).
+//! The `device:` section of a scenario file (also `espsim run --config FILE`). Its format is the
+//! emulator's ([`espsim_emulator::config`]); this module re-exports it and pins how the strict
+//! YAML reader treats it.
 
-use std::net::Ipv4Addr;
-
-use espsim_emulator::internet::InternetMode;
-use espsim_emulator::profile::Profile;
-use espsim_emulator::{EmulatorConfig, WsSettings};
-use serde::Deserialize;
-
-/// How the emulated device is set up. Every field is optional; missing ones keep the defaults.
-///
-/// ```yaml
-/// profile: esp-idf-v5.4
-/// internet: captive
-/// device_ip: 192.168.4.1
-/// ws: { path: /ws, subprotocol: espsim.v1 }
-/// auth_token: s3cret
-/// seed: 7
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceConfig {
-    /// ESP-IDF profile name (`espsim run --help` lists them).
-    pub profile: Option<String>,
-    /// `online`, `captive` or `offline`.
-    pub internet: Option<InternetMode>,
-    /// The address DNS answers with.
-    pub device_ip: Option<Ipv4Addr>,
-    /// WebSocket endpoint.
-    pub ws: Option<WsConfig>,
-    /// Token the app must present (header, `?token=` or `hello`).
-    pub auth_token: Option<String>,
-    /// Seed for the simulated sensors (and, with faults, for every random decision).
-    pub seed: Option<u64>,
-}
-
-/// The `ws:` part of the device section.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WsConfig {
-    /// Exact-match path, default `/ws`.
-    pub path: Option<String>,
-    /// The one subprotocol the endpoint supports.
-    pub subprotocol: Option<String>,
-}
-
-/// A device section that names something the emulator does not have.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DeviceError {
-    /// `profile:` is not one of the known ESP-IDF profiles.
-    #[error("unknown profile `{name}` (known: {known})")]
-    UnknownProfile {
-        /// The name given.
-        name: String,
-        /// The known names, comma-separated.
-        known: String,
-    },
-    /// `ws.path:` does not start with `/`.
-    #[error("the WebSocket path must start with `/` (got `{0}`)")]
-    WsPath(String),
-}
-
-impl DeviceConfig {
-    /// The emulator configuration this section describes, on loopback with ephemeral ports
-    /// (callers set listen addresses, TLS and the event file). `fallback_seed` is used when the
-    /// section gives no `seed`. `espsim run` and `espsim test` both build their device with it.
-    pub fn emulator_config(&self, fallback_seed: u64) -> Result<EmulatorConfig, DeviceError> {
-        let profile = match &self.profile {
-            Some(name) => Profile::by_name(name)
-                .ok_or_else(|| DeviceError::UnknownProfile {
-                    name: name.clone(),
-                    known: Profile::names().join(", "),
-                })?
-                .clone(),
-            None => Profile::default(),
-        };
-        let ws = self.ws.clone().unwrap_or_default();
-        let path = ws.path.unwrap_or_else(|| WsSettings::default().path);
-        if !path.starts_with('/') {
-            return Err(DeviceError::WsPath(path));
-        }
-        let mut config = EmulatorConfig {
-            device_ip: self.device_ip.unwrap_or(Ipv4Addr::LOCALHOST),
-            profile,
-            internet: self.internet.unwrap_or_default(),
-            ws: WsSettings {
-                path,
-                subprotocol: ws.subprotocol,
-            },
-            seed: self.seed.unwrap_or(fallback_seed),
-            ..EmulatorConfig::default()
-        };
-        config.device.auth_token.clone_from(&self.auth_token);
-        Ok(config)
-    }
-}
+pub use espsim_emulator::config::{DeviceSpec, DeviceSpecError, WsSpec};
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    use espsim_emulator::internet::InternetMode;
 
     use super::*;
     use crate::yaml;
 
     #[test]
     fn full_device_section_parses() {
-        let cfg: DeviceConfig = yaml::parse(
+        let cfg: DeviceSpec = yaml::parse(
             "profile: esp-idf-v5.5\ninternet: online\ndevice_ip: 192.168.4.1\nws: { path: /socket, subprotocol: v1 }\nauth_token: no\nseed: 7\n",
             Path::new("d.yaml"),
         )
@@ -118,7 +28,7 @@ mod tests {
 
     #[test]
     fn unknown_field_is_an_error_with_line_and_column() {
-        let err = yaml::parse::<DeviceConfig>(
+        let err = yaml::parse::<DeviceSpec>(
             "profile: esp-idf-v5.4\nws:\n  path: /ws\n  pth: /x\n",
             Path::new("dev.yaml"),
         )
@@ -131,7 +41,7 @@ mod tests {
 
     #[test]
     fn maps_to_an_emulator_config() {
-        let cfg: DeviceConfig = yaml::parse(
+        let cfg: DeviceSpec = yaml::parse(
             "profile: esp-idf-v5.5\ninternet: offline\nws: { path: /socket }\nauth_token: t\n",
             Path::new("d.yaml"),
         )
@@ -142,20 +52,11 @@ mod tests {
         assert_eq!(emu.ws.path, "/socket");
         assert_eq!(emu.device.auth_token.as_deref(), Some("t"));
         assert_eq!(emu.seed, 42);
-        let bad = DeviceConfig {
-            profile: Some("esp-idf-v9".into()),
-            ..DeviceConfig::default()
-        };
-        let err = bad.emulator_config(0).expect_err("unknown profile");
-        assert!(
-            err.to_string().starts_with("unknown profile `esp-idf-v9`"),
-            "{err}"
-        );
     }
 
     #[test]
     fn bad_internet_mode_is_an_error() {
-        let err = yaml::parse::<DeviceConfig>("internet: maybe\n", Path::new("d.yaml"))
+        let err = yaml::parse::<DeviceSpec>("internet: maybe\n", Path::new("d.yaml"))
             .expect_err("bad mode");
         assert_eq!(err.line_column().map(|(l, _)| l), Some(1), "{err}");
     }

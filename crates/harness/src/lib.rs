@@ -4,24 +4,22 @@
 //!   [`yaml`] (file/line/column errors) and semantic checks; [`device`] is its `device:` section,
 //!   which `espsim run --config` reads too.
 //! - [`expect`]: what the client must have done, evaluated over the emulator's event log.
-//! - [`client`]: the reference WebSocket client (the good app behaviour and one-rule-breaking
-//!   profiles), which `espsim client` runs.
 //! - [`runner`]: one scenario run (fresh emulator, the app command or the reference client,
 //!   expectations judged afterwards) and the catches check; [`report`]: summary, JUnit, JSON.
-//! - [`probe`]: layered diagnosis of a device connection (`espsim probe`).
+//!
+//! The reference client ([`espsim_client`]) and the probe (`espsim-probe`) are crates of their
+//! own; the runner runs the client when a scenario names no app command.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
-pub mod client;
 pub mod device;
 pub mod expect;
-pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod yaml;
 
-pub use device::{DeviceConfig, DeviceError, WsConfig};
+pub use device::{DeviceSpec, DeviceSpecError, WsSpec};
 pub use scenario::{Scenario, ScenarioError};
 pub use yaml::YamlError;

@@ -35,7 +35,7 @@ use espsim_faults::limits::MAX_RULES;
 pub use espsim_faults::{format_duration, parse_strict_duration};
 use serde::{Deserialize, Serialize};
 
-use crate::device::DeviceConfig;
+use crate::device::DeviceSpec;
 use crate::expect::{Backoff, Expectation, Heartbeat};
 use crate::yaml::{self, YamlError};
 
@@ -53,7 +53,7 @@ pub struct Scenario {
     pub seed: Option<u64>,
     /// The emulated device.
     #[serde(default)]
-    pub device: DeviceConfig,
+    pub device: DeviceSpec,
     /// Fault rules; each fires when its `when:` holds.
     #[serde(default)]
     pub faults: Vec<FaultRule>,

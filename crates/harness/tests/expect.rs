@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use espsim_emulator::events::{EventKind, Side, Verdict};
+use espsim_emulator::events::{CheckVerdict, EventKind, Side};
 use espsim_emulator::internet::InternetMode;
 use espsim_harness::Scenario;
 use espsim_harness::expect::{Expectation, validate};
@@ -470,7 +470,7 @@ fn dns_queried_and_probed() {
             url: "http://connectivitycheck.gstatic.com/generate_204".into(),
             mode: InternetMode::Captive,
             status: 302,
-            verdict: Verdict::SignIn,
+            verdict: CheckVerdict::SignIn,
         },
     )
     .stop(100);

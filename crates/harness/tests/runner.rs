@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use espsim_client::ClientProfile;
 use espsim_harness::Scenario;
-use espsim_harness::client::ClientProfile;
 use espsim_harness::report;
 use espsim_harness::runner::{self, ClientSpec, CommandStatus, KillReason, RunOptions};
 

@@ -41,4 +41,4 @@ pub use spec::{MobileData, Os, PhoneSpec};
 pub use topology::{
     CARRIER_RESOLVER, CELL_IF, DEVICE_IP, Namespaces, PHONE_CELL_IP, PHONE_WIFI_IP, WIFI_IF,
 };
-pub use verdict::{ProbeOutcome, Verdict};
+pub use verdict::{ProbeOutcome, WifiVerdict};

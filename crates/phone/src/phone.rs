@@ -12,7 +12,7 @@ use crate::netns::netns_command;
 use crate::policy::{Routing, decide};
 use crate::spec::PhoneSpec;
 use crate::topology::{Namespaces, Topology};
-use crate::verdict::{ProbeOutcome, Verdict};
+use crate::verdict::{ProbeOutcome, WifiVerdict};
 use crate::{carrier, probe};
 
 /// The shortest re-check interval accepted.
@@ -146,7 +146,7 @@ impl Phone {
     pub fn is_validated(&self) -> bool {
         self.verdict
             .as_ref()
-            .is_some_and(|v| v.verdict == Verdict::Validated)
+            .is_some_and(|v| v.verdict == WifiVerdict::Validated)
     }
 
     /// Stops the carrier, kills what still runs in the namespaces and removes them, their

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::spec::PhoneSpec;
 use crate::topology::{CARRIER_RESOLVER, DEVICE_IP};
-use crate::verdict::Verdict;
+use crate::verdict::WifiVerdict;
 
 /// One of the phone's networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,7 +40,7 @@ impl Network {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Routing {
     /// The verdict this routing follows from.
-    pub verdict: Verdict,
+    pub verdict: WifiVerdict,
     /// The OS's default network (what an unbound socket of any app uses).
     pub default_network: Network,
     /// What the app under test (the command) uses for the internet and for names.
@@ -52,8 +52,8 @@ pub struct Routing {
 }
 
 /// The routing `spec`'s OS applies after `verdict`.
-pub fn decide(spec: &PhoneSpec, verdict: Verdict) -> Routing {
-    let default_network = if !spec.has_cellular() || verdict == Verdict::Validated {
+pub fn decide(spec: &PhoneSpec, verdict: WifiVerdict) -> Routing {
+    let default_network = if !spec.has_cellular() || verdict == WifiVerdict::Validated {
         Network::Wifi
     } else {
         Network::Cellular
@@ -93,7 +93,7 @@ mod tests {
     fn android_table() {
         use MobileData::{Off, On};
         use Network::{Cellular, Wifi};
-        use Verdict::{NoInternet, Portal, Validated};
+        use WifiVerdict::{NoInternet, Portal, Validated};
         // (mobile data, bound, verdict) → (default, app, device subnet)
         let table = [
             (On, false, Validated, Wifi, Wifi, Wifi),
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn ios_keeps_the_softap_subnet_on_wifi() {
-        let r = decide(&spec(Os::Ios, MobileData::On, false), Verdict::Portal);
+        let r = decide(&spec(Os::Ios, MobileData::On, false), WifiVerdict::Portal);
         assert_eq!(r.default_network, Network::Cellular);
         assert_eq!(r.device_subnet, Network::Wifi);
         assert_eq!(r.app_dns, CARRIER_RESOLVER);

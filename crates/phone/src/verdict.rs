@@ -18,7 +18,7 @@ pub const APPLE_SUCCESS: &str =
 /// The OS's conclusion about the Wi-Fi.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum WifiVerdict {
     /// The check passed: the Wi-Fi has internet (Android "validated").
     Validated,
     /// A captive portal: "Sign in to network" (Android) / the sign-in sheet (iOS).
@@ -41,7 +41,7 @@ pub struct ProbeOutcome {
     /// Why no HTTP answer arrived (DNS, connect, read).
     pub error: Option<String>,
     /// The conclusion.
-    pub verdict: Verdict,
+    pub verdict: WifiVerdict,
 }
 
 /// An HTTP answer as the classifier needs it.
@@ -56,24 +56,24 @@ pub struct HttpAnswer {
 }
 
 /// The verdict `os` draws from `answer` (`None`: DNS, connect or read failed).
-pub fn classify(os: Os, answer: Option<&HttpAnswer>) -> Verdict {
+pub fn classify(os: Os, answer: Option<&HttpAnswer>) -> WifiVerdict {
     let Some(a) = answer else {
-        return Verdict::NoInternet;
+        return WifiVerdict::NoInternet;
     };
     match os {
         Os::Android => match a.status {
-            204 => Verdict::Validated,
-            200 if a.content_length.is_some_and(|n| n <= 4) => Verdict::NoInternet,
-            200 if a.content_length.is_none() && a.body.is_empty() => Verdict::NoInternet,
-            200..=399 => Verdict::Portal,
-            _ => Verdict::NoInternet,
+            204 => WifiVerdict::Validated,
+            200 if a.content_length.is_some_and(|n| n <= 4) => WifiVerdict::NoInternet,
+            200 if a.content_length.is_none() && a.body.is_empty() => WifiVerdict::NoInternet,
+            200..=399 => WifiVerdict::Portal,
+            _ => WifiVerdict::NoInternet,
         },
         Os::Ios => {
             let success = a.status == 200 && a.body.trim_ascii() == APPLE_SUCCESS.as_bytes();
             if success {
-                Verdict::Validated
+                WifiVerdict::Validated
             } else {
-                Verdict::Portal
+                WifiVerdict::Portal
             }
         }
     }
@@ -94,29 +94,32 @@ mod tests {
     #[test]
     fn android_follows_aosp_classes() {
         let v = |a: &HttpAnswer| classify(Os::Android, Some(a));
-        assert_eq!(v(&answer(204, "", true)), Verdict::Validated);
-        assert_eq!(v(&answer(302, "Redirect", true)), Verdict::Portal);
-        assert_eq!(v(&answer(303, "", true)), Verdict::Portal);
+        assert_eq!(v(&answer(204, "", true)), WifiVerdict::Validated);
+        assert_eq!(v(&answer(302, "Redirect", true)), WifiVerdict::Portal);
+        assert_eq!(v(&answer(303, "", true)), WifiVerdict::Portal);
         assert_eq!(
             v(&answer(200, "<html>portal</html>", true)),
-            Verdict::Portal
+            WifiVerdict::Portal
         );
-        assert_eq!(v(&answer(200, "ok", true)), Verdict::NoInternet);
-        assert_eq!(v(&answer(200, "", false)), Verdict::NoInternet);
+        assert_eq!(v(&answer(200, "ok", true)), WifiVerdict::NoInternet);
+        assert_eq!(v(&answer(200, "", false)), WifiVerdict::NoInternet);
         assert_eq!(
             v(&answer(404, "Nothing matches the given URI", true)),
-            Verdict::NoInternet
+            WifiVerdict::NoInternet
         );
-        assert_eq!(classify(Os::Android, None), Verdict::NoInternet);
+        assert_eq!(classify(Os::Android, None), WifiVerdict::NoInternet);
     }
 
     #[test]
     fn ios_wants_the_success_page() {
         let v = |a: &HttpAnswer| classify(Os::Ios, Some(a));
-        assert_eq!(v(&answer(200, APPLE_SUCCESS, true)), Verdict::Validated);
-        assert_eq!(v(&answer(302, "Redirect", true)), Verdict::Portal);
-        assert_eq!(v(&answer(404, "Nothing matches", true)), Verdict::Portal);
-        assert_eq!(v(&answer(204, "", true)), Verdict::Portal);
-        assert_eq!(classify(Os::Ios, None), Verdict::NoInternet);
+        assert_eq!(v(&answer(200, APPLE_SUCCESS, true)), WifiVerdict::Validated);
+        assert_eq!(v(&answer(302, "Redirect", true)), WifiVerdict::Portal);
+        assert_eq!(
+            v(&answer(404, "Nothing matches", true)),
+            WifiVerdict::Portal
+        );
+        assert_eq!(v(&answer(204, "", true)), WifiVerdict::Portal);
+        assert_eq!(classify(Os::Ios, None), WifiVerdict::NoInternet);
     }
 }

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    Capability, DeviceConfig, ErrorCode, EventKind, FailureReason, ProvisioningState,
+    Capability, DeviceConfig, DeviceEventKind, ErrorCode, FailureReason, ProvisioningState,
     TemperatureUnit, WifiState,
 };
 
@@ -30,7 +30,7 @@ message_enum! {
         /// Reply to a request that has nothing else to return.
         Ack(Ack) = "ack",
         /// Something happened on the device (e.g. a button press), sent to every connection.
-        Event(Event) = "event",
+        Event(DeviceEvent) = "event",
         /// Progress of provisioning.
         Provisioning(ProvisioningUpdate) = "provisioning",
         /// A request could not be served.
@@ -162,9 +162,9 @@ pub struct Ack {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(inline))]
 #[serde(deny_unknown_fields)]
-pub struct Event {
+pub struct DeviceEvent {
     /// What happened.
-    pub event: EventKind,
+    pub event: DeviceEventKind,
     /// Device uptime when it happened, in milliseconds.
     pub timestamp_ms: u64,
 }

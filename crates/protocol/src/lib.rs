@@ -41,8 +41,8 @@ pub use codec::{decode, decode_device, encode, encode_client, message_type};
 pub use device::DeviceMessage;
 pub use error::DecodeError;
 pub use types::{
-    Capability, ConfigPatch, DeviceConfig, ErrorCode, EventKind, FailureReason, ProvisioningState,
-    TemperatureUnit, WifiState,
+    Capability, ConfigPatch, DeviceConfig, DeviceEventKind, ErrorCode, FailureReason,
+    ProvisioningState, TemperatureUnit, WifiState,
 };
 
 /// Largest message (in bytes) either side accepts; larger input is rejected before parsing.

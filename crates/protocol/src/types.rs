@@ -107,9 +107,13 @@ pub enum Capability {
 
 /// What happened, in an `event` message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "EventKind")
+)]
 #[serde(rename_all = "snake_case")]
-pub enum EventKind {
+pub enum DeviceEventKind {
     /// The device's (BOOT) button was pressed.
     ButtonPressed,
 }

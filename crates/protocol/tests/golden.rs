@@ -8,12 +8,13 @@ use espsim_protocol::client::{
     Unsubscribe,
 };
 use espsim_protocol::device::{
-    Ack, ConfigReport, ErrorReply, Event, Pong, ProvisioningUpdate, Status, Telemetry, Welcome,
+    Ack, ConfigReport, DeviceEvent, ErrorReply, Pong, ProvisioningUpdate, Status, Telemetry,
+    Welcome,
 };
 use espsim_protocol::{
-    Capability, ClientMessage, ConfigPatch, DeviceConfig, DeviceMessage, ErrorCode, EventKind,
-    FailureReason, ProvisioningState, TemperatureUnit, WifiState, decode, decode_device, encode,
-    encode_client,
+    Capability, ClientMessage, ConfigPatch, DeviceConfig, DeviceEventKind, DeviceMessage,
+    ErrorCode, FailureReason, ProvisioningState, TemperatureUnit, WifiState, decode, decode_device,
+    encode, encode_client,
 };
 
 /// Every client kind with its exact bytes.
@@ -222,8 +223,8 @@ fn device_goldens() -> Vec<(DeviceMessage, &'static str)> {
             r#"{"type":"ack","id":6,"of":"set_output"}"#,
         ),
         (
-            Event {
-                event: EventKind::ButtonPressed,
+            DeviceEvent {
+                event: DeviceEventKind::ButtonPressed,
                 timestamp_ms: 70_250,
             }
             .into(),

@@ -7,12 +7,13 @@ use espsim_protocol::client::{
     Unsubscribe,
 };
 use espsim_protocol::device::{
-    Ack, ConfigReport, ErrorReply, Event, Pong, ProvisioningUpdate, Status, Telemetry, Welcome,
+    Ack, ConfigReport, DeviceEvent, ErrorReply, Pong, ProvisioningUpdate, Status, Telemetry,
+    Welcome,
 };
 use espsim_protocol::{
-    Capability, ClientMessage, ConfigPatch, DecodeError, DeviceConfig, DeviceMessage, ErrorCode,
-    EventKind, FailureReason, MAX_MESSAGE_SIZE, ProvisioningState, TemperatureUnit, WifiState,
-    decode, decode_device, encode, encode_client, message_type,
+    Capability, ClientMessage, ConfigPatch, DecodeError, DeviceConfig, DeviceEventKind,
+    DeviceMessage, ErrorCode, FailureReason, MAX_MESSAGE_SIZE, ProvisioningState, TemperatureUnit,
+    WifiState, decode, decode_device, encode, encode_client, message_type,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -197,8 +198,8 @@ fn device_message() -> impl Strategy<Value = DeviceMessage> {
                 .into()
             ),
         (id(), text()).prop_map(|(id, of)| Ack { id, of }.into()),
-        any::<u64>().prop_map(|timestamp_ms| Event {
-            event: EventKind::ButtonPressed,
+        any::<u64>().prop_map(|timestamp_ms| DeviceEvent {
+            event: DeviceEventKind::ButtonPressed,
             timestamp_ms
         }
         .into()),

@@ -1,43 +1,51 @@
-//! The API's one error shape: `{"error": "...", "line": L, "column": C}` with a status.
+//! The API's one error shape ([`ErrorBody`]) with its status, as an axum response.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
-/// An error answer. `line`/`column` point into the request body when it could not be parsed.
-#[derive(Debug, Serialize)]
+use super::api::{ErrorBody, ErrorCode};
+
+/// An error answer: a status and the [`ErrorBody`] the client reads.
+#[derive(Debug)]
 pub(crate) struct ApiError {
-    #[serde(skip)]
     pub(crate) status: StatusCode,
-    pub(crate) error: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) line: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) column: Option<u64>,
+    pub(crate) body: ErrorBody,
 }
 
 impl ApiError {
-    /// An error without a position.
+    /// An error without a position; its code follows from `status`.
     pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
         ApiError {
             status,
-            error: error.into(),
-            line: None,
-            column: None,
+            body: ErrorBody {
+                error: error.into(),
+                code: ErrorCode::for_status(status.as_u16()),
+                line: None,
+                column: None,
+                reason: None,
+            },
         }
     }
 
-    /// Points the error at a place in the request body.
-    pub(crate) fn at(mut self, line: Option<u64>, column: Option<u64>) -> Self {
-        self.line = line;
-        self.column = column;
+    /// A more specific code than the status gives.
+    pub(crate) fn code(mut self, code: ErrorCode) -> Self {
+        self.body.code = code;
+        self
+    }
+
+    /// Points the error at a place in the request body; `reason` is the problem without the
+    /// position (what `error` says after it).
+    pub(crate) fn at(mut self, line: Option<u64>, column: Option<u64>, reason: String) -> Self {
+        self.body.line = line;
+        self.body.column = column;
+        self.body.reason = Some(reason);
         self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self)).into_response()
+        (self.status, Json(self.body)).into_response()
     }
 }

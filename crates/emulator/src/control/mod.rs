@@ -18,7 +18,9 @@
 //! | `POST` | `/login` | form field `token`: answers a session cookie for the dashboard |
 //! | `POST` | `/logout` | ends the dashboard session |
 //!
-//! Every error is `{"error": "..."}` with a fitting status (`layers` makes sure of it).
+//! Every error is `{"error": "...", "code": "..."}` ([`api::ErrorBody`]) with a fitting status
+//! (`layers` makes sure of it). The request and answer types are in [`api`], shared with the
+//! CLI's client (`espsim fault`).
 //!
 //! Security model (see [`ControlAuth`]): every request needs `Authorization: Bearer <token>`
 //! (or the live dashboard's session cookie from `POST /login`) unless the user opted out; a
@@ -28,6 +30,7 @@
 //! the cookie must come from the API's own origin (CSRF). Bodies are limited to
 //! [`BODY_LIMIT`]; connections by [`ControlLimits`].
 
+pub mod api;
 mod dashboard;
 mod error;
 mod event_stream;

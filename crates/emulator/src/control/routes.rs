@@ -8,15 +8,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use espsim_faults::{ListedRule, RuleId};
-use serde::{Deserialize, Serialize};
+use espsim_faults::RuleId;
 
 use super::ControlState;
+use super::api::{
+    Added, ClockStart, ClockView, InternetChanged, Pressed, ResetDone, RuleEntry, SetInternet,
+    StateView,
+};
 use super::error::ApiError;
 use super::event_stream;
-use super::rules::{self, Added, Format, RulesInput};
+use super::rules::{self, Format, RulesInput};
 use crate::events::EventKind;
-use crate::internet::InternetMode;
 
 type St = State<Arc<ControlState>>;
 
@@ -35,8 +37,12 @@ pub(crate) fn routes(state: Arc<ControlState>) -> Router {
         .with_state(state)
 }
 
-async fn list_faults(State(st): St) -> Json<Vec<ListedRule>> {
-    Json(st.shared.faults.rules())
+async fn list_faults(State(st): St) -> Json<Vec<RuleEntry>> {
+    Json(entries(st.shared.faults.rules()))
+}
+
+fn entries(rules: Vec<espsim_faults::ListedRule>) -> Vec<RuleEntry> {
+    rules.into_iter().map(RuleEntry::from).collect()
 }
 
 async fn add_faults(State(st): St, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
@@ -52,7 +58,7 @@ async fn add_faults(State(st): St, headers: HeaderMap, body: Bytes) -> Result<Re
     let mut added = Vec::with_capacity(new.len());
     for (id, rule) in ids.into_iter().zip(new) {
         tracing::info!(rule = %id, "fault rule added through the control API");
-        added.push(ListedRule { id, rule });
+        added.push(RuleEntry { id, rule });
     }
     let body = match (list, added.pop()) {
         (false, Some(one)) => Added::One(Box::new(one)),
@@ -83,13 +89,6 @@ async fn remove_fault(State(st): St, Path(id): Path<String>) -> Result<StatusCod
     }
 }
 
-/// The answer of `POST /reset`.
-#[derive(Debug, Serialize)]
-struct ResetDone {
-    removed: usize,
-    internet: InternetMode,
-}
-
 async fn reset(State(st): St) -> Json<ResetDone> {
     let removed = st.shared.faults.rules().len();
     st.shared.faults.reset();
@@ -101,64 +100,35 @@ async fn reset(State(st): St) -> Json<ResetDone> {
     })
 }
 
-/// The answer of `GET /state`.
-#[derive(Debug, Serialize)]
-struct StateView {
-    seed: u64,
-    uptime_ms: u64,
-    profile: &'static str,
-    internet: InternetMode,
-    start_internet: InternetMode,
-    sessions: usize,
-    rules: Vec<ListedRule>,
-}
-
 async fn state_of(State(st): St) -> Json<StateView> {
     let s = &st.shared;
     Json(StateView {
         seed: s.faults.seed(),
         uptime_ms: u64::try_from(s.events.elapsed().as_millis()).unwrap_or(u64::MAX),
-        profile: s.profile.name,
+        profile: s.profile.name.to_owned(),
         internet: s.internet.get(),
         start_internet: st.start_internet,
         sessions: s.device.session_count(),
-        rules: s.faults.rules(),
+        rules: entries(s.faults.rules()),
     })
-}
-
-/// The body of `PUT /internet`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InternetBody {
-    mode: InternetMode,
-}
-
-/// The answer of `PUT /internet`.
-#[derive(Debug, Serialize)]
-struct InternetChanged {
-    from: InternetMode,
-    mode: InternetMode,
 }
 
 async fn set_internet(State(st): St, body: Bytes) -> Result<Json<InternetChanged>, ApiError> {
     // Always JSON, whatever the Content-Type says (curl -d sends a form type by default).
-    let InternetBody { mode } = serde_json::from_slice(&body).map_err(|e| {
+    let SetInternet { mode } = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("expected {{\"mode\": \"online\" | \"captive\" | \"offline\"}}: {e}"),
         )
-        .at(Some(e.line() as u64), Some(e.column() as u64))
+        .at(
+            Some(e.line() as u64),
+            Some(e.column() as u64),
+            e.to_string(),
+        )
     })?;
     let from = st.shared.internet.get();
     st.shared.set_internet(mode);
     Ok(Json(InternetChanged { from, mode }))
-}
-
-/// The answer of `POST /button`.
-#[derive(Debug, Serialize)]
-struct Pressed {
-    pressed: bool,
-    sessions: usize,
 }
 
 async fn button(State(st): St) -> Json<Pressed> {
@@ -173,27 +143,10 @@ async fn button(State(st): St) -> Json<Pressed> {
     })
 }
 
-/// The answer of `GET /clock`.
-#[derive(Debug, Serialize)]
-struct ClockView {
-    /// When the run clock started, in ms since the emulator started; `null` while deferred.
-    started_at_ms: Option<u64>,
-}
-
 async fn clock(State(st): St) -> Json<ClockView> {
     Json(ClockView {
         started_at_ms: st.shared.faults.clock_origin().map(millis),
     })
-}
-
-/// The answer of `POST /clock/start`.
-#[derive(Debug, Serialize)]
-struct ClockStart {
-    /// True when this request started the clock; false when it was already running.
-    started: bool,
-    /// When the clock started, in ms since the emulator started (this request's moment, or
-    /// the earlier one).
-    at_ms: u64,
 }
 
 /// Idempotent: a second start changes nothing and records no second `clock_started`.

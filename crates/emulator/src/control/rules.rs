@@ -8,10 +8,11 @@ use std::fmt;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use espsim_faults::FaultRule;
+use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
 
+use super::api::{BODY_NAME, ErrorCode};
 use super::error::ApiError;
 
 /// The body's format, from its `Content-Type`.
@@ -97,7 +98,8 @@ pub(crate) fn parse(body: &[u8], format: Format) -> Result<RulesInput, ApiError>
                 StatusCode::BAD_REQUEST,
                 format!("invalid fault rule JSON at {line}:{column}: {e}"),
             )
-            .at(Some(line), Some(column))
+            .code(ErrorCode::InvalidBody)
+            .at(Some(line), Some(column), e.to_string())
         }),
         Format::Yaml => {
             let text = std::str::from_utf8(body).map_err(|e| {
@@ -114,11 +116,13 @@ pub(crate) fn parse(body: &[u8], format: Format) -> Result<RulesInput, ApiError>
                     (Some(l), Some(c)) => format!(" at {l}:{c}"),
                     _ => String::new(),
                 };
+                let reason = tidy(&e.to_string());
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    format!("invalid fault rule YAML{at}: {}", tidy(&e.to_string())),
+                    format!("invalid fault rule YAML{at}: {reason}"),
                 )
-                .at(line, column)
+                .code(ErrorCode::InvalidBody)
+                .at(line, column, reason)
             })
         }
     }
@@ -132,7 +136,7 @@ fn tidy(rendered: &str) -> String {
         Some((position, rest)) if position.starts_with("line ") => rest,
         _ => text,
     };
-    text.replace("<input>", "body")
+    text.replace("<input>", BODY_NAME)
 }
 
 /// Checks every rule before any is added, so a list is all-or-nothing; 422 names the rule.
@@ -163,14 +167,6 @@ pub(crate) fn add_error(e: espsim_faults::AddError) -> ApiError {
     ApiError::new(status, e.to_string())
 }
 
-/// The answer to a successful add: mirrors the input's shape.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub(crate) enum Added {
-    One(Box<espsim_faults::ListedRule>),
-    Many(Vec<espsim_faults::ListedRule>),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,9 +186,20 @@ mod tests {
     #[test]
     fn a_yaml_error_points_at_line_and_column() {
         let err = parse(b"fault: refuse\nwhne: {}\n", Format::Yaml).expect_err("unknown field");
-        assert_eq!((err.line, err.column), (Some(2), Some(1)), "{}", err.error);
-        assert!(err.error.contains("whne"), "{}", err.error);
+        let body = &err.body;
+        assert_eq!(
+            (body.line, body.column),
+            (Some(2), Some(1)),
+            "{}",
+            body.error
+        );
+        assert!(body.error.contains("whne"), "{}", body.error);
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(body.code, ErrorCode::InvalidBody);
+        // The reason is the message after its position prefix.
+        let reason = body.reason.as_deref().expect("a reason");
+        assert!(body.error.ends_with(reason), "{body:?}");
+        assert!(reason.starts_with("unknown field `whne`"), "{reason}");
     }
 
     #[test]

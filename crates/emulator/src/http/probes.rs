@@ -6,7 +6,7 @@
 //! response actually sent, whatever produced it (success page, captive redirect, portal page,
 //! ESP-IDF's 404).
 
-use crate::events::Verdict;
+use crate::events::CheckVerdict;
 
 use super::head::RequestHead;
 use super::response::EspResponse;
@@ -235,7 +235,7 @@ impl Check {
 
     /// What the OS concludes from `response` (a response was received; transport failures are
     /// "no internet" for every OS and never reach this function).
-    pub(crate) fn verdict(self, response: &EspResponse) -> Verdict {
+    pub(crate) fn verdict(self, response: &EspResponse) -> CheckVerdict {
         let status = response.status;
         let body = response.body.as_slice();
         let redirect = (300..=399).contains(&status);
@@ -243,51 +243,51 @@ impl Check {
             // AOSP: 204 → valid; 200–399 except 204 → portal, but a 200 with ≤ 4 bytes of
             // content counts as failed; anything else failed.
             Check::Android204 => match status {
-                204 => Verdict::Online,
-                200 if body.len() <= 4 => Verdict::NoInternet,
-                200..=399 => Verdict::SignIn,
-                _ => Verdict::NoInternet,
+                204 => CheckVerdict::Online,
+                200 if body.len() <= 4 => CheckVerdict::NoInternet,
+                200..=399 => CheckVerdict::SignIn,
+                _ => CheckVerdict::NoInternet,
             },
             // shill: 204 or empty 200 → online; redirect or 200 with content → portal.
             Check::ChromeOs204 => match status {
-                204 => Verdict::Online,
-                200 if body.is_empty() => Verdict::Online,
-                200 => Verdict::SignIn,
-                _ if redirect => Verdict::SignIn,
-                _ => Verdict::NoInternet,
+                204 => CheckVerdict::Online,
+                200 if body.is_empty() => CheckVerdict::Online,
+                200 => CheckVerdict::SignIn,
+                _ if redirect => CheckVerdict::SignIn,
+                _ => CheckVerdict::NoInternet,
             },
             // CNA: the success page → online; any other answer → the sheet shows that page.
             Check::AppleSuccess => {
                 if status == 200 && contains(body, b"Success") {
-                    Verdict::Online
+                    CheckVerdict::Online
                 } else {
-                    Verdict::SignIn
+                    CheckVerdict::SignIn
                 }
             }
             // NCSI: expected text → online; a redirect or other content → sign-in;
             // an error status → no internet.
             Check::Windows(text) => {
                 if status == 200 && contains(body, text.as_bytes()) {
-                    Verdict::Online
+                    CheckVerdict::Online
                 } else if status == 200 || redirect {
-                    Verdict::SignIn
+                    CheckVerdict::SignIn
                 } else {
-                    Verdict::NoInternet
+                    CheckVerdict::NoInternet
                 }
             }
             // Redirects are not followed; anything but the exact body is a portal.
             Check::FirefoxCanonical => {
                 if status == 200 && body == FIREFOX_CANONICAL.as_bytes() {
-                    Verdict::Online
+                    CheckVerdict::Online
                 } else {
-                    Verdict::SignIn
+                    CheckVerdict::SignIn
                 }
             }
             Check::FirefoxSuccess => {
                 if status == 200 && body == b"success\n" {
-                    Verdict::Online
+                    CheckVerdict::Online
                 } else {
-                    Verdict::NoInternet
+                    CheckVerdict::NoInternet
                 }
             }
             // NetworkManager: the status header or the expected body prefix → full; any other
@@ -297,9 +297,9 @@ impl Check {
                     n.eq_ignore_ascii_case("X-NetworkManager-Status") && v == "online"
                 });
                 if header || body.starts_with(NM_ONLINE.as_bytes()) {
-                    Verdict::Online
+                    CheckVerdict::Online
                 } else {
-                    Verdict::SignIn
+                    CheckVerdict::SignIn
                 }
             }
         }
@@ -336,7 +336,7 @@ mod tests {
                 assert_eq!(r.os, p.os, "{}{}", p.host, path);
                 assert_eq!(
                     r.check.verdict(&r.check.success()),
-                    Verdict::Online,
+                    CheckVerdict::Online,
                     "{}{path}",
                     p.host
                 );
@@ -366,9 +366,9 @@ mod tests {
     fn captive_redirect_means_sign_in_except_for_firefox_connectivity() {
         for p in PROBES {
             let want = if p.check == Check::FirefoxSuccess {
-                Verdict::NoInternet
+                CheckVerdict::NoInternet
             } else {
-                Verdict::SignIn
+                CheckVerdict::SignIn
             };
             assert_eq!(p.check.verdict(&redirect()), want, "{}", p.host);
         }
@@ -378,30 +378,30 @@ mod tests {
     fn esp_404_verdicts_per_os() {
         let not_found = EspError::NotFound.response(true);
         let v = |c: Check| c.verdict(&not_found);
-        assert_eq!(v(Check::Android204), Verdict::NoInternet);
-        assert_eq!(v(Check::ChromeOs204), Verdict::NoInternet);
+        assert_eq!(v(Check::Android204), CheckVerdict::NoInternet);
+        assert_eq!(v(Check::ChromeOs204), CheckVerdict::NoInternet);
         assert_eq!(
             v(Check::Windows("Microsoft Connect Test")),
-            Verdict::NoInternet
+            CheckVerdict::NoInternet
         );
-        assert_eq!(v(Check::FirefoxSuccess), Verdict::NoInternet);
+        assert_eq!(v(Check::FirefoxSuccess), CheckVerdict::NoInternet);
         // These show whatever page came back.
-        assert_eq!(v(Check::AppleSuccess), Verdict::SignIn);
-        assert_eq!(v(Check::FirefoxCanonical), Verdict::SignIn);
+        assert_eq!(v(Check::AppleSuccess), CheckVerdict::SignIn);
+        assert_eq!(v(Check::FirefoxCanonical), CheckVerdict::SignIn);
         assert_eq!(
             v(Check::NetworkManager { with_body: true }),
-            Verdict::SignIn
+            CheckVerdict::SignIn
         );
     }
 
     #[test]
     fn android_special_cases() {
         let tiny = EspResponse::html(200, "OK", "ok");
-        assert_eq!(Check::Android204.verdict(&tiny), Verdict::NoInternet);
+        assert_eq!(Check::Android204.verdict(&tiny), CheckVerdict::NoInternet);
         let page = EspResponse::html(200, "OK", "<html>portal</html>");
-        assert_eq!(Check::Android204.verdict(&page), Verdict::SignIn);
+        assert_eq!(Check::Android204.verdict(&page), CheckVerdict::SignIn);
         let empty = EspResponse::html(200, "OK", "");
-        assert_eq!(Check::ChromeOs204.verdict(&empty), Verdict::Online);
-        assert_eq!(Check::ChromeOs204.verdict(&page), Verdict::SignIn);
+        assert_eq!(Check::ChromeOs204.verdict(&empty), CheckVerdict::Online);
+        assert_eq!(Check::ChromeOs204.verdict(&page), CheckVerdict::SignIn);
     }
 }

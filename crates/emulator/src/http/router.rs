@@ -15,7 +15,7 @@
 //! only its WebSocket URI registered. Online answers probes as the real servers would (framed
 //! like every response of the device) and otherwise behaves like a plain firmware with a page.
 
-use crate::events::Verdict;
+use crate::events::CheckVerdict;
 use crate::internet::InternetMode;
 use crate::profile::Profile;
 
@@ -57,7 +57,7 @@ pub(crate) struct Reply {
     /// ESP-IDF closes the socket after this response (default error handler).
     pub(crate) close: bool,
     /// The connectivity check it answered and that OS's verdict.
-    pub(crate) probe: Option<(Recognized, Verdict)>,
+    pub(crate) probe: Option<(Recognized, CheckVerdict)>,
 }
 
 /// Routes one request.
@@ -163,14 +163,17 @@ mod tests {
         assert_eq!(online.response.status, 204);
         assert_eq!(
             online.probe.map(|(p, v)| (p.os, v)),
-            Some((Platform::Android, Verdict::Online))
+            Some((Platform::Android, CheckVerdict::Online))
         );
         let captive = reply(route(&android, &ctx(InternetMode::Captive)));
         assert_eq!((captive.response.status, captive.close), (302, false));
-        assert_eq!(captive.probe.map(|(_, v)| v), Some(Verdict::SignIn));
+        assert_eq!(captive.probe.map(|(_, v)| v), Some(CheckVerdict::SignIn));
         let offline = reply(route(&android, &ctx(InternetMode::Offline)));
         assert_eq!((offline.response.status, offline.close), (404, true));
-        assert_eq!(offline.probe.map(|(_, v)| v), Some(Verdict::NoInternet));
+        assert_eq!(
+            offline.probe.map(|(_, v)| v),
+            Some(CheckVerdict::NoInternet)
+        );
 
         let root = head("GET", "192.168.4.1", "/");
         assert_eq!(

@@ -66,7 +66,7 @@ use espsim_faults::{ConnectFault, DeviceFault, Fault, FaultRule};
 
 use super::Backoff;
 use super::eval::{
-    ABANDONED, ACCEPTED, END, Evidence, REFUSED, SLACK_MS, Verdict, fail, pass, secs,
+    ABANDONED, ACCEPTED, END, Evidence, Judgement, REFUSED, SLACK_MS, fail, pass, secs,
 };
 use super::facts::{Facts, ms};
 use super::reconnects::{fault_length, rule_window_end};
@@ -142,7 +142,7 @@ fn retry_runs(f: &Facts) -> Vec<Vec<Gap>> {
 }
 
 /// `backoff { min_factor, first_retry_within, max, jitter }`.
-pub(super) fn judge(f: &Facts, b: &Backoff, faults: &[FaultRule]) -> Verdict {
+pub(super) fn judge(f: &Facts, b: &Backoff, faults: &[FaultRule]) -> Judgement {
     let runs = retry_runs(f);
     let mut evidence: Vec<Evidence> = runs
         .iter()

@@ -29,7 +29,7 @@ use espsim_faults::{
     DeviceFault, Fault, FaultRule, MessageDirection, Pattern, StreamFault, When, WsFault,
 };
 
-use super::eval::{Evidence, FAULT, REACTION, SLACK_MS, Verdict, ev, fail, pass, secs};
+use super::eval::{Evidence, FAULT, Judgement, REACTION, SLACK_MS, ev, fail, pass, secs};
 use super::facts::{Facts, HeartbeatKind, ms};
 use super::reconnects::{fault_length, rule_window_end};
 
@@ -157,7 +157,7 @@ fn fault_name(fault: &Fault) -> String {
 }
 
 /// `detects_dead_link { within }`; `message` is the app's heartbeat message type.
-pub(super) fn judge(f: &Facts, faults: &[FaultRule], within: u64, message: Pattern) -> Verdict {
+pub(super) fn judge(f: &Facts, faults: &[FaultRule], within: u64, message: Pattern) -> Judgement {
     let armed = armed(f, faults);
     if armed.is_empty() {
         return fail(

@@ -79,7 +79,7 @@ pub fn evaluate(expect: &[Expectation], faults: &[FaultRule], events: &[Event]) 
         .iter()
         .zip(names(expect))
         .map(|(e, name)| {
-            let Verdict {
+            let Judgement {
                 passed,
                 message,
                 evidence,
@@ -96,22 +96,22 @@ pub fn evaluate(expect: &[Expectation], faults: &[FaultRule], events: &[Event]) 
 }
 
 /// A judge's verdict before it is named.
-pub(super) struct Verdict {
+pub(super) struct Judgement {
     pub(super) passed: bool,
     pub(super) message: String,
     pub(super) evidence: Vec<Evidence>,
 }
 
-pub(super) fn pass(message: String, evidence: Vec<Evidence>) -> Verdict {
-    Verdict {
+pub(super) fn pass(message: String, evidence: Vec<Evidence>) -> Judgement {
+    Judgement {
         passed: true,
         message,
         evidence,
     }
 }
 
-pub(super) fn fail(message: String, evidence: Vec<Evidence>) -> Verdict {
-    Verdict {
+pub(super) fn fail(message: String, evidence: Vec<Evidence>) -> Judgement {
+    Judgement {
         passed: false,
         message,
         evidence,
@@ -144,7 +144,7 @@ fn heartbeat_message(all: &[Expectation]) -> Pattern {
         .unwrap_or_else(|| Pattern::new("ping"))
 }
 
-fn judge(e: &Expectation, all: &[Expectation], faults: &[FaultRule], f: &Facts) -> Verdict {
+fn judge(e: &Expectation, all: &[Expectation], faults: &[FaultRule], f: &Facts) -> Judgement {
     match e {
         Expectation::Connected(c) => reconnects::connected(f, ms(c.within)),
         Expectation::Reconnects(r) => reconnects::judge(f, r, faults),
@@ -210,7 +210,7 @@ fn judge(e: &Expectation, all: &[Expectation], faults: &[FaultRule], f: &Facts) 
 
 /// Most attempts (connections, refused SYNs and abandoned connections alike) in any sliding
 /// window. A log that says refused attempts went unseen cannot show a storm's absence.
-fn no_storm(f: &Facts, max: usize, window: u64) -> Verdict {
+fn no_storm(f: &Facts, max: usize, window: u64) -> Judgement {
     if let Some((service, reason)) = f.refused_unobserved.first() {
         return fail(
             format!(
@@ -266,7 +266,7 @@ fn no_storm(f: &Facts, max: usize, window: u64) -> Verdict {
     }
 }
 
-fn closes_cleanly(f: &Facts, code: u16) -> Verdict {
+fn closes_cleanly(f: &Facts, code: u16) -> Judgement {
     let Some(last) = f.last_session() else {
         return fail(
             "never connected: no session to close".to_owned(),
@@ -325,7 +325,7 @@ fn closes_cleanly(f: &Facts, code: u16) -> Verdict {
     }
 }
 
-fn sends(f: &Facts, message_type: &str, within: Option<u64>) -> Verdict {
+fn sends(f: &Facts, message_type: &str, within: Option<u64>) -> Judgement {
     let mut first_late = None;
     for s in f.sessions() {
         let opened = s.ws_opened_ms.unwrap_or_default();
@@ -376,7 +376,7 @@ fn sends(f: &Facts, message_type: &str, within: Option<u64>) -> Verdict {
     }
 }
 
-fn sends_in_order(f: &Facts, types: &[String]) -> Verdict {
+fn sends_in_order(f: &Facts, types: &[String]) -> Judgement {
     let mut best = (0, None);
     for s in f.sessions() {
         let mut k = 0;
@@ -424,7 +424,7 @@ fn sends_in_order(f: &Facts, types: &[String]) -> Verdict {
     }
 }
 
-fn max_concurrent(f: &Facts, max: usize) -> Verdict {
+fn max_concurrent(f: &Facts, max: usize) -> Judgement {
     let mut points: Vec<(u64, i8, u64)> = Vec::new();
     for c in f.conns.values() {
         points.push((c.accepted_ms, 1, c.id));

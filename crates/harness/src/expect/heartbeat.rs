@@ -9,11 +9,11 @@
 //! it cannot hide a missing heartbeat.
 
 use super::Heartbeat;
-use super::eval::{END, PING, SLACK_MS, Verdict, fail, pass, secs};
+use super::eval::{END, Judgement, PING, SLACK_MS, fail, pass, secs};
 use super::facts::{Facts, ms};
 
 /// `heartbeat { every, tolerance, message }`.
-pub(super) fn judge(f: &Facts, h: &Heartbeat) -> Verdict {
+pub(super) fn judge(f: &Facts, h: &Heartbeat) -> Judgement {
     let every = ms(h.every);
     let tolerance = ms(h.tolerance.unwrap_or_default());
     let mut total = 0;

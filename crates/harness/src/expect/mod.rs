@@ -36,7 +36,7 @@ use espsim_faults::{
 };
 use serde::Deserialize;
 
-use crate::client::ClientProfile;
+use espsim_client::ClientProfile;
 
 pub(crate) use eval::secs;
 pub use eval::{Evidence, Outcome, evaluate};

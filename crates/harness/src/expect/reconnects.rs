@@ -4,11 +4,11 @@
 use espsim_faults::{DeviceFault, Fault, FaultRule};
 
 use super::Reconnects;
-use super::eval::{ACCEPTED, Evidence, OPENED, SLACK_MS, Verdict, fail, pass, secs};
+use super::eval::{ACCEPTED, Evidence, Judgement, OPENED, SLACK_MS, fail, pass, secs};
 use super::facts::{Facts, ms};
 
 /// The first session opens within `within` of the run clock's start.
-pub(super) fn connected(f: &Facts, within: u64) -> Verdict {
+pub(super) fn connected(f: &Facts, within: u64) -> Judgement {
     let attempts = f.all_attempts().len();
     match f.sessions().next() {
         Some(c) => {
@@ -45,7 +45,7 @@ pub(super) fn connected(f: &Facts, within: u64) -> Verdict {
 }
 
 /// `reconnects { after | at, within }`.
-pub(super) fn judge(f: &Facts, r: &Reconnects, faults: &[FaultRule]) -> Verdict {
+pub(super) fn judge(f: &Facts, r: &Reconnects, faults: &[FaultRule]) -> Judgement {
     let window = match (&r.after, r.at) {
         (Some(name), _) => fault_window(name, faults, f),
         (None, Some(at)) => Ok((f.t0 + ms(at), f.t0 + ms(at))),
@@ -133,7 +133,7 @@ pub(super) fn rule_window_end(rule: u64, faults: &[FaultRule], t0: u64) -> Optio
         .map(|d| t0 + ms(r.when.at.unwrap_or_default() + d))
 }
 
-fn reconnects(f: &Facts, start: u64, end: u64, within: u64) -> Verdict {
+fn reconnects(f: &Facts, start: u64, end: u64, within: u64) -> Judgement {
     let deadline = end + within;
     let mut evidence = vec![Evidence {
         at_ms: Some(end),

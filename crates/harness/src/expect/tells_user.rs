@@ -12,7 +12,7 @@ use std::fmt;
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Deserializer};
 
-use super::eval::{Evidence, SLACK_MS, Verdict, fail, pass, secs};
+use super::eval::{Evidence, Judgement, SLACK_MS, fail, pass, secs};
 use super::facts::Facts;
 
 /// Event kinds a line's evidence is read from.
@@ -77,7 +77,7 @@ pub(crate) struct OutputLine {
 }
 
 /// Judges `tells_user: { pattern, within }` (`within` in ms).
-pub(super) fn judge(f: &Facts, pattern: &MessagePattern, within: u64) -> Verdict {
+pub(super) fn judge(f: &Facts, pattern: &MessagePattern, within: u64) -> Judgement {
     let lines = &f.output;
     let evidence = |l: &OutputLine, note: String| {
         let mut e = f.ev(OUTPUT, l.at_ms, None, note);

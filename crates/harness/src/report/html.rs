@@ -1482,8 +1482,8 @@ mod tests {
     /// connection and every fault of its own run's event log, and the verdicts with evidence.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reports_of_real_runs_show_every_connection_fault_and_verdict() {
-        use crate::client::ClientProfile;
         use crate::runner::{self, ClientSpec};
+        use espsim_client::ClientProfile;
 
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/handshake-cut-four-times.yaml");
@@ -1836,7 +1836,7 @@ mod tests {
             let row = format!(r#"class="row {lane}""#);
             assert_eq!(count(&empty, &row), 0, "{lane} without its events");
         }
-        use espsim_emulator::events::{PhoneNetwork, Verdict};
+        use espsim_emulator::events::{CheckVerdict, PhoneNetwork};
         let mut log = Log::default();
         let verdict = log.push(
             10,
@@ -1845,7 +1845,7 @@ mod tests {
                 url: "http://connectivitycheck.gstatic.com/generate_204".to_owned(),
                 status: Some(204),
                 error: None,
-                verdict: Verdict::Online,
+                verdict: CheckVerdict::Online,
             },
         );
         log.push(

@@ -42,10 +42,10 @@ use tokio_util::sync::CancellationToken;
 pub use self::clock::ClockStart;
 use self::clock::ClockWatch;
 use self::phone::PhoneRun;
-use crate::client::{Client, ClientConfig, ClientProfile, ClientSummary, HeartbeatKind};
-use crate::device::DeviceError;
+use crate::device::DeviceSpecError;
 use crate::expect::{Outcome, evaluate, secs};
 use crate::scenario::{DEFAULT_COMMAND_TIMEOUT, STOP_GRACE, Scenario, StartOn};
+use espsim_client::{Client, ClientConfig, ClientProfile, ClientSummary, HeartbeatKind};
 
 /// How long the emulator waits for sessions to close at the end.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
@@ -308,7 +308,7 @@ pub enum RunError {
         scenario: String,
         /// The cause.
         #[source]
-        source: DeviceError,
+        source: DeviceSpecError,
     },
     /// The emulator did not start.
     #[error("scenario {scenario}: the emulator did not start")]

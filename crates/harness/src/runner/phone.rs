@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use espsim_emulator::events::{EventKind, EventLog, PhoneNetwork, Verdict};
+use espsim_emulator::events::{CheckVerdict, EventKind, EventLog, PhoneNetwork};
 use espsim_emulator::{ControlOptions, Emulator, EmulatorConfig, RunningEmulator, StartError};
 use espsim_phone::{
     DEVICE_IP, EventSink, NamespaceThread, Namespaces, Network, Phone, PhoneError, PhoneEvent,
@@ -155,9 +155,9 @@ fn event_kind(e: PhoneEvent) -> Option<EventKind> {
             status: v.status,
             error: v.error,
             verdict: match v.verdict {
-                espsim_phone::Verdict::Validated => Verdict::Online,
-                espsim_phone::Verdict::Portal => Verdict::SignIn,
-                espsim_phone::Verdict::NoInternet => Verdict::NoInternet,
+                espsim_phone::WifiVerdict::Validated => CheckVerdict::Online,
+                espsim_phone::WifiVerdict::Portal => CheckVerdict::SignIn,
+                espsim_phone::WifiVerdict::NoInternet => CheckVerdict::NoInternet,
             },
         },
         PhoneEvent::Routing(r) => EventKind::PhoneRouting {

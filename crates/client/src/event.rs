@@ -8,7 +8,7 @@ use serde::Serialize;
 /// One thing the client did or saw, stamped with milliseconds since the client started.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClientEvent {
-    /// Milliseconds since [`crate::client::Client::run`] started.
+    /// Milliseconds since [`crate::Client::run`] started.
     pub at_ms: u64,
     /// What happened.
     #[serde(flatten)]
@@ -173,7 +173,7 @@ impl ClientEventKind {
     }
 }
 
-/// Totals over a run, returned by [`crate::client::Client::run`].
+/// Totals over a run, returned by [`crate::Client::run`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ClientSummary {
     /// Connection attempts.

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::net::{BoxIo, Dialer, OpenError, is_reset};
 use super::target::Target;
-use super::{Details, Outcome, Verdict};
+use super::{Details, LayerResult, LayerVerdict};
 
 /// Largest response head read (ESP-IDF's are a few hundred bytes).
 const MAX_HEAD: usize = 16 * 1024;
@@ -291,7 +291,7 @@ pub struct HttpDetails {
 }
 
 /// Layer HTTP: `GET /` on a fresh connection.
-pub(crate) async fn probe(dial: &Dialer, target: &Target) -> Outcome {
+pub(crate) async fn probe(dial: &Dialer, target: &Target) -> LayerResult {
     let mut details = HttpDetails {
         status: None,
         reason: None,
@@ -319,14 +319,14 @@ pub(crate) async fn probe(dial: &Dialer, target: &Target) -> Outcome {
             details.body = Some(response.body_text(200));
             details.headers = response.headers;
             details.server = Some(looks);
-            Outcome::new(Verdict::Pass, summary).details(Details::Http(details))
+            LayerResult::new(LayerVerdict::Pass, summary).details(Details::Http(details))
         }
         Err(e) => {
             let text = e.describe();
             details.error = Some(text.clone());
             let out = match &e {
-                ExchangeError::Read(ReadError::TimedOut { bytes }) => Outcome::new(
-                    Verdict::Fail,
+                ExchangeError::Read(ReadError::TimedOut { bytes }) => LayerResult::new(
+                    LayerVerdict::Fail,
                     format!("GET /: {text} within {:?}", dial.timeout),
                 )
                 .hint(if *bytes == 0 {
@@ -338,7 +338,7 @@ pub(crate) async fn probe(dial: &Dialer, target: &Target) -> Outcome {
                     "the response stalled mid-way: the device's send timed out or its task is blocked"
                 }),
                 // A server may close or reset a plain GET and still upgrade WebSockets: go on.
-                _ => Outcome::new(Verdict::Warn, format!("GET /: {text}")).hint(
+                _ => LayerResult::new(LayerVerdict::Warn, format!("GET /: {text}")).hint(
                     "no HTTP answer to `GET /`: ESP-IDF always answers (404 when `/` is not \
                      registered), so this is not a stock esp_http_server, or it is out of sockets \
                      and purging (lru_purge_enable)",

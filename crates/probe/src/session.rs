@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::net::BoxIo;
-use super::{Details, Outcome, Verdict};
+use super::{Details, LayerResult, LayerVerdict};
 
 /// Messages skipped while waiting for a reply (telemetry, events); bounds every wait.
 const MAX_SKIPPED: usize = 256;
@@ -97,7 +97,7 @@ pub(crate) async fn hello(
     ws: &mut WebSocketStream<BoxIo>,
     token: Option<&str>,
     timeout: Duration,
-) -> Outcome {
+) -> LayerResult {
     let mut d = ProtocolDetails {
         device_id: None,
         firmware_version: None,
@@ -117,7 +117,7 @@ pub(crate) async fn hello(
     let text = String::from_utf8_lossy(&espsim_protocol::encode_client(&message)).into_owned();
     let deadline = Instant::now() + timeout;
     if let Err(e) = ws.send(Message::text(text)).await {
-        return Outcome::new(Verdict::Fail, format!("sending hello failed: {e}"))
+        return LayerResult::new(LayerVerdict::Fail, format!("sending hello failed: {e}"))
             .details(Details::Protocol(d));
     }
     loop {
@@ -131,8 +131,8 @@ pub(crate) async fn hello(
                     }
                     _ => "the device closed the connection instead of answering hello",
                 };
-                return Outcome::new(
-                    Verdict::Fail,
+                return LayerResult::new(
+                    LayerVerdict::Fail,
                     format!(
                         "closed before welcome (code {}{})",
                         code.map_or("none".to_owned(), |c| c.to_string()),
@@ -147,11 +147,11 @@ pub(crate) async fn hello(
                 .details(Details::Protocol(d));
             }
             Next::Error(e) => {
-                return Outcome::new(Verdict::Fail, format!("connection failed: {e}"))
+                return LayerResult::new(LayerVerdict::Fail, format!("connection failed: {e}"))
                     .details(Details::Protocol(d));
             }
             Next::TimedOut => {
-                return Outcome::new(Verdict::Fail, format!("no welcome within {timeout:?}"))
+                return LayerResult::new(LayerVerdict::Fail, format!("no welcome within {timeout:?}"))
                     .hint("the device accepted the WebSocket but does not speak the espsim protocol (hello → welcome)")
                     .details(Details::Protocol(d));
             }
@@ -159,9 +159,12 @@ pub(crate) async fn hello(
         let reply = match espsim_protocol::decode_device(text.as_bytes()) {
             Ok(m) => m,
             Err(e) => {
-                return Outcome::new(Verdict::Fail, format!("unreadable reply to hello: {e}"))
-                    .hint("the device speaks another protocol (or another version of this one)")
-                    .details(Details::Protocol(d));
+                return LayerResult::new(
+                    LayerVerdict::Fail,
+                    format!("unreadable reply to hello: {e}"),
+                )
+                .hint("the device speaks another protocol (or another version of this one)")
+                .details(Details::Protocol(d));
             }
         };
         match reply {
@@ -181,9 +184,9 @@ pub(crate) async fn hello(
                     .filter_map(|v| v.as_str().map(str::to_owned))
                     .collect();
                 let out = if same {
-                    Outcome::new(Verdict::Pass, summary)
+                    LayerResult::new(LayerVerdict::Pass, summary)
                 } else {
-                    Outcome::new(Verdict::Warn, summary).hint(format!(
+                    LayerResult::new(LayerVerdict::Warn, summary).hint(format!(
                         "this probe speaks protocol {PROTOCOL_VERSION}; messages may not match"
                     ))
                 };
@@ -198,7 +201,7 @@ pub(crate) async fn hello(
                 let summary = format!("error {}: {}", e.code.as_str(), e.message);
                 d.error_code = Some(e.code.as_str().to_owned());
                 d.error_message = Some(e.message);
-                return Outcome::new(Verdict::Fail, summary)
+                return LayerResult::new(LayerVerdict::Fail, summary)
                     .hint(hint)
                     .details(Details::Protocol(d));
             }
@@ -222,7 +225,7 @@ pub(crate) async fn round_trip(
     ws: &mut WebSocketStream<BoxIo>,
     samples: u32,
     timeout: Duration,
-) -> Outcome {
+) -> LayerResult {
     let mut rtts = Vec::new();
     let mut failure = None;
     'pings: for seq in 1..=u64::from(samples) {
@@ -306,19 +309,19 @@ pub(crate) async fn round_trip(
         ws_pong_ms: ws_pong,
     };
     if let Some(f) = failure {
-        return Outcome::new(Verdict::Fail, f)
+        return LayerResult::new(LayerVerdict::Fail, f)
             .hint("the device stopped answering mid-session: watchdog reset, a blocked task, or the Wi-Fi link dropped")
             .details(Details::RoundTrip(d));
     }
     let (p50, p99) = (d.p50_ms.unwrap_or(0.0), d.p99_ms.unwrap_or(0.0));
     let mut summary = format!("{samples} pings: p50 {p50:.2} ms, p99 {p99:.2} ms");
-    let mut verdict = Verdict::Pass;
+    let mut verdict = LayerVerdict::Pass;
     let mut hint = None;
     match ws_pong {
         Some(t) => summary.push_str(&format!("; ws ping → pong {t:.2} ms")),
         None => {
             summary.push_str("; no pong to a WebSocket ping");
-            verdict = Verdict::Warn;
+            verdict = LayerVerdict::Warn;
             hint = Some(
                 "ESP-IDF answers PING frames itself unless the handler sets handle_control_frames; \
                  clients using pingInterval (Dart) or ping_interval (Python) will drop the connection"
@@ -327,13 +330,13 @@ pub(crate) async fn round_trip(
         }
     }
     if p99 > 1000.0 {
-        verdict = Verdict::Warn;
+        verdict = LayerVerdict::Warn;
         hint.get_or_insert_with(|| {
             "slow round trips: a busy device task or a weak Wi-Fi link; app timeouts under 1 s will fire"
                 .to_owned()
         });
     }
-    Outcome::new(verdict, summary)
+    LayerResult::new(verdict, summary)
         .maybe_hint(hint)
         .details(Details::RoundTrip(d))
 }

@@ -1,4 +1,6 @@
-//! `espsim probe`: a layered diagnosis of an app → device connection (real ESP32 or emulator).
+//! espsim-probe: `espsim probe`, a layered diagnosis of an app → device connection (real ESP32
+//! or emulator). It depends on [`espsim_protocol`] and the network libraries only, never on the
+//! emulator, so diagnosing a real board does not pull in a server.
 //!
 //! [`run`] walks the layers a WebSocket client goes through, in the order it goes through them,
 //! and stops at the first one that fails (later layers are reported as `skipped`):
@@ -39,6 +41,9 @@
 //! }
 //! ```
 //! Fields are only ever added within a schema version; enum-like strings are snake_case.
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 pub mod connectivity;
 pub mod dns;
@@ -163,7 +168,7 @@ impl LayerId {
 /// A layer's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum LayerVerdict {
     /// Works as an app needs it.
     Pass,
     /// Works, but something will bite (read the hint).
@@ -174,14 +179,14 @@ pub enum Verdict {
     Skipped,
 }
 
-impl Verdict {
+impl LayerVerdict {
     /// The verdict as in the JSON report.
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Pass => "pass",
-            Verdict::Warn => "warn",
-            Verdict::Fail => "fail",
-            Verdict::Skipped => "skipped",
+            LayerVerdict::Pass => "pass",
+            LayerVerdict::Warn => "warn",
+            LayerVerdict::Fail => "fail",
+            LayerVerdict::Skipped => "skipped",
         }
     }
 }
@@ -216,7 +221,7 @@ pub struct LayerReport {
     /// Which layer.
     pub layer: LayerId,
     /// Its outcome.
-    pub verdict: Verdict,
+    pub verdict: LayerVerdict,
     /// Wall time spent in the layer, milliseconds (0.01 resolution); `None` when skipped.
     pub duration_ms: Option<f64>,
     /// One line saying what was seen.
@@ -231,7 +236,7 @@ impl LayerReport {
     fn skipped(layer: LayerId, why: &str) -> Self {
         LayerReport {
             layer,
-            verdict: Verdict::Skipped,
+            verdict: LayerVerdict::Skipped,
             duration_ms: None,
             summary: why.to_owned(),
             hint: None,
@@ -264,16 +269,16 @@ impl ProbeReport {
 
 /// What a layer function returns: verdict, summary, hint, details (timing is added by [`run`]).
 #[derive(Debug)]
-pub(crate) struct Outcome {
-    pub(crate) verdict: Verdict,
+pub(crate) struct LayerResult {
+    pub(crate) verdict: LayerVerdict,
     pub(crate) summary: String,
     pub(crate) hint: Option<String>,
     pub(crate) details: Option<Details>,
 }
 
-impl Outcome {
-    pub(crate) fn new(verdict: Verdict, summary: impl Into<String>) -> Self {
-        Outcome {
+impl LayerResult {
+    pub(crate) fn new(verdict: LayerVerdict, summary: impl Into<String>) -> Self {
+        LayerResult {
             verdict,
             summary: summary.into(),
             hint: None,
@@ -305,9 +310,9 @@ struct Walk {
 }
 
 impl Walk {
-    fn record(&mut self, layer: LayerId, started: Instant, outcome: Outcome) -> bool {
+    fn record(&mut self, layer: LayerId, started: Instant, outcome: LayerResult) -> bool {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        if outcome.verdict == Verdict::Fail && self.failed.is_none() {
+        if outcome.verdict == LayerVerdict::Fail && self.failed.is_none() {
             self.failed = Some(layer);
         }
         self.layers.push(LayerReport {
@@ -318,7 +323,7 @@ impl Walk {
             hint: outcome.hint,
             details: outcome.details,
         });
-        outcome.verdict != Verdict::Fail
+        outcome.verdict != LayerVerdict::Fail
     }
 
     fn skip(&mut self, layer: LayerId, why: &str) {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{Details, Outcome, Verdict};
+use super::{Details, LayerResult, LayerVerdict};
 
 /// The WebSocket scheme probed (`http://` and `https://` are linted and mapped to these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -194,7 +194,7 @@ pub struct UriDetails {
 }
 
 /// Layer 1: lints `target`.
-pub(crate) fn lint(target: &Target) -> Outcome {
+pub(crate) fn lint(target: &Target) -> LayerResult {
     let mut findings = Vec::new();
     let mut add = |code, severity, message: String| {
         findings.push(Finding {
@@ -267,7 +267,7 @@ pub(crate) fn lint(target: &Target) -> Outcome {
     let warns = findings.iter().filter(|f| f.severity == "warn").count();
     let (verdict, summary) = if warns > 0 {
         (
-            Verdict::Warn,
+            LayerVerdict::Warn,
             format!(
                 "{warns} problem(s): {}",
                 findings
@@ -280,7 +280,7 @@ pub(crate) fn lint(target: &Target) -> Outcome {
         )
     } else {
         (
-            Verdict::Pass,
+            LayerVerdict::Pass,
             format!(
                 "{}://{}:{}{}",
                 match target.scheme {
@@ -298,7 +298,7 @@ pub(crate) fn lint(target: &Target) -> Outcome {
         .find(|f| f.severity == "warn")
         .or_else(|| findings.first())
         .map(|f| f.message.clone());
-    Outcome::new(verdict, summary)
+    LayerResult::new(verdict, summary)
         .maybe_hint(hint)
         .details(Details::Uri(UriDetails {
             scheme: target.scheme,
@@ -362,6 +362,6 @@ mod tests {
         );
         let t = Target::parse("ws://h:0/ws").expect("parses");
         assert_eq!(t.port, 80);
-        assert_eq!(lint(&t).verdict, Verdict::Warn);
+        assert_eq!(lint(&t).verdict, LayerVerdict::Warn);
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use espsim_faults::FaultRule;
-use espsim_harness::probe::{
-    self, Details, LayerId, ProbeOptions, ProbeReport, Verdict, WsOutcome,
+use espsim_probe::{
+    self as probe, Details, LayerId, LayerVerdict, ProbeOptions, ProbeReport, WsOutcome,
 };
 
 async fn emulator_with(rule: &str) -> RunningEmulator {
@@ -37,7 +37,7 @@ async fn probe_ws(emu: &RunningEmulator) -> ProbeReport {
 fn failed_at(report: &ProbeReport, id: LayerId) -> &probe::LayerReport {
     assert_eq!(report.failed_layer, Some(id), "{report:#?}");
     let layer = report.layer(id).expect("every layer is reported");
-    assert_eq!(layer.verdict, Verdict::Fail);
+    assert_eq!(layer.verdict, LayerVerdict::Fail);
     layer
 }
 

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use super::http::{self, ReadError, Response};
 use super::net::{BoxIo, Dialer, OpenError, TcpOutcome, is_reset};
 use super::target::Target;
-use super::{Details, Outcome, Verdict};
+use super::{Details, LayerResult, LayerVerdict};
 
 /// ESP-IDF ≤ v5.4's `HTTPD_MAX_REQ_HDR_LEN`.
 const ESP_HEADER_LIMIT: usize = 512;
@@ -161,7 +161,7 @@ pub(crate) async fn probe(
     dial: &Dialer,
     target: &Target,
     subprotocol: Option<&str>,
-) -> (Outcome, Option<Upgraded>) {
+) -> (LayerResult, Option<Upgraded>) {
     let key = generate_key();
     let expected = derive_accept_key(key.as_bytes());
     let (req, header_bytes) = request(target, &key, subprotocol);
@@ -195,7 +195,7 @@ pub(crate) async fn probe(
         d.outcome = outcome;
         d.dart_error = dart;
         (
-            Outcome::new(Verdict::Fail, summary)
+            LayerResult::new(LayerVerdict::Fail, summary)
                 .hint(hint)
                 .details(Details::Websocket(d)),
             None,
@@ -416,13 +416,13 @@ pub(crate) async fn probe(
         }
     );
     let verdict = if warnings.is_empty() {
-        Verdict::Pass
+        LayerVerdict::Pass
     } else {
-        Verdict::Warn
+        LayerVerdict::Warn
     };
     let hint = (!warnings.is_empty()).then(|| warnings.join("; "));
     (
-        Outcome::new(verdict, summary)
+        LayerResult::new(verdict, summary)
             .maybe_hint(hint)
             .details(Details::Websocket(d)),
         Some(Upgraded { io, leftover }),

@@ -10,7 +10,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 use tokio::net::UdpSocket;
 
-use super::{Details, Outcome, ProbeOptions, Verdict};
+use super::{Details, LayerResult, LayerVerdict, ProbeOptions};
 
 /// Layer 2 facts.
 #[derive(Debug, Clone, Serialize)]
@@ -127,7 +127,7 @@ fn random_label() -> String {
 }
 
 /// Layer 2: resolves `host`; returns the outcome and the address to connect to.
-pub(crate) async fn probe(host: &str, options: &ProbeOptions) -> (Outcome, Option<IpAddr>) {
+pub(crate) async fn probe(host: &str, options: &ProbeOptions) -> (LayerResult, Option<IpAddr>) {
     let (server, source) = match options.dns {
         Some(s) => (Some(s), "option"),
         None => (
@@ -148,8 +148,8 @@ pub(crate) async fn probe(host: &str, options: &ProbeOptions) -> (Outcome, Optio
         wildcard_name: None,
     };
     let Some(server) = server else {
-        let outcome = Outcome::new(
-            Verdict::Fail,
+        let outcome = LayerResult::new(
+            LayerVerdict::Fail,
             format!("no nameserver in {}", options.resolv_conf.display()),
         )
         .hint("pass the device's DNS with --dns 192.168.4.1 (a softAP hands itself out as DNS via DHCP)")
@@ -158,7 +158,7 @@ pub(crate) async fn probe(host: &str, options: &ProbeOptions) -> (Outcome, Optio
     };
     let fail = |summary: String, hint: &str, details: DnsDetails| {
         (
-            Outcome::new(Verdict::Fail, summary)
+            LayerResult::new(LayerVerdict::Fail, summary)
                 .hint(hint)
                 .details(Details::Dns(details)),
             None,
@@ -249,7 +249,7 @@ pub(crate) async fn probe(host: &str, options: &ProbeOptions) -> (Outcome, Optio
         _ => (format!("{host} → {list} via {server}"), None),
     };
     (
-        Outcome::new(Verdict::Pass, summary)
+        LayerResult::new(LayerVerdict::Pass, summary)
             .maybe_hint(hint)
             .details(Details::Dns(details)),
         first,

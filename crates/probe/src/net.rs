@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::target::{Scheme, Target};
-use super::{Details, Outcome, Verdict};
+use super::{Details, LayerResult, LayerVerdict};
 
 /// A byte stream: TCP or TLS over TCP.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -161,7 +161,7 @@ pub(crate) async fn probe(
     target: &Target,
     http_port: u16,
     timeout: Duration,
-) -> Outcome {
+) -> LayerResult {
     let result = connect(addr, timeout).await;
     let (outcome, error) = match &result {
         Ok(_) => (TcpOutcome::Connected, None),
@@ -175,7 +175,7 @@ pub(crate) async fn probe(
     });
     let out = match outcome {
         TcpOutcome::Connected => {
-            return Outcome::new(Verdict::Pass, format!("connected to {addr}")).details(details);
+            return LayerResult::new(LayerVerdict::Pass, format!("connected to {addr}")).details(details);
         }
         TcpOutcome::Refused => {
             let mut hint = format!(
@@ -195,10 +195,10 @@ pub(crate) async fn probe(
                     );
                 }
             }
-            Outcome::new(Verdict::Fail, format!("refused by {addr}")).hint(hint)
+            LayerResult::new(LayerVerdict::Fail, format!("refused by {addr}")).hint(hint)
         }
-        TcpOutcome::TimedOut => Outcome::new(
-            Verdict::Fail,
+        TcpOutcome::TimedOut => LayerResult::new(
+            LayerVerdict::Fail,
             format!("no answer from {addr} within {timeout:?}"),
         )
         .hint(
@@ -206,13 +206,13 @@ pub(crate) async fn probe(
              routes the app's traffic over mobile data (bind to the Wi-Fi network), or the device's \
              listen backlog (5) is full because all its sockets are busy",
         ),
-        TcpOutcome::Unreachable => Outcome::new(
-            Verdict::Fail,
+        TcpOutcome::Unreachable => LayerResult::new(
+            LayerVerdict::Fail,
             format!("{addr} is unreachable: {}", error.as_deref().unwrap_or("no route")),
         )
         .hint("no route to the device: join its Wi-Fi (softAP 192.168.4.1/24) first"),
-        TcpOutcome::Error => Outcome::new(
-            Verdict::Fail,
+        TcpOutcome::Error => LayerResult::new(
+            LayerVerdict::Fail,
             format!("connect to {addr} failed: {}", error.as_deref().unwrap_or("?")),
         ),
     };

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::http::{self, Response};
 use super::net::Dialer;
-use super::{Details, Outcome, Verdict};
+use super::{Details, LayerResult, LayerVerdict};
 
 /// What an OS concludes about the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -178,7 +178,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Layer `connectivity`: the three checks, each on its own connection.
-pub(crate) async fn probe(dial: &Dialer) -> Outcome {
+pub(crate) async fn probe(dial: &Dialer) -> LayerResult {
     let mut checks = Vec::new();
     for check in &CHECKS {
         let result = http::get(dial, check.host, check.path, check.user_agent).await;
@@ -220,11 +220,11 @@ pub(crate) async fn probe(dial: &Dialer) -> Outcome {
         .or_else(|| checks.iter().find(|c| c.conclusion != OsConclusion::Online))
         .map(|c| format!("{}: {}", c.os, c.consequence));
     let verdict = if all_online {
-        Verdict::Pass
+        LayerVerdict::Pass
     } else {
-        Verdict::Warn
+        LayerVerdict::Warn
     };
-    Outcome::new(verdict, summary)
+    LayerResult::new(verdict, summary)
         .maybe_hint(hint)
         .details(Details::Connectivity(ConnectivityDetails { checks }))
 }

@@ -9,8 +9,9 @@ use espsim_emulator::internet::InternetMode;
 use espsim_emulator::{
     DeviceOptions, Emulator, EmulatorConfig, RunningEmulator, TlsOptions, WsSettings,
 };
-use espsim_harness::probe::{
-    self, Details, LayerId, OsConclusion, ProbeOptions, ProbeReport, TcpOutcome, Verdict, WsOutcome,
+use espsim_probe::{
+    self as probe, Details, LayerId, LayerVerdict, OsConclusion, ProbeOptions, ProbeReport,
+    TcpOutcome, WsOutcome,
 };
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use serde_json::Value;
@@ -42,7 +43,7 @@ async fn probe(o: ProbeOptions) -> ProbeReport {
         .expect("valid url")
 }
 
-fn verdicts(r: &ProbeReport) -> Vec<(&'static str, Verdict)> {
+fn verdicts(r: &ProbeReport) -> Vec<(&'static str, LayerVerdict)> {
     r.layers
         .iter()
         .map(|l| (l.layer.as_str(), l.verdict))
@@ -70,7 +71,7 @@ fn assert_skipped_after(r: &ProbeReport, failed: LayerId) {
     for later in &LayerId::ALL[pos + 1..] {
         assert_eq!(
             layer(r, *later).verdict,
-            Verdict::Skipped,
+            LayerVerdict::Skipped,
             "{later:?} after {failed:?}"
         );
     }
@@ -140,15 +141,15 @@ async fn healthy_emulator_passes_every_layer_and_the_json_is_stable() {
     assert_eq!(
         verdicts(&report),
         [
-            ("uri", Verdict::Pass),
-            ("dns", Verdict::Skipped),
-            ("tcp", Verdict::Pass),
-            ("tls", Verdict::Skipped),
-            ("http", Verdict::Pass),
-            ("connectivity", Verdict::Pass),
-            ("websocket", Verdict::Pass),
-            ("protocol", Verdict::Pass),
-            ("round_trip", Verdict::Pass),
+            ("uri", LayerVerdict::Pass),
+            ("dns", LayerVerdict::Skipped),
+            ("tcp", LayerVerdict::Pass),
+            ("tls", LayerVerdict::Skipped),
+            ("http", LayerVerdict::Pass),
+            ("connectivity", LayerVerdict::Pass),
+            ("websocket", LayerVerdict::Pass),
+            ("protocol", LayerVerdict::Pass),
+            ("round_trip", LayerVerdict::Pass),
         ]
     );
     match &layer(&report, LayerId::RoundTrip).details {
@@ -189,7 +190,7 @@ async fn connectivity_verdicts_follow_captive_online_and_offline() {
         ]
     );
     let l = layer(&captive, LayerId::Connectivity);
-    assert_eq!(l.verdict, Verdict::Warn);
+    assert_eq!(l.verdict, LayerVerdict::Warn);
     assert!(
         l.hint
             .as_deref()
@@ -236,7 +237,10 @@ async fn connectivity_verdicts_follow_captive_online_and_offline() {
         "{:?}",
         conclusions(&online)
     );
-    assert_eq!(layer(&online, LayerId::Connectivity).verdict, Verdict::Pass);
+    assert_eq!(
+        layer(&online, LayerId::Connectivity).verdict,
+        LayerVerdict::Pass
+    );
     emu.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -336,7 +340,7 @@ async fn a_server_that_accepts_and_never_answers_times_out_with_the_socket_hint(
     let mut o = options(format!("ws://{addr}/ws"));
     o.timeout = Duration::from_millis(300);
     let report = probe(o).await;
-    assert_eq!(layer(&report, LayerId::Tcp).verdict, Verdict::Pass);
+    assert_eq!(layer(&report, LayerId::Tcp).verdict, LayerVerdict::Pass);
     assert_skipped_after(&report, LayerId::Http);
     let http = layer(&report, LayerId::Http);
     assert!(http.summary.contains("no response"), "{}", http.summary);
@@ -354,8 +358,8 @@ async fn reset_on_accept_is_reported_as_a_reset() {
     })
     .await;
     let report = probe(options(format!("ws://{addr}/ws"))).await;
-    assert_eq!(layer(&report, LayerId::Tcp).verdict, Verdict::Pass);
-    assert_eq!(layer(&report, LayerId::Http).verdict, Verdict::Warn);
+    assert_eq!(layer(&report, LayerId::Tcp).verdict, LayerVerdict::Pass);
+    assert_eq!(layer(&report, LayerId::Http).verdict, LayerVerdict::Warn);
     assert_skipped_after(&report, LayerId::Websocket);
     let d = ws_details(&report);
     assert_eq!(d.outcome, WsOutcome::Reset, "{d:?}");
@@ -398,7 +402,7 @@ async fn wrong_path_gets_the_captive_redirect_or_esp_404() {
     let emu = emulator(InternetMode::Captive).await;
     let port = emu.http_addr().port();
     let report = probe(options(format!("ws://127.0.0.1:{port}/ws/"))).await;
-    assert_eq!(layer(&report, LayerId::Uri).verdict, Verdict::Warn);
+    assert_eq!(layer(&report, LayerId::Uri).verdict, LayerVerdict::Warn);
     assert_skipped_after(&report, LayerId::Websocket);
     let d = ws_details(&report);
     assert_eq!((d.outcome, d.status), (WsOutcome::Non101, Some(302)));
@@ -599,7 +603,7 @@ async fn wss_to_the_emulator_reports_the_self_signed_certificate() {
     let report = probe(o).await;
     assert!(report.ok, "{report:#?}");
     let tls = layer(&report, LayerId::Tls);
-    assert_eq!(tls.verdict, Verdict::Warn);
+    assert_eq!(tls.verdict, LayerVerdict::Warn);
     assert!(tls.summary.contains("self-signed"), "{}", tls.summary);
     match &tls.details {
         Some(Details::Tls(d)) => {
@@ -617,7 +621,7 @@ async fn wss_to_the_emulator_reports_the_self_signed_certificate() {
         LayerId::Protocol,
         LayerId::RoundTrip,
     ] {
-        assert_eq!(layer(&report, id).verdict, Verdict::Pass, "{id:?}");
+        assert_eq!(layer(&report, id).verdict, LayerVerdict::Pass, "{id:?}");
     }
     emu.shutdown(Duration::from_secs(1)).await;
 }
@@ -670,7 +674,7 @@ async fn http_scheme_is_linted_and_still_probed_as_ws() {
     let report = probe(options(format!("http://127.0.0.1:{port}/ws"))).await;
     assert!(report.ok, "{report:#?}");
     let uri = layer(&report, LayerId::Uri);
-    assert_eq!(uri.verdict, Verdict::Warn);
+    assert_eq!(uri.verdict, LayerVerdict::Warn);
     assert!(
         uri.hint
             .as_deref()
@@ -678,7 +682,10 @@ async fn http_scheme_is_linted_and_still_probed_as_ws() {
         "{:?}",
         uri.hint
     );
-    assert_eq!(layer(&report, LayerId::Protocol).verdict, Verdict::Pass);
+    assert_eq!(
+        layer(&report, LayerId::Protocol).verdict,
+        LayerVerdict::Pass
+    );
 
     emu.shutdown(Duration::from_secs(1)).await;
 }
@@ -687,7 +694,7 @@ async fn http_scheme_is_linted_and_still_probed_as_ws() {
 async fn wss_to_a_plain_http_port_fails_tls_with_a_ws_hint() {
     let emu = emulator(InternetMode::Online).await;
     let report = probe(options(format!("wss://{}/ws", emu.http_addr()))).await;
-    assert_eq!(layer(&report, LayerId::Tcp).verdict, Verdict::Pass);
+    assert_eq!(layer(&report, LayerId::Tcp).verdict, LayerVerdict::Pass);
     assert_skipped_after(&report, LayerId::Tls);
     let hint = layer(&report, LayerId::Tls)
         .hint
@@ -712,7 +719,10 @@ async fn the_subprotocol_is_echoed_only_when_it_is_the_devices() {
     let mut o = options(url.clone());
     o.subprotocol = Some("espsim.v1".into());
     let report = probe(o).await;
-    assert_eq!(layer(&report, LayerId::Websocket).verdict, Verdict::Pass);
+    assert_eq!(
+        layer(&report, LayerId::Websocket).verdict,
+        LayerVerdict::Pass
+    );
     assert_eq!(
         ws_details(&report).subprotocol.as_deref(),
         Some("espsim.v1")
@@ -722,7 +732,7 @@ async fn the_subprotocol_is_echoed_only_when_it_is_the_devices() {
     o.subprotocol = Some("chat".into());
     let report = probe(o).await;
     let l = layer(&report, LayerId::Websocket);
-    assert_eq!(l.verdict, Verdict::Warn);
+    assert_eq!(l.verdict, LayerVerdict::Warn);
     assert!(
         l.hint
             .as_deref()

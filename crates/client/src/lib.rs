@@ -1,9 +1,12 @@
-//! The reference WebSocket client: what an app talking to the device should do, and profiles
-//! that each break one rule so the harness can prove its expectations are able to fail.
+//! espsim-client: the reference WebSocket client — what an app talking to the device should do,
+//! and profiles that each break one rule so the harness can prove its expectations are able to
+//! fail. It speaks [`espsim_protocol`] over tokio-tungstenite and knows nothing of the emulator:
+//! point it at a real ESP32 or at `espsim run` alike (`espsim client`, and the harness's runner,
+//! run it).
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use espsim_harness::client::{Client, ClientConfig, ClientProfile};
+//! use espsim_client::{Client, ClientConfig, ClientProfile};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! let config = ClientConfig::for_profile("ws://127.0.0.1:8080/ws", ClientProfile::Good);
@@ -18,6 +21,9 @@
 //! - [`config`]: [`ClientProfile`], [`ClientConfig`], [`Backoff`], [`Heartbeat`].
 //! - [`event`]: [`ClientEvent`] (the client's own log) and [`ClientSummary`].
 //! - `runner`: the connection loop (connect → `hello` → session → backoff → …).
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod event;

@@ -18,7 +18,7 @@ use serde::Serialize;
 use x509_parser::extensions::GeneralName;
 
 use super::target::Target;
-use super::{Details, Outcome, Verdict};
+use super::{Details, LayerResult, LayerVerdict};
 
 /// Layer TLS facts (leaf certificate).
 #[derive(Debug, Clone, Serialize)]
@@ -203,7 +203,7 @@ pub(crate) async fn probe(
     addr: SocketAddr,
     target: &Target,
     timeout: Duration,
-) -> (Outcome, Option<Arc<rustls::ClientConfig>>) {
+) -> (LayerResult, Option<Arc<rustls::ClientConfig>>) {
     let mut details = TlsDetails {
         version: None,
         chain_len: 0,
@@ -220,15 +220,15 @@ pub(crate) async fn probe(
         Ok(c) => c,
         Err(e) => {
             return (
-                Outcome::new(Verdict::Fail, format!("cannot set up TLS: {e}")),
+                LayerResult::new(LayerVerdict::Fail, format!("cannot set up TLS: {e}")),
                 None,
             );
         }
     };
     let Some(name) = server_name(target) else {
         return (
-            Outcome::new(
-                Verdict::Fail,
+            LayerResult::new(
+                LayerVerdict::Fail,
                 format!("`{}` is not a valid TLS server name", target.host),
             ),
             None,
@@ -239,7 +239,10 @@ pub(crate) async fn probe(
         Err((o, e)) => {
             let why = e.map_or_else(|| format!("{o:?}"), |e| e.to_string());
             return (
-                Outcome::new(Verdict::Fail, format!("reconnect for TLS failed: {why}")),
+                LayerResult::new(
+                    LayerVerdict::Fail,
+                    format!("reconnect for TLS failed: {why}"),
+                ),
                 None,
             );
         }
@@ -249,8 +252,8 @@ pub(crate) async fn probe(
     let stream = match handshake {
         Err(_) => {
             return (
-                Outcome::new(
-                    Verdict::Fail,
+                LayerResult::new(
+                    LayerVerdict::Fail,
                     format!("no TLS handshake within {timeout:?}"),
                 )
                 .hint(
@@ -263,7 +266,7 @@ pub(crate) async fn probe(
         }
         Ok(Err(e)) => {
             return (
-                Outcome::new(Verdict::Fail, format!("TLS handshake failed: {e}"))
+                LayerResult::new(LayerVerdict::Fail, format!("TLS handshake failed: {e}"))
                     .hint(
                         "the server is not speaking TLS on this port, or offers no cipher suite \
                          rustls supports; a plain-HTTP ESP32 answers a ClientHello with `400` or \
@@ -285,14 +288,14 @@ pub(crate) async fn probe(
     details.chain_len = chain.len();
     let Some(leaf) = chain.first() else {
         return (
-            Outcome::new(Verdict::Fail, "the server sent no certificate")
+            LayerResult::new(LayerVerdict::Fail, "the server sent no certificate")
                 .details(Details::Tls(details)),
             None,
         );
     };
     if let Err(e) = describe(leaf, &target.host, &mut details) {
         return (
-            Outcome::new(Verdict::Warn, format!("certificate unreadable: {e}"))
+            LayerResult::new(LayerVerdict::Warn, format!("certificate unreadable: {e}"))
                 .details(Details::Tls(details)),
             Some(config),
         );
@@ -330,13 +333,13 @@ pub(crate) async fn probe(
         format!("{version}, {subject}: {}", problems.join(", "))
     };
     let verdict = if problems.is_empty() {
-        Verdict::Pass
+        LayerVerdict::Pass
     } else {
-        Verdict::Warn
+        LayerVerdict::Warn
     };
     let hint = (!hints.is_empty()).then(|| hints.join("; "));
     (
-        Outcome::new(verdict, summary)
+        LayerResult::new(verdict, summary)
             .maybe_hint(hint)
             .details(Details::Tls(details)),
         Some(config),

@@ -7,12 +7,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use espsim_emulator::events::{Direction, Event, EventKind, Side};
-use espsim_emulator::{DeviceOptions, Emulator, EmulatorConfig, RunningEmulator};
-use espsim_harness::client::{
+use espsim_client::{
     Backoff, Client, ClientConfig, ClientEvent, ClientEventKind, ClientProfile, ClientSender,
     ClientSummary, Closer, Heartbeat, HeartbeatKind,
 };
+use espsim_emulator::events::{Direction, Event, EventKind, Side};
+use espsim_emulator::{DeviceOptions, Emulator, EmulatorConfig, RunningEmulator};
 use espsim_protocol::client::GetStatus;
 use espsim_protocol::device::Welcome;
 use espsim_protocol::{ClientMessage, DeviceMessage};

@@ -1,0 +1,149 @@
+//! The emulator's config file format: the `device:` section of a scenario file, and the file
+//! `espsim run --config FILE` reads. It lives here, with the emulator it configures; the harness
+//! parses scenario files (strict YAML, file/line/column errors) and re-exports these types.
+
+use std::net::Ipv4Addr;
+
+use serde::Deserialize;
+
+use crate::internet::InternetMode;
+use crate::profile::Profile;
+use crate::{EmulatorConfig, WsSettings};
+
+/// How the emulated device is set up. Every field is optional; missing ones keep the defaults.
+///
+/// ```yaml
+/// profile: esp-idf-v5.4
+/// internet: captive
+/// device_ip: 192.168.4.1
+/// ws: { path: /ws, subprotocol: espsim.v1 }
+/// auth_token: s3cret
+/// seed: 7
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// ESP-IDF profile name (`espsim run --help` lists them).
+    pub profile: Option<String>,
+    /// `online`, `captive` or `offline`.
+    pub internet: Option<InternetMode>,
+    /// The address DNS answers with.
+    pub device_ip: Option<Ipv4Addr>,
+    /// WebSocket endpoint.
+    pub ws: Option<WsSpec>,
+    /// Token the app must present (header, `?token=` or `hello`).
+    pub auth_token: Option<String>,
+    /// Seed for the simulated sensors (and, with faults, for every random decision).
+    pub seed: Option<u64>,
+}
+
+/// The `ws:` part of the device section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsSpec {
+    /// Exact-match path, default `/ws`.
+    pub path: Option<String>,
+    /// The one subprotocol the endpoint supports.
+    pub subprotocol: Option<String>,
+}
+
+/// A device section that names something the emulator does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceSpecError {
+    /// `profile:` is not one of the known ESP-IDF profiles.
+    #[error("unknown profile `{name}` (known: {known})")]
+    UnknownProfile {
+        /// The name given.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+    /// `ws.path:` does not start with `/`.
+    #[error("the WebSocket path must start with `/` (got `{0}`)")]
+    WsPath(String),
+}
+
+impl DeviceSpec {
+    /// The emulator configuration this section describes, on loopback with ephemeral ports
+    /// (callers set listen addresses, TLS and the event file). `fallback_seed` is used when the
+    /// section gives no `seed`. `espsim run` and `espsim test` both build their device with it.
+    pub fn emulator_config(&self, fallback_seed: u64) -> Result<EmulatorConfig, DeviceSpecError> {
+        let profile = match &self.profile {
+            Some(name) => Profile::by_name(name)
+                .ok_or_else(|| DeviceSpecError::UnknownProfile {
+                    name: name.clone(),
+                    known: Profile::names().join(", "),
+                })?
+                .clone(),
+            None => Profile::default(),
+        };
+        let ws = self.ws.clone().unwrap_or_default();
+        let path = ws.path.unwrap_or_else(|| WsSettings::default().path);
+        if !path.starts_with('/') {
+            return Err(DeviceSpecError::WsPath(path));
+        }
+        let mut config = EmulatorConfig {
+            device_ip: self.device_ip.unwrap_or(Ipv4Addr::LOCALHOST),
+            profile,
+            internet: self.internet.unwrap_or_default(),
+            ws: WsSettings {
+                path,
+                subprotocol: ws.subprotocol,
+            },
+            seed: self.seed.unwrap_or(fallback_seed),
+            ..EmulatorConfig::default()
+        };
+        config.device.auth_token.clone_from(&self.auth_token);
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_to_an_emulator_config() {
+        let cfg = DeviceSpec {
+            profile: Some("esp-idf-v5.5".into()),
+            internet: Some(InternetMode::Offline),
+            ws: Some(WsSpec {
+                path: Some("/socket".into()),
+                subprotocol: None,
+            }),
+            auth_token: Some("t".into()),
+            ..DeviceSpec::default()
+        };
+        let emu = cfg.emulator_config(42).expect("maps");
+        assert_eq!(emu.profile.name, "esp-idf-v5.5");
+        assert_eq!(emu.internet, InternetMode::Offline);
+        assert_eq!(emu.ws.path, "/socket");
+        assert_eq!(emu.device.auth_token.as_deref(), Some("t"));
+        assert_eq!(emu.seed, 42);
+        let bad = DeviceSpec {
+            profile: Some("esp-idf-v9".into()),
+            ..DeviceSpec::default()
+        };
+        let err = bad.emulator_config(0).expect_err("unknown profile");
+        assert!(
+            err.to_string().starts_with("unknown profile `esp-idf-v9`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_ws_path_without_a_slash_is_an_error() {
+        let bad = DeviceSpec {
+            ws: Some(WsSpec {
+                path: Some("ws".into()),
+                subprotocol: None,
+            }),
+            ..DeviceSpec::default()
+        };
+        assert_eq!(
+            bad.emulator_config(0).expect_err("bad path"),
+            DeviceSpecError::WsPath("ws".into())
+        );
+    }
+}
