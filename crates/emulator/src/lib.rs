@@ -21,6 +21,7 @@ pub mod events;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod internet;
+pub mod net;
 pub mod profile;
 
 mod context;
