@@ -13,6 +13,9 @@
 //!   happens in between.
 //! - [`limits`]: the bounds validation puts on every value a rule carries and on the number of
 //!   rules.
+//! - [`duration`]: the one duration grammar of every file a user writes (`250ms`, `1m 30s`)
+//!   and its serde adapters `human` / `human_opt`, used by the scenario and expectation types
+//!   too.
 //!
 //! A scenario's `faults:` list deserializes into `Vec<FaultRule>`:
 //!
@@ -49,7 +52,7 @@
 
 #![warn(missing_docs)]
 
-mod duration;
+pub mod duration;
 pub mod fault;
 pub mod limits;
 pub mod plan;
