@@ -90,3 +90,51 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
     })?;
     parse(&text, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Doc {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn yes_and_no_stay_strings() {
+        let map: BTreeMap<String, String> =
+            parse("a: yes\nb: no\n", Path::new("f.yaml")).expect("strings");
+        assert_eq!(map["a"], "yes");
+        assert_eq!(map["b"], "no");
+    }
+
+    #[test]
+    fn an_error_names_the_file_line_and_column_once() {
+        let err = parse::<Doc>("name: x\nnmae: y\n", Path::new("dir/f.yaml")).expect_err("unknown");
+        assert_eq!(err.line_column().map(|(l, _)| l), Some(2), "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with("dir/f.yaml:2:"), "{text}");
+        assert!(text.contains("nmae"), "{text}");
+        assert!(
+            !text.contains("<input>"),
+            "the snippet names the file: {text}"
+        );
+        assert!(
+            !text.contains(": line 2 column"),
+            "the position is not repeated: {text}"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_a_read_error() {
+        let err = load::<Doc>(Path::new("/nonexistent/espsim.yaml")).expect_err("missing");
+        assert!(matches!(err, YamlError::Read { .. }), "{err:?}");
+        assert_eq!(err.line_column(), None);
+    }
+}
