@@ -223,7 +223,7 @@ pub mod human_opt {
         }
     }
 
-    /// Reads `null` as `None`, anything else as [`human`](super::human) does.
+    /// Reads `null` as `None`, anything else as [`human`] does.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         d.deserialize_option(OptVisitor)
     }

@@ -54,7 +54,7 @@ impl fmt::Display for RuleId {
     }
 }
 
-/// A rule as listed by [`FaultPlan::rules`]: its id and content.
+/// A rule as listed by [`FaultPlan::rules`](crate::FaultPlan::rules): its id and content.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ListedRule {
     /// The rule's id (used to remove it).
@@ -112,8 +112,9 @@ pub enum PlanError {
     },
 }
 
-/// Why rules could not be added to a running plan ([`FaultPlan::add`], [`FaultPlan::add_all`]).
-/// Nothing was added.
+/// Why rules could not be added to a running plan
+/// ([`FaultPlan::add`](crate::FaultPlan::add),
+/// [`FaultPlan::add_all`](crate::FaultPlan::add_all)). Nothing was added.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AddError {
