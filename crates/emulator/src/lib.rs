@@ -15,6 +15,10 @@
 //!
 //! Everything observable lands in the [`events::EventLog`]. Limits and quirks per ESP-IDF version
 //! live in [`profile::Profile`]; the internet mode in [`internet::InternetMode`].
+//!
+//! Every service serves through [`net`]: the listeners and streams that carry out the fault
+//! plan's decisions on real sockets (`espsim_faults` decides, without sockets). [`yaml`] is the
+//! strict YAML reader of the control API's rule bodies, shared with the harness's files.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
@@ -25,7 +29,9 @@ pub mod events;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod internet;
+pub mod net;
 pub mod profile;
+pub mod yaml;
 
 mod context;
 mod device;

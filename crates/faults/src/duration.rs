@@ -7,8 +7,10 @@
 //! that reads differently in every tool is a guess we do not make.
 //!
 //! Used through `#[serde(with = "…")]` so the public types keep plain [`std::time::Duration`]
-//! fields. A bare integer `0` is accepted as "zero" (Toxiproxy users write `timeout: 0`); any
-//! other bare number is rejected because its unit would be a guess.
+//! fields: [`human`] for a `Duration`, [`human_opt`] for an `Option<Duration>`. These are the
+//! only duration adapters of the workspace (scenario files and expectations use them too). A
+//! bare integer `0` is accepted as "zero" (Toxiproxy users write `timeout: 0`); any other bare
+//! number is rejected because its unit would be a guess.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -170,24 +172,29 @@ pub(crate) fn format(d: Duration) -> String {
     format_duration(d)
 }
 
-/// `#[serde(with = "crate::duration::human")]` for a `Duration` field.
-pub(crate) mod human {
+/// `#[serde(with = "espsim_faults::duration::human")]` for a `Duration` field: reads the
+/// strict grammar ([`parse_strict_duration`], or a bare `0`), writes [`format_duration`].
+pub mod human {
     use super::*;
 
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    /// Writes `d` as [`format_duration`] does (`"1s 500ms"`).
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format(*d))
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    /// Reads a duration string in the strict grammar, or a bare `0`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         d.deserialize_any(DurationVisitor)
     }
 }
 
-/// `#[serde(with = "crate::duration::human_opt")]` for an `Option<Duration>` field.
-pub(crate) mod human_opt {
+/// `#[serde(with = "espsim_faults::duration::human_opt")]` for an `Option<Duration>` field
+/// (absent or `null` is `None`; combine with `#[serde(default)]`).
+pub mod human_opt {
     use super::*;
 
-    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    /// Writes `Some(d)` as [`format_duration`] does, `None` as null.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.serialize_some(&format(*d)),
             None => s.serialize_none(),
@@ -216,9 +223,8 @@ pub(crate) mod human_opt {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
+    /// Reads `null` as `None`, anything else as [`human`] does.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         d.deserialize_option(OptVisitor)
     }
 }

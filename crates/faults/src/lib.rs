@@ -1,5 +1,6 @@
-//! Fault injection for espsim: the vocabulary, the triggers, the seeded plan, and the faulty
-//! transports the emulator serves through.
+//! Fault injection for espsim: the vocabulary, the triggers, the seeded plan and validation.
+//! Pure: no sockets, no runtime; the emulator's `net` module (`espsim_emulator::net`) carries
+//! the plan's decisions out on real sockets.
 //!
 //! - [`Fault`] (module `fault`): every fault a scenario can name: connect, handshake, stream
 //!   (Toxiproxy toxics), WebSocket, DNS, device.
@@ -12,9 +13,9 @@
 //!   happens in between.
 //! - [`limits`]: the bounds validation puts on every value a rule carries and on the number of
 //!   rules.
-//! - [`FaultyStream`] (module `stream`) and [`FaultyListener`] / [`RefusableListener`]
-//!   (module `listener`): the faults on real sockets (RST via SO_LINGER 0, FIN, refusal,
-//!   stall, latency, bandwidth, slicing, cut after N bytes, half-open).
+//! - [`duration`]: the one duration grammar of every file a user writes (`250ms`, `1m 30s`)
+//!   and its serde adapters `human` / `human_opt`, used by the scenario and expectation types
+//!   too.
 //!
 //! A scenario's `faults:` list deserializes into `Vec<FaultRule>`:
 //!
@@ -42,8 +43,8 @@
 //! # }
 //! ```
 //!
-//! Integration in the emulator, per service: bind a [`RefusableListener`], drive it with a
-//! [`FaultyListener`] (refusal windows, connect faults, stream faults), ask
+//! Integration in the emulator, per service: its `RefusableListener` / `FaultyListener` ask
+//! [`FaultPlan::refusing`], [`FaultPlan::on_connect`] and [`FaultPlan::stream_faults`]; it asks
 //! [`FaultPlan::on_handshake`] after reading an upgrade request, [`FaultPlan::on_ws_message`]
 //! for every message and [`FaultPlan::on_ws_tick`] at [`FaultPlan::next_boundary`], call
 //! [`FaultPlan::observe`] with each app message `type` (arming `after:` rules), and follow
@@ -51,13 +52,10 @@
 
 #![warn(missing_docs)]
 
-mod duration;
+pub mod duration;
 pub mod fault;
 pub mod limits;
-pub mod listener;
 pub mod plan;
-pub mod stream;
-mod supervisor;
 mod validate;
 pub mod when;
 
@@ -69,11 +67,8 @@ pub use fault::{
     SlowClose, SocketExhaustion, StreamDirection, StreamFault, SuppressPong, TimeoutToxic,
     UnknownInternetMode, WrongAddress, WsClose, WsDelay, WsFault,
 };
-pub use listener::{FaultyListener, ListenerEvent, RefusableListener};
 pub use plan::{
     AddError, Applied, ConnInfo, ConnRef, DeviceWindow, DnsInfo, FaultPlan, FaultRule, FrameKind,
     HandshakeInfo, ListedRule, MessageInfo, PlanError, RuleError, RuleId, StreamFaults,
 };
-pub use stream::{Abort, FaultyStream};
-pub use supervisor::Supervisor;
 pub use when::{CountRange, Pattern, Probability, RangeError, Service, When};

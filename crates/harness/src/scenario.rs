@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use espsim_faults::FaultRule;
+use espsim_faults::duration::{human, human_opt};
 use espsim_faults::limits::MAX_RULES;
 /// The duration grammar of scenario files (and its formatter), for the CLI's duration flags.
 pub use espsim_faults::{format_duration, parse_strict_duration};
@@ -76,7 +77,7 @@ pub struct Scenario {
     pub phone: Option<espsim_phone::PhoneSpec>,
     /// How long the run lasts from the clock start (faults stop then; the built-in client
     /// leaves), e.g. `20s`.
-    #[serde(with = "strict")]
+    #[serde(with = "human")]
     pub duration: Duration,
     /// The file it was loaded from (set by [`Scenario::load`] and [`Scenario::parse`]).
     #[serde(skip)]
@@ -93,7 +94,7 @@ pub struct StartSettings {
     /// How long to wait for it: the run fails when the clock has not started by then (default
     /// [`DEFAULT_STARTUP_TIMEOUT`] for a command, [`DEFAULT_BUILTIN_STARTUP_TIMEOUT`] for the
     /// built-in client; at most [`MAX_STARTUP_TIMEOUT`]).
-    #[serde(default, with = "strict_opt")]
+    #[serde(default, with = "human_opt")]
     pub timeout: Option<Duration>,
 }
 
@@ -159,7 +160,7 @@ pub struct CommandSettings {
     /// Hard cap on the command's run time, from its start (default
     /// [`DEFAULT_COMMAND_TIMEOUT`], at most [`MAX_COMMAND_TIMEOUT`]): a command still running
     /// then is killed and fails the run.
-    #[serde(default, with = "strict_opt")]
+    #[serde(default, with = "human_opt")]
     pub timeout: Option<Duration>,
     /// For apps that run until told: SIGTERM at the end of `duration` (after the clock start);
     /// the app must then exit 0 within [`STOP_GRACE`]. Default: wait for the command to exit.
@@ -500,34 +501,6 @@ fn rule_label(index: usize, rule: &FaultRule) -> String {
     match &rule.name {
         Some(name) => format!("faults[{index}] ({name})"),
         None => format!("faults[{index}]"),
-    }
-}
-
-/// `duration: 20s`, strictly ([`espsim_faults::parse_strict_duration`]).
-mod strict {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        espsim_faults::parse_strict_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// An optional strict duration.
-mod strict_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        let text = Option::<String>::deserialize(d)?;
-        text.map(|t| espsim_faults::parse_strict_duration(&t))
-            .transpose()
-            .map_err(serde::de::Error::custom)
     }
 }
 

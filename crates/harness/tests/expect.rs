@@ -522,6 +522,31 @@ fn bad_expectations_are_rejected_with_position() {
     )
     .expect_err("bad duration");
     assert!(err.to_string().contains("invalid duration `soon`"), "{err}");
+    // Expectations read durations with the grammar of every other file (they used to accept
+    // humantime's `10 seconds`, `2min`, `1day`).
+    for lenient in ["10 seconds", "5 s", "2min", "1day"] {
+        let err = espsim_harness::yaml::parse::<Vec<Expectation>>(
+            &format!("- connected: {{ within: {lenient} }}\n"),
+            Path::new("e.yaml"),
+        )
+        .expect_err(lenient);
+        assert!(
+            err.to_string()
+                .contains(&format!("invalid duration `{lenient}`")),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("write digits with a unit ms, s, m or h"),
+            "{err}"
+        );
+    }
+    let ok = espsim_harness::yaml::parse::<Vec<Expectation>>(
+        "- connected: { within: 1m 30s }\n- reconnects: { at: 0, within: 500ms }\n",
+        Path::new("e.yaml"),
+    )
+    .expect("strict durations");
+    assert_eq!(ok.len(), 2);
     let err = espsim_harness::yaml::parse::<Vec<Expectation>>(
         "- conected: { within: 1s }\n",
         Path::new("e.yaml"),

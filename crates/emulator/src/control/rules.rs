@@ -5,6 +5,7 @@
 //! with the reason; rules that would make the plan hold more than `MAX_RULES` are a 409.
 
 use std::fmt;
+use std::path::Path;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use espsim_faults::FaultRule;
@@ -14,6 +15,7 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::api::{BODY_NAME, ErrorCode};
 use super::error::ApiError;
+use crate::yaml::YamlError;
 
 /// The body's format, from its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,35 +110,29 @@ pub(crate) fn parse(body: &[u8], format: Format) -> Result<RulesInput, ApiError>
                     format!("the body is not UTF-8: {e}"),
                 )
             })?;
-            let options = serde_saphyr::options! { strict_booleans: true };
-            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-                let location = e.location();
-                let (line, column) = (location.map(|l| l.line()), location.map(|l| l.column()));
-                let at = match (line, column) {
-                    (Some(l), Some(c)) => format!(" at {l}:{c}"),
-                    _ => String::new(),
-                };
-                let reason = tidy(&e.to_string());
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid fault rule YAML{at}: {reason}"),
-                )
-                .code(ErrorCode::InvalidBody)
-                .at(line, column, reason)
+            crate::yaml::parse(text, Path::new(BODY_NAME)).map_err(|e| match e {
+                YamlError::Invalid {
+                    line,
+                    column,
+                    message,
+                    ..
+                } => {
+                    let at = match (line, column) {
+                        (Some(l), Some(c)) => format!(" at {l}:{c}"),
+                        _ => String::new(),
+                    };
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("invalid fault rule YAML{at}: {message}"),
+                    )
+                    .code(ErrorCode::InvalidBody)
+                    .at(line, column, message)
+                }
+                other => ApiError::new(StatusCode::BAD_REQUEST, other.to_string())
+                    .code(ErrorCode::InvalidBody),
             })
         }
     }
-}
-
-/// serde-saphyr renders `error: line L column C: <what>` plus a snippet; the position is in
-/// our prefix and the fields already.
-fn tidy(rendered: &str) -> String {
-    let text = rendered.strip_prefix("error: ").unwrap_or(rendered);
-    let text = match text.split_once(": ") {
-        Some((position, rest)) if position.starts_with("line ") => rest,
-        _ => text,
-    };
-    text.replace("<input>", BODY_NAME)
 }
 
 /// Checks every rule before any is added, so a list is all-or-nothing; 422 names the rule.

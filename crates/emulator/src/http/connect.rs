@@ -6,14 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use espsim_faults::listener::apply_connect_fault;
-use espsim_faults::{Abort, Applied, ConnectFault, RuleId};
+use espsim_faults::{Applied, ConnectFault, RuleId};
 use serde::Serialize;
 use socket2::SockRef;
 use tokio::net::TcpStream;
 
 use crate::context::{Outage, Shared};
 use crate::events::{ConnId, EventKind, Side};
+use crate::net::Abort;
+use crate::net::listener::apply_connect_fault;
 
 use super::gate::Gate;
 

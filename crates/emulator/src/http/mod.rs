@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use espsim_faults::{ConnInfo, ConnRef, FaultyStream, Service, Supervisor};
+use espsim_faults::{ConnInfo, ConnRef, Service};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::{Outage, Shared};
 use crate::events::{EventKind, Side};
+use crate::net::{FaultyStream, Supervisor};
 use crate::sockets::Admission;
 
 use self::conn::Site;

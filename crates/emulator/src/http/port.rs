@@ -8,12 +8,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use espsim_faults::{Applied, ConnectFault, RefusableListener};
+use espsim_faults::{Applied, ConnectFault};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use crate::StartError;
 use crate::context::Shared;
+use crate::net::RefusableListener;
 
 use super::connect::{emit_applied, fmt_duration};
 use super::syn_watch::{RefusedAttempts, SynWatch, Target};

@@ -2,9 +2,11 @@
 //! device service it arrived on (for `when: { service: … }`) and a way to end it with RST
 //! (handshake `reset` faults).
 
-use espsim_faults::{FaultyStream, Service};
+use espsim_faults::Service;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+
+use crate::net::FaultyStream;
 
 /// A device-side connection: plain TCP, the fault wrapper, or TLS on top of either.
 ///
@@ -25,13 +27,13 @@ impl Transport for TcpStream {
     }
 
     fn abort(self) {
-        espsim_faults::Abort::abort(self);
+        crate::net::Abort::abort(self);
     }
 }
 
 impl<S> Transport for FaultyStream<S>
 where
-    S: AsyncRead + AsyncWrite + espsim_faults::Abort + Send + Unpin + 'static,
+    S: AsyncRead + AsyncWrite + crate::net::Abort + Send + Unpin + 'static,
 {
     fn service(&self) -> Service {
         Service::Http

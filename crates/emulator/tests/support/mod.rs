@@ -201,3 +201,25 @@ pub async fn event(
         .await
         .unwrap_or_else(|| panic!("no {what} event within 5 s"))
 }
+
+/// The stream faults in `v` (a JSON list of faults as a user writes them, not validated),
+/// applied as rule 1 with `seed`, as the emulator hands them to a connection. Any fault
+/// that is not a stream fault fails the test.
+pub fn stream_faults(v: serde_json::Value, seed: u64) -> espsim_faults::StreamFaults {
+    let list: Vec<espsim_faults::Fault> =
+        serde_json::from_value(v).expect("faults parse (unvalidated)");
+    espsim_faults::StreamFaults {
+        faults: list
+            .into_iter()
+            .map(|f| match f {
+                espsim_faults::Fault::Stream(s) => espsim_faults::Applied {
+                    rule: espsim_faults::RuleId(1),
+                    fault: s,
+                    until: None,
+                },
+                other => panic!("not a stream fault: {other:?}"),
+            })
+            .collect(),
+        seed,
+    }
+}

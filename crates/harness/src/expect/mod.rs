@@ -30,6 +30,7 @@ mod tells_user;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use espsim_faults::duration::{human, human_opt};
 use espsim_faults::{
     ConnectFault, DeviceFault, Fault, FaultRule, HandshakeFault, MessageDirection, Pattern,
     StreamFault, WsFault,
@@ -486,38 +487,4 @@ pub fn describe(e: &Expectation) -> String {
         Expectation::Probed(p) => format!("`{}`", p.os),
         Expectation::TellsUser(t) => format!("/{}/ within {}", t.pattern, d(t.within)),
     }
-}
-
-/// `within: 5s` (humantime).
-mod human {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// An optional humantime duration.
-mod human_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        let text = Option::<String>::deserialize(d)?;
-        text.map(|t| super::parse_duration(&t))
-            .transpose()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| {
-        format!("invalid duration `{text}`: {e} (write e.g. \"500ms\", \"5s\", \"2m\")")
-    })
 }

@@ -4,10 +4,12 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use espsim_faults::listener::{close_connection, reset_connection, stall_connection};
+use espsim_emulator::net::listener::{close_connection, reset_connection, stall_connection};
+use espsim_emulator::net::{
+    FaultyListener, FaultyStream, ListenerEvent, RefusableListener, Supervisor,
+};
 use espsim_faults::{
-    Applied, ConnectFault, Fault, FaultPlan, FaultRule, FaultyListener, FaultyStream,
-    ListenerEvent, RefusableListener, RuleId, Service, StreamFaults, Supervisor,
+    Applied, ConnectFault, Fault, FaultPlan, FaultRule, RuleId, Service, StreamFaults,
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -22,9 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::fault::{StreamDirection, StreamFault};
-use crate::plan::StreamFaults;
-use crate::supervisor::Supervisor;
+use espsim_faults::{StreamDirection, StreamFault, StreamFaults};
+
+use super::supervisor::Supervisor;
 
 /// How long a FIN-closed connection keeps reading (and discarding) the peer's data, so that
 /// unread input does not turn the FIN into an RST.

@@ -12,12 +12,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::supervisor::Supervisor;
+use espsim_faults::{Applied, ConnInfo, ConnRef, ConnectFault, FaultPlan, Service, StreamFault};
 
-use crate::fault::{ConnectFault, StreamFault};
-use crate::plan::{Applied, ConnInfo, ConnRef, FaultPlan};
-use crate::stream::{Abort, FIN_DRAIN, FaultyStream, close_with_fin, deadline};
-use crate::when::Service;
+use super::stream::{Abort, FIN_DRAIN, FaultyStream, close_with_fin, deadline};
+use super::supervisor::Supervisor;
 
 /// Listen backlog used when (re-)binding.
 const BACKLOG: i32 = 128;

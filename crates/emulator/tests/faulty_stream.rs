@@ -7,7 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use espsim_faults::{FaultyStream, StreamFault, Supervisor};
+use espsim_emulator::net::{FaultyStream, Supervisor};
+use espsim_faults::StreamFault;
 use serde_json::json;
 use support::stream_faults;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
@@ -395,4 +396,42 @@ async fn dropping_the_device_stream_delivers_its_data_then_closes() {
         data, b"flushed",
         "data written before the drop arrives, then EOF"
     );
+}
+
+/// u64::MAX seconds: parses as a `Duration`, overflows any clock it is added to.
+const HUGE: &str = "18446744073709551615s";
+
+/// Stream faults that never went through validation (a library user can build `StreamFaults`
+/// by hand): the pump must neither panic nor stop the connection's other direction.
+#[tokio::test]
+async fn a_pump_with_unvalidated_durations_keeps_running() {
+    let faults = stream_faults(
+        json!([
+            { "stream": "latency", "latency": HUGE, "jitter": HUGE, "direction": "upstream" },
+            { "stream": "latency", "latency": HUGE, "direction": "upstream" },
+            { "stream": "reset_peer", "timeout": HUGE },
+            { "stream": "slow_close", "delay": HUGE },
+            { "stream": "slow_close", "delay": HUGE },
+            { "stream": "slicer", "average_size": usize::MAX, "size_variation": usize::MAX },
+        ]),
+        3,
+    );
+    let (inner, mut app) = duplex(1 << 16);
+    let supervisor = Supervisor::default();
+    let mut device = FaultyStream::new(inner, &faults, &supervisor);
+    // Downstream is only sliced: the device's bytes reach the app.
+    device.write_all(b"hello").await.expect("device writes");
+    let mut got = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(5), app.read_exact(&mut got))
+        .await
+        .expect("downstream data in time")
+        .expect("read");
+    assert_eq!(&got, b"hello");
+    // Upstream is delayed "forever": nothing yet, and the pump is still alive.
+    app.write_all(b"ping").await.expect("app writes");
+    let mut buf = [0u8; 4];
+    let early = tokio::time::timeout(Duration::from_millis(100), device.read(&mut buf)).await;
+    assert!(early.is_err(), "held back: {early:?}");
+    assert_eq!(supervisor.tracker().len(), 1, "the pump task is alive");
+    supervisor.shutdown_token().cancel();
 }

@@ -1,0 +1,21 @@
+//! The faults on real sockets: the transport layer every service serves through.
+//!
+//! [`espsim_faults`] decides *what* happens to a connection (it has no sockets); this module
+//! makes it happen on the wire:
+//! - [`RefusableListener`] and [`FaultyListener`] (`listener`): refusal windows (no listening
+//!   socket → kernel RST → ECONNREFUSED), the connect faults `reset_on_accept` (SO_LINGER 0),
+//!   `close_on_accept` (FIN), `stall`, and every served connection wrapped in a
+//!   [`FaultyStream`];
+//! - [`FaultyStream`] (`stream`): the Toxiproxy-style stream faults per direction — latency,
+//!   bandwidth, slicing, cut after N bytes, timeout, reset, half-open;
+//! - [`Supervisor`] (`supervisor`): ties the tasks these spawn to the emulator's shutdown.
+//!
+//! Public so that the black-box tests in `tests/faulty_*.rs` can drive them over loopback.
+
+pub mod listener;
+pub mod stream;
+mod supervisor;
+
+pub use listener::{FaultyListener, ListenerEvent, RefusableListener};
+pub use stream::{Abort, FaultyStream};
+pub use supervisor::Supervisor;
