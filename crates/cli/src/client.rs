@@ -23,28 +23,28 @@ pub(crate) struct ClientArgs {
     #[arg(long, value_name = "NAME", default_value = "good")]
     profile: ClientProfile,
     /// Leave after this long (e.g. 30s, 2m) [default: until SIGINT/SIGTERM]
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "TIME", value_parser = espsim_harness::scenario::parse_strict_duration)]
     duration: Option<Duration>,
     /// Token sent in `hello`.
     #[arg(long, value_name = "TOKEN", env = "ESPSIM_TOKEN")]
     token: Option<String>,
     /// Bound on TCP connect + upgrade, and on waiting for `welcome` [good: 10s]
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "TIME", value_parser = espsim_harness::scenario::parse_strict_duration)]
     connect_timeout: Option<Duration>,
     /// Heartbeat interval (turns the heartbeat on, even for `silent`) [good: 10s]
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "TIME", value_parser = espsim_harness::scenario::parse_strict_duration)]
     heartbeat: Option<Duration>,
     /// No answer to a heartbeat within this long declares the link dead [good: 5s]
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "TIME", value_parser = espsim_harness::scenario::parse_strict_duration)]
     heartbeat_timeout: Option<Duration>,
     /// Heartbeat as protocol `ping` messages (app) or WebSocket ping frames (websocket).
     #[arg(long, value_name = "KIND", value_enum, default_value_t = BeatKind::App)]
     heartbeat_kind: BeatKind,
     /// First reconnect delay [good: 500ms]
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "TIME", value_parser = espsim_harness::scenario::parse_strict_duration)]
     backoff_initial: Option<Duration>,
     /// Cap on the reconnect delay [good: 30s]
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "TIME", value_parser = espsim_harness::scenario::parse_strict_duration)]
     backoff_max: Option<Duration>,
     /// Seed of the backoff jitter (same seed, same delays).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -237,6 +237,22 @@ mod tests {
         );
         assert_eq!(c.connect_timeout, Some(Duration::from_secs(3)));
         assert_eq!(c.backoff.initial, Duration::from_millis(100));
+    }
+
+    /// Flags take the strict duration grammar of scenario files (docs/reference/scenarios.md):
+    /// humantime's `5 seconds` or `2min` would be accepted here and refused in a file.
+    #[test]
+    fn durations_take_the_strict_grammar() {
+        for loose in ["5 seconds", "2min", "1.5s", "5"] {
+            let err = parse(&["ws://x/ws", "--connect-timeout", loose]).expect_err(loose);
+            assert!(
+                err.to_string()
+                    .contains(&format!("invalid duration `{loose}`")),
+                "{err}"
+            );
+        }
+        let args = parse(&["ws://x/ws", "--connect-timeout", "1m30s"]).expect("strict");
+        assert_eq!(args.connect_timeout, Some(Duration::from_secs(90)));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub(crate) struct PhoneArgs {
     #[arg(long = "device-arg", value_name = "ARG", allow_hyphen_values = true)]
     device_args: Vec<String>,
     /// How often the phone re-sends its connectivity check (200ms..10m).
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = espsim_harness::scenario::parse_strict_duration)]
     recheck: Duration,
     /// Also write every event as one JSON line to this file.
     #[arg(long, value_name = "FILE")]

@@ -24,7 +24,7 @@ pub(crate) struct ProbeArgs {
     #[arg(long, value_name = "ADDR", value_parser = parse_dns)]
     dns: Option<SocketAddr>,
     /// Limit for each network step (connect, response, reply), e.g. 2s, 500ms.
-    #[arg(long, value_name = "T", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "T", default_value = "5s", value_parser = espsim_harness::scenario::parse_strict_duration)]
     timeout: Duration,
     /// Token to send in `hello`, for devices that require one.
     #[arg(long, value_name = "T", env = "ESPSIM_TOKEN")]
