@@ -571,4 +571,80 @@ mod tests {
         assert_eq!(s.restart_delay_ms, 5);
         assert_eq!(s.ap_down_duration_ms, defaults.ap_down_duration_ms);
     }
+
+    /// The firmware's timers run on the run clock, so on paused time a provisioning's softAP
+    /// outage starts and ends exactly `ap_down_delay` and `ap_down_delay + ap_down_duration`
+    /// after the `ack`, whatever the durations.
+    #[tokio::test(start_paused = true)]
+    async fn provisioning_takes_the_softap_down_exactly_on_the_firmwares_timers() {
+        let options = DeviceOptions {
+            ap_down_delay: Some(Duration::from_secs(2)),
+            ap_down_duration: Some(Duration::from_secs(30)),
+            ..DeviceOptions::default()
+        };
+        let events = Arc::new(EventLog::new());
+        let hub = Arc::new(DeviceHost::new(options, 0, events.clone()));
+        let lifecycle = Lifecycle::new();
+        hub.start(&lifecycle);
+        let mut outage = hub.outage();
+        let mut session = hub.connect(1);
+        hub.frame(
+            1,
+            br#"{"type":"provision","id":1,"ssid":"espsim-home","password":"espsim-password"}"#,
+        );
+        assert_eq!(next_json(&mut session)["type"], "ack");
+
+        outage.changed().await.expect("outage changes");
+        assert_eq!(*outage.borrow_and_update(), Outage::ApDown);
+        assert_eq!(events.elapsed(), Duration::from_secs(2));
+        // Whatever the firmware said before, the last word is the drop.
+        let mut last = None;
+        while let Ok(out) = session.rx.try_recv() {
+            last = Some(out);
+        }
+        assert!(matches!(last, Some(Outgoing::Drop { .. })), "{last:?}");
+        assert_eq!(hub.session_count(), 0, "the firmware forgot the session");
+
+        outage.changed().await.expect("outage changes");
+        assert_eq!(*outage.borrow_and_update(), Outage::None);
+        assert_eq!(events.elapsed(), Duration::from_secs(32));
+        lifecycle.stop(Duration::ZERO);
+        lifecycle.tracker.wait().await;
+    }
+
+    /// An accepted `reboot` restarts the chip exactly `restart_delay` after the `ack`: the
+    /// session is dropped then, not before.
+    #[tokio::test(start_paused = true)]
+    async fn a_reboot_restarts_exactly_after_the_restart_delay() {
+        let options = DeviceOptions {
+            restart_delay: Some(Duration::from_secs(5)),
+            ..DeviceOptions::default()
+        };
+        let events = Arc::new(EventLog::new());
+        let hub = Arc::new(DeviceHost::new(options, 0, events.clone()));
+        let lifecycle = Lifecycle::new();
+        hub.start(&lifecycle);
+        let mut session = hub.connect(1);
+        hub.frame(1, br#"{"type":"reboot","id":1}"#);
+        assert_eq!(next_json(&mut session)["type"], "ack");
+
+        tokio::time::advance(Duration::from_millis(4_999)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(hub.session_count(), 1, "still up 1 ms before the restart");
+        assert!(matches!(
+            session.rx.recv().await,
+            Some(Outgoing::Drop { .. })
+        ));
+        assert_eq!(events.elapsed(), Duration::from_secs(5));
+        let restart = events
+            .snapshot()
+            .into_iter()
+            .find(|e| {
+                matches!(&e.kind, EventKind::DeviceAction { action, .. } if action == "restart")
+            })
+            .expect("the restart is recorded");
+        assert_eq!(restart.at_ms, 5_000);
+        lifecycle.stop(Duration::ZERO);
+        lifecycle.tracker.wait().await;
+    }
 }

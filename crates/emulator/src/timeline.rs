@@ -514,4 +514,45 @@ mod tests {
         ));
         assert_eq!(actions(&targets), ["sockets_held", "sockets_released"]);
     }
+    /// The task, not a test's manual steps, on paused time: each window edge happens exactly
+    /// on the run clock, however long the windows are.
+    #[tokio::test(start_paused = true)]
+    async fn the_running_timeline_opens_and_closes_windows_exactly_on_the_run_clock() {
+        let targets = targets(&[
+            r#"{"when":{"at":"10s"},"fault":{"device":"ap_down","for":"5s"}}"#,
+            r#"{"when":{"at":"1m","for":"30s"},"fault":{"device":"internet","mode":"offline"}}"#,
+        ]);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(targets.clone(), cancel.clone()));
+        let mut outage = targets.device.outage();
+
+        tokio::time::advance(ms(9_999)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(*outage.borrow_and_update(), Outage::None, "not before 10 s");
+        outage.changed().await.expect("outage changes");
+        assert_eq!(*outage.borrow_and_update(), Outage::ApDown);
+        assert_eq!(targets.events.elapsed(), ms(10_000));
+        outage.changed().await.expect("outage changes");
+        assert_eq!(*outage.borrow_and_update(), Outage::None);
+        assert_eq!(targets.events.elapsed(), ms(15_000));
+
+        let mut events = targets.events.subscribe();
+        let at = |kind: &str| {
+            targets
+                .events
+                .snapshot()
+                .into_iter()
+                .filter(|e| e.kind.name() == kind)
+                .map(|e| e.at_ms)
+                .collect::<Vec<_>>()
+        };
+        while at("internet_changed").len() < 2 {
+            events.recv().await.expect("events flow");
+        }
+        assert_eq!(at("internet_changed"), [60_000, 90_000]);
+        assert_eq!(targets.internet.get(), InternetMode::Captive);
+        assert_eq!(actions(&targets), ["ap_down", "ap_up", "internet_restored"]);
+        cancel.cancel();
+        task.await.expect("the task ends on cancel");
+    }
 }
