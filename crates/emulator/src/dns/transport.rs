@@ -104,12 +104,12 @@ pub(crate) async fn serve_tcp(listener: TcpListener, handler: CaptiveDns, handle
         };
         match accepted {
             Ok((stream, client)) => {
-                let (handler, conn_shared) = (handler.clone(), handles.clone());
+                let (handler, conn_handles) = (handler.clone(), handles.clone());
                 handles.lifecycle.tracker.spawn(serve_tcp_conn(
                     stream,
                     client,
                     handler,
-                    conn_shared,
+                    conn_handles,
                 ));
             }
             Err(e) => {

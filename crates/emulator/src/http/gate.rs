@@ -1,7 +1,7 @@
 //! How an outage reaches connections that are already open on the device port.
 //!
 //! Every connection's raw socket is wrapped in a [`Gated`] stream whose [`Gate`] the accept loop
-//! flips when `handles.outage` changes (see [`Gates::apply`]):
+//! flips when the device host's outage changes (see [`Gates::apply`]):
 //! - `Open`: bytes flow;
 //! - `Silent` (AP down): reads and writes wait, nothing is sent, no FIN, no RST: from the app's
 //!   side the device vanished;
