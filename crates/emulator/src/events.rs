@@ -460,7 +460,9 @@ pub const FILE_STALL: Duration = Duration::from_secs(1);
 /// Records events, fans them out live, keeps the history and writes the JSON-lines file.
 #[derive(Debug)]
 pub struct EventLog {
-    start: Instant,
+    /// Tokio's clock, so a test on paused time (`start_paused`) controls every event's `at_ms`
+    /// and the run clock the fault plan and the device read from [`EventLog::elapsed`].
+    start: tokio::time::Instant,
     /// The history, and under the same lock the next sequence number: numbering, the file
     /// queue, the live stream and the history see events in one order.
     history: Mutex<Kept>,
@@ -537,6 +539,8 @@ impl FileQueue {
     }
 
     /// Queues `event`, waiting up to `stall` for room; counts it as missed when there is none.
+    /// The wait is on the wall clock (`std::time::Instant`, a condition variable): it measures a
+    /// disk that stopped, which paused tokio time cannot speed up.
     fn push(&self, event: Event, capacity: usize, stall: Duration) {
         let mut state = self.lock();
         if state.status.error.is_none() && state.events.len() >= capacity && !state.shedding {
@@ -665,11 +669,12 @@ impl Drop for FileSink {
 }
 
 impl EventLog {
-    /// A log without a file that keeps every event ([`History::All`]).
+    /// A log without a file that keeps every event ([`History::All`]). Its clock starts now, on
+    /// tokio's clock ([`EventLog::elapsed`]): create it on the runtime that will use it.
     pub fn new() -> Self {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         EventLog {
-            start: Instant::now(),
+            start: tokio::time::Instant::now(),
             history: Mutex::new(Kept::default()),
             keep: History::All,
             live,
@@ -742,7 +747,11 @@ impl EventLog {
         self
     }
 
-    /// Time since the log (and so the emulator) started.
+    /// Time since the log (and so the emulator) started, on tokio's clock: in a runtime whose
+    /// time is paused it moves only with `tokio::time::advance` (or the runtime's auto-advance);
+    /// outside a runtime, and in every build without tokio's `test-util`, it is the wall clock.
+    /// The clock read is that of the runtime calling: the UDP DNS thread's own runtime is never
+    /// paused, so a test on paused time runs without DNS.
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }

@@ -1,8 +1,11 @@
 //! The device's view of "the internet": what OS connectivity checks and DNS see.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use espsim_faults::{InternetMode, UnknownInternetMode};
+
+use crate::events::{EventKind, EventLog};
 
 /// Compact encoding for the atomic switch.
 fn to_u8(mode: InternetMode) -> u8 {
@@ -39,6 +42,38 @@ impl InternetSwitch {
     /// Switches to `mode`; returns the previous mode.
     pub fn set(&self, mode: InternetMode) -> InternetMode {
         from_u8(self.0.swap(to_u8(mode), Ordering::Relaxed))
+    }
+}
+
+/// The emulator's internet mode as its services see it (cheap to clone): connectivity checks
+/// and DNS read it on every request; the control API and the device-fault timeline switch it,
+/// and every switch is recorded (`internet_changed`).
+#[derive(Debug, Clone)]
+pub(crate) struct Internet {
+    switch: Arc<InternetSwitch>,
+    events: Arc<EventLog>,
+}
+
+impl Internet {
+    /// The internet starting in `mode`, its switches recorded in `events`.
+    pub(crate) fn new(mode: InternetMode, events: Arc<EventLog>) -> Self {
+        Internet {
+            switch: Arc::new(InternetSwitch::new(mode)),
+            events,
+        }
+    }
+
+    /// The mode now.
+    pub(crate) fn get(&self) -> InternetMode {
+        self.switch.get()
+    }
+
+    /// Switches the mode and records the change.
+    pub(crate) fn set(&self, to: InternetMode) {
+        let from = self.switch.set(to);
+        if from != to {
+            self.events.emit(EventKind::InternetChanged { from, to });
+        }
     }
 }
 

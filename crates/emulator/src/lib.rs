@@ -6,12 +6,17 @@
 //! - `http`: ESP-IDF's `esp_http_server` on the device port — connectivity checks per OS
 //!   (`probes`), the portal page, ESP-IDF's error pages, header limits and socket limit;
 //! - `ws`: the WebSocket endpoint with ESP-IDF's handshake checks, driving the firmware's
-//!   `Device` (`device`), shared by all sessions;
+//!   `Device` (`device_host`), shared by all sessions;
 //! - optionally the same over TLS (`tls`);
 //! - optionally the [`control`] API on its own port: faults, internet mode, button, live events.
 //!
 //! [`config::DeviceSpec`] is the config file format (`espsim run --config`, a scenario's
 //! `device:` section) that turns into an [`EmulatorConfig`].
+//!
+//! No service gets a bag of all state: each takes the handles it uses (its module's `Handles`),
+//! assembled in [`Emulator::start`] — the `lifecycle` (shutdown and tasks), the device host
+//! (the firmware and the outage it publishes), the internet mode, the socket table, the fault
+//! plan and the event log.
 //!
 //! Everything observable lands in the [`events::EventLog`]. Limits and quirks per ESP-IDF version
 //! live in [`profile::Profile`]; the internet mode in [`internet::InternetMode`].
@@ -33,10 +38,10 @@ pub mod net;
 pub mod profile;
 pub mod yaml;
 
-mod context;
-mod device;
+mod device_host;
 mod dns;
 mod http;
+mod lifecycle;
 mod sockets;
 mod timeline;
 mod tls;
@@ -52,14 +57,16 @@ use espsim_faults::{FaultPlan, FaultRule, PlanError};
 use tokio::net::TcpListener;
 
 pub use crate::control::{ControlAuth, ControlLimits, ControlOptions};
-pub use crate::device::DeviceOptions;
+pub use crate::device_host::DeviceOptions;
 pub use crate::http::syn_watch::RefusedAttempts;
 pub use crate::tls::{SelfSigned, TlsError, TlsOptions, self_signed};
 
-use crate::context::Shared;
+use crate::device_host::DeviceHost;
 use crate::events::{EventKind, EventLog, History};
-use crate::internet::InternetMode;
+use crate::internet::{Internet, InternetMode};
+use crate::lifecycle::{Counter, Lifecycle};
 use crate::profile::Profile;
+use crate::sockets::SocketTable;
 
 /// WebSocket endpoint settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,23 +301,55 @@ impl Emulator {
             None => None,
         };
 
-        let device = device::DeviceHub::new(config.device.clone(), config.seed, events.clone());
-        let shared = Arc::new(Shared::new(
-            config.profile.clone(),
-            config.device_ip,
-            config.internet,
-            config.ws.clone(),
-            device,
-            faults,
+        // The handles, each given only to the services that use it.
+        let lifecycle = Lifecycle::new();
+        let profile = Arc::new(config.profile.clone());
+        let internet = Internet::new(config.internet, events.clone());
+        let device = Arc::new(DeviceHost::new(
+            config.device.clone(),
+            config.seed,
             events.clone(),
         ));
+        let sockets = Arc::new(SocketTable::new(
+            profile.max_open_sockets,
+            profile.lru_purge,
+        ));
 
-        shared.device.start(&shared);
-        shared.tracker.spawn(timeline::run(shared.clone()));
+        device.start(&lifecycle);
+        lifecycle.tracker.spawn(timeline::run(
+            timeline::Targets {
+                faults: faults.clone(),
+                events: events.clone(),
+                device: device.clone(),
+                internet: internet.clone(),
+                sockets: sockets.clone(),
+            },
+            lifecycle.cancel.clone(),
+        ));
+        let web = Arc::new(http::Handles {
+            device_ip: config.device_ip,
+            profile: profile.clone(),
+            internet: internet.clone(),
+            device: device.clone(),
+            sockets,
+            faults: faults.clone(),
+            events: events.clone(),
+            lifecycle: lifecycle.clone(),
+            conns: Counter::new(),
+            ws: Arc::new(ws::Handles {
+                settings: config.ws.clone(),
+                profile: profile.clone(),
+                device: device.clone(),
+                faults: faults.clone(),
+                events: events.clone(),
+                lifecycle: lifecycle.clone(),
+                upgrades: Counter::new(),
+            }),
+        });
         let port = |listener, tls: bool| {
             let service = if tls { "https" } else { "http" };
-            http::open_port(listener, &shared, tls, config.refused_attempts).map_err(|source| {
-                shared.cancel.cancel();
+            http::open_port(listener, &web, tls, config.refused_attempts).map_err(|source| {
+                lifecycle.cancel.cancel();
                 StartError::Bind {
                     service,
                     addr: if tls { config.https } else { config.http },
@@ -323,27 +362,43 @@ impl Emulator {
             Some((listener, acceptor)) => Some((port(listener, true)?, acceptor)),
             None => None,
         };
-        shared
+        lifecycle
             .tracker
-            .spawn(http::serve(http_port, shared.clone(), None));
+            .spawn(http::serve(http_port, web.clone(), None));
         if let Some((port, acceptor)) = https_port {
-            shared
+            lifecycle
                 .tracker
-                .spawn(http::serve(port, shared.clone(), Some(acceptor)));
+                .spawn(http::serve(port, web.clone(), Some(acceptor)));
         }
-        if let Some((udp, tcp)) = dns
-            && let Err(source) = dns::start(udp, tcp, &shared).await
-        {
-            shared.cancel.cancel();
-            return Err(StartError::Thread {
-                service: "dns (udp)",
-                source,
+        if let Some((udp, tcp)) = dns {
+            let handles = Arc::new(dns::Handles {
+                device_ip: config.device_ip,
+                internet: internet.clone(),
+                device: device.clone(),
+                faults: faults.clone(),
+                events: events.clone(),
+                lifecycle: lifecycle.clone(),
             });
+            if let Err(source) = dns::start(udp, tcp, &handles).await {
+                lifecycle.cancel.cancel();
+                return Err(StartError::Thread {
+                    service: "dns (udp)",
+                    source,
+                });
+            }
         }
         if let Some((listener, settings)) = control {
-            shared.tracker.spawn(control::serve(
+            let target = control::Target {
+                faults: faults.clone(),
+                events: events.clone(),
+                device: device.clone(),
+                internet: internet.clone(),
+                profile: profile.clone(),
+            };
+            lifecycle.tracker.spawn(control::serve(
                 listener,
-                shared.clone(),
+                target,
+                lifecycle.clone(),
                 config.internet,
                 settings,
             ));
@@ -369,7 +424,12 @@ impl Emulator {
             dns_addr,
             control_addr,
             control_token,
-            shared,
+            lifecycle,
+            profile,
+            internet,
+            device,
+            faults,
+            events,
         })
     }
 }
@@ -385,19 +445,24 @@ pub struct RunningEmulator {
     dns_addr: Option<SocketAddr>,
     control_addr: Option<SocketAddr>,
     control_token: Option<control::Secret>,
-    shared: Arc<Shared>,
+    lifecycle: Lifecycle,
+    profile: Arc<Profile>,
+    internet: Internet,
+    device: Arc<DeviceHost>,
+    faults: Arc<FaultPlan>,
+    events: Arc<EventLog>,
 }
 
 impl RunningEmulator {
     /// Starts the run clock now (see [`RunClock::Deferred`]), recording `clock_started` with
     /// `reason`. True when this call started it; false when it was already running.
     pub fn start_clock(&self, reason: &str) -> bool {
-        self.shared.start_clock(reason)
+        start_run_clock(&self.faults, &self.events, reason)
     }
 
     /// When the run clock started, as time since the emulator started; `None` while deferred.
     pub fn clock_started_at(&self) -> Option<Duration> {
-        self.shared.faults.clock_origin()
+        self.faults.clock_origin()
     }
 
     /// The bound HTTP/WebSocket address.
@@ -429,42 +494,42 @@ impl RunningEmulator {
 
     /// The event log.
     pub fn events(&self) -> &Arc<EventLog> {
-        &self.shared.events
+        &self.events
     }
 
     /// The device profile in use.
     pub fn profile(&self) -> &Profile {
-        &self.shared.profile
+        &self.profile
     }
 
     /// The internet mode now.
     pub fn internet(&self) -> InternetMode {
-        self.shared.internet.get()
+        self.internet.get()
     }
 
     /// Switches the internet mode (takes effect on the next request).
     pub fn set_internet(&self, mode: InternetMode) {
-        self.shared.set_internet(mode);
+        self.internet.set(mode);
     }
 
     /// The fault plan: list, add and remove rules at run time.
     pub fn faults(&self) -> &Arc<FaultPlan> {
-        &self.shared.faults
+        &self.faults
     }
 
     /// The run's seed.
     pub fn seed(&self) -> u64 {
-        self.shared.faults.seed()
+        self.faults.seed()
     }
 
     /// Presses the simulated board's button: the firmware broadcasts an `event` to every client.
     pub fn press_button(&self) {
-        self.shared.device.press_button();
+        self.device.press_button();
     }
 
     /// How many WebSocket sessions the device has open.
     pub fn session_count(&self) -> usize {
-        self.shared.device.session_count()
+        self.device.session_count()
     }
 
     /// Stops every service: listeners close, WebSocket sessions get close 1001. An app gets
@@ -473,16 +538,16 @@ impl RunningEmulator {
     /// file holds every event, `stopping` and each session's `ws_closed` included — or when
     /// `grace` passed for the tasks and again for the file.
     pub async fn shutdown(self, grace: Duration) {
-        self.shared.emit(EventKind::Stopping);
-        self.shared.stop(grace / 2);
-        if tokio::time::timeout(grace, self.shared.tracker.wait())
+        self.events.emit(EventKind::Stopping);
+        self.lifecycle.stop(grace / 2);
+        if tokio::time::timeout(grace, self.lifecycle.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!("some tasks did not stop within {grace:?}");
         }
-        self.shared.events.flush_file(grace).await;
-        if let Some(status) = self.shared.events.file_status()
+        self.events.flush_file(grace).await;
+        if let Some(status) = self.events.file_status()
             && (status.missed > 0 || status.error.is_some())
         {
             tracing::error!(
@@ -503,11 +568,24 @@ impl Drop for RunningEmulator {
     /// Stops everything as [`RunningEmulator::shutdown`] does, without waiting (nothing to do
     /// after a shutdown).
     fn drop(&mut self) {
-        if !self.shared.cancel.is_cancelled() {
-            self.shared.emit(EventKind::Stopping);
-            self.shared.stop(DROP_CLOSE_WAIT);
+        if !self.lifecycle.cancel.is_cancelled() {
+            self.events.emit(EventKind::Stopping);
+            self.lifecycle.stop(DROP_CLOSE_WAIT);
         }
     }
+}
+
+/// Starts the run clock now, recording `clock_started` with `reason` when this call started it
+/// (true); false when it was already running. The one path for every way of starting it (the
+/// library call, the control API), so the event is recorded exactly once.
+pub(crate) fn start_run_clock(faults: &FaultPlan, events: &EventLog, reason: &str) -> bool {
+    let started = faults.start_clock(events.elapsed());
+    if started {
+        events.emit(EventKind::ClockStarted {
+            reason: reason.to_owned(),
+        });
+    }
+    started
 }
 
 fn local_addr(

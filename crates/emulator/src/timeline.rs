@@ -17,9 +17,9 @@
 //! - `socket_exhaustion { sockets }`: that many socket slots held by phantom connections.
 //!
 //! Each opening records `FaultApplied`, each step on the device a `DeviceAction`. The listener
-//! and open connections react to `shared.outage` on their own (the HTTP service), DNS by not
-//! answering. The device hub merges this outage with the firmware's own softAP outage while
-//! it provisions (`DeviceHub::set_fault_outage`).
+//! and open connections react to the device host's outage on their own (the HTTP service), DNS
+//! by not answering. The device host merges this outage with the firmware's own softAP outage while
+//! it provisions (`DeviceHost::set_fault_outage`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,21 +27,40 @@ use std::time::Duration;
 
 use espsim_faults::{DeviceFault, DeviceWindow, Fault, RuleId};
 
-use crate::context::{Outage, Shared};
-use crate::events::EventKind;
-use crate::internet::InternetMode;
-use crate::sockets::Reservation;
+use espsim_faults::FaultPlan;
+use tokio_util::sync::CancellationToken;
 
-/// Follows the plan's device timeline until `shared.cancel` fires. Spawn it on `shared.tracker`.
-pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut changes = shared.faults.changes();
+use crate::device_host::{DeviceHost, Outage};
+use crate::events::{EventKind, EventLog};
+use crate::internet::{Internet, InternetMode};
+use crate::sockets::{Reservation, SocketTable};
+
+/// What the timeline reads and drives: the plan and the run clock (`events`), the device, the
+/// internet mode and the socket slots.
+#[derive(Debug, Clone)]
+pub(crate) struct Targets {
+    /// The plan whose device timeline is carried out.
+    pub(crate) faults: Arc<FaultPlan>,
+    /// The run clock (`elapsed`) and where the steps are recorded.
+    pub(crate) events: Arc<EventLog>,
+    /// Reboots, AP outages (`set_fault_outage`) and dropped sessions.
+    pub(crate) device: Arc<DeviceHost>,
+    /// `internet` windows switch it.
+    pub(crate) internet: Internet,
+    /// `socket_exhaustion` windows hold slots.
+    pub(crate) sockets: Arc<SocketTable>,
+}
+
+/// Follows the plan's device timeline until `cancel` fires. Spawn it on the emulator's tracker.
+pub(crate) async fn run(targets: Targets, cancel: CancellationToken) {
+    let mut changes = targets.faults.changes();
     let mut plan_alive = true;
-    let mut timeline = Timeline::new(shared.clone());
+    let mut timeline = Timeline::new(targets.clone());
     loop {
         changes.borrow_and_update();
-        let now = shared.events.elapsed();
+        let now = targets.events.elapsed();
         timeline.catch_up(now);
-        let next = shared.faults.next_boundary(now);
+        let next = targets.faults.next_boundary(now);
         let sleep = async {
             match next {
                 Some(at) => tokio::time::sleep(at.saturating_sub(now)).await,
@@ -50,7 +69,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         };
         tokio::select! {
             biased;
-            () = shared.cancel.cancelled() => break,
+            () = cancel.cancelled() => break,
             changed = changes.changed(), if plan_alive => plan_alive = changed.is_ok(),
             () = sleep => {}
         }
@@ -69,7 +88,7 @@ struct Active {
 /// The windows in force and what is needed to undo them.
 #[derive(Debug)]
 struct Timeline {
-    shared: Arc<Shared>,
+    targets: Targets,
     active: BTreeMap<(RuleId, Duration), Active>,
     /// The internet mode from before the first open `internet` window, restored after the last.
     internet_before: Option<InternetMode>,
@@ -82,9 +101,9 @@ struct Timeline {
 
 impl Timeline {
     /// A timeline for the plan as it is now: its device rules count from the start of the run.
-    fn new(shared: Arc<Shared>) -> Self {
+    fn new(targets: Targets) -> Self {
         let mut timeline = Timeline {
-            shared,
+            targets,
             active: BTreeMap::new(),
             internet_before: None,
             stepped: None,
@@ -97,7 +116,7 @@ impl Timeline {
     /// Records the device rules not seen before as seen at `now`, and forgets removed ones.
     fn note_rules(&mut self, now: Duration) {
         let ids: Vec<RuleId> = self
-            .shared
+            .targets
             .faults
             .rules()
             .into_iter()
@@ -114,7 +133,7 @@ impl Timeline {
     /// (from the start of the run on the first call), in order, then at `now`.
     fn catch_up(&mut self, now: Duration) {
         self.note_rules(now);
-        let timeline = self.shared.faults.device_timeline();
+        let timeline = self.targets.faults.device_timeline();
         let since = self.stepped;
         let mut edges: Vec<Duration> = timeline
             .iter()
@@ -134,7 +153,7 @@ impl Timeline {
     /// Closes the windows no longer in force, then opens the new ones, at `now`.
     #[cfg(test)]
     fn step(&mut self, now: Duration) {
-        let timeline = self.shared.faults.device_timeline();
+        let timeline = self.targets.faults.device_timeline();
         self.apply(&timeline, now);
     }
 
@@ -196,7 +215,7 @@ impl Timeline {
 
     /// Carries out the opening of `w`; returns the socket reservation it holds, if any.
     fn open(&self, w: &DeviceWindow) -> Option<Reservation> {
-        let shared = &self.shared;
+        let targets = &self.targets;
         let until = match w.end {
             Some(end) => format!("for {}", human(end.saturating_sub(w.start))),
             None => "for the rest of the run".to_owned(),
@@ -204,7 +223,7 @@ impl Timeline {
         let (detail, held) = match &w.fault {
             DeviceFault::Internet(i) => (format!("internet {} {until}", i.mode), None),
             DeviceFault::Reboot(r) => {
-                let dropped = shared.device.drop_all_sessions("device reboot");
+                let dropped = targets.device.drop_all_sessions("device reboot");
                 self.action(
                     "reboot",
                     format!(
@@ -215,7 +234,7 @@ impl Timeline {
                 (format!("device reboots, down for {}", human(r.down)), None)
             }
             DeviceFault::ApDown(a) => {
-                let dropped = shared.device.drop_all_sessions("softAP down");
+                let dropped = targets.device.drop_all_sessions("softAP down");
                 self.action(
                     "ap_down",
                     format!(
@@ -226,11 +245,11 @@ impl Timeline {
                 (format!("softAP down for {}", human(a.duration)), None)
             }
             DeviceFault::SocketExhaustion(s) => {
-                let limit = match shared.sockets.limit() {
+                let limit = match targets.sockets.limit() {
                     Some(limit) => format!("{limit}"),
                     None => "unlimited (this profile has no socket limit)".to_owned(),
                 };
-                let held = shared.sockets.reserve(s.sockets);
+                let held = targets.sockets.reserve(s.sockets);
                 self.action(
                     "sockets_held",
                     format!(
@@ -244,7 +263,7 @@ impl Timeline {
                 )
             }
         };
-        shared.emit(EventKind::FaultApplied {
+        targets.events.emit(EventKind::FaultApplied {
             conn: None,
             rule: w.rule.0,
             fault: serde_json::to_value(&w.fault).unwrap_or_default(),
@@ -259,7 +278,7 @@ impl Timeline {
         match &active.window.fault {
             DeviceFault::Internet(_) => None,
             DeviceFault::Reboot(_) => {
-                self.shared.device.power_on();
+                self.targets.device.power_on();
                 Some((
                     "boot",
                     "back after reboot: fresh state, outputs off".to_owned(),
@@ -277,8 +296,8 @@ impl Timeline {
         }
     }
 
-    /// Hands the outage of the open windows to the device hub, which sets `shared.outage`
-    /// (merged with the firmware's own): a reboot wins over an AP outage.
+    /// Hands the outage of the open windows to the device host, which publishes it (merged
+    /// with the firmware's own): a reboot wins over an AP outage.
     fn apply_outage(&self) {
         let faults = || self.active.values().map(|a| &a.window.fault);
         let outage = if faults().any(|f| matches!(f, DeviceFault::Reboot(_))) {
@@ -288,7 +307,7 @@ impl Timeline {
         } else {
             Outage::None
         };
-        self.shared.device.set_fault_outage(outage);
+        self.targets.device.set_fault_outage(outage);
     }
 
     /// Sets the internet mode from the latest-opened `internet` window, or restores the mode
@@ -306,13 +325,13 @@ impl Timeline {
         match (wanted, self.internet_before) {
             (Some(mode), before) => {
                 if before.is_none() {
-                    self.internet_before = Some(self.shared.internet.get());
+                    self.internet_before = Some(self.targets.internet.get());
                 }
-                self.shared.set_internet(mode);
+                self.targets.internet.set(mode);
             }
             (None, Some(before)) => {
                 self.internet_before = None;
-                self.shared.set_internet(before);
+                self.targets.internet.set(before);
                 self.action("internet_restored", format!("internet back to {before}"));
             }
             (None, None) => {}
@@ -320,7 +339,7 @@ impl Timeline {
     }
 
     fn action(&self, action: &str, detail: String) {
-        self.shared.emit(EventKind::DeviceAction {
+        self.targets.events.emit(EventKind::DeviceAction {
             action: action.to_owned(),
             detail,
         });
@@ -336,40 +355,37 @@ fn human(d: Duration) -> String {
 mod tests {
     use std::net::Ipv4Addr;
 
-    use espsim_faults::{FaultPlan, FaultRule};
+    use espsim_faults::FaultRule;
 
     use super::*;
-    use crate::WsSettings;
-    use crate::device::{DeviceHub, DeviceOptions};
-    use crate::events::EventLog;
+    use crate::device_host::DeviceOptions;
     use crate::profile::Profile;
 
-    fn shared(rules: &[&str]) -> Arc<Shared> {
+    fn targets(rules: &[&str]) -> Targets {
         let rules: Vec<FaultRule> = rules
             .iter()
             .map(|r| serde_json::from_str(r).expect("rule parses"))
             .collect();
         let events = Arc::new(EventLog::new());
-        let shared = Arc::new(Shared::new(
-            Profile::default(),
-            Ipv4Addr::LOCALHOST,
-            InternetMode::Captive,
-            WsSettings::default(),
-            DeviceHub::new(DeviceOptions::default(), 0, events.clone()),
-            Arc::new(FaultPlan::new(rules, Some(0)).expect("plan")),
+        let profile = Profile::default();
+        Targets {
+            faults: Arc::new(FaultPlan::new(rules, Some(0)).expect("plan")),
+            device: Arc::new(DeviceHost::new(DeviceOptions::default(), 0, events.clone())),
+            internet: Internet::new(InternetMode::Captive, events.clone()),
+            sockets: Arc::new(SocketTable::new(
+                profile.max_open_sockets,
+                profile.lru_purge,
+            )),
             events,
-        ));
-        // Connects the hub to `shared.outage` (and starts its timer task).
-        shared.device.start(&shared);
-        shared
+        }
     }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
-    fn actions(shared: &Shared) -> Vec<String> {
-        shared
+    fn actions(targets: &Targets) -> Vec<String> {
+        targets
             .events
             .snapshot()
             .into_iter()
@@ -382,53 +398,53 @@ mod tests {
 
     #[tokio::test]
     async fn overlapping_internet_windows_follow_the_latest_and_restore_the_first_mode() {
-        let shared = shared(&[
+        let targets = targets(&[
             r#"{"when":{"for":"100ms"},"fault":{"device":"internet","mode":"online"}}"#,
             r#"{"when":{"at":"50ms","for":"100ms"},"fault":{"device":"internet","mode":"offline"}}"#,
         ]);
-        let mut timeline = Timeline::new(shared.clone());
+        let mut timeline = Timeline::new(targets.clone());
         let mode_at = |t: &mut Timeline, at| {
             t.step(ms(at));
-            shared.internet.get()
+            targets.internet.get()
         };
         assert_eq!(mode_at(&mut timeline, 10), InternetMode::Online);
         assert_eq!(mode_at(&mut timeline, 60), InternetMode::Offline);
         assert_eq!(mode_at(&mut timeline, 120), InternetMode::Offline);
         assert_eq!(mode_at(&mut timeline, 160), InternetMode::Captive);
-        assert_eq!(actions(&shared), ["internet_restored"]);
+        assert_eq!(actions(&targets), ["internet_restored"]);
     }
 
     #[tokio::test]
     async fn a_reboot_wins_over_an_ap_outage_and_both_end_on_time() {
-        let shared = shared(&[
+        let targets = targets(&[
             r#"{"when":{"at":"10ms"},"fault":{"device":"ap_down","for":"100ms"}}"#,
             r#"{"when":{"at":"50ms"},"fault":{"device":"reboot","down":"20ms"}}"#,
         ]);
-        let mut timeline = Timeline::new(shared.clone());
+        let mut timeline = Timeline::new(targets.clone());
         let outage_at = |t: &mut Timeline, at| {
             t.step(ms(at));
-            *shared.outage.borrow()
+            *targets.device.outage().borrow()
         };
         assert_eq!(outage_at(&mut timeline, 5), Outage::None);
         assert_eq!(outage_at(&mut timeline, 20), Outage::ApDown);
         assert_eq!(outage_at(&mut timeline, 55), Outage::Rebooting);
         assert_eq!(outage_at(&mut timeline, 80), Outage::ApDown);
         assert_eq!(outage_at(&mut timeline, 110), Outage::None);
-        assert_eq!(actions(&shared), ["ap_down", "reboot", "boot", "ap_up"]);
+        assert_eq!(actions(&targets), ["ap_down", "reboot", "boot", "ap_up"]);
     }
 
     #[tokio::test]
     async fn windows_that_passed_before_the_first_step_are_replayed_in_order() {
-        let shared = shared(&[
+        let targets = targets(&[
             r#"{"when":{"at":"10ms"},"fault":{"device":"reboot","down":"20ms"}}"#,
             r#"{"when":{"at":"40ms"},"fault":{"device":"ap_down","for":"10ms"}}"#,
             r#"{"when":{"at":"60ms","for":"10ms"},"fault":{"device":"socket_exhaustion","sockets":1}}"#,
         ]);
-        let mut timeline = Timeline::new(shared.clone());
+        let mut timeline = Timeline::new(targets.clone());
         // The task's first run comes after every window ended (a host stalled at start).
         timeline.catch_up(ms(500));
         assert_eq!(
-            actions(&shared),
+            actions(&targets),
             [
                 "reboot",
                 "boot",
@@ -438,31 +454,31 @@ mod tests {
                 "sockets_released"
             ]
         );
-        assert_eq!(*shared.outage.borrow(), Outage::None);
+        assert_eq!(*targets.device.outage().borrow(), Outage::None);
     }
 
     #[tokio::test]
     async fn a_stall_between_steps_replays_every_edge_it_passed() {
-        let shared = shared(&[
+        let targets = targets(&[
             r#"{"when":{"at":"100ms"},"fault":{"device":"reboot","down":"20ms"}}"#,
             r#"{"when":{"at":"150ms"},"fault":{"device":"ap_down","for":"10ms"}}"#,
         ]);
-        let mut timeline = Timeline::new(shared.clone());
+        let mut timeline = Timeline::new(targets.clone());
         timeline.catch_up(ms(50));
-        assert!(actions(&shared).is_empty());
+        assert!(actions(&targets).is_empty());
         timeline.catch_up(ms(110));
-        assert_eq!(actions(&shared), ["reboot"]);
+        assert_eq!(actions(&targets), ["reboot"]);
         timeline.catch_up(ms(400));
-        assert_eq!(actions(&shared), ["reboot", "boot", "ap_down", "ap_up"]);
+        assert_eq!(actions(&targets), ["reboot", "boot", "ap_down", "ap_up"]);
         // Nothing is replayed twice.
         timeline.catch_up(ms(500));
-        assert_eq!(actions(&shared).len(), 4);
+        assert_eq!(actions(&targets).len(), 4);
     }
 
     #[tokio::test]
     async fn a_rule_added_later_does_not_replay_windows_that_ended_before_it() {
-        let shared = shared(&[]);
-        let mut timeline = Timeline::new(shared.clone());
+        let targets = targets(&[]);
+        let mut timeline = Timeline::new(targets.clone());
         timeline.catch_up(ms(10));
         let past: FaultRule = serde_json::from_str(
             r#"{"when":{"at":"20ms"},"fault":{"device":"reboot","down":"10ms"}}"#,
@@ -472,30 +488,71 @@ mod tests {
             r#"{"when":{"at":"50ms","for":"1s"},"fault":{"device":"socket_exhaustion","sockets":1}}"#,
         )
         .expect("rule");
-        shared.faults.add(past).expect("added");
-        shared.faults.add(open).expect("added");
+        targets.faults.add(past).expect("added");
+        targets.faults.add(open).expect("added");
         // Seen at 200 ms: the reboot window had ended, the other one is still open.
         timeline.catch_up(ms(200));
-        assert_eq!(actions(&shared), ["sockets_held"]);
+        assert_eq!(actions(&targets), ["sockets_held"]);
     }
 
     #[tokio::test]
     async fn socket_exhaustion_holds_slots_for_its_window_only() {
-        let shared = shared(&[
+        let targets = targets(&[
             r#"{"when":{"for":"100ms"},"fault":{"device":"socket_exhaustion","sockets":7}}"#,
         ]);
-        let mut timeline = Timeline::new(shared.clone());
+        let mut timeline = Timeline::new(targets.clone());
         let peer = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 1));
         timeline.step(ms(1));
         assert!(matches!(
-            shared.sockets.admit(1, peer),
+            targets.sockets.admit(1, peer),
             crate::sockets::Admission::Wait { open: 7, .. }
         ));
         timeline.step(ms(100));
         assert!(matches!(
-            shared.sockets.admit(2, peer),
+            targets.sockets.admit(2, peer),
             crate::sockets::Admission::Now { .. }
         ));
-        assert_eq!(actions(&shared), ["sockets_held", "sockets_released"]);
+        assert_eq!(actions(&targets), ["sockets_held", "sockets_released"]);
+    }
+    /// The task, not a test's manual steps, on paused time: each window edge happens exactly
+    /// on the run clock, however long the windows are.
+    #[tokio::test(start_paused = true)]
+    async fn the_running_timeline_opens_and_closes_windows_exactly_on_the_run_clock() {
+        let targets = targets(&[
+            r#"{"when":{"at":"10s"},"fault":{"device":"ap_down","for":"5s"}}"#,
+            r#"{"when":{"at":"1m","for":"30s"},"fault":{"device":"internet","mode":"offline"}}"#,
+        ]);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(targets.clone(), cancel.clone()));
+        let mut outage = targets.device.outage();
+
+        tokio::time::advance(ms(9_999)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(*outage.borrow_and_update(), Outage::None, "not before 10 s");
+        outage.changed().await.expect("outage changes");
+        assert_eq!(*outage.borrow_and_update(), Outage::ApDown);
+        assert_eq!(targets.events.elapsed(), ms(10_000));
+        outage.changed().await.expect("outage changes");
+        assert_eq!(*outage.borrow_and_update(), Outage::None);
+        assert_eq!(targets.events.elapsed(), ms(15_000));
+
+        let mut events = targets.events.subscribe();
+        let at = |kind: &str| {
+            targets
+                .events
+                .snapshot()
+                .into_iter()
+                .filter(|e| e.kind.name() == kind)
+                .map(|e| e.at_ms)
+                .collect::<Vec<_>>()
+        };
+        while at("internet_changed").len() < 2 {
+            events.recv().await.expect("events flow");
+        }
+        assert_eq!(at("internet_changed"), [60_000, 90_000]);
+        assert_eq!(targets.internet.get(), InternetMode::Captive);
+        assert_eq!(actions(&targets), ["ap_down", "ap_up", "internet_restored"]);
+        cancel.cancel();
+        task.await.expect("the task ends on cancel");
     }
 }

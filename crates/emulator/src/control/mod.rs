@@ -46,10 +46,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderValue;
+use espsim_faults::FaultPlan;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-use crate::context::Shared;
+use crate::device_host::DeviceHost;
+use crate::events::EventLog;
+use crate::internet::Internet;
 use crate::internet::InternetMode;
+use crate::lifecycle::Lifecycle;
+use crate::profile::Profile;
 
 /// Largest request body the API accepts (a fault list is a few hundred bytes); more is 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -300,9 +306,27 @@ fn check_origin(origin: &str) -> Result<HeaderValue, ControlError> {
     HeaderValue::from_str(origin).map_err(|_| bad())
 }
 
+/// What the control API acts on: the fault plan and run clock, the event log, the device, the
+/// internet mode and the profile it reports.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// Rules to list, add and remove; the run clock.
+    pub(crate) faults: Arc<FaultPlan>,
+    /// The log the event stream follows; the API's own actions are recorded there.
+    pub(crate) events: Arc<EventLog>,
+    /// The button and the session count.
+    pub(crate) device: Arc<DeviceHost>,
+    /// Switched by `/internet` and `/reset`.
+    pub(crate) internet: Internet,
+    /// Reported by `/state`.
+    pub(crate) profile: Arc<Profile>,
+}
+
 /// What the handlers share: the emulator and what `/reset` restores.
 pub(crate) struct ControlState {
-    shared: Arc<Shared>,
+    target: Target,
+    /// The emulator's shutdown: ends the live event streams.
+    cancel: CancellationToken,
     start_internet: InternetMode,
     settings: Settings,
     sessions: session::Sessions,
@@ -319,12 +343,14 @@ impl std::fmt::Debug for ControlState {
 
 /// The API with its layers, ready to serve.
 pub(crate) fn router(
-    shared: Arc<Shared>,
+    target: Target,
+    cancel: CancellationToken,
     start_internet: InternetMode,
     settings: Settings,
 ) -> Router {
     let state = Arc::new(ControlState {
-        shared,
+        target,
+        cancel,
         start_internet,
         settings,
         sessions: session::Sessions::default(),
@@ -336,13 +362,15 @@ pub(crate) fn router(
 /// Serves the API on `listener` until the emulator's shutdown token is cancelled.
 pub(crate) async fn serve(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    target: Target,
+    lifecycle: Lifecycle,
     start_internet: InternetMode,
     settings: Settings,
 ) {
-    let cancel = shared.cancel.clone();
-    let tracker = shared.tracker.clone();
+    let Lifecycle {
+        cancel, tracker, ..
+    } = lifecycle;
     let limits = settings.limits;
-    let app = router(shared, start_internet, settings);
+    let app = router(target, cancel.clone(), start_internet, settings);
     listener::run(listener, app, limits, cancel, tracker).await;
 }

@@ -38,7 +38,7 @@ pub(crate) fn routes(state: Arc<ControlState>) -> Router {
 }
 
 async fn list_faults(State(st): St) -> Json<Vec<RuleEntry>> {
-    Json(entries(st.shared.faults.rules()))
+    Json(entries(st.target.faults.rules()))
 }
 
 fn entries(rules: Vec<espsim_faults::ListedRule>) -> Vec<RuleEntry> {
@@ -51,7 +51,7 @@ async fn add_faults(State(st): St, headers: HeaderMap, body: Bytes) -> Result<Re
     rules::validate(&new, list)?;
     // All or nothing: a list that does not fit the plan's rule limit adds none.
     let ids = st
-        .shared
+        .target
         .faults
         .add_all(new.clone())
         .map_err(rules::add_error)?;
@@ -77,7 +77,7 @@ async fn remove_fault(State(st): St, Path(id): Path<String>) -> Result<StatusCod
             format!("rule id must be a number (see GET /faults), got `{id}`"),
         )
     })?;
-    match st.shared.faults.remove(RuleId(id)) {
+    match st.target.faults.remove(RuleId(id)) {
         Some(_) => {
             tracing::info!(rule = id, "fault rule removed through the control API");
             Ok(StatusCode::NO_CONTENT)
@@ -90,9 +90,9 @@ async fn remove_fault(State(st): St, Path(id): Path<String>) -> Result<StatusCod
 }
 
 async fn reset(State(st): St) -> Json<ResetDone> {
-    let removed = st.shared.faults.rules().len();
-    st.shared.faults.reset();
-    st.shared.set_internet(st.start_internet);
+    let removed = st.target.faults.rules().len();
+    st.target.faults.reset();
+    st.target.internet.set(st.start_internet);
     tracing::info!(removed, "fault plan reset through the control API");
     Json(ResetDone {
         removed,
@@ -101,7 +101,7 @@ async fn reset(State(st): St) -> Json<ResetDone> {
 }
 
 async fn state_of(State(st): St) -> Json<StateView> {
-    let s = &st.shared;
+    let s = &st.target;
     Json(StateView {
         seed: s.faults.seed(),
         uptime_ms: u64::try_from(s.events.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -126,33 +126,33 @@ async fn set_internet(State(st): St, body: Bytes) -> Result<Json<InternetChanged
             e.to_string(),
         )
     })?;
-    let from = st.shared.internet.get();
-    st.shared.set_internet(mode);
+    let from = st.target.internet.get();
+    st.target.internet.set(mode);
     Ok(Json(InternetChanged { from, mode }))
 }
 
 async fn button(State(st): St) -> Json<Pressed> {
-    st.shared.emit(EventKind::DeviceAction {
+    st.target.events.emit(EventKind::DeviceAction {
         action: "button".to_owned(),
         detail: "pressed through the control API".to_owned(),
     });
-    st.shared.device.press_button();
+    st.target.device.press_button();
     Json(Pressed {
         pressed: true,
-        sessions: st.shared.device.session_count(),
+        sessions: st.target.device.session_count(),
     })
 }
 
 async fn clock(State(st): St) -> Json<ClockView> {
     Json(ClockView {
-        started_at_ms: st.shared.faults.clock_origin().map(millis),
+        started_at_ms: st.target.faults.clock_origin().map(millis),
     })
 }
 
 /// Idempotent: a second start changes nothing and records no second `clock_started`.
 async fn start_clock(State(st): St) -> Json<ClockStart> {
-    let started = st.shared.start_clock("control api");
-    let at = st.shared.faults.clock_origin().unwrap_or_default();
+    let started = crate::start_run_clock(&st.target.faults, &st.target.events, "control api");
+    let at = st.target.faults.clock_origin().unwrap_or_default();
     Json(ClockStart {
         started,
         at_ms: millis(at),
@@ -165,7 +165,7 @@ fn millis(d: std::time::Duration) -> u64 {
 
 async fn events(State(st): St, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let from = from_param(query.as_deref())?;
-    let stream = event_stream::stream(st.shared.events.clone(), from, st.shared.cancel.clone());
+    let stream = event_stream::stream(st.target.events.clone(), from, st.cancel.clone());
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-ndjson"),

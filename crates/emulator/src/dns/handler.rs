@@ -18,9 +18,10 @@ use hickory_proto::rr::{RData, Record, RecordType};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 
+use super::Handles;
 use super::decision::{self, ANSWER_TTL, DnsDecision};
 use super::transport::Reply;
-use crate::context::{Outage, Shared};
+use crate::device_host::Outage;
 use crate::events::EventKind;
 
 /// The UDP payload size we advertise in our OPT record: the DNS Flag Day 2020 value, which
@@ -34,34 +35,34 @@ const EDNS_VERSION: u8 = 0;
 /// applies to the next query.
 #[derive(Debug, Clone)]
 pub(crate) struct CaptiveDns {
-    shared: Arc<Shared>,
+    handles: Arc<Handles>,
 }
 
 impl CaptiveDns {
-    /// A handler answering with `shared.device_ip`, recording into `shared.events`.
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        CaptiveDns { shared }
+    /// A handler answering with `handles.device_ip`, recording into `handles.events`.
+    pub(crate) fn new(handles: Arc<Handles>) -> Self {
+        CaptiveDns { handles }
     }
 
     /// Answers `request` through `reply` (or not at all: outage, `no_reply`) and records it.
     pub(crate) async fn answer(&self, request: &Request, reply: Reply) {
-        let mode = self.shared.internet.get();
+        let mode = self.handles.internet.get();
         let questions: Vec<Question<'_>> = request
             .queries
             .queries()
             .iter()
             .map(|q| Question::new(q.original()))
             .collect();
-        if *self.shared.outage.borrow() != Outage::None {
+        if *self.handles.device.outage().borrow() != Outage::None {
             // The chip is rebooting or its AP is gone: the query never reaches a server.
             return self.unanswered(request, questions);
         }
-        let elapsed = self.shared.events.elapsed();
+        let elapsed = self.handles.events.elapsed();
         let mut delay = Duration::ZERO;
         let decisions: Vec<DnsDecision> = questions
             .iter()
             .map(|q| {
-                let normal = decision::decide(q.query, mode, self.shared.device_ip);
+                let normal = decision::decide(q.query, mode, self.handles.device_ip);
                 let (decision, wait) = self.apply_fault(q, normal, elapsed);
                 delay = delay.max(wait);
                 decision
@@ -72,10 +73,10 @@ impl CaptiveDns {
         }
         if !delay.is_zero() {
             tokio::select! {
-                () = self.shared.cancel.cancelled() => return self.unanswered(request, questions),
+                () = self.handles.lifecycle.cancel.cancelled() => return self.unanswered(request, questions),
                 () = tokio::time::sleep(delay) => {}
             }
-            if *self.shared.outage.borrow() != Outage::None {
+            if *self.handles.device.outage().borrow() != Outage::None {
                 // The device went down while the reply was held back.
                 return self.unanswered(request, questions);
             }
@@ -140,7 +141,7 @@ impl CaptiveDns {
     ) {
         let transport = transport_name(request.protocol());
         for (q, records) in questions.into_iter().zip(answers) {
-            self.shared.emit(EventKind::DnsQuery {
+            self.handles.events.emit(EventKind::DnsQuery {
                 transport: transport.clone(),
                 client: request.src(),
                 name: q.name,
@@ -160,7 +161,7 @@ impl CaptiveDns {
         elapsed: Duration,
     ) -> (DnsDecision, Duration) {
         let (name, qtype) = (&question.name, &question.qtype);
-        let Some(applied) = self.shared.faults.on_dns(DnsInfo {
+        let Some(applied) = self.handles.faults.on_dns(DnsInfo {
             name,
             qtype,
             elapsed,
@@ -178,7 +179,7 @@ impl CaptiveDns {
                 format!("reply held back {}", humantime::format_duration(d.delay))
             }
         };
-        self.shared.emit(EventKind::FaultApplied {
+        self.handles.events.emit(EventKind::FaultApplied {
             conn: None,
             rule: applied.rule.0,
             fault: serde_json::to_value(&applied.fault).unwrap_or_default(),

@@ -20,29 +20,53 @@ mod handler;
 mod transport;
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use espsim_faults::FaultPlan;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::oneshot;
 
-use crate::context::Shared;
+use crate::device_host::DeviceHost;
+use crate::events::EventLog;
+use crate::internet::Internet;
+use crate::lifecycle::Lifecycle;
 
-/// Starts serving DNS on `udp` and `tcp` (bound by the caller) until `shared.cancel` fires;
+/// What the DNS service uses: the address every A query gets, the internet mode, the device
+/// host's outage (no answer while the chip is down), the fault plan, the event log and the
+/// shutdown.
+#[derive(Debug)]
+pub(crate) struct Handles {
+    /// The softAP's address, the answer to every A query.
+    pub(crate) device_ip: Ipv4Addr,
+    /// Captive, online or offline answers.
+    pub(crate) internet: Internet,
+    /// Its outage: DNS does not answer during a reboot or an AP outage.
+    pub(crate) device: Arc<DeviceHost>,
+    /// DNS faults.
+    pub(crate) faults: Arc<FaultPlan>,
+    /// The run clock and where queries are recorded.
+    pub(crate) events: Arc<EventLog>,
+    /// Spawn on it, stop with it; the UDP thread holds a tracker token.
+    pub(crate) lifecycle: Lifecycle,
+}
+
+/// Starts serving DNS on `udp` and `tcp` (bound by the caller) until `handles.lifecycle.cancel` fires;
 /// returns once both are being served.
 ///
 /// TCP is a task of the emulator's runtime. UDP runs on a thread of its own with a
 /// single-threaded runtime, as a real DNS server's receive loop does: answering a query takes a
-/// few microseconds, and on the shared multi-thread runtime the wake-up of a second worker per
+/// few microseconds, and on the handles multi-thread runtime the wake-up of a second worker per
 /// datagram cost more than the answer (a quarter of the queries per second, measured with
 /// dnsperf). The emulator's shutdown waits for the thread.
 pub(crate) async fn start(
     udp: std::net::UdpSocket,
     tcp: TcpListener,
-    shared: &Arc<Shared>,
+    handles: &Arc<Handles>,
 ) -> io::Result<()> {
-    let handler = handler::CaptiveDns::new(shared.clone());
-    let (udp_handler, udp_shared) = (handler.clone(), shared.clone());
-    let running = shared.tracker.token();
+    let handler = handler::CaptiveDns::new(handles.clone());
+    let (udp_handler, udp_handles) = (handler.clone(), handles.clone());
+    let running = handles.lifecycle.tracker.token();
     let (ready_tx, ready) = oneshot::channel::<io::Result<()>>();
     std::thread::Builder::new()
         .name("espsim-dns-udp".to_owned())
@@ -63,7 +87,7 @@ pub(crate) async fn start(
                 match UdpSocket::from_std(udp) {
                     Ok(socket) => {
                         let _ = ready_tx.send(Ok(()));
-                        transport::serve_udp(socket, udp_handler, udp_shared).await;
+                        transport::serve_udp(socket, udp_handler, udp_handles).await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -74,8 +98,9 @@ pub(crate) async fn start(
     ready
         .await
         .unwrap_or_else(|_| Err(io::Error::other("the dns thread ended before serving")))?;
-    shared
+    handles
+        .lifecycle
         .tracker
-        .spawn(transport::serve_tcp(tcp, handler, shared.clone()));
+        .spawn(transport::serve_tcp(tcp, handler, handles.clone()));
     Ok(())
 }

@@ -30,8 +30,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Mutex;
 
+use super::Handles;
 use super::handler::{CaptiveDns, EDNS_PAYLOAD, transport_name};
-use crate::context::Shared;
 use crate::events::EventKind;
 
 /// A TCP connection that sends no complete message for this long is closed (RFC 7766 §6.2.3
@@ -49,12 +49,12 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves `socket` until shutdown. A datagram is answered in the receive loop, or in its own
 /// task while a `dns: delay` rule exists (so one delayed answer does not hold up the others).
-pub(crate) async fn serve_udp(socket: UdpSocket, handler: CaptiveDns, shared: Arc<Shared>) {
+pub(crate) async fn serve_udp(socket: UdpSocket, handler: CaptiveDns, handles: Arc<Handles>) {
     let socket = Arc::new(socket);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let received = tokio::select! {
-            () = shared.cancel.cancelled() => break,
+            () = handles.lifecycle.cancel.cancelled() => break,
             r = socket.recv_from(&mut buf) => r,
         };
         let (len, client) = match received {
@@ -71,48 +71,51 @@ pub(crate) async fn serve_udp(socket: UdpSocket, handler: CaptiveDns, shared: Ar
             socket: socket.clone(),
             client,
         };
-        if !may_wait(&shared) {
+        if !may_wait(&handles) {
             // The answer needs no I/O but its `send_to`, which a UDP socket completes at once:
             // a task per datagram would only add a cross-thread wake-up per query.
-            handle_message(raw, client, Protocol::Udp, sink, &handler, &shared).await;
+            handle_message(raw, client, Protocol::Udp, sink, &handler, &handles).await;
             continue;
         }
-        let (handler, task_shared) = (handler.clone(), shared.clone());
-        shared.tracker.spawn(async move {
-            let cancel = task_shared.cancel.clone();
+        let (handler, task_handles) = (handler.clone(), handles.clone());
+        handles.lifecycle.tracker.spawn(async move {
+            let cancel = task_handles.lifecycle.cancel.clone();
             tokio::select! {
                 () = cancel.cancelled() => {}
-                () = handle_message(raw, client, Protocol::Udp, sink, &handler, &task_shared) => {}
+                () = handle_message(raw, client, Protocol::Udp, sink, &handler, &task_handles) => {}
             }
         });
     }
 }
 
 /// True while a fault rule can make an answer wait (`dns: delay`), whatever its trigger.
-fn may_wait(shared: &Shared) -> bool {
-    shared
+fn may_wait(handles: &Handles) -> bool {
+    handles
         .faults
         .has_rule(|f| matches!(f, Fault::Dns(DnsFault::Delay(_))))
 }
 
 /// Accepts on `listener` until shutdown; each connection is served in its own task.
-pub(crate) async fn serve_tcp(listener: TcpListener, handler: CaptiveDns, shared: Arc<Shared>) {
+pub(crate) async fn serve_tcp(listener: TcpListener, handler: CaptiveDns, handles: Arc<Handles>) {
     loop {
         let accepted = tokio::select! {
-            () = shared.cancel.cancelled() => break,
+            () = handles.lifecycle.cancel.cancelled() => break,
             r = listener.accept() => r,
         };
         match accepted {
             Ok((stream, client)) => {
-                let (handler, conn_shared) = (handler.clone(), shared.clone());
-                shared
-                    .tracker
-                    .spawn(serve_tcp_conn(stream, client, handler, conn_shared));
+                let (handler, conn_handles) = (handler.clone(), handles.clone());
+                handles.lifecycle.tracker.spawn(serve_tcp_conn(
+                    stream,
+                    client,
+                    handler,
+                    conn_handles,
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "dns tcp accept failed");
                 tokio::select! {
-                    () = shared.cancel.cancelled() => break,
+                    () = handles.lifecycle.cancel.cancelled() => break,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                 }
             }
@@ -126,23 +129,23 @@ async fn serve_tcp_conn(
     stream: TcpStream,
     client: SocketAddr,
     handler: CaptiveDns,
-    shared: Arc<Shared>,
+    handles: Arc<Handles>,
 ) {
     let (mut reader, writer) = stream.into_split();
     let writer = Arc::new(Mutex::new(writer));
     loop {
         let frame = tokio::select! {
-            () = shared.cancel.cancelled() => break,
+            () = handles.lifecycle.cancel.cancelled() => break,
             r = tokio::time::timeout(TCP_IDLE_TIMEOUT, read_frame(&mut reader)) => r,
         };
         match frame {
             Ok(Ok(Frame::Message(raw))) => {
                 let sink = Sink::Tcp(writer.clone());
-                handle_message(raw, client, Protocol::Tcp, sink, &handler, &shared).await;
+                handle_message(raw, client, Protocol::Tcp, sink, &handler, &handles).await;
             }
             Ok(Ok(Frame::Eof)) => break,
             Ok(Ok(Frame::Truncated { got, expected })) => {
-                shared.emit(EventKind::DnsMalformed {
+                handles.events.emit(EventKind::DnsMalformed {
                     transport: transport_name(Protocol::Tcp),
                     client,
                     error: format!(
@@ -210,7 +213,7 @@ async fn handle_message(
     protocol: Protocol,
     sink: Sink,
     handler: &CaptiveDns,
-    shared: &Shared,
+    handles: &Handles,
 ) {
     match admit(raw, client, protocol) {
         Admission::Query(request) => {
@@ -231,7 +234,7 @@ async fn handle_message(
                 },
                 None => None,
             };
-            shared.emit(EventKind::DnsMalformed {
+            handles.events.emit(EventKind::DnsMalformed {
                 transport: transport_name(protocol),
                 client,
                 error,

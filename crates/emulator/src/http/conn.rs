@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::context::Shared;
+use super::Handles;
 use crate::events::{EventKind, Side};
 use crate::sockets::ConnHandle;
 
@@ -52,7 +52,7 @@ enum Read {
 }
 
 /// Serves one connection that holds a socket slot.
-pub(crate) async fn serve<S>(io: S, handle: ConnHandle, shared: Arc<Shared>, site: Arc<Site>)
+pub(crate) async fn serve<S>(io: S, handle: ConnHandle, handles: Arc<Handles>, site: Arc<Site>)
 where
     S: AsyncRead + AsyncWrite + crate::ws::Transport + Unpin + Send + 'static,
 {
@@ -61,18 +61,18 @@ where
     let id = handle.id;
     tracing::debug!(conn = id, peer = %handle.peer, "serving");
     loop {
-        let parsed = match read_head(&mut io, &mut pending, &handle, &shared).await {
+        let parsed = match read_head(&mut io, &mut pending, &handle, &handles).await {
             Read::Head(p) => p,
-            Read::End(end) => return closed(&shared, id, end),
+            Read::End(end) => return closed(&handles, id, end),
             Read::Error(err) => {
                 let (status, _) = err.status();
-                shared.emit(EventKind::HttpError {
+                handles.events.emit(EventKind::HttpError {
                     conn: id,
                     status,
                     reason: err.describe().to_owned(),
                 });
-                let page = err.response(shared.profile.modern_error_bodies);
-                return finish_with(io, page_reply(page), &shared, id).await;
+                let page = err.response(handles.profile.modern_error_bodies);
+                return finish_with(io, page_reply(page), &handles, id).await;
             }
         };
         handle.touch();
@@ -82,9 +82,9 @@ where
             ..
         } = *parsed;
         let ctx = RouteCtx {
-            mode: shared.internet.get(),
-            ws_path: &shared.ws.path,
-            profile: &shared.profile,
+            mode: handles.internet.get(),
+            ws_path: &handles.ws.settings.path,
+            profile: &handles.profile,
             device_ip: &site.device_ip,
             ws_url: &site.ws_url,
         };
@@ -94,22 +94,22 @@ where
                 let peer_gone = io.peer_gone();
                 let purged = handle.purged().clone();
                 let leftover = std::mem::take(&mut pending);
-                crate::ws::handle_upgrade(io, leftover, head, handle, shared.clone()).await;
+                crate::ws::handle_upgrade(io, leftover, head, handle, handles.ws.clone()).await;
                 let end = if purged.is_cancelled() {
                     End::Purged
-                } else if shared.cancel.is_cancelled() {
+                } else if handles.lifecycle.cancel.is_cancelled() {
                     End::Shutdown
                 } else if peer_gone.load(Ordering::Relaxed) {
                     End::Client("websocket connection ended by the app".to_owned())
                 } else {
                     End::Device("websocket connection ended by the device".to_owned())
                 };
-                return closed(&shared, id, end);
+                return closed(&handles, id, end);
             }
         };
         let status = reply.response.status;
-        let target = head.target_for_events(shared.device.auth_token());
-        shared.emit(EventKind::HttpRequest {
+        let target = head.target_for_events(handles.device.auth_token());
+        handles.events.emit(EventKind::HttpRequest {
             conn: id,
             method: head.method.clone(),
             host: head.header("host").map(str::to_owned),
@@ -118,7 +118,7 @@ where
         });
         if let Some((probe, verdict)) = reply.probe {
             let host = head.host_name().unwrap_or_default();
-            shared.emit(EventKind::ConnectivityProbe {
+            handles.events.emit(EventKind::ConnectivityProbe {
                 conn: id,
                 os: probe.os.as_str().to_owned(),
                 url: format!("{}://{}{}", site.scheme, host, target),
@@ -128,14 +128,14 @@ where
             });
         }
         if reply.close {
-            return finish_with(io, reply, &shared, id).await;
+            return finish_with(io, reply, &handles, id).await;
         }
         if let Err(e) = super::response::write(&reply.response, &mut io).await {
-            return closed(&shared, id, End::Client(format!("write failed: {e}")));
+            return closed(&handles, id, End::Client(format!("write failed: {e}")));
         }
         // ESP-IDF reads and discards what the handler left of the body (`httpd_req_delete`).
-        if let Err(end) = discard(&mut io, &mut pending, content_length, &handle, &shared).await {
-            return closed(&shared, id, end);
+        if let Err(end) = discard(&mut io, &mut pending, content_length, &handle, &handles).await {
+            return closed(&handles, id, end);
         }
     }
 }
@@ -150,27 +150,29 @@ fn page_reply(response: super::response::EspResponse) -> Reply {
 
 /// Sends a final response, then closes (unread request bytes make the kernel send RST, as lwIP
 /// does).
-async fn finish_with<S>(mut io: Watched<S>, reply: Reply, shared: &Shared, id: u64)
+async fn finish_with<S>(mut io: Watched<S>, reply: Reply, handles: &Handles, id: u64)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let status = reply.response.status;
     if let Err(e) = super::response::write(&reply.response, &mut io).await {
-        return closed(shared, id, End::Client(format!("write failed: {e}")));
+        return closed(handles, id, End::Client(format!("write failed: {e}")));
     }
     let _ = io.shutdown().await;
     drop(io);
-    closed(shared, id, End::Device(format!("closed after {status}")));
+    closed(handles, id, End::Device(format!("closed after {status}")));
 }
 
-fn closed(shared: &Shared, conn: u64, end: End) {
+fn closed(handles: &Handles, conn: u64, end: End) {
     let (by, reason) = match end {
         End::Client(r) => (Side::Client, r),
         End::Device(r) => (Side::Device, r),
         End::Purged => (Side::Device, "lru purge".to_owned()),
         End::Shutdown => (Side::Device, "shutdown".to_owned()),
     };
-    shared.emit(EventKind::TcpClosed { conn, by, reason });
+    handles
+        .events
+        .emit(EventKind::TcpClosed { conn, by, reason });
 }
 
 /// One read of at most `want` bytes: from `pending` first, else from the socket. Waits forever
@@ -181,7 +183,7 @@ async fn read_some<S>(
     buf: &mut [u8],
     timeout: Option<std::time::Duration>,
     handle: &ConnHandle,
-    shared: &Shared,
+    handles: &Handles,
 ) -> Result<usize, Read>
 where
     S: AsyncRead + Unpin,
@@ -201,7 +203,7 @@ where
     let result = tokio::select! {
         biased;
         () = handle.purged().cancelled() => return Err(Read::End(End::Purged)),
-        () = shared.cancel.cancelled() => return Err(Read::End(End::Shutdown)),
+        () = handles.lifecycle.cancel.cancelled() => return Err(Read::End(End::Shutdown)),
         r = read => r,
     };
     match result {
@@ -223,25 +225,25 @@ async fn read_head<S>(
     io: &mut S,
     pending: &mut Vec<u8>,
     handle: &ConnHandle,
-    shared: &Shared,
+    handles: &Handles,
 ) -> Read
 where
     S: AsyncRead + Unpin,
 {
     let mut parser = HeadParser::new(Limits {
-        max_uri_len: shared.profile.max_uri_len,
-        max_req_hdr_len: shared.profile.max_req_hdr_len,
+        max_uri_len: handles.profile.max_uri_len,
+        max_req_hdr_len: handles.profile.max_req_hdr_len,
     });
     let mut buf = [0u8; BLOCK];
     // An idle socket is never timed out; once a request has started, every read is.
     let mut timeout = None;
     loop {
         let want = parser.want().min(BLOCK);
-        let n = match read_some(io, pending, &mut buf[..want], timeout, handle, shared).await {
+        let n = match read_some(io, pending, &mut buf[..want], timeout, handle, handles).await {
             Ok(n) => n,
             Err(read) => return read,
         };
-        timeout = Some(shared.profile.recv_timeout);
+        timeout = Some(handles.profile.recv_timeout);
         match parser.feed(&buf[..n]) {
             Step::More => {}
             Step::Done(mut parsed) => {
@@ -260,7 +262,7 @@ async fn discard<S>(
     pending: &mut Vec<u8>,
     len: u64,
     handle: &ConnHandle,
-    shared: &Shared,
+    handles: &Handles,
 ) -> Result<(), End>
 where
     S: AsyncRead + Unpin,
@@ -271,8 +273,8 @@ where
         let want = usize::try_from(remaining)
             .unwrap_or(usize::MAX)
             .min(buf.len());
-        let timeout = Some(shared.profile.recv_timeout);
-        match read_some(io, pending, &mut buf[..want], timeout, handle, shared).await {
+        let timeout = Some(handles.profile.recv_timeout);
+        match read_some(io, pending, &mut buf[..want], timeout, handle, handles).await {
             Ok(n) => remaining -= n as u64,
             Err(Read::End(end)) => return Err(end),
             // ESP-IDF closes without a response when purging the body fails.

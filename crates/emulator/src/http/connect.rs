@@ -11,7 +11,8 @@ use serde::Serialize;
 use socket2::SockRef;
 use tokio::net::TcpStream;
 
-use crate::context::{Outage, Shared};
+use super::Handles;
+use crate::device_host::Outage;
 use crate::events::{ConnId, EventKind, Side};
 use crate::net::Abort;
 use crate::net::listener::apply_connect_fault;
@@ -20,14 +21,14 @@ use super::gate::Gate;
 
 /// Records that a fault rule fired (`fault_applied`), with the fault as the scenario wrote it.
 pub(crate) fn emit_applied<F: Serialize>(
-    shared: &Shared,
+    handles: &Handles,
     conn: Option<ConnId>,
     rule: RuleId,
     fault: &F,
     detail: String,
 ) {
     let fault = serde_json::to_value(fault).unwrap_or(serde_json::Value::Null);
-    shared.emit(EventKind::FaultApplied {
+    handles.events.emit(EventKind::FaultApplied {
         conn,
         rule: rule.0,
         fault,
@@ -38,7 +39,7 @@ pub(crate) fn emit_applied<F: Serialize>(
 /// Runs a connect fault on an accepted connection in its own task. A `stall` ends when its
 /// rule's window ends, on shutdown, or with RST when an outage resets `gate`.
 pub(crate) fn spawn_connect_fault(
-    shared: &Arc<Shared>,
+    handles: &Arc<Handles>,
     tcp: TcpStream,
     conn: ConnId,
     applied: Applied<ConnectFault>,
@@ -46,7 +47,7 @@ pub(crate) fn spawn_connect_fault(
 ) {
     let hold = applied
         .until
-        .map(|until| until.saturating_sub(shared.events.elapsed()));
+        .map(|until| until.saturating_sub(handles.events.elapsed()));
     let (detail, reason) = match applied.fault {
         ConnectFault::ResetOnAccept | ConnectFault::Refuse => (
             "accepted, then reset (RST) before any byte".to_owned(),
@@ -64,9 +65,9 @@ pub(crate) fn spawn_connect_fault(
             "stall ended (fault)",
         ),
     };
-    emit_applied(shared, Some(conn), applied.rule, &applied.fault, detail);
-    let shared2 = shared.clone();
-    shared.tracker.spawn(async move {
+    emit_applied(handles, Some(conn), applied.rule, &applied.fault, detail);
+    let handles2 = handles.clone();
+    handles.lifecycle.tracker.spawn(async move {
         // A second handle on the socket, so an outage can still turn the stall's close into RST
         // (SO_LINGER is per socket; the kernel closes when the last handle goes).
         let spare = match applied.fault {
@@ -81,13 +82,13 @@ pub(crate) fn spawn_connect_fault(
                 tracing::debug!("SO_LINGER 0 failed: {e}");
             }
             "reset by the device outage"
-        } else if shared2.cancel.is_cancelled() {
+        } else if handles2.lifecycle.cancel.is_cancelled() {
             "shutdown"
         } else {
             reason
         };
         drop(spare);
-        shared2.emit(EventKind::TcpClosed {
+        handles2.events.emit(EventKind::TcpClosed {
             conn,
             by: Side::Device,
             reason: reason.to_owned(),
@@ -99,14 +100,14 @@ pub(crate) fn spawn_connect_fault(
 /// answers. It is held silent (the app's connect succeeds on loopback, then its handshake times
 /// out) and reset when the AP is back, as the device has no state for it.
 pub(crate) fn spawn_unanswered(
-    shared: &Arc<Shared>,
+    handles: &Arc<Handles>,
     tcp: TcpStream,
     conn: ConnId,
     gate: Arc<Gate>,
 ) {
-    let shared2 = shared.clone();
-    let mut outage = shared.outage.subscribe();
-    shared.tracker.spawn(async move {
+    let handles2 = handles.clone();
+    let mut outage = handles.device.outage();
+    handles.lifecycle.tracker.spawn(async move {
         tokio::select! {
             () = gate.kill().cancelled() => {}
             _ = outage.wait_for(|o| *o != Outage::ApDown) => {}
@@ -118,7 +119,7 @@ pub(crate) fn spawn_unanswered(
             drop(tcp);
             "shutdown"
         };
-        shared2.emit(EventKind::TcpClosed {
+        handles2.events.emit(EventKind::TcpClosed {
             conn,
             by: Side::Device,
             reason: reason.to_owned(),

@@ -1,7 +1,7 @@
 //! How an outage reaches connections that are already open on the device port.
 //!
 //! Every connection's raw socket is wrapped in a [`Gated`] stream whose [`Gate`] the accept loop
-//! flips when `shared.outage` changes (see [`Gates::apply`]):
+//! flips when the device host's outage changes (see [`Gates::apply`]):
 //! - `Open`: bytes flow;
 //! - `Silent` (AP down): reads and writes wait, nothing is sent, no FIN, no RST: from the app's
 //!   side the device vanished;
@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::context::Outage;
+use crate::device_host::Outage;
 use crate::net::Abort;
 
 const OPEN: u8 = 0;

@@ -30,21 +30,24 @@ mod watch;
 #[cfg(test)]
 mod outage_tests;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use espsim_faults::{ConnInfo, ConnRef, Service};
+use espsim_faults::{ConnInfo, ConnRef, FaultPlan, Service};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{Outage, Shared};
-use crate::events::{EventKind, Side};
+use crate::device_host::{DeviceHost, Outage};
+use crate::events::{EventKind, EventLog, Side};
+use crate::internet::Internet;
+use crate::lifecycle::{Counter, Lifecycle};
 use crate::net::{FaultyStream, Supervisor};
-use crate::sockets::Admission;
+use crate::profile::Profile;
+use crate::sockets::{Admission, SocketTable};
 
 use self::conn::Site;
 use self::connect::{emit_applied, spawn_connect_fault, spawn_unanswered};
@@ -60,6 +63,33 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// outage change).
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
+/// What the device port's service uses: the address it serves as, the internet mode the
+/// connectivity checks answer for, the device host (its outage, its token), the socket slots,
+/// the fault plan, the event log, the shutdown, and the WebSocket endpoint it hands upgrades to.
+#[derive(Debug)]
+pub(crate) struct Handles {
+    /// The softAP's address, for the portal page and the WebSocket URL.
+    pub(crate) device_ip: Ipv4Addr,
+    /// ESP-IDF's limits and quirks.
+    pub(crate) profile: Arc<Profile>,
+    /// What the connectivity checks answer.
+    pub(crate) internet: Internet,
+    /// The outage the port and its connections follow; the token hidden in logged targets.
+    pub(crate) device: Arc<DeviceHost>,
+    /// `max_open_sockets` and the LRU purge.
+    pub(crate) sockets: Arc<SocketTable>,
+    /// Refusal windows, connect and stream faults.
+    pub(crate) faults: Arc<FaultPlan>,
+    /// The run clock and where connections are recorded.
+    pub(crate) events: Arc<EventLog>,
+    /// Spawn on it, stop with it.
+    pub(crate) lifecycle: Lifecycle,
+    /// Connection ids, shared by the HTTP and HTTPS ports.
+    pub(crate) conns: Counter,
+    /// Where a request for the WebSocket path goes.
+    pub(crate) ws: Arc<crate::ws::Handles>,
+}
+
 /// Accepts and serves connections until shutdown; with `tls`, each connection is a TLS session.
 ///
 /// Every pass: follow the outage (reset / silence open connections), decide whether the port
@@ -71,7 +101,7 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 /// gets ECONNREFUSED, not a connection that the first look at the plan resets.
 pub(crate) fn open_port(
     listener: TcpListener,
-    shared: &Shared,
+    handles: &Handles,
     tls: bool,
     refused: RefusedAttempts,
 ) -> std::io::Result<Port> {
@@ -81,30 +111,30 @@ pub(crate) fn open_port(
         ("http", Service::Http)
     };
     let mut port = Port::new(listener, scheme, refused)?;
-    let refusal = shared.faults.refusing(service, shared.events.elapsed());
-    port.follow(refusal, false, shared);
+    let refusal = handles.faults.refusing(service, handles.events.elapsed());
+    port.follow(refusal, false, handles);
     Ok(port)
 }
 
-pub(crate) async fn serve(mut port: Port, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
+pub(crate) async fn serve(mut port: Port, handles: Arc<Handles>, tls: Option<TlsAcceptor>) {
     let (scheme, ws_scheme, default_port, service) = match tls {
         Some(_) => ("https", "wss", 443, Service::Https),
         None => ("http", "ws", 80, Service::Http),
     };
     let port_no = port.local_addr().port();
     let authority = if port_no == default_port {
-        shared.device_ip.to_string()
+        handles.device_ip.to_string()
     } else {
-        format!("{}:{port_no}", shared.device_ip)
+        format!("{}:{port_no}", handles.device_ip)
     };
     let site = Arc::new(Site {
         scheme,
-        device_ip: shared.device_ip.to_string(),
-        ws_url: format!("{ws_scheme}://{authority}{}", shared.ws.path),
+        device_ip: handles.device_ip.to_string(),
+        ws_url: format!("{ws_scheme}://{authority}{}", handles.ws.settings.path),
     });
     let gates = Gates::default();
-    let mut outage_rx = shared.outage.subscribe();
-    let mut changes = shared.faults.changes();
+    let mut outage_rx = handles.device.outage();
+    let mut changes = handles.faults.changes();
     let mut plan_alive = true;
     let mut outage_now = Outage::None;
     let mut outage_woke = false;
@@ -118,11 +148,11 @@ pub(crate) async fn serve(mut port: Port, shared: Arc<Shared>, tls: Option<TlsAc
         // select below instead of being lost.
         changes.borrow_and_update();
         let outage = *outage_rx.borrow_and_update();
-        let elapsed = shared.events.elapsed();
+        let elapsed = handles.events.elapsed();
         if std::mem::take(&mut recheck) {
-            refusal = shared.faults.refusing(service, elapsed);
+            refusal = handles.faults.refusing(service, elapsed);
         }
-        port.follow(refusal.clone(), outage == Outage::Rebooting, &shared);
+        port.follow(refusal.clone(), outage == Outage::Rebooting, &handles);
         // After the port: once a connection sees its reset, the port already refuses. Also on
         // a change that came back to the same value, to wake connections that saw it.
         if std::mem::take(&mut outage_woke) || outage != outage_now {
@@ -130,7 +160,7 @@ pub(crate) async fn serve(mut port: Port, shared: Arc<Shared>, tls: Option<TlsAc
             tracing::info!("{scheme}: outage {outage:?}, {reset} open connection(s) reset");
             outage_now = outage;
         }
-        let mut wake = shared
+        let mut wake = handles
             .faults
             .next_boundary(elapsed)
             .map(|t| Instant::now() + t.saturating_sub(elapsed))
@@ -143,13 +173,13 @@ pub(crate) async fn serve(mut port: Port, shared: Arc<Shared>, tls: Option<TlsAc
             // Like lwIP's backlog: once enough connections wait for a slot, stop accepting
             // (while the AP is down nothing is served, so nothing waits).
             if !ap_down {
-                shared.sockets.waiting_room().await;
+                handles.sockets.waiting_room().await;
             }
             port.accept().await
         };
         let accepted = tokio::select! {
             biased;
-            () = shared.cancel.cancelled() => return,
+            () = handles.lifecycle.cancel.cancelled() => return,
             r = outage_rx.changed() => {
                 if r.is_err() {
                     return;
@@ -173,31 +203,31 @@ pub(crate) async fn serve(mut port: Port, shared: Arc<Shared>, tls: Option<TlsAc
             Err(e) => {
                 tracing::warn!("accept failed on {scheme}: {e}");
                 tokio::select! {
-                    () = shared.cancel.cancelled() => return,
+                    () = handles.lifecycle.cancel.cancelled() => return,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                 }
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
-        let id = shared.next_conn_id();
-        shared.emit(EventKind::TcpAccepted {
+        let id = handles.conns.next();
+        handles.events.emit(EventKind::TcpAccepted {
             conn: id,
             peer,
             service: scheme.to_owned(),
         });
-        let gate = gates.register(outage, &shared.cancel);
+        let gate = gates.register(outage, &handles.lifecycle.cancel);
         match outage {
-            Outage::ApDown => spawn_unanswered(&shared, tcp, id, gate),
+            Outage::ApDown => spawn_unanswered(&handles, tcp, id, gate),
             Outage::Rebooting => {
                 // Accepted just before the port closed: the rebooting chip resets it.
                 drop(Gated::new(
                     tcp,
                     gate,
-                    shared.outage.subscribe(),
-                    shared.tracker.clone(),
+                    handles.device.outage(),
+                    handles.lifecycle.tracker.clone(),
                 ));
-                shared.emit(EventKind::TcpClosed {
+                handles.events.emit(EventKind::TcpClosed {
                     conn: id,
                     by: Side::Device,
                     reason: "reset by the device outage".to_owned(),
@@ -214,7 +244,7 @@ pub(crate) async fn serve(mut port: Port, shared: Arc<Shared>, tls: Option<TlsAc
                     service,
                     gate,
                 };
-                admit(conn, &shared, &tls, &site);
+                admit(conn, &handles, &tls, &site);
             }
         }
     }
@@ -234,7 +264,7 @@ struct Accepted {
 
 /// Asks the plan about a new connection: a connect fault takes it, or it is served with its
 /// stream faults applied to the raw socket (TLS on top).
-fn admit(conn: Accepted, shared: &Arc<Shared>, tls: &Option<TlsAcceptor>, site: &Arc<Site>) {
+fn admit(conn: Accepted, handles: &Arc<Handles>, tls: &Option<TlsAcceptor>, site: &Arc<Site>) {
     let Accepted {
         tcp,
         peer,
@@ -245,15 +275,15 @@ fn admit(conn: Accepted, shared: &Arc<Shared>, tls: &Option<TlsAcceptor>, site: 
     } = conn;
     let info = ConnInfo {
         conn: ConnRef { service, ordinal },
-        elapsed: shared.events.elapsed(),
+        elapsed: handles.events.elapsed(),
     };
-    if let Some(applied) = shared.faults.on_connect(info) {
-        return spawn_connect_fault(shared, tcp, id, applied, gate);
+    if let Some(applied) = handles.faults.on_connect(info) {
+        return spawn_connect_fault(handles, tcp, id, applied, gate);
     }
-    let faults = shared.faults.stream_faults(info);
+    let faults = handles.faults.stream_faults(info);
     for applied in &faults.faults {
         emit_applied(
-            shared,
+            handles,
             Some(id),
             applied.rule,
             &applied.fault,
@@ -265,14 +295,19 @@ fn admit(conn: Accepted, shared: &Arc<Shared>, tls: &Option<TlsAcceptor>, site: 
     }
     let kill = gate.kill().clone();
     // The pump (if any) ends with the gate: an outage reset or shutdown.
-    let supervisor = Supervisor::new(kill.clone(), shared.tracker.clone());
-    let raw = Gated::new(tcp, gate, shared.outage.subscribe(), shared.tracker.clone());
+    let supervisor = Supervisor::new(kill.clone(), handles.lifecycle.tracker.clone());
+    let raw = Gated::new(
+        tcp,
+        gate,
+        handles.device.outage(),
+        handles.lifecycle.tracker.clone(),
+    );
     let stream = FaultyStream::new(raw, &faults, &supervisor);
-    shared.tracker.spawn(connection(
+    handles.lifecycle.tracker.spawn(connection(
         stream,
         peer,
         id,
-        shared.clone(),
+        handles.clone(),
         tls.clone(),
         site.clone(),
         kill,
@@ -286,7 +321,7 @@ async fn connection<S>(
     mut tcp: S,
     peer: SocketAddr,
     id: u64,
-    shared: Arc<Shared>,
+    handles: Arc<Handles>,
     tls: Option<TlsAcceptor>,
     site: Arc<Site>,
     kill: CancellationToken,
@@ -294,17 +329,17 @@ async fn connection<S>(
     S: AsyncRead + AsyncWrite + crate::ws::Transport + Unpin + Send + 'static,
 {
     let closed = |by: Side, reason: &str| {
-        shared.emit(EventKind::TcpClosed {
+        handles.events.emit(EventKind::TcpClosed {
             conn: id,
             by,
             reason: reason.to_owned(),
         });
     };
     const OUTAGE_RESET: &str = "reset by the device outage while waiting for a socket";
-    let (handle, tcp) = match shared.sockets.admit(id, peer) {
+    let (handle, tcp) = match handles.sockets.admit(id, peer) {
         Admission::Now { handle, purged } => {
             if let Some(victim) = purged {
-                shared.emit(EventKind::LruPurged {
+                handles.events.emit(EventKind::LruPurged {
                     conn: victim,
                     for_conn: id,
                 });
@@ -312,24 +347,26 @@ async fn connection<S>(
             (handle, Replay::direct(tcp))
         }
         Admission::Wait { open, ticket } => {
-            shared.emit(EventKind::TcpWaiting { conn: id, open });
+            handles
+                .events
+                .emit(EventKind::TcpWaiting { conn: id, open });
             let since = Instant::now();
             // Read ahead while waiting, to see the app give up (its connect timed out and it
             // closed the socket): an abandoned attempt leaves the queue and is never served.
-            let mut ahead = ReadAhead::for_profile(&shared.profile);
+            let mut ahead = ReadAhead::for_profile(&handles.profile);
             let slot = tokio::select! {
                 biased;
-                () = shared.cancel.cancelled() => None,
+                () = handles.lifecycle.cancel.cancelled() => None,
                 () = kill.cancelled() => return closed(Side::Device, OUTAGE_RESET),
                 gone = ahead.until_gone(&mut tcp) => {
                     // A read fails too when an outage resets the socket under it.
                     if let Gone::Failed(e) = &gone {
-                        if kill.is_cancelled() || *shared.outage.borrow() != Outage::None {
+                        if kill.is_cancelled() || *handles.device.outage().borrow() != Outage::None {
                             return closed(Side::Device, OUTAGE_RESET);
                         }
                         tracing::debug!(conn = id, "waiting connection failed: {e}");
                     }
-                    shared.emit(EventKind::TcpAbandoned {
+                    handles.events.emit(EventKind::TcpAbandoned {
                         conn: id,
                         waited_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
                     });
@@ -343,18 +380,18 @@ async fn connection<S>(
             }
         }
     };
-    shared.emit(EventKind::TcpServed { conn: id });
+    handles.events.emit(EventKind::TcpServed { conn: id });
     let Some(acceptor) = tls else {
-        return conn::serve(tcp, handle, shared.clone(), site).await;
+        return conn::serve(tcp, handle, handles.clone(), site).await;
     };
-    let handshake = tokio::time::timeout(shared.profile.recv_timeout, acceptor.accept(tcp));
+    let handshake = tokio::time::timeout(handles.profile.recv_timeout, acceptor.accept(tcp));
     let result = tokio::select! {
-        () = shared.cancel.cancelled() => return closed(Side::Device, "shutdown"),
+        () = handles.lifecycle.cancel.cancelled() => return closed(Side::Device, "shutdown"),
         () = handle.purged().cancelled() => return closed(Side::Device, "lru purge"),
         r = handshake => r,
     };
     match result {
-        Ok(Ok(stream)) => conn::serve(stream, handle, shared.clone(), site).await,
+        Ok(Ok(stream)) => conn::serve(stream, handle, handles.clone(), site).await,
         Ok(Err(e)) => closed(Side::Client, &format!("tls handshake failed: {e}")),
         Err(_) => closed(Side::Device, "tls handshake timed out"),
     }

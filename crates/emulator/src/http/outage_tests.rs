@@ -1,5 +1,5 @@
-//! Outages on the device port as an app sees them, driven through `shared.outage` (the device
-//! timeline sets it for `reboot` and `ap_down`): real sockets on 127.0.0.1.
+//! Outages on the device port as an app sees them, driven through the device host's outage
+//! (the device timeline sets it for `reboot` and `ap_down`): real sockets on 127.0.0.1.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::context::Outage;
+use crate::device_host::Outage;
 use crate::{Emulator, EmulatorConfig, RunningEmulator};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -145,7 +145,7 @@ async fn reboot_resets_every_open_connection_and_refuses_new_ones() {
         Read::Silent
     );
 
-    em.shared.outage.send_replace(Outage::Rebooting);
+    em.device.force_outage(Outage::Rebooting);
 
     let reset = Read::Error(io::ErrorKind::ConnectionReset);
     assert_eq!(read_once(&mut idle, WAIT).await, reset);
@@ -159,7 +159,7 @@ async fn reboot_resets_every_open_connection_and_refuses_new_ones() {
     until_connect(addr, false).await;
     assert_eq!(em.session_count(), 0, "the session ended");
 
-    em.shared.outage.send_replace(Outage::None);
+    em.device.force_outage(Outage::None);
     until_connect(addr, true).await.expect("listening again");
     served_connection(addr).await;
     em.shutdown(WAIT).await;
@@ -176,7 +176,7 @@ async fn ap_down_silences_everything_then_resets_when_back() {
     let mut ws = open_session(addr).await; // 2
     let mut piped = served_connection(addr).await; // 3
 
-    em.shared.outage.send_replace(Outage::ApDown);
+    em.device.force_outage(Outage::ApDown);
 
     // Requests on open connections get no answer, no FIN, no RST.
     idle.write_all(GET).await.expect("the write is buffered");
@@ -201,7 +201,7 @@ async fn ap_down_silences_everything_then_resets_when_back() {
     );
     assert!(handshake.await.is_err(), "the handshake times out");
 
-    em.shared.outage.send_replace(Outage::None);
+    em.device.force_outage(Outage::None);
 
     let reset = Read::Error(io::ErrorKind::ConnectionReset);
     assert_eq!(read_once(&mut idle, WAIT).await, reset);
@@ -226,15 +226,15 @@ async fn a_session_the_device_drops_while_the_ap_is_down_stays_silent_then_reset
     let mut direct = open_session(addr).await;
     let mut piped = open_session(addr).await;
     // The device timeline's order: the outage first, then the firmware forgets its sessions.
-    em.shared.outage.send_replace(Outage::ApDown);
-    assert_eq!(em.shared.device.drop_all_sessions("softAP down"), 2);
+    em.device.force_outage(Outage::ApDown);
+    assert_eq!(em.device.drop_all_sessions("softAP down"), 2);
     for ws in [&mut direct, &mut piped] {
         assert!(
             tokio::time::timeout(SILENCE, ws.next()).await.is_err(),
             "no close frame, FIN or RST while the AP is down"
         );
     }
-    em.shared.outage.send_replace(Outage::None);
+    em.device.force_outage(Outage::None);
     for ws in [&mut direct, &mut piped] {
         let next = tokio::time::timeout(WAIT, ws.next())
             .await
@@ -249,7 +249,7 @@ async fn shutdown_during_ap_down_releases_held_connections() {
     let em = start(&[]).await;
     let addr = em.http_addr();
     let mut idle = served_connection(addr).await;
-    em.shared.outage.send_replace(Outage::ApDown);
+    em.device.force_outage(Outage::ApDown);
     let mut fresh = TcpStream::connect(addr).await.expect("connects");
     idle.write_all(GET).await.expect("buffered");
     assert_eq!(

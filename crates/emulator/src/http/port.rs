@@ -12,8 +12,8 @@ use espsim_faults::{Applied, ConnectFault};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+use super::Handles;
 use crate::StartError;
-use crate::context::Shared;
 use crate::net::RefusableListener;
 
 use super::connect::{emit_applied, fmt_duration};
@@ -59,7 +59,7 @@ impl Port {
         &mut self,
         refusal: Option<Applied<ConnectFault>>,
         rebooting: bool,
-        shared: &Shared,
+        handles: &Handles,
     ) {
         let refuse = refusal.is_some() || rebooting;
         if refuse && !self.is_refusing() {
@@ -71,9 +71,9 @@ impl Port {
             self.watch = SynWatch::start(
                 target,
                 self.refused,
-                shared.events.clone(),
-                &shared.tracker,
-                &shared.cancel,
+                handles.events.clone(),
+                &handles.lifecycle.tracker,
+                &handles.lifecycle.cancel,
             );
             self.refuse();
             match refusal {
@@ -86,7 +86,7 @@ impl Port {
                         "{} port closed: new connections refused (RST) {until}",
                         self.service
                     );
-                    emit_applied(shared, None, applied.rule, &applied.fault, detail);
+                    emit_applied(handles, None, applied.rule, &applied.fault, detail);
                 }
                 None => tracing::info!("{}: port closed while the device reboots", self.service),
             }

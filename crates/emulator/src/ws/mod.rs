@@ -1,7 +1,7 @@
-//! The WebSocket endpoint: ESP-IDF's handshake checks, then a session with the shared firmware.
+//! The WebSocket endpoint: ESP-IDF's handshake checks, then a session with the handles firmware.
 //!
 //! - [`handshake`]: the checks and the exact `101` (pure functions of the request head);
-//! - [`session`]: frames ↔ [`crate::device::DeviceHub`], with ESP-IDF's control-frame and close
+//! - [`session`]: frames ↔ [`crate::device_host::DeviceHost`], with ESP-IDF's control-frame and close
 //!   behaviour, and the WebSocket message faults;
 //! - [`message_fault`]: the bytes of the WebSocket action faults (close, corrupt frames, …);
 //! - [`upgrade_fault`]: handshake faults (RST, FIN, a status, a broken `101`, a delay);
@@ -27,16 +27,39 @@ mod tests;
 
 use std::sync::Arc;
 
-use espsim_faults::{Applied, ConnRef, HandshakeInfo};
+use espsim_faults::{Applied, ConnRef, FaultPlan, HandshakeInfo};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::context::Shared;
-use crate::events::{ConnId, EventKind, Side};
+use crate::WsSettings;
+use crate::device_host::DeviceHost;
+use crate::events::{ConnId, EventKind, EventLog, Side};
 use crate::http::head::RequestHead;
+use crate::lifecycle::{Counter, Lifecycle};
+use crate::profile::Profile;
 use crate::sockets::ConnHandle;
 
 use self::handshake::{Decision, Reply};
+
+/// What the WebSocket endpoint and its sessions use: the endpoint settings and limits, the
+/// device host the sessions talk to, the fault plan, the event log and the shutdown.
+#[derive(Debug)]
+pub(crate) struct Handles {
+    /// The endpoint's path and subprotocol.
+    pub(crate) settings: WsSettings,
+    /// Handshake limits, message size limit, close behaviour.
+    pub(crate) profile: Arc<Profile>,
+    /// The firmware, shared by every session.
+    pub(crate) device: Arc<DeviceHost>,
+    /// Handshake, message and tick faults; `after:` events observed.
+    pub(crate) faults: Arc<FaultPlan>,
+    /// The run clock and where the sessions are recorded.
+    pub(crate) events: Arc<EventLog>,
+    /// Sessions end on shutdown, within its close deadline.
+    pub(crate) lifecycle: Lifecycle,
+    /// Upgrade ordinals, shared by the HTTP and HTTPS ports.
+    pub(crate) upgrades: Counter,
+}
 
 /// Handles a request for the WebSocket path: ESP-IDF's handshake checks, the `101` (or the
 /// rejection), then the session until it ends. `leftover` holds bytes read past the request head.
@@ -50,14 +73,14 @@ pub(crate) async fn handle_upgrade<S>(
     leftover: Vec<u8>,
     head: RequestHead,
     conn: ConnHandle,
-    shared: Arc<Shared>,
+    handles: Arc<Handles>,
 ) where
     S: AsyncRead + AsyncWrite + Transport + Unpin + Send + 'static,
 {
-    let accept = match handshake::decide(&head, &shared.ws, &shared.profile) {
+    let accept = match handshake::decide(&head, &handles.settings, &handles.profile) {
         Decision::Upgrade(accept) => accept,
         Decision::Reject(rejection) => {
-            shared.emit(EventKind::WsRejected {
+            handles.events.emit(EventKind::WsRejected {
                 conn: conn.id,
                 reason: rejection.reason.clone(),
                 status: rejection.status(),
@@ -71,7 +94,7 @@ pub(crate) async fn handle_upgrade<S>(
                     }
                     let _ = io.shutdown().await;
                 }
-                Reply::NoResponse => hold_unanswered(io, &conn, &shared).await,
+                Reply::NoResponse => hold_unanswered(io, &conn, &handles).await,
             }
             return;
         }
@@ -79,22 +102,22 @@ pub(crate) async fn handle_upgrade<S>(
 
     let fault_conn = ConnRef {
         service: io.service(),
-        ordinal: shared.next_upgrade_ordinal(),
+        ordinal: handles.upgrades.next(),
     };
-    let fault = shared.faults.on_handshake(HandshakeInfo {
+    let fault = handles.faults.on_handshake(HandshakeInfo {
         conn: fault_conn,
-        elapsed: shared.events.elapsed(),
+        elapsed: handles.events.elapsed(),
         host: head.header("host"),
         path: &head.path,
     });
     if let Some(applied) = fault {
         fault_applied(
-            &shared,
+            &handles,
             conn.id,
             &applied,
             upgrade_fault::describe(&applied.fault),
         );
-        let stop = shared.cancel.child_token();
+        let stop = handles.lifecycle.cancel.child_token();
         let purged = conn.purged().clone();
         let stopper = stop.clone();
         let watch = async move {
@@ -105,7 +128,7 @@ pub(crate) async fn handle_upgrade<S>(
             io,
             &applied.fault,
             &accept,
-            shared.profile.modern_error_bodies,
+            handles.profile.modern_error_bodies,
             &stop,
         );
         let next = tokio::select! {
@@ -115,7 +138,7 @@ pub(crate) async fn handle_upgrade<S>(
         match next {
             upgrade_fault::Next::Session(rest) => io = rest,
             upgrade_fault::Next::Ended => {
-                shared.faults.connection_closed(fault_conn);
+                handles.faults.connection_closed(fault_conn);
                 return;
             }
         }
@@ -125,40 +148,40 @@ pub(crate) async fn handle_upgrade<S>(
             io.flush().await
         };
         if let Err(e) = written.await {
-            shared.emit(EventKind::WsClosed {
+            handles.events.emit(EventKind::WsClosed {
                 conn: conn.id,
                 by: Side::Client,
                 code: None,
                 reason: format!("writing the 101 failed: {e}"),
                 clean: false,
             });
-            shared.faults.connection_closed(fault_conn);
+            handles.faults.connection_closed(fault_conn);
             return;
         }
     }
-    let authorized = match (shared.device.auth_token(), accept.token.as_deref()) {
+    let authorized = match (handles.device.auth_token(), accept.token.as_deref()) {
         (Some(expected), Some(given)) => expected == given,
         _ => false,
     };
-    shared.emit(EventKind::WsOpened {
+    handles.events.emit(EventKind::WsOpened {
         conn: conn.id,
         path: head.path.clone(),
         subprotocol: accept.subprotocol.clone(),
     });
-    session::run(io, leftover, conn, fault_conn, shared.clone(), authorized).await;
-    shared.faults.connection_closed(fault_conn);
+    session::run(io, leftover, conn, fault_conn, handles.clone(), authorized).await;
+    handles.faults.connection_closed(fault_conn);
 }
 
 /// Records that a fault rule fired (`fault_applied`), with the fault as the scenario wrote it.
 pub(crate) fn fault_applied<F: Serialize>(
-    shared: &Shared,
+    handles: &Handles,
     conn: ConnId,
     applied: &Applied<F>,
     detail: String,
 ) {
     let fault = serde_json::to_value(&applied.fault).unwrap_or(serde_json::Value::Null);
     tracing::debug!(conn, rule = applied.rule.0, %fault, "{detail}");
-    shared.emit(EventKind::FaultApplied {
+    handles.events.emit(EventKind::FaultApplied {
         conn: Some(conn),
         rule: applied.rule.0,
         fault,
@@ -169,7 +192,7 @@ pub(crate) fn fault_applied<F: Serialize>(
 /// ESP-IDF ran the handler as a plain GET and it sent nothing: the socket stays open, unanswered,
 /// until the app closes it, LRU purge or shutdown. What the app sends meanwhile is discarded
 /// (bounded: at most `MAX_DISCARD` bytes, then the connection is closed).
-async fn hold_unanswered<S>(mut io: S, conn: &ConnHandle, shared: &Shared)
+async fn hold_unanswered<S>(mut io: S, conn: &ConnHandle, handles: &Handles)
 where
     S: AsyncRead + Unpin,
 {
@@ -179,7 +202,7 @@ where
     while discarded < MAX_DISCARD {
         tokio::select! {
             () = conn.purged().cancelled() => return,
-            () = shared.cancel.cancelled() => return,
+            () = handles.lifecycle.cancel.cancelled() => return,
             n = io.read(&mut buf) => match n {
                 Ok(0) | Err(_) => return,
                 Ok(n) => discarded += n,

@@ -1,4 +1,4 @@
-//! One WebSocket session after the `101`: frames ↔ the shared firmware device.
+//! One WebSocket session after the `101`: frames ↔ the handles firmware device.
 //!
 //! Frames are read and written by tokio-tungstenite; this loop adds ESP-IDF's behaviour on top:
 //! auto PONG with the same payload, an EMPTY close frame in reply to the app's close (so apps
@@ -6,7 +6,7 @@
 //! profile's oversize handling, close 1001 on shutdown (the app gets until the shutdown's close
 //! deadline to answer) and a silent drop on LRU purge. Bounded like ESP-IDF's send: a write
 //! waits at most `send_wait_timeout` (5 s), and a session whose outbox fills
-//! ([`crate::device::OUTBOX`] messages) is dropped without a close frame, saying why.
+//! ([`crate::device_host::OUTBOX`] messages) is dropped without a close frame, saying why.
 //!
 //! Message faults: every frame both ways is put to [`FaultPlan::on_ws_message`] (and the session
 //! asks [`FaultPlan::on_ws_tick`] when it starts, at each [`FaultPlan::next_boundary`] and when
@@ -33,8 +33,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::context::Shared;
-use crate::device::{OUTBOX, Outbox, Outgoing};
+use super::Handles;
+use crate::device_host::{OUTBOX, Outbox, Outgoing};
 use crate::events::{ConnId, Direction, EventKind, Side};
 use crate::profile::OversizeHandling;
 use crate::sockets::ConnHandle;
@@ -70,12 +70,12 @@ pub(crate) async fn run<S>(
     leftover: Vec<u8>,
     conn: ConnHandle,
     fault_conn: ConnRef,
-    shared: Arc<Shared>,
+    handles: Arc<Handles>,
     authorized: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let cap = shared.profile.max_ws_message.max(READ_CAP_FLOOR);
+    let cap = handles.profile.max_ws_message.max(READ_CAP_FLOOR);
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(cap))
@@ -84,21 +84,21 @@ pub(crate) async fn run<S>(
     let ws =
         WebSocketStream::from_partially_read(Tap::new(io), leftover, Role::Server, Some(config))
             .await;
-    let outbox = shared.device.connect(conn.id);
+    let outbox = handles.device.connect(conn.id);
     if authorized {
-        shared.device.authorize(conn.id);
+        handles.device.authorize(conn.id);
     }
     let mut session = Session {
         ws,
         outbox,
         conn,
-        shared: shared.clone(),
+        handles: handles.clone(),
         fault_conn,
         messages: 0,
         bytes: 0,
     };
     let end = session.serve().await;
-    shared.device.disconnect(session.conn.id);
+    handles.device.disconnect(session.conn.id);
     session.finish(end).await;
 }
 
@@ -119,7 +119,7 @@ struct Session<S> {
     ws: WebSocketStream<Tap<S>>,
     outbox: Outbox,
     conn: ConnHandle,
-    shared: Arc<Shared>,
+    handles: Arc<Handles>,
     /// This session as the fault plan knows it (service and upgrade ordinal).
     fault_conn: ConnRef,
     /// Data messages so far, both ways (the plan's `messages:` trigger).
@@ -137,12 +137,12 @@ where
     }
 
     fn emit(&self, kind: EventKind) {
-        self.shared.emit(kind);
+        self.handles.events.emit(kind);
     }
 
     /// Reads frames and device output until something ends the session.
     async fn serve(&mut self) -> End {
-        let mut changes = self.shared.faults.changes();
+        let mut changes = self.handles.faults.changes();
         let mut plan_gone = false;
         let mut tick = true;
         // The boundary whose timer started the pending tick (`None`: start or plan change).
@@ -151,7 +151,7 @@ where
         // tick (the boundary passed or the plan changed), not per frame: that would cost two plan
         // locks and a timer per message while any rule exists.
         let mut boundary: Option<Boundary> = None;
-        let shared = self.shared.clone();
+        let handles = self.handles.clone();
         let purged = self.conn.purged().clone();
         let overflow = self.outbox.overflow.clone();
         loop {
@@ -159,8 +159,8 @@ where
                 if let Some(end) = self.tick(due.take()).await {
                     return end;
                 }
-                let elapsed = shared.events.elapsed();
-                boundary = shared.faults.next_boundary(elapsed).map(|at| Boundary {
+                let elapsed = handles.events.elapsed();
+                boundary = handles.faults.next_boundary(elapsed).map(|at| Boundary {
                     at,
                     timer: Box::pin(tokio::time::sleep(at.saturating_sub(elapsed))),
                 });
@@ -170,7 +170,7 @@ where
                 () = purged.cancelled() => {
                     return End::Drop { by: Side::Device, reason: "lru purge".to_owned() };
                 }
-                () = shared.cancel.cancelled() => {
+                () = handles.lifecycle.cancel.cancelled() => {
                     return End::DeviceClose(1001, "going away".to_owned());
                 }
                 () = overflow.cancelled() => return overflowed(),
@@ -206,14 +206,14 @@ where
     /// woken late by a stalled host still fires the action whose window opened at `due`, even
     /// when that window has closed since (late, never lost).
     async fn tick(&mut self, due: Option<Duration>) -> Option<End> {
-        let now = self.shared.events.elapsed();
+        let now = self.handles.events.elapsed();
         for elapsed in due.filter(|d| *d < now).into_iter().chain([now]) {
             for _ in 0..8 {
                 let info = ConnInfo {
                     conn: self.fault_conn,
                     elapsed,
                 };
-                let Some(applied) = self.shared.faults.on_ws_tick(info) else {
+                let Some(applied) = self.handles.faults.on_ws_tick(info) else {
                     break;
                 };
                 if let Some(end) = self.act(&applied).await {
@@ -236,9 +236,9 @@ where
             self.messages += 1;
             self.bytes += len as u64;
         }
-        self.shared.faults.on_ws_message(MessageInfo {
+        self.handles.faults.on_ws_message(MessageInfo {
             conn: self.fault_conn,
-            elapsed: self.shared.events.elapsed(),
+            elapsed: self.handles.events.elapsed(),
             direction,
             kind,
             message_type,
@@ -249,13 +249,13 @@ where
 
     /// Records a fired fault.
     fn applied(&self, applied: &Applied<WsFault>, detail: String) {
-        super::fault_applied(&self.shared, self.id(), applied, detail);
+        super::fault_applied(&self.handles, self.id(), applied, detail);
     }
 
     /// Performs a fault that is an action of the device (`close`, `corrupt`, …), recording it.
     /// Message faults (`drop`, …) are handled where the message passes and do nothing here.
     async fn act(&mut self, applied: &Applied<WsFault>) -> Option<End> {
-        let action = message_fault::action(&applied.fault, self.shared.profile.max_ws_message)?;
+        let action = message_fault::action(&applied.fault, self.handles.profile.max_ws_message)?;
         self.applied(applied, action.describe());
         match action {
             Action::Close { code, reason, echo } => Some(if echo {
@@ -271,9 +271,9 @@ where
                     tap.write_all(&bytes).await?;
                     tap.flush().await
                 };
-                let shared = self.shared.clone();
-                let result = within_send_timeout(&shared, io).await;
-                sent_or_going_away(&shared, result).err()
+                let handles = self.handles.clone();
+                let result = within_send_timeout(&handles, io).await;
+                sent_or_going_away(&handles, result).err()
             }
             Action::Text(text) => {
                 let bytes = text.len();
@@ -302,7 +302,7 @@ where
                 Some(End::Drop { by: Side::Device, reason: "lru purge".to_owned() })
             }
             () = self.outbox.overflow.cancelled() => Some(overflowed()),
-            () = self.shared.cancel.cancelled() => {
+            () = self.handles.lifecycle.cancel.cancelled() => {
                 Some(End::DeviceClose(1001, "going away".to_owned()))
             }
             () = tokio::time::sleep(delay) => None,
@@ -382,7 +382,7 @@ where
     async fn write(&mut self, msg: Message) -> Result<(), End> {
         let purged = self.conn.purged().clone();
         let overflow = self.outbox.overflow.clone();
-        let cancel = self.shared.cancel.clone();
+        let cancel = self.handles.lifecycle.cancel.clone();
         let result = tokio::select! {
             () = purged.cancelled() => {
                 return Err(End::Drop { by: Side::Device, reason: "lru purge".to_owned() });
@@ -425,10 +425,10 @@ where
                 // tungstenite queued the PONG with the same payload; flush puts it on the wire
                 // (or, while suppressing, into the tap that swallows it).
                 self.ws.get_mut().swallow_pong = suppress.is_some();
-                let shared = self.shared.clone();
-                let flushed = within_send_timeout(&shared, self.ws.flush()).await;
+                let handles = self.handles.clone();
+                let flushed = within_send_timeout(&handles, self.ws.flush()).await;
                 self.ws.get_mut().swallow_pong = false;
-                if let Err(end) = sent_or_going_away(&shared, flushed) {
+                if let Err(end) = sent_or_going_away(&handles, flushed) {
                     return Some(end);
                 }
                 if suppress.is_none() {
@@ -496,7 +496,9 @@ where
         if copies > 0
             && let Some(t) = &msg_type
         {
-            self.shared.faults.observe(t, self.shared.events.elapsed());
+            self.handles
+                .faults
+                .observe(t, self.handles.events.elapsed());
         }
         match after {
             Some(a) => self.act(&a).await,
@@ -506,19 +508,19 @@ where
 
     /// Hands a message to the firmware, after the profile's size limit.
     fn data(&mut self, payload: &[u8]) -> Option<End> {
-        let max = self.shared.profile.max_ws_message;
+        let max = self.handles.profile.max_ws_message;
         if payload.len() > max {
-            return match self.shared.profile.oversize {
+            return match self.handles.profile.oversize {
                 OversizeHandling::Close1009 => {
                     Some(End::DeviceClose(1009, "message too big".to_owned()))
                 }
                 OversizeHandling::ErrorMessage => {
-                    self.shared.device.too_large(self.id(), payload.len(), max);
+                    self.handles.device.too_large(self.id(), payload.len(), max);
                     None
                 }
             };
         }
-        self.shared.device.frame(self.id(), payload);
+        self.handles.device.frame(self.id(), payload);
         None
     }
 
@@ -564,14 +566,14 @@ where
     /// Ends the session on the wire and records how.
     async fn finish(mut self, end: End) {
         let conn = self.id();
-        let shared = self.shared.clone();
+        let handles = self.handles.clone();
         match end {
             End::ClientClose(frame) => {
                 let (code, reason) = match &frame {
                     Some(f) => (Some(u16::from(f.code)), f.reason.to_string()),
                     None => (None, String::new()),
                 };
-                if self.shared.profile.echo_close_code {
+                if self.handles.profile.echo_close_code {
                     // tungstenite queued a close echoing the code; reading on flushes it and,
                     // as the server, ends the connection.
                     self.drain().await;
@@ -586,7 +588,7 @@ where
                             io.flush().await?;
                             io.shutdown().await
                         };
-                        let _ = within_send_timeout(&shared, wrote).await;
+                        let _ = within_send_timeout(&handles, wrote).await;
                     }
                 }
                 self.emit(EventKind::WsClosed {
@@ -602,7 +604,7 @@ where
                     code: CloseCode::from(code),
                     reason: reason.clone().into(),
                 };
-                let sent = within_send_timeout(&shared, self.ws.close(Some(frame))).await;
+                let sent = within_send_timeout(&handles, self.ws.close(Some(frame))).await;
                 let clean = matches!(sent, Some(Ok(()))) && self.drain().await;
                 self.emit(EventKind::WsClosed {
                     conn,
@@ -621,7 +623,7 @@ where
                     self.ws.close(Some(frame)).await?;
                     self.ws.get_mut().shutdown().await.map_err(WsError::Io)
                 };
-                let _ = within_send_timeout(&shared, sent).await;
+                let _ = within_send_timeout(&handles, sent).await;
                 self.emit(EventKind::WsClosed {
                     conn,
                     by: Side::Device,
@@ -647,7 +649,7 @@ where
     /// frame arrived. Bounded in frames and time; purge still drops at once.
     async fn drain(&mut self) -> bool {
         let purged = self.conn.purged().clone();
-        let shared = self.shared.clone();
+        let handles = self.handles.clone();
         let mut acknowledged = false;
         let read = async {
             for _ in 0..CLOSE_WAIT_FRAMES {
@@ -661,11 +663,11 @@ where
         let purged_now = tokio::select! {
             () = purged.cancelled() => true,
             // On shutdown: no longer than the shutdown allows.
-            _ = within(&shared, CLOSE_WAIT, read) => false,
+            _ = within(&handles, CLOSE_WAIT, read) => false,
         };
         if !purged_now {
             // Flush what tungstenite wrote last (a TLS stream buffers) and send FIN.
-            let _ = within_send_timeout(&shared, self.ws.get_mut().shutdown()).await;
+            let _ = within_send_timeout(&handles, self.ws.get_mut().shutdown()).await;
         }
         acknowledged
     }
@@ -678,24 +680,25 @@ fn type_field(payload: &[u8]) -> Option<String> {
 }
 
 /// Runs a write for at most `SEND_TIMEOUT` (`None`: it did not complete in time) and, once the
-/// shutdown started, no longer than its close deadline ([`Shared::close_deadline`]).
+/// shutdown started, no longer than its close deadline
+/// ([`crate::lifecycle::Lifecycle::close_deadline`]).
 async fn within_send_timeout<F: std::future::Future>(
-    shared: &Shared,
+    handles: &Handles,
     write: F,
 ) -> Option<F::Output> {
-    within(shared, SEND_TIMEOUT, write).await
+    within(handles, SEND_TIMEOUT, write).await
 }
 
 /// Runs `work` for at most `usual` and, once the shutdown started, no longer than its close
 /// deadline; `None` when it did not complete in time.
 async fn within<F: std::future::Future>(
-    shared: &Shared,
+    handles: &Handles,
     usual: Duration,
     work: F,
 ) -> Option<F::Output> {
     let shutdown = async {
-        shared.cancel.cancelled().await;
-        tokio::time::sleep_until(shared.close_deadline(usual)).await;
+        handles.lifecycle.cancel.cancelled().await;
+        tokio::time::sleep_until(handles.lifecycle.close_deadline(usual)).await;
     };
     tokio::select! {
         r = tokio::time::timeout(usual, work) => r.ok(),
@@ -724,10 +727,10 @@ fn sent<E: std::fmt::Display>(result: Option<Result<(), E>>) -> Result<(), End> 
 /// [`sent`], except that a write the shutdown cut short ends the session with close 1001 (the
 /// close handshake then has the rest of the shutdown's close wait).
 fn sent_or_going_away<E: std::fmt::Display>(
-    shared: &Shared,
+    handles: &Handles,
     result: Option<Result<(), E>>,
 ) -> Result<(), End> {
-    if result.is_none() && shared.cancel.is_cancelled() {
+    if result.is_none() && handles.lifecycle.cancel.is_cancelled() {
         return Err(End::DeviceClose(1001, "going away".to_owned()));
     }
     sent(result)

@@ -10,12 +10,12 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::Handles;
 use crate::WsSettings;
-use crate::context::Shared;
-use crate::device::{DeviceHub, DeviceOptions};
+use crate::device_host::{DeviceHost, DeviceOptions};
 use crate::events::{ConnId, Event, EventKind, EventLog};
 use crate::http::head::RequestHead;
-use crate::internet::InternetMode;
+use crate::lifecycle::{Counter, Lifecycle};
 use crate::profile::Profile;
 use crate::sockets::ConnHandle;
 
@@ -25,7 +25,7 @@ pub(crate) const WAIT: Duration = Duration::from_secs(5);
 /// A running test acceptor.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) handles: Arc<Handles>,
     purges: Arc<Mutex<HashMap<ConnId, CancellationToken>>>,
 }
 
@@ -33,28 +33,33 @@ impl TestServer {
     /// Binds 127.0.0.1:0 and serves the WebSocket path with `profile`, `ws` and `device`.
     pub(crate) async fn start(profile: Profile, ws: WsSettings, device: DeviceOptions) -> Self {
         let events = Arc::new(EventLog::new());
-        let hub = DeviceHub::new(device, 0, events.clone());
-        let shared = Arc::new(Shared::new(
-            profile,
-            Ipv4Addr::LOCALHOST,
-            InternetMode::default(),
-            ws,
-            hub,
-            Arc::new(espsim_faults::FaultPlan::empty(Some(0))),
+        let lifecycle = Lifecycle::new();
+        let device = Arc::new(DeviceHost::new(device, 0, events.clone()));
+        device.start(&lifecycle);
+        let handles = Arc::new(Handles {
+            settings: ws,
+            profile: Arc::new(profile),
+            device,
+            faults: Arc::new(espsim_faults::FaultPlan::empty(Some(0))),
             events,
-        ));
-        shared.device.start(&shared);
+            lifecycle,
+            upgrades: Counter::new(),
+        });
+        let conns = Counter::new();
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let purges = Arc::new(Mutex::new(HashMap::new()));
-        shared
-            .tracker
-            .spawn(accept_loop(listener, shared.clone(), purges.clone()));
+        handles.lifecycle.tracker.spawn(accept_loop(
+            listener,
+            handles.clone(),
+            conns,
+            purges.clone(),
+        ));
         TestServer {
             addr,
-            shared,
+            handles,
             purges,
         }
     }
@@ -83,7 +88,7 @@ impl TestServer {
 
     /// Waits for the first event matching `pred` (fails the test after `WAIT`).
     pub(crate) async fn event(&self, what: &str, pred: impl FnMut(&Event) -> bool) -> EventKind {
-        self.shared
+        self.handles
             .events
             .wait_for(WAIT, pred)
             .await
@@ -93,9 +98,10 @@ impl TestServer {
 
     /// Shuts down like `RunningEmulator::shutdown`: cancel, then wait for every task.
     pub(crate) async fn shutdown(&self) {
-        self.shared.cancel.cancel();
-        self.shared.tracker.close();
-        tokio::time::timeout(WAIT, self.shared.tracker.wait())
+        let lifecycle = &self.handles.lifecycle;
+        lifecycle.cancel.cancel();
+        lifecycle.tracker.close();
+        tokio::time::timeout(WAIT, lifecycle.tracker.wait())
             .await
             .expect("every task ends after shutdown");
     }
@@ -103,25 +109,26 @@ impl TestServer {
 
 async fn accept_loop(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    handles: Arc<Handles>,
+    conns: Counter,
     purges: Arc<Mutex<HashMap<ConnId, CancellationToken>>>,
 ) {
     loop {
         let (stream, peer) = tokio::select! {
-            () = shared.cancel.cancelled() => return,
+            () = handles.lifecycle.cancel.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(_) => continue,
             },
         };
-        let id = shared.next_conn_id();
+        let id = conns.next();
         let purge = CancellationToken::new();
         purges.lock().expect("lock").insert(id, purge.clone());
         let conn = ConnHandle::detached(id, peer, purge);
-        let shared2 = shared.clone();
-        shared.tracker.spawn(async move {
+        let handles2 = handles.clone();
+        handles.lifecycle.tracker.spawn(async move {
             if let Some((stream, head, leftover)) = read_head(stream).await {
-                super::handle_upgrade(stream, leftover, head, conn, shared2).await;
+                super::handle_upgrade(stream, leftover, head, conn, handles2).await;
             }
         });
     }

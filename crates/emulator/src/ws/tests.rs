@@ -14,7 +14,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async};
 
 use super::testkit::{TestServer, WAIT};
 use crate::WsSettings;
-use crate::device::DeviceOptions;
+use crate::device_host::DeviceOptions;
 use crate::events::{ConnId, Direction, EventKind, Side};
 use crate::profile::Profile;
 
@@ -399,7 +399,7 @@ async fn telemetry_and_broadcasts_reach_their_sessions() {
         assert_eq!(t["type"], "telemetry", "{t}");
         assert!(t["seq"].as_u64().is_some(), "sample {seq}: {t}");
     }
-    server.shared.device.press_button();
+    server.handles.device.press_button();
     for ws in [&mut b, &mut a] {
         let read = async {
             loop {
@@ -656,7 +656,7 @@ async fn lru_purge_drops_the_socket_without_a_close_frame() {
             ..
         }
     ));
-    assert_eq!(server.shared.device.session_count(), 0);
+    assert_eq!(server.handles.device.session_count(), 0);
 }
 
 #[tokio::test]
@@ -780,7 +780,7 @@ async fn provisioning_takes_the_softap_down_and_drops_every_session() {
             |e| matches!(&e.kind, EventKind::DeviceAction { action, .. } if action == "ap_up"),
         )
         .await;
-    assert_eq!(server.shared.device.session_count(), 0);
+    assert_eq!(server.handles.device.session_count(), 0);
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The one `Device` and the WebSocket connections it talks to, as the emulator's `DeviceHub`
+//! The one `Device` and the WebSocket connections it talks to, as the emulator's `DeviceHost`
 //! does it: every firmware call goes through here, and its [`Action`]s are routed to the
 //! connections' outboxes in the order the firmware produced them.
 //!

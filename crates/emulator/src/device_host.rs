@@ -1,18 +1,19 @@
-//! The one firmware `Device` of an emulator, shared by every WebSocket session.
+//! The device host: runs the one firmware `Device` of an emulator, shared by every WebSocket
+//! session, and owns what the network sees of the chip's state ([`Outage`]).
 //!
-//! The firmware is sans-IO: it takes frames and clock ticks and returns [`Action`]s. [`DeviceHub`]
+//! The firmware is sans-IO: it takes frames and clock ticks and returns [`Action`]s. [`DeviceHost`]
 //! owns it behind a mutex together with a registry `conn → outgoing channel`, so a reply, a
 //! broadcast (`Recipient::All`) or a telemetry tick reaches the right sessions in the order the
 //! firmware produced it. A timer task, driven by `Device::next_deadline`, calls `on_tick`.
 //! Time is milliseconds since the emulator started (`EventLog::elapsed`).
 //!
-//! The hub also owns what the network sees of the chip's state: it writes `shared.outage`,
+//! The host is the only writer of the outage the services watch ([`DeviceHost::outage`]):
 //! merging the device-fault timeline's outage (`reboot`, `ap_down`) with the firmware's own
-//! softAP outage while provisioning, and [`DeviceHub::power_on`] brings the chip back from a
+//! softAP outage while provisioning, and [`DeviceHost::power_on`] brings the chip back from a
 //! reboot with fresh state (outputs off, uptime from then, saved config kept).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use espsim_firmware::{Action, Board, Device, DeviceSettings, Recipient, SimBoard};
@@ -21,8 +22,23 @@ use espsim_protocol::{DecodeError, DeviceMessage, ErrorCode};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{Outage, Shared};
 use crate::events::{ConnId, EventKind, EventLog};
+use crate::lifecycle::Lifecycle;
+
+/// The device's network outage now, set by the device-fault timeline (`reboot`, `ap_down`) and
+/// by the firmware's own softAP outage while it provisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Outage {
+    /// Serving normally.
+    #[default]
+    None,
+    /// The chip is rebooting: nothing listens (new connections are refused: RST), existing
+    /// connections are gone (reset), DNS does not answer.
+    Rebooting,
+    /// The access point is gone: nothing is reachable. New connections get no answer, existing
+    /// ones go silent (no FIN, no RST) and are reset when the AP is back; DNS does not answer.
+    ApDown,
+}
 
 /// Firmware settings for the emulated device. `None` keeps the firmware's default
 /// (`espsim_firmware::DeviceSettings::default()`).
@@ -176,30 +192,30 @@ impl Inner {
 }
 
 /// The one `Device` of an emulator and its fan-out to sessions.
-pub(crate) struct DeviceHub {
+pub(crate) struct DeviceHost {
     options: DeviceOptions,
     inner: Mutex<Inner>,
     events: Arc<EventLog>,
     /// Woken whenever a call may have moved the next deadline.
     rearm: Notify,
-    /// The emulator's outage switch (set by `start`): the fault timeline's outage merged with
-    /// the firmware's own softAP outage, always written under the device lock.
-    outage: OnceLock<watch::Sender<Outage>>,
+    /// The outage the services watch: the fault timeline's outage merged with the firmware's
+    /// own softAP outage, always written under the device lock.
+    outage: watch::Sender<Outage>,
 }
 
-impl std::fmt::Debug for DeviceHub {
+impl std::fmt::Debug for DeviceHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceHub")
+        f.debug_struct("DeviceHost")
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
 
-impl DeviceHub {
+impl DeviceHost {
     /// A device with a simulated board seeded with the run's `seed` (same seed, same telemetry).
     pub(crate) fn new(options: DeviceOptions, seed: u64, events: Arc<EventLog>) -> Self {
         let device = Device::new(SimBoard::new(seed), options.settings());
-        DeviceHub {
+        DeviceHost {
             options,
             inner: Mutex::new(Inner {
                 device,
@@ -210,11 +226,22 @@ impl DeviceHub {
             }),
             events,
             rearm: Notify::new(),
-            outage: OnceLock::new(),
+            outage: watch::Sender::new(Outage::None),
         }
     }
 
-    /// Sets the outage the device-fault timeline wants; `shared.outage` becomes it merged with
+    /// The outage now and its changes, for the services that react to it (HTTP, DNS).
+    pub(crate) fn outage(&self) -> watch::Receiver<Outage> {
+        self.outage.subscribe()
+    }
+
+    /// Sets the outage outright, bypassing the merge: tests of the services' reaction.
+    #[cfg(test)]
+    pub(crate) fn force_outage(&self, outage: Outage) {
+        self.outage.send_replace(outage);
+    }
+
+    /// Sets the outage the device-fault timeline wants; the watched outage becomes it merged with
     /// the firmware's own softAP outage (a reboot wins over an AP outage).
     pub(crate) fn set_fault_outage(&self, outage: Outage) {
         let mut inner = self.lock();
@@ -222,7 +249,7 @@ impl DeviceHub {
         self.publish_outage(&inner);
     }
 
-    /// Writes the merged outage to `shared.outage` (once `start` has connected it).
+    /// Publishes the merged outage.
     fn publish_outage(&self, inner: &Inner) {
         let merged = match inner.fault_outage {
             Outage::Rebooting => Outage::Rebooting,
@@ -230,23 +257,19 @@ impl DeviceHub {
             Outage::None if inner.ap_back_at.is_some() => Outage::ApDown,
             Outage::None => Outage::None,
         };
-        if let Some(outage) = self.outage.get() {
-            outage.send_if_modified(|now| {
-                let changed = *now != merged;
-                *now = merged;
-                changed
-            });
-        }
+        self.outage.send_if_modified(|now| {
+            let changed = *now != merged;
+            *now = merged;
+            changed
+        });
     }
 
-    /// Starts the timer task (tracked by `shared.tracker`, ended by `shared.cancel`): it calls
-    /// the firmware's `on_tick` at `next_deadline` and carries out delayed restarts.
-    pub(crate) fn start(&self, shared: &Arc<Shared>) {
-        let _ = self.outage.set(shared.outage.clone());
-        let shared = shared.clone();
-        let tracker = shared.tracker.clone();
-        tracker.spawn(async move {
-            let hub = &shared.device;
+    /// Starts the timer task (tracked and ended by `lifecycle`): it calls the firmware's
+    /// `on_tick` at `next_deadline` and carries out delayed restarts.
+    pub(crate) fn start(self: &Arc<Self>, lifecycle: &Lifecycle) {
+        let hub = self.clone();
+        let cancel = lifecycle.cancel.clone();
+        lifecycle.tracker.spawn(async move {
             loop {
                 let wait = hub.lock().deadline().map(|at| {
                     // At least 1 ms, so a deadline left in the past cannot spin.
@@ -259,7 +282,7 @@ impl DeviceHub {
                     }
                 };
                 tokio::select! {
-                    () = shared.cancel.cancelled() => break,
+                    () = cancel.cancelled() => break,
                     () = hub.rearm.notified() => {}
                     () = sleep => hub.tick(),
                 }
@@ -358,7 +381,7 @@ impl DeviceHub {
 
     /// The chip comes back from a reboot (the `reboot` device fault, once its `down` time is
     /// over): fresh firmware state, outputs off, uptime from now. Sessions must have been
-    /// dropped when it went down ([`DeviceHub::drop_all_sessions`]); any left are dropped too.
+    /// dropped when it went down ([`DeviceHost::drop_all_sessions`]); any left are dropped too.
     pub(crate) fn power_on(&self) {
         let now = self.now_ms();
         let mut inner = self.lock();
@@ -491,7 +514,7 @@ mod tests {
 
     #[test]
     fn power_on_drops_sessions_and_boots_with_outputs_off() {
-        let hub = DeviceHub::new(DeviceOptions::default(), 0, Arc::new(EventLog::new()));
+        let hub = DeviceHost::new(DeviceOptions::default(), 0, Arc::new(EventLog::new()));
         let mut first = hub.connect(1);
         hub.frame(
             1,
@@ -512,7 +535,7 @@ mod tests {
 
     #[test]
     fn a_session_that_falls_outbox_messages_behind_is_told_to_end_and_close_still_fits() {
-        let hub = DeviceHub::new(DeviceOptions::default(), 0, Arc::new(EventLog::new()));
+        let hub = DeviceHost::new(DeviceOptions::default(), 0, Arc::new(EventLog::new()));
         let mut outbox = hub.connect(1);
         let _welcome_or_nothing = outbox.rx.try_recv();
         for _ in 0..OUTBOX {
@@ -547,5 +570,81 @@ mod tests {
         assert_eq!(s.firmware_version, "2.0.0");
         assert_eq!(s.restart_delay_ms, 5);
         assert_eq!(s.ap_down_duration_ms, defaults.ap_down_duration_ms);
+    }
+
+    /// The firmware's timers run on the run clock, so on paused time a provisioning's softAP
+    /// outage starts and ends exactly `ap_down_delay` and `ap_down_delay + ap_down_duration`
+    /// after the `ack`, whatever the durations.
+    #[tokio::test(start_paused = true)]
+    async fn provisioning_takes_the_softap_down_exactly_on_the_firmwares_timers() {
+        let options = DeviceOptions {
+            ap_down_delay: Some(Duration::from_secs(2)),
+            ap_down_duration: Some(Duration::from_secs(30)),
+            ..DeviceOptions::default()
+        };
+        let events = Arc::new(EventLog::new());
+        let hub = Arc::new(DeviceHost::new(options, 0, events.clone()));
+        let lifecycle = Lifecycle::new();
+        hub.start(&lifecycle);
+        let mut outage = hub.outage();
+        let mut session = hub.connect(1);
+        hub.frame(
+            1,
+            br#"{"type":"provision","id":1,"ssid":"espsim-home","password":"espsim-password"}"#,
+        );
+        assert_eq!(next_json(&mut session)["type"], "ack");
+
+        outage.changed().await.expect("outage changes");
+        assert_eq!(*outage.borrow_and_update(), Outage::ApDown);
+        assert_eq!(events.elapsed(), Duration::from_secs(2));
+        // Whatever the firmware said before, the last word is the drop.
+        let mut last = None;
+        while let Ok(out) = session.rx.try_recv() {
+            last = Some(out);
+        }
+        assert!(matches!(last, Some(Outgoing::Drop { .. })), "{last:?}");
+        assert_eq!(hub.session_count(), 0, "the firmware forgot the session");
+
+        outage.changed().await.expect("outage changes");
+        assert_eq!(*outage.borrow_and_update(), Outage::None);
+        assert_eq!(events.elapsed(), Duration::from_secs(32));
+        lifecycle.stop(Duration::ZERO);
+        lifecycle.tracker.wait().await;
+    }
+
+    /// An accepted `reboot` restarts the chip exactly `restart_delay` after the `ack`: the
+    /// session is dropped then, not before.
+    #[tokio::test(start_paused = true)]
+    async fn a_reboot_restarts_exactly_after_the_restart_delay() {
+        let options = DeviceOptions {
+            restart_delay: Some(Duration::from_secs(5)),
+            ..DeviceOptions::default()
+        };
+        let events = Arc::new(EventLog::new());
+        let hub = Arc::new(DeviceHost::new(options, 0, events.clone()));
+        let lifecycle = Lifecycle::new();
+        hub.start(&lifecycle);
+        let mut session = hub.connect(1);
+        hub.frame(1, br#"{"type":"reboot","id":1}"#);
+        assert_eq!(next_json(&mut session)["type"], "ack");
+
+        tokio::time::advance(Duration::from_millis(4_999)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(hub.session_count(), 1, "still up 1 ms before the restart");
+        assert!(matches!(
+            session.rx.recv().await,
+            Some(Outgoing::Drop { .. })
+        ));
+        assert_eq!(events.elapsed(), Duration::from_secs(5));
+        let restart = events
+            .snapshot()
+            .into_iter()
+            .find(|e| {
+                matches!(&e.kind, EventKind::DeviceAction { action, .. } if action == "restart")
+            })
+            .expect("the restart is recorded");
+        assert_eq!(restart.at_ms, 5_000);
+        lifecycle.stop(Duration::ZERO);
+        lifecycle.tracker.wait().await;
     }
 }
