@@ -248,6 +248,9 @@ pub struct Emulator;
 impl Emulator {
     /// Binds every socket, then starts every service. Returns once all are serving.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, StartError> {
+        if config.refused_attempts == RefusedAttempts::Watch {
+            crate::http::syn_watch::keep_arrival_stamps_on();
+        }
         let faults = Arc::new(FaultPlan::new(config.faults.clone(), Some(config.seed))?);
         if config.clock == RunClock::Deferred {
             faults.defer_clock();

@@ -290,6 +290,7 @@ fn a_refused_attempt_keeps_its_time_when_espsim_reads_it_late() {
         })
         .await;
         refusing(&running).await;
+        arrival_stamps_in_force();
         let before = running.events().elapsed();
         // On this thread, so the watcher (same runtime, same thread) cannot run meanwhile.
         let (peer, err) = refused_connect(running.http_addr());
@@ -311,6 +312,58 @@ fn a_refused_attempt_keeps_its_time_when_espsim_reads_it_late() {
         );
         running.shutdown(WAIT).await;
     });
+}
+
+/// Waits (bounded by [`WAIT`]) until the kernel stamps packets on arrival: the emulator asked
+/// for timestamps at its start, and Linux turns them on in deferred work (until then a packet
+/// is stamped when read). Checked with a datagram to ourselves read 20 ms after it was sent: a
+/// stamp taken on arrival is that much older than the read.
+fn arrival_stamps_in_force() {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    setsockopt(&rx, sockopt::ReceiveTimestampns, &true).expect("SO_TIMESTAMPNS");
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        tx.send_to(b"?", rx.local_addr().expect("addr"))
+            .expect("send");
+        // The stimulus, not a synchronisation: the read must come measurably after arrival.
+        std::thread::sleep(Duration::from_millis(20));
+        let mut buf = [0u8; 8];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let msg = recvmsg::<()>(
+            rx.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            MsgFlags::empty(),
+        )
+        .expect("recvmsg");
+        let stamp = msg
+            .cmsgs()
+            .expect("control messages")
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmTimestampns(t) => Some(t),
+                _ => None,
+            })
+            .expect("a timestamp");
+        let at = UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(stamp.tv_sec()).expect("after 1970"),
+                u32::try_from(stamp.tv_nsec()).expect("nanoseconds"),
+            );
+        let age = SystemTime::now().duration_since(at).unwrap_or_default();
+        if age >= Duration::from_millis(15) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the kernel still stamps packets when read, not on arrival"
+        );
+    }
 }
 
 /// A `refuse` in force from the start closes the port before `Emulator::start` returns: the

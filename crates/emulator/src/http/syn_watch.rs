@@ -17,12 +17,16 @@
 //! espsim got round to reading it: on a loaded host the read can come hundreds of ms late, and
 //! a late stamp on one refusal shortens the gap to the next attempt — enough to make a
 //! constant-delay app look like a backoff (our verdict matrix saw 0.52 s between two retries of
-//! an app that always waits 0.8–1.2 s).
+//! an app that always waits 0.8–1.2 s). Linux stamps packets on arrival only while some socket
+//! on the host asks for timestamps, and the first such socket turns stamping on in deferred
+//! kernel work; until that has run, a packet is stamped when it is read. So the emulator asks
+//! for timestamps from its start ([`keep_arrival_stamps_on`]), well before a refusal window
+//! opens, and a stamp is never later than the read (the old behaviour at worst).
 
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use etherparse::{Ipv4HeaderSlice, TcpHeaderSlice};
@@ -136,6 +140,22 @@ impl Drop for SynWatch {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// A socket that asks the kernel for receive timestamps for as long as the process runs, so
+/// packets are stamped on arrival by the time a refusal window opens (see the module doc).
+/// Timestamping is a host-wide kernel switch: one socket keeps it on for every emulator in the
+/// process; it costs one file descriptor, and nothing is ever read from it.
+static ARRIVAL_STAMPS: OnceLock<Option<std::net::UdpSocket>> = OnceLock::new();
+
+/// Turns the kernel's arrival timestamps on (once per process; best effort: without them a
+/// SYN is stamped when read, as before).
+pub(crate) fn keep_arrival_stamps_on() {
+    ARRIVAL_STAMPS.get_or_init(|| {
+        let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).ok()?;
+        Some(socket)
+    });
 }
 
 fn open_raw() -> io::Result<AsyncFd<Socket>> {
