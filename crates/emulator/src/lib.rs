@@ -58,6 +58,7 @@ use tokio::net::TcpListener;
 
 pub use crate::control::{ControlAuth, ControlLimits, ControlOptions};
 pub use crate::device_host::DeviceOptions;
+use crate::http::syn_watch::ArrivalStamps;
 pub use crate::http::syn_watch::RefusedAttempts;
 pub use crate::tls::{SelfSigned, TlsError, TlsOptions, self_signed};
 
@@ -248,9 +249,9 @@ pub struct Emulator;
 impl Emulator {
     /// Binds every socket, then starts every service. Returns once all are serving.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, StartError> {
-        if config.refused_attempts == RefusedAttempts::Watch {
-            crate::http::syn_watch::keep_arrival_stamps_on();
-        }
+        let arrival_stamps = (config.refused_attempts == RefusedAttempts::Watch)
+            .then(ArrivalStamps::request)
+            .flatten();
         let faults = Arc::new(FaultPlan::new(config.faults.clone(), Some(config.seed))?);
         if config.clock == RunClock::Deferred {
             faults.defer_clock();
@@ -433,6 +434,7 @@ impl Emulator {
             device,
             faults,
             events,
+            _arrival_stamps: arrival_stamps,
         })
     }
 }
@@ -454,6 +456,8 @@ pub struct RunningEmulator {
     device: Arc<DeviceHost>,
     faults: Arc<FaultPlan>,
     events: Arc<EventLog>,
+    /// Keeps the kernel stamping packets on arrival while the emulator runs (refused SYNs).
+    _arrival_stamps: Option<ArrivalStamps>,
 }
 
 impl RunningEmulator {

@@ -20,13 +20,13 @@
 //! an app that always waits 0.8–1.2 s). Linux stamps packets on arrival only while some socket
 //! on the host asks for timestamps, and the first such socket turns stamping on in deferred
 //! kernel work; until that has run, a packet is stamped when it is read. So the emulator asks
-//! for timestamps from its start ([`keep_arrival_stamps_on`]), well before a refusal window
+//! for timestamps from its start ([`ArrivalStamps`]), well before a refusal window
 //! opens, and a stamp is never later than the read (the old behaviour at worst).
 
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use etherparse::{Ipv4HeaderSlice, TcpHeaderSlice};
@@ -142,20 +142,22 @@ impl Drop for SynWatch {
     }
 }
 
-/// A socket that asks the kernel for receive timestamps for as long as the process runs, so
-/// packets are stamped on arrival by the time a refusal window opens (see the module doc).
-/// Timestamping is a host-wide kernel switch: one socket keeps it on for every emulator in the
-/// process; it costs one file descriptor, and nothing is ever read from it.
-static ARRIVAL_STAMPS: OnceLock<Option<std::net::UdpSocket>> = OnceLock::new();
+/// A socket that asks the kernel for receive timestamps while it lives, so that packets are
+/// stamped on arrival by the time a refusal window opens (see the module doc). Timestamping is
+/// a host-wide kernel switch: this socket only holds it on; nothing is ever read from it.
+#[derive(Debug)]
+pub(crate) struct ArrivalStamps(
+    #[allow(dead_code, reason = "held for its effect")] std::net::UdpSocket,
+);
 
-/// Turns the kernel's arrival timestamps on (once per process; best effort: without them a
-/// SYN is stamped when read, as before).
-pub(crate) fn keep_arrival_stamps_on() {
-    ARRIVAL_STAMPS.get_or_init(|| {
+impl ArrivalStamps {
+    /// Asks for arrival stamps (best effort: without them a SYN is stamped when read, as
+    /// before); `None` when the socket cannot be made.
+    pub(crate) fn request() -> Option<ArrivalStamps> {
         let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;
         setsockopt(&socket, sockopt::ReceiveTimestampns, &true).ok()?;
-        Some(socket)
-    });
+        Some(ArrivalStamps(socket))
+    }
 }
 
 fn open_raw() -> io::Result<AsyncFd<Socket>> {
