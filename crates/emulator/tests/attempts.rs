@@ -9,9 +9,9 @@ use std::io;
 use std::net::SocketAddr;
 
 use espsim_emulator::events::{EventKind, Side};
-use espsim_emulator::{Emulator, EmulatorConfig, RefusedAttempts, RunningEmulator};
+use espsim_emulator::{EmulatorConfig, RefusedAttempts, RunningEmulator};
 use espsim_faults::FaultRule;
-use support::{WAIT, connect, event};
+use support::{WAIT, conn_id, connect, event, start_without_dns};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -24,15 +24,6 @@ fn rule(json: &str) -> FaultRule {
     serde_json::from_str(json).expect("rule parses")
 }
 
-async fn start(config: EmulatorConfig) -> RunningEmulator {
-    Emulator::start(EmulatorConfig {
-        dns: None,
-        ..config
-    })
-    .await
-    .expect("emulator starts")
-}
-
 fn events_of(running: &RunningEmulator, pred: impl Fn(&EventKind) -> bool) -> Vec<EventKind> {
     running
         .events()
@@ -41,21 +32,6 @@ fn events_of(running: &RunningEmulator, pred: impl Fn(&EventKind) -> bool) -> Ve
         .map(|e| e.kind)
         .filter(|k| pred(k))
         .collect()
-}
-
-/// The id of the connection whose client end is `s`.
-async fn conn_id(running: &RunningEmulator, s: &TcpStream) -> u64 {
-    let local = s.local_addr().expect("local addr");
-    let e = event(
-        running,
-        "tcp_accepted",
-        |e| matches!(&e.kind, EventKind::TcpAccepted { peer, .. } if *peer == local),
-    )
-    .await;
-    match e.kind {
-        EventKind::TcpAccepted { conn, .. } => conn,
-        _ => unreachable!("matched above"),
-    }
 }
 
 /// Takes every one of the default profile's 7 socket slots with an idle connection.
@@ -119,7 +95,7 @@ async fn server_json(s: &mut TcpStream) -> serde_json::Value {
 
 #[tokio::test]
 async fn an_app_that_gives_up_while_waiting_is_abandoned_and_never_served() {
-    let running = start(EmulatorConfig::default()).await;
+    let running = start_without_dns(EmulatorConfig::default()).await;
     let mut holders = fill_slots(&running).await;
     let (mut gave_up, id) = waiting(&running).await;
     gave_up.write_all(UPGRADE.as_bytes()).await.expect("write");
@@ -167,7 +143,7 @@ async fn an_app_that_gives_up_while_waiting_is_abandoned_and_never_served() {
 
 #[tokio::test]
 async fn a_waiting_app_is_served_with_everything_it_sent_while_waiting() {
-    let running = start(EmulatorConfig::default()).await;
+    let running = start_without_dns(EmulatorConfig::default()).await;
     let mut holders = fill_slots(&running).await;
     let (mut stays, id) = waiting(&running).await;
     // The upgrade request and, pipelined behind it, the first WebSocket message: all of it
@@ -237,7 +213,7 @@ fn refused_peers(running: &RunningEmulator) -> Vec<SocketAddr> {
 
 #[tokio::test]
 async fn every_refused_attempt_is_counted_with_its_peer() {
-    let running = start(EmulatorConfig {
+    let running = start_without_dns(EmulatorConfig {
         faults: vec![rule(r#"{"fault":"refuse"}"#)],
         ..EmulatorConfig::default()
     })
@@ -284,7 +260,7 @@ fn a_refused_attempt_keeps_its_time_when_espsim_reads_it_late() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let running = start(EmulatorConfig {
+        let running = start_without_dns(EmulatorConfig {
             faults: vec![rule(r#"{"fault":"refuse"}"#)],
             ..EmulatorConfig::default()
         })
@@ -372,7 +348,7 @@ fn arrival_stamps_in_force() {
 #[tokio::test]
 async fn a_refusal_from_the_start_refuses_the_very_first_connect() {
     for _ in 0..20 {
-        let running = start(EmulatorConfig {
+        let running = start_without_dns(EmulatorConfig {
             faults: vec![rule(r#"{"fault":"refuse"}"#)],
             ..EmulatorConfig::default()
         })
@@ -390,7 +366,7 @@ async fn a_refusal_from_the_start_refuses_the_very_first_connect() {
 
 #[tokio::test]
 async fn refused_attempts_that_cannot_be_watched_are_reported_once_per_window() {
-    let running = start(EmulatorConfig {
+    let running = start_without_dns(EmulatorConfig {
         faults: vec![rule(r#"{"fault":"refuse"}"#)],
         refused_attempts: RefusedAttempts::Unobserved,
         ..EmulatorConfig::default()

@@ -2,11 +2,14 @@
 //! read while a `ws: delay` holds the device's messages) and the shutdown's close handshake (an
 //! app that never answers the close frame), each judged by what the app and the event log see.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use espsim_emulator::events::{Event, EventKind, Side};
-use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use espsim_emulator::{EmulatorConfig, RunningEmulator};
+use support::start_without_dns;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -15,15 +18,6 @@ const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const GOOD_101: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 /// What `espsim run` and `espsim test` give the shutdown.
 const CLI_GRACE: Duration = Duration::from_millis(800);
-
-async fn start(config: EmulatorConfig) -> RunningEmulator {
-    Emulator::start(EmulatorConfig {
-        dns: None,
-        ..config
-    })
-    .await
-    .expect("emulator starts")
-}
 
 /// Upgrades a raw TCP connection and reads exactly the `101`; from then on the test decides
 /// what this app reads and answers (nothing, here).
@@ -63,7 +57,7 @@ fn is_closed(ev: &Event, which: u64) -> bool {
 async fn an_app_that_does_not_read_while_a_delay_holds_the_device_messages_is_closed_at_the_outbox_bound()
  {
     let rule = serde_json::from_str(r#"{"fault":{"ws":"delay","delay":"10m"}}"#).expect("rule");
-    let e = start(EmulatorConfig {
+    let e = start_without_dns(EmulatorConfig {
         faults: vec![rule],
         ..EmulatorConfig::default()
     })
@@ -105,7 +99,7 @@ async fn an_app_that_does_not_read_while_a_delay_holds_the_device_messages_is_cl
 async fn shutdown_records_the_close_of_an_app_that_never_answers_the_close_frame() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("events.jsonl");
-    let e = start(EmulatorConfig {
+    let e = start_without_dns(EmulatorConfig {
         events_file: Some(path.clone()),
         ..EmulatorConfig::default()
     })

@@ -13,7 +13,7 @@ use espsim_faults::FaultRule;
 use futures_util::{SinkExt, StreamExt};
 use hickory_proto::op::{Message as DnsMessage, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
-use support::{WAIT, event};
+use support::{WAIT, conn_of, event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
@@ -376,20 +376,6 @@ async fn the_firmwares_own_ap_outage_while_provisioning_silences_dns_too() {
     dns_is_silent_until(&running, "example.com.", "ap_up").await;
     drop(ws);
     running.shutdown(WAIT).await;
-}
-
-/// Waits for the accept of the connection from `local` and returns its id.
-async fn conn_of(running: &RunningEmulator, local: SocketAddr) -> u64 {
-    let e = event(
-        running,
-        "tcp_accepted",
-        |e| matches!(&e.kind, EventKind::TcpAccepted { peer, .. } if *peer == local),
-    )
-    .await;
-    match e.kind {
-        EventKind::TcpAccepted { conn, .. } => conn,
-        _ => unreachable!("matched above"),
-    }
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use espsim_emulator::events::{CheckVerdict, Event, EventKind};
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::profile::Profile;
 use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use support::{WAIT, connect, read_response, read_to_close, text, tls_connector};
+use support::{WAIT, conn_id, connect, read_response, read_to_close, text, tls_connector};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -39,23 +39,6 @@ async fn still_open(s: &mut TcpStream, d: Duration) -> bool {
 
 fn get(host: &str, target: &str) -> Vec<u8> {
     format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").into_bytes()
-}
-
-/// The connection id the emulator gave to the client socket `s`.
-async fn conn_id(em: &RunningEmulator, s: &TcpStream) -> u64 {
-    let local = s.local_addr().expect("local addr");
-    let e = em
-        .events()
-        .wait_for(
-            WAIT,
-            |e| matches!(&e.kind, EventKind::TcpAccepted { peer, .. } if *peer == local),
-        )
-        .await
-        .expect("tcp_accepted event");
-    match e.kind {
-        EventKind::TcpAccepted { conn, .. } => conn,
-        _ => unreachable!(),
-    }
 }
 
 async fn wait_event(em: &RunningEmulator, what: &str, pred: impl FnMut(&Event) -> bool) -> Event {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use espsim_emulator::events::Event;
+use espsim_emulator::events::{Event, EventKind};
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::{ControlOptions, Emulator, EmulatorConfig, RunningEmulator};
 use rustls::pki_types::CertificateDer;
@@ -200,6 +200,35 @@ pub async fn event(
         .wait_for(WAIT, pred)
         .await
         .unwrap_or_else(|| panic!("no {what} event within 5 s"))
+}
+
+/// Waits for the accept of the connection from `local` and returns the id the emulator gave it.
+pub async fn conn_of(running: &RunningEmulator, local: SocketAddr) -> u64 {
+    let e = event(
+        running,
+        "tcp_accepted",
+        |e| matches!(&e.kind, EventKind::TcpAccepted { peer, .. } if *peer == local),
+    )
+    .await;
+    match e.kind {
+        EventKind::TcpAccepted { conn, .. } => conn,
+        _ => unreachable!("matched above"),
+    }
+}
+
+/// The id the emulator gave to the connection whose client end is `s`.
+pub async fn conn_id(running: &RunningEmulator, s: &TcpStream) -> u64 {
+    conn_of(running, s.local_addr().expect("local addr")).await
+}
+
+/// Starts an emulator from `config` without its DNS server.
+pub async fn start_without_dns(config: EmulatorConfig) -> RunningEmulator {
+    Emulator::start(EmulatorConfig {
+        dns: None,
+        ..config
+    })
+    .await
+    .expect("emulator starts")
 }
 
 /// The stream faults in `v` (a JSON list of faults as a user writes them, not validated),
