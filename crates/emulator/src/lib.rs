@@ -13,10 +13,10 @@
 //! [`config::DeviceSpec`] is the config file format (`espsim run --config`, a scenario's
 //! `device:` section) that turns into an [`EmulatorConfig`].
 //!
-//! No service gets a bag of all state: each takes the handles it uses (its module's `Handles`),
-//! assembled in [`Emulator::start`] — the `lifecycle` (shutdown and tasks), the device host
-//! (the firmware and the outage it publishes), the internet mode, the socket table, the fault
-//! plan and the event log.
+//! No service gets a bag of all state: each takes the handles it uses (its module's `Handles`,
+//! `control::Target` or `timeline::Targets`), assembled in [`Emulator::start`] — the
+//! `lifecycle` (shutdown and tasks), the device host (the firmware and the outage it
+//! publishes), the internet mode, the socket table, the fault plan and the event log.
 //!
 //! Everything observable lands in the [`events::EventLog`]. Limits and quirks per ESP-IDF version
 //! live in [`profile::Profile`]; the internet mode in [`internet::InternetMode`].

@@ -1,5 +1,5 @@
 //! Accepted connections the device never serves: connect faults (`reset_on_accept`,
-//! `close_on_accept`, `stall`, executed by the faults crate's `apply_connect_fault`) and
+//! `close_on_accept`, `stall`, executed by `net::listener::apply_connect_fault`) and
 //! connections that arrive while the access point is down. Each runs in its own task and ends
 //! with a `tcp_closed` event.
 
