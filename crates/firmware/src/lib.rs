@@ -6,6 +6,8 @@
 //! sleeps, spawns or touches a socket, so every behaviour is testable with a fake clock.
 //!
 //! - [`device`]: [`Device`], the request handlers and the auth gate.
+//! - [`logic`]: [`DeviceLogic`], the device boundary every hosted device implements (the
+//!   built-in [`Device`] on a [`SimBoard`] among them).
 //! - [`board`]: the [`Board`] trait (sensors, outputs, storage, radio) the device runs on.
 //! - [`settings`]: [`DeviceSettings`], what a host configures (identity, token, limits, timings).
 //! - `telemetry` / `provisioning`: the two timers [`Device::on_tick`] drives.
@@ -21,9 +23,11 @@ extern crate alloc;
 extern crate std;
 
 pub mod board;
+mod builtin;
 pub mod captive;
 pub mod device;
 pub mod flash;
+pub mod logic;
 mod provisioning;
 pub mod settings;
 pub mod sim;
@@ -37,6 +41,7 @@ pub use board::{
 pub use device::Device;
 pub use espsim_protocol as protocol;
 use espsim_protocol::DeviceMessage;
+pub use logic::{DeviceLogic, Effect, Frame, HttpRequest, HttpResponse, Payload, SessionStart, To};
 pub use settings::{DeviceSettings, Network};
 pub use sim::SimBoard;
 
