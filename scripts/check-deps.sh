@@ -47,6 +47,8 @@ ALLOWED = {
                     "espsim-harness"},
     "espsim-esp32c3": {"espsim-firmware"},
     "espsim-esp32": {"espsim-firmware"},
+    # A user's own no_std device logic: the device boundary only (it builds for the chip).
+    "espsim-example-rust-device": {"espsim-firmware"},
 }
 
 # The only outside crates the pure crates may use (normal dependencies).
@@ -55,6 +57,7 @@ PURE = {
     "espsim-firmware": {"rand_core", "rand_pcg", "thiserror"},
     "espsim-faults": {"serde", "serde_json", "thiserror", "schemars", "humantime", "rand",
                       "rand_core", "rand_pcg", "tracing", "tokio"},
+    "espsim-example-rust-device": set(),
 }
 # tokio features a pure crate may switch on (a channel, a clock): nothing that opens sockets.
 TOKIO_PURE_FEATURES = {"sync", "time", "macros", "rt", "test-util"}

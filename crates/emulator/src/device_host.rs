@@ -1,10 +1,12 @@
-//! The device host: runs the one firmware `Device` of an emulator, shared by every WebSocket
-//! session, and owns what the network sees of the chip's state ([`Outage`]).
+//! The device host: runs the one device logic of an emulator (the built-in firmware, a device
+//! file or a user's own [`DeviceLogic`]), shared by every WebSocket session and HTTP request, and
+//! owns what the network sees of the chip's state ([`Outage`]).
 //!
-//! The firmware is sans-IO: it takes frames and clock ticks and returns [`Action`]s. [`DeviceHost`]
-//! owns it behind a mutex together with a registry `conn → outgoing channel`, so a reply, a
-//! broadcast (`Recipient::All`) or a telemetry tick reaches the right sessions in the order the
-//! firmware produced it. A timer task, driven by `Device::next_deadline`, calls `on_tick`.
+//! The logic is sans-IO: it takes sessions, messages, HTTP requests and clock ticks and returns
+//! [`Effect`]s. [`DeviceHost`] owns it behind a mutex together with a registry
+//! `conn → outgoing channel`, so a reply, a broadcast (`To::All`, `To::Others`) or a periodic
+//! message reaches the right sessions in the order the logic produced it. A timer task, driven by
+//! `DeviceLogic::next_deadline`, calls `on_tick`.
 //! Time is milliseconds since the emulator started (`EventLog::elapsed`).
 //!
 //! The host is the only writer of the outage the services watch ([`DeviceHost::outage`]):
@@ -16,9 +18,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use espsim_firmware::{Action, Board, Device, DeviceSettings, Recipient, SimBoard};
-use espsim_protocol::device::ErrorReply;
-use espsim_protocol::{DecodeError, DeviceMessage, ErrorCode};
+use espsim_firmware::{
+    Device, DeviceLogic, DeviceSettings, Effect, Frame, HttpRequest, HttpResponse, Payload,
+    SessionStart, SimBoard, To,
+};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +63,12 @@ pub struct DeviceOptions {
 }
 
 impl DeviceOptions {
+    /// The built-in firmware with these settings, on a simulated board seeded with the run's
+    /// `seed` (same seed, same telemetry).
+    pub(crate) fn builtin(&self, seed: u64) -> Box<dyn DeviceLogic + Send> {
+        Box::new(Device::new(SimBoard::new(seed), self.settings()))
+    }
+
     /// The firmware's settings for these options.
     fn settings(&self) -> DeviceSettings {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -82,12 +91,13 @@ impl DeviceOptions {
 /// What the device sends a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outgoing {
-    /// A text message (JSON) and its protocol `type`.
-    Text {
-        /// The encoded message.
-        text: String,
-        /// Its `type`, for the `ws_message` event.
-        msg_type: &'static str,
+    /// A data message and what it is.
+    Message {
+        /// The bytes.
+        payload: Payload,
+        /// Its label (the built-in protocol's `type`, a device file's rule), for the
+        /// `ws_message` event and the `message_type` fault trigger.
+        label: String,
     },
     /// Close with a close frame.
     Close {
@@ -127,11 +137,11 @@ struct SessionTx {
 }
 
 impl SessionTx {
-    /// Queues a message. Text needs one free slot beyond the reserved one, so the one `Close` or
+    /// Queues a message. A message needs one free slot beyond the reserved one, so the one `Close` or
     /// `Drop` a session can get always fits; a text that does not fit ends the session.
     fn send(&self, out: Outgoing) {
         let fits = match out {
-            Outgoing::Text { .. } => self.tx.capacity() > 1,
+            Outgoing::Message { .. } => self.tx.capacity() > 1,
             Outgoing::Close { .. } | Outgoing::Drop { .. } => true,
         };
         if !fits || self.tx.try_send(out).is_err() {
@@ -140,9 +150,9 @@ impl SessionTx {
     }
 }
 
-/// The firmware and the sessions it talks to.
+/// The device logic and the sessions it talks to.
 struct Inner {
-    device: Device<SimBoard>,
+    device: Box<dyn DeviceLogic + Send>,
     sessions: BTreeMap<ConnId, SessionTx>,
     /// When an accepted `reboot` takes effect (ms since start).
     restart_at: Option<u64>,
@@ -177,21 +187,16 @@ impl Inner {
         sessions.len()
     }
 
-    /// The chip comes out of reset at `now`: GPIO outputs are off again (a reset puts every pin
-    /// back to its default), the firmware boots from what its flash holds (saved config and
-    /// Wi-Fi survive, uptime counts from `now`), and nothing scheduled before the reset happens.
+    /// The chip comes out of reset at `now`: the logic loses its RAM state and keeps its flash
+    /// (`DeviceLogic::power_on`), and nothing scheduled before the reset happens.
     fn power_on(&mut self, now: u64) {
-        let board = self.device.board_mut();
-        for name in board.outputs().into_keys() {
-            let _ = board.set_output(&name, false);
-        }
-        self.device.restart(now);
+        self.device.power_on(now);
         self.restart_at = None;
         self.ap_back_at = None;
     }
 }
 
-/// The one `Device` of an emulator and its fan-out to sessions.
+/// The one device logic of an emulator and its fan-out to sessions.
 pub(crate) struct DeviceHost {
     options: DeviceOptions,
     inner: Mutex<Inner>,
@@ -212,9 +217,12 @@ impl std::fmt::Debug for DeviceHost {
 }
 
 impl DeviceHost {
-    /// A device with a simulated board seeded with the run's `seed` (same seed, same telemetry).
-    pub(crate) fn new(options: DeviceOptions, seed: u64, events: Arc<EventLog>) -> Self {
-        let device = Device::new(SimBoard::new(seed), options.settings());
+    /// A host for `device`; `options` gives the token the handshake checks.
+    pub(crate) fn new(
+        options: DeviceOptions,
+        device: Box<dyn DeviceLogic + Send>,
+        events: Arc<EventLog>,
+    ) -> Self {
         DeviceHost {
             options,
             inner: Mutex::new(Inner {
@@ -295,9 +303,9 @@ impl DeviceHost {
         self.options.auth_token.as_deref()
     }
 
-    /// Registers a new session and runs the firmware's `on_connect`. The receiver yields what the
+    /// Registers a new session and runs the logic's `on_connect`. The receiver yields what the
     /// device sends this connection until the session is unregistered.
-    pub(crate) fn connect(&self, conn: ConnId) -> Outbox {
+    pub(crate) fn connect(&self, conn: ConnId, start: &SessionStart<'_>) -> Outbox {
         // One slot more than `OUTBOX`, reserved for the session's one `Close` or `Drop`.
         let (tx, rx) = mpsc::channel(OUTBOX + 1);
         let overflow = CancellationToken::new();
@@ -310,46 +318,79 @@ impl DeviceHost {
                 overflow: overflow.clone(),
             },
         );
-        let actions = inner.device.on_connect(conn, now);
-        self.dispatch(&mut inner, actions, now);
+        let effects = inner.device.on_connect(conn, start, now);
+        self.dispatch(&mut inner, effects, now);
         drop(inner);
         self.rearm.notify_one();
         Outbox { rx, overflow }
     }
 
-    /// Marks `conn` as authenticated (the token was accepted at the handshake).
-    pub(crate) fn authorize(&self, conn: ConnId) {
-        self.lock().device.authorize(conn);
-    }
-
-    /// Hands one received message to the firmware.
-    pub(crate) fn frame(&self, conn: ConnId, payload: &[u8]) {
+    /// Hands one received message to the logic.
+    pub(crate) fn message(&self, conn: ConnId, frame: Frame<'_>) {
         let now = self.now_ms();
         let mut inner = self.lock();
-        let actions = inner.device.on_frame(conn, payload, now);
-        self.dispatch(&mut inner, actions, now);
+        let effects = inner.device.on_message(conn, frame, now);
+        self.dispatch(&mut inner, effects, now);
         drop(inner);
         self.rearm.notify_one();
     }
 
-    /// Answers a message over the profile's size limit with the protocol's `too_large` error,
-    /// word for word what the firmware's decoder says for its own limit.
-    pub(crate) fn too_large(&self, conn: ConnId, size: usize, max: usize) {
-        let message = DeviceMessage::Error(ErrorReply {
-            id: None,
-            code: ErrorCode::TooLarge,
-            message: DecodeError::TooLarge { size, max }.to_string(),
-        });
+    /// Tells the logic a message over the profile's size limit was not handed over (the
+    /// built-in firmware answers with its `too_large` error).
+    pub(crate) fn oversized(&self, conn: ConnId, size: usize, max: usize) {
         let now = self.now_ms();
         let mut inner = self.lock();
-        let send = Action::Send {
-            to: Recipient::Conn(conn),
-            message,
-        };
-        self.dispatch(&mut inner, vec![send], now);
+        let effects = inner.device.on_oversized(conn, size, max, now);
+        self.dispatch(&mut inner, effects, now);
+        drop(inner);
+        self.rearm.notify_one();
     }
 
-    /// Unregisters a session and tells the firmware (it ends that connection's subscription).
+    /// Sends `payload` as the device would (the control API's push): to one session or all, in
+    /// order with the logic's own messages. Returns how many sessions it was queued for.
+    pub(crate) fn push(&self, to: To, payload: Payload, label: String) -> usize {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let count = match to {
+            To::Session(conn) => usize::from(inner.sessions.contains_key(&conn)),
+            To::All => inner.sessions.len(),
+            To::Others(conn) => inner.sessions.keys().filter(|c| **c != conn).count(),
+        };
+        self.dispatch(&mut inner, vec![Effect::Send { to, payload, label }], now);
+        count
+    }
+
+    /// The logic's state variables (`name → JSON text`); `None` when it exposes none.
+    pub(crate) fn state(&self) -> Option<BTreeMap<String, String>> {
+        self.lock().device.state()
+    }
+
+    /// Sets one state variable (`json` is JSON text); the logic's answer is carried out.
+    pub(crate) fn set_state(&self, name: &str, json: &str) -> Result<(), String> {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let effects = inner.device.set_state(name, json, now)?;
+        self.dispatch(&mut inner, effects, now);
+        drop(inner);
+        self.rearm.notify_one();
+        Ok(())
+    }
+
+    /// Whether the logic answers HTTP requests at all (`DeviceLogic::serves_http`).
+    pub(crate) fn serves_http(&self) -> bool {
+        self.lock().device.serves_http()
+    }
+
+    /// Asks the logic to answer an HTTP request; `None` leaves it to the host's own table.
+    pub(crate) fn http(&self, request: &HttpRequest<'_>) -> Option<HttpResponse> {
+        let now = self.now_ms();
+        let response = self.lock().device.on_http(request, now);
+        // A route may have changed state that a timer depends on.
+        self.rearm.notify_one();
+        response
+    }
+
+    /// Unregisters a session and tells the logic (it ends that session's timers).
     pub(crate) fn disconnect(&self, conn: ConnId) {
         let now = self.now_ms();
         let mut inner = self.lock();
@@ -357,8 +398,8 @@ impl DeviceHost {
             // Already forgotten (AP down, restart, close by the firmware).
             return;
         }
-        let actions = inner.device.on_disconnect(conn, now);
-        self.dispatch(&mut inner, actions, now);
+        let effects = inner.device.on_disconnect(conn, now);
+        self.dispatch(&mut inner, effects, now);
         drop(inner);
         self.rearm.notify_one();
     }
@@ -392,10 +433,14 @@ impl DeviceHost {
         self.rearm.notify_one();
     }
 
-    /// Presses the simulated board's button; the firmware broadcasts an `event` at once.
+    /// Presses the board's button (the built-in firmware broadcasts an `event` at once).
     pub(crate) fn press_button(&self) {
-        self.lock().device.board_mut().press_button();
-        self.tick();
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let effects = inner.device.on_button(now);
+        self.dispatch(&mut inner, effects, now);
+        drop(inner);
+        self.rearm.notify_one();
     }
 
     /// Number of registered sessions.
@@ -424,46 +469,45 @@ impl DeviceHost {
                 detail: "softAP back".to_owned(),
             });
         }
-        let actions = inner.device.on_tick(now);
-        self.dispatch(&mut inner, actions, now);
+        let effects = inner.device.on_tick(now);
+        self.dispatch(&mut inner, effects, now);
     }
 
-    /// Routes the firmware's actions, under the device lock so that their order is kept.
-    fn dispatch(&self, inner: &mut Inner, actions: Vec<Action>, now: u64) {
-        for action in actions {
-            match action {
-                Action::Send { to, message } => {
-                    let text = match String::from_utf8(espsim_protocol::encode(&message)) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            tracing::error!("firmware message is not UTF-8: {e}");
-                            continue;
-                        }
-                    };
-                    let out = Outgoing::Text {
-                        text,
-                        msg_type: message.type_name(),
-                    };
+    /// Carries out the logic's effects, under the device lock so that their order is kept.
+    fn dispatch(&self, inner: &mut Inner, effects: Vec<Effect>, now: u64) {
+        for effect in effects {
+            match effect {
+                Effect::Send { to, payload, label } => {
+                    let out = Outgoing::Message { payload, label };
                     match to {
-                        Recipient::Conn(conn) => {
+                        To::Session(conn) => {
                             if let Some(tx) = inner.sessions.get(&conn) {
                                 tx.send(out);
                             }
                         }
-                        Recipient::All => {
+                        To::All => {
                             for tx in inner.sessions.values() {
+                                tx.send(out.clone());
+                            }
+                        }
+                        To::Others(sender) => {
+                            for (_, tx) in inner.sessions.iter().filter(|(c, _)| **c != sender) {
                                 tx.send(out.clone());
                             }
                         }
                     }
                 }
-                Action::Close { conn, code, reason } => {
-                    // The firmware has already forgotten the connection.
-                    if let Some(tx) = inner.sessions.remove(&conn) {
+                Effect::Close {
+                    session,
+                    code,
+                    reason,
+                } => {
+                    // The logic has already forgotten the session.
+                    if let Some(tx) = inner.sessions.remove(&session) {
                         tx.send(Outgoing::Close { code, reason });
                     }
                 }
-                Action::ApDown { duration_ms } => {
+                Effect::ApDown { duration_ms } => {
                     // The firmware has already forgotten every connection. The outage is up
                     // before the sessions drop, so a reconnect right after meets it.
                     inner.ap_back_at = Some(now.saturating_add(duration_ms));
@@ -476,7 +520,7 @@ impl DeviceHost {
                         ),
                     });
                 }
-                Action::Restart { delay_ms } => {
+                Effect::Restart { delay_ms } => {
                     // Later, so the `ack` reaches the app first.
                     inner.restart_at = Some(now.saturating_add(delay_ms));
                     self.events.emit(EventKind::DeviceAction {
@@ -484,7 +528,6 @@ impl DeviceHost {
                         detail: format!("restart in {delay_ms} ms"),
                     });
                 }
-                other => tracing::warn!("firmware action not supported by the emulator: {other:?}"),
             }
         }
     }
@@ -493,7 +536,7 @@ impl DeviceHost {
         u64::try_from(self.events.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The firmware state is plain data that a panic cannot leave worse than "one request
+    /// The device state is plain data that a panic cannot leave worse than "one request
     /// half-handled", so a poisoned lock is recovered instead of failing every session.
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -507,18 +550,38 @@ mod tests {
     /// The next text message on `rx`, parsed.
     fn next_json(outbox: &mut Outbox) -> serde_json::Value {
         match outbox.rx.try_recv() {
-            Ok(Outgoing::Text { text, .. }) => serde_json::from_str(&text).expect("json"),
+            Ok(Outgoing::Message {
+                payload: Payload::Text(text),
+                ..
+            }) => serde_json::from_str(&text).expect("json"),
             other => panic!("expected a text message, got {other:?}"),
         }
     }
 
+    /// A host running the built-in firmware.
+    fn builtin(options: DeviceOptions, events: Arc<EventLog>) -> DeviceHost {
+        let logic = options.builtin(0);
+        DeviceHost::new(options, logic, events)
+    }
+
+    /// Opens session `conn` as an unauthenticated upgrade of `/ws`.
+    fn open(hub: &DeviceHost, conn: ConnId) -> Outbox {
+        let start = SessionStart {
+            path: "/ws",
+            query: None,
+            headers: &[],
+            authorized: false,
+        };
+        hub.connect(conn, &start)
+    }
+
     #[test]
     fn power_on_drops_sessions_and_boots_with_outputs_off() {
-        let hub = DeviceHost::new(DeviceOptions::default(), 0, Arc::new(EventLog::new()));
-        let mut first = hub.connect(1);
-        hub.frame(
+        let hub = builtin(DeviceOptions::default(), Arc::new(EventLog::new()));
+        let mut first = open(&hub, 1);
+        hub.message(
             1,
-            br#"{"type":"set_output","id":1,"name":"relay","on":true}"#,
+            Frame::Text(r#"{"type":"set_output","id":1,"name":"relay","on":true}"#),
         );
         assert_eq!(next_json(&mut first)["type"], "ack");
 
@@ -526,8 +589,8 @@ mod tests {
         assert!(matches!(first.rx.try_recv(), Ok(Outgoing::Drop { .. })));
         assert_eq!(hub.session_count(), 0);
 
-        let mut second = hub.connect(2);
-        hub.frame(2, br#"{"type":"get_status","id":2}"#);
+        let mut second = open(&hub, 2);
+        hub.message(2, Frame::Text(r#"{"type":"get_status","id":2}"#));
         let status = next_json(&mut second);
         assert_eq!(status["outputs"]["relay"], false, "{status}");
         assert_eq!(status["clients"], 1);
@@ -535,8 +598,8 @@ mod tests {
 
     #[test]
     fn a_session_that_falls_outbox_messages_behind_is_told_to_end_and_close_still_fits() {
-        let hub = DeviceHost::new(DeviceOptions::default(), 0, Arc::new(EventLog::new()));
-        let mut outbox = hub.connect(1);
+        let hub = builtin(DeviceOptions::default(), Arc::new(EventLog::new()));
+        let mut outbox = open(&hub, 1);
         let _welcome_or_nothing = outbox.rx.try_recv();
         for _ in 0..OUTBOX {
             hub.press_button();
@@ -583,14 +646,16 @@ mod tests {
             ..DeviceOptions::default()
         };
         let events = Arc::new(EventLog::new());
-        let hub = Arc::new(DeviceHost::new(options, 0, events.clone()));
+        let hub = Arc::new(builtin(options, events.clone()));
         let lifecycle = Lifecycle::new();
         hub.start(&lifecycle);
         let mut outage = hub.outage();
-        let mut session = hub.connect(1);
-        hub.frame(
+        let mut session = open(&hub, 1);
+        hub.message(
             1,
-            br#"{"type":"provision","id":1,"ssid":"espsim-home","password":"espsim-password"}"#,
+            Frame::Text(
+                r#"{"type":"provision","id":1,"ssid":"espsim-home","password":"espsim-password"}"#,
+            ),
         );
         assert_eq!(next_json(&mut session)["type"], "ack");
 
@@ -621,11 +686,11 @@ mod tests {
             ..DeviceOptions::default()
         };
         let events = Arc::new(EventLog::new());
-        let hub = Arc::new(DeviceHost::new(options, 0, events.clone()));
+        let hub = Arc::new(builtin(options, events.clone()));
         let lifecycle = Lifecycle::new();
         hub.start(&lifecycle);
-        let mut session = hub.connect(1);
-        hub.frame(1, br#"{"type":"reboot","id":1}"#);
+        let mut session = open(&hub, 1);
+        hub.message(1, Frame::Text(r#"{"type":"reboot","id":1}"#));
         assert_eq!(next_json(&mut session)["type"], "ack");
 
         tokio::time::advance(Duration::from_millis(4_999)).await;

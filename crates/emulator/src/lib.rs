@@ -39,6 +39,7 @@ pub mod profile;
 pub mod yaml;
 
 mod device_host;
+mod device_source;
 mod dns;
 mod http;
 mod lifecycle;
@@ -58,9 +59,11 @@ use tokio::net::TcpListener;
 
 pub use crate::control::{ControlAuth, ControlLimits, ControlOptions};
 pub use crate::device_host::DeviceOptions;
+pub use crate::device_source::{DeviceSource, LogicFactory};
 use crate::http::syn_watch::ArrivalStamps;
 pub use crate::http::syn_watch::RefusedAttempts;
 pub use crate::tls::{SelfSigned, TlsError, TlsOptions, self_signed};
+pub use espsim_firmware::DeviceLogic;
 
 use crate::device_host::DeviceHost;
 use crate::events::{EventKind, EventLog, History};
@@ -104,8 +107,11 @@ pub struct EmulatorConfig {
     pub internet: InternetMode,
     /// WebSocket endpoint.
     pub ws: WsSettings,
-    /// Firmware settings (identity, auth token, provisioning timing).
+    /// Firmware settings (identity, auth token, provisioning timing); the token is checked at
+    /// the handshake whatever the device logic.
     pub device: DeviceOptions,
+    /// The logic behind the WebSocket and HTTP ports (default: the built-in firmware).
+    pub device_logic: DeviceSource,
     /// The run's one seed: simulated sensors and every random fault decision.
     pub seed: u64,
     /// Fault rules active from the start (more can be added at run time via [`RunningEmulator::faults`]).
@@ -150,6 +156,7 @@ impl Default for EmulatorConfig {
             internet: InternetMode::default(),
             ws: WsSettings::default(),
             device: DeviceOptions::default(),
+            device_logic: DeviceSource::Builtin,
             seed: 0,
             faults: Vec::new(),
             tls: None,
@@ -309,9 +316,10 @@ impl Emulator {
         let lifecycle = Lifecycle::new();
         let profile = Arc::new(config.profile.clone());
         let internet = Internet::new(config.internet, events.clone());
+        let logic = config.device_logic.build(&config.device, config.seed);
         let device = Arc::new(DeviceHost::new(
             config.device.clone(),
-            config.seed,
+            logic,
             events.clone(),
         ));
         let sockets = Arc::new(SocketTable::new(

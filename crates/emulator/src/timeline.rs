@@ -370,7 +370,11 @@ mod tests {
         let profile = Profile::default();
         Targets {
             faults: Arc::new(FaultPlan::new(rules, Some(0)).expect("plan")),
-            device: Arc::new(DeviceHost::new(DeviceOptions::default(), 0, events.clone())),
+            device: Arc::new(DeviceHost::new(
+                DeviceOptions::default(),
+                DeviceOptions::default().builtin(0),
+                events.clone(),
+            )),
             internet: Internet::new(InternetMode::Captive, events.clone()),
             sockets: Arc::new(SocketTable::new(
                 profile.max_open_sockets,

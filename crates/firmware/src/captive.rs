@@ -13,6 +13,7 @@
 //! [`EDGE_LIMITS`] are the numbers the chip enforces (sockets, header bytes, message size); the
 //! emulator's `esp-hal-edge` profile repeats them and a test keeps the two equal.
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -70,11 +71,11 @@ pub struct Answer {
     /// Status code.
     pub status: u16,
     /// Reason phrase, spelled as ESP-IDF spells it.
-    pub reason: &'static str,
+    pub reason: Cow<'static, str>,
     /// `Content-Type`.
-    pub content_type: &'static str,
+    pub content_type: Cow<'static, str>,
     /// Headers after `Content-Length`, in order.
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(Cow<'static, str>, String)>,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -84,8 +85,8 @@ impl Answer {
     pub fn html(status: u16, reason: &'static str, body: impl Into<Vec<u8>>) -> Self {
         Answer {
             status,
-            reason,
-            content_type: "text/html",
+            reason: Cow::Borrowed(reason),
+            content_type: Cow::Borrowed("text/html"),
             headers: Vec::new(),
             body: body.into(),
         }
@@ -93,13 +94,13 @@ impl Answer {
 
     /// The same response with a `text/plain` content type (`httpd_resp_set_type`).
     pub fn plain(mut self) -> Self {
-        self.content_type = "text/plain";
+        self.content_type = Cow::Borrowed("text/plain");
         self
     }
 
     /// Adds a header after `Content-Length` (`httpd_resp_set_hdr`, sent in the order set).
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 

@@ -10,6 +10,7 @@
 //! Times are milliseconds since the host started; the logic keeps its own boot time if it needs
 //! uptime (see [`DeviceLogic::power_on`]).
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -171,6 +172,12 @@ pub trait DeviceLogic {
     /// The earliest time [`DeviceLogic::on_tick`] has work; `None` when idle.
     fn next_deadline(&self) -> Option<u64>;
 
+    /// Whether [`DeviceLogic::on_http`] may answer anything. When `false` (the default) the host
+    /// never reads a request body for the logic and keeps its own behaviour for every request.
+    fn serves_http(&self) -> bool {
+        false
+    }
+
     /// An HTTP request the host's own table does not answer (anything but the WebSocket path,
     /// and, online, the connectivity checks). `None` keeps the host's behaviour (the portal
     /// page, the captive redirect, ESP-IDF's 404).
@@ -183,6 +190,20 @@ pub trait DeviceLogic {
     fn on_button(&mut self, now_ms: u64) -> Vec<Effect> {
         let _ = now_ms;
         Vec::new()
+    }
+
+    /// The device's state variables, each value as JSON text (`name → value`), for the host's
+    /// control API; `None` (the default) when the logic exposes none.
+    fn state(&self) -> Option<BTreeMap<String, String>> {
+        None
+    }
+
+    /// Sets state variable `name` to `json` (JSON text), as the host's control API asks; returns
+    /// what the change makes the device do (usually nothing). The default refuses: the logic
+    /// exposes no state.
+    fn set_state(&mut self, name: &str, json: &str, now_ms: u64) -> Result<Vec<Effect>, String> {
+        let _ = (name, json, now_ms);
+        Err("this device exposes no state variables".into())
     }
 
     /// The chip comes out of reset at `now_ms`: RAM state (sessions, timers, outputs) is gone,

@@ -11,10 +11,12 @@ use super::Handles;
 use crate::events::{EventKind, Side};
 use crate::sockets::ConnHandle;
 
+use super::device_routes::{MAX_DEVICE_BODY, esp_response};
 use super::errors::EspError;
 use super::parse::{BLOCK, HeadParser, Limits, Parsed, Step};
 use super::router::{self, Reply, Route, RouteCtx};
 use super::watch::Watched;
+use espsim_firmware::HttpRequest;
 
 /// Per-listener facts a connection needs.
 #[derive(Debug)]
@@ -78,7 +80,7 @@ where
         handle.touch();
         let Parsed {
             head,
-            content_length,
+            mut content_length,
             ..
         } = *parsed;
         let ctx = RouteCtx {
@@ -88,7 +90,43 @@ where
             device_ip: &site.device_ip,
             ws_url: &site.ws_url,
         };
-        let reply = match router::route(&head, &ctx) {
+        let mut device_answer = None;
+        if handles.device.serves_http() && !router::host_answers(&head, &ctx) {
+            if content_length > MAX_DEVICE_BODY {
+                handles.events.emit(EventKind::HttpError {
+                    conn: id,
+                    status: 400,
+                    reason: format!(
+                        "request body of {content_length} bytes is over the device's \
+                         {MAX_DEVICE_BODY}-byte limit"
+                    ),
+                });
+                let page = EspError::BadRequest.response(handles.profile.modern_error_bodies);
+                return finish_with(io, page_reply(page), &handles, id).await;
+            }
+            let body =
+                match read_body(&mut io, &mut pending, content_length, &handle, &handles).await {
+                    Ok(body) => body,
+                    Err(end) => return closed(&handles, id, end),
+                };
+            content_length = 0;
+            device_answer = handles.device.http(&HttpRequest {
+                method: &head.method,
+                path: &head.path,
+                query: head.query.as_deref(),
+                headers: &head.headers,
+                body: &body,
+            });
+        }
+        let route = match device_answer {
+            Some(answer) => Route::Reply(Reply {
+                response: esp_response(answer),
+                close: false,
+                probe: None,
+            }),
+            None => router::route(&head, &ctx),
+        };
+        let reply = match route {
             Route::Reply(reply) => reply,
             Route::WebSocket => {
                 let peer_gone = io.peer_gone();
@@ -254,6 +292,32 @@ where
             Step::Fail(err) => return Read::Error(err),
         }
     }
+}
+
+/// Reads a `len`-byte body (the caller bounds `len`).
+async fn read_body<S>(
+    io: &mut S,
+    pending: &mut Vec<u8>,
+    len: u64,
+    handle: &ConnHandle,
+    handles: &Handles,
+) -> Result<Vec<u8>, End>
+where
+    S: AsyncRead + Unpin,
+{
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let mut body = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        let timeout = Some(handles.profile.recv_timeout);
+        match read_some(io, pending, &mut body[filled..], timeout, handle, handles).await {
+            Ok(n) => filled += n,
+            Err(Read::End(end)) => return Err(end),
+            // ESP-IDF's handler gets an error from `httpd_req_recv` and the socket is closed.
+            Err(_) => return Err(End::Device("request body stalled".to_owned())),
+        }
+    }
+    Ok(body)
 }
 
 /// Reads and drops `len` body bytes.

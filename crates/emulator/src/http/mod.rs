@@ -17,6 +17,7 @@ pub(crate) mod response;
 
 mod conn;
 mod connect;
+mod device_routes;
 mod gate;
 pub(crate) mod parse;
 mod port;

@@ -60,6 +60,15 @@ pub(crate) struct Reply {
     pub(crate) probe: Option<(Recognized, CheckVerdict)>,
 }
 
+/// Whether the host's own table answers this request before any device logic is asked: the
+/// WebSocket path, and online, a recognized connectivity check (`GET`).
+pub(crate) fn host_answers(head: &RequestHead, ctx: &RouteCtx<'_>) -> bool {
+    head.path == ctx.ws_path
+        || (ctx.mode == InternetMode::Online
+            && head.method == "GET"
+            && probes::recognize(head).is_some())
+}
+
 /// Routes one request.
 pub(crate) fn route(head: &RequestHead, ctx: &RouteCtx<'_>) -> Route {
     let get = head.method == "GET";

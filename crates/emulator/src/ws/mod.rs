@@ -168,7 +168,13 @@ pub(crate) async fn handle_upgrade<S>(
         path: head.path.clone(),
         subprotocol: accept.subprotocol.clone(),
     });
-    session::run(io, leftover, conn, fault_conn, handles.clone(), authorized).await;
+    let upgrade = session::Upgrade {
+        path: head.path,
+        query: head.query,
+        headers: head.headers,
+        authorized,
+    };
+    session::run(io, leftover, conn, fault_conn, handles.clone(), upgrade).await;
     handles.faults.connection_closed(fault_conn);
 }
 

@@ -38,6 +38,7 @@ use crate::device_host::{OUTBOX, Outbox, Outgoing};
 use crate::events::{ConnId, Direction, EventKind, Side};
 use crate::profile::OversizeHandling;
 use crate::sockets::ConnHandle;
+use espsim_firmware::{Frame as DeviceFrame, Payload, SessionStart};
 
 use super::message_fault::{self, Action};
 use super::tap::Tap;
@@ -63,15 +64,28 @@ const MAX_FRAME: usize = 16 << 20;
 /// larger than this still grow it.
 const READ_BUFFER: usize = 4096;
 
+/// The upgrade request a session came from, as the device logic sees it.
+#[derive(Debug)]
+pub(crate) struct Upgrade {
+    /// The request path.
+    pub(crate) path: String,
+    /// The query string, without `?`.
+    pub(crate) query: Option<String>,
+    /// The request headers.
+    pub(crate) headers: Vec<(String, String)>,
+    /// The handshake carried the device's token.
+    pub(crate) authorized: bool,
+}
+
 /// Runs the session until it ends. `leftover` holds frames the app sent right behind its
-/// handshake; `authorized` says whether the handshake carried the device's token.
+/// handshake.
 pub(crate) async fn run<S>(
     io: S,
     leftover: Vec<u8>,
     conn: ConnHandle,
     fault_conn: ConnRef,
     handles: Arc<Handles>,
-    authorized: bool,
+    upgrade: Upgrade,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -84,10 +98,13 @@ pub(crate) async fn run<S>(
     let ws =
         WebSocketStream::from_partially_read(Tap::new(io), leftover, Role::Server, Some(config))
             .await;
-    let outbox = handles.device.connect(conn.id);
-    if authorized {
-        handles.device.authorize(conn.id);
-    }
+    let start = SessionStart {
+        path: &upgrade.path,
+        query: upgrade.query.as_deref(),
+        headers: &upgrade.headers,
+        authorized: upgrade.authorized,
+    };
+    let outbox = handles.device.connect(conn.id, &start);
     let mut session = Session {
         ws,
         outbox,
@@ -312,13 +329,14 @@ where
     /// Puts one device output on the wire, through the message faults.
     async fn send(&mut self, out: Outgoing) -> Option<End> {
         match out {
-            Outgoing::Text { text, msg_type } => {
-                let applied = self.decide(
-                    MessageDirection::Out,
-                    FrameKind::Text,
-                    Some(msg_type),
-                    text.len(),
-                );
+            Outgoing::Message { payload, label } => {
+                let msg_type = label.as_str();
+                let kind = match payload {
+                    Payload::Text(_) => FrameKind::Text,
+                    Payload::Binary(_) => FrameKind::Binary,
+                };
+                let applied =
+                    self.decide(MessageDirection::Out, kind, Some(msg_type), payload.len());
                 let mut copies = 1;
                 let mut after = None;
                 if let Some(a) = applied {
@@ -353,8 +371,12 @@ where
                     }
                 }
                 for _ in 0..copies {
-                    let bytes = text.len();
-                    if let Err(end) = self.write(Message::text(text.clone())).await {
+                    let bytes = payload.len();
+                    let message = match &payload {
+                        Payload::Text(text) => Message::text(text.clone()),
+                        Payload::Binary(bytes) => Message::binary(bytes.clone()),
+                    };
+                    if let Err(end) = self.write(message).await {
                         return Some(end);
                     }
                     self.emit(EventKind::WsMessage {
@@ -488,7 +510,7 @@ where
             }
         }
         for _ in 0..copies {
-            if let Some(end) = self.data(payload) {
+            if let Some(end) = self.data(kind, payload) {
                 return Some(end);
             }
         }
@@ -506,8 +528,8 @@ where
         }
     }
 
-    /// Hands a message to the firmware, after the profile's size limit.
-    fn data(&mut self, payload: &[u8]) -> Option<End> {
+    /// Hands a message to the device logic, after the profile's size limit.
+    fn data(&mut self, kind: FrameKind, payload: &[u8]) -> Option<End> {
         let max = self.handles.profile.max_ws_message;
         if payload.len() > max {
             return match self.handles.profile.oversize {
@@ -515,12 +537,17 @@ where
                     Some(End::DeviceClose(1009, "message too big".to_owned()))
                 }
                 OversizeHandling::ErrorMessage => {
-                    self.handles.device.too_large(self.id(), payload.len(), max);
+                    self.handles.device.oversized(self.id(), payload.len(), max);
                     None
                 }
             };
         }
-        self.handles.device.frame(self.id(), payload);
+        // Text frames were checked for UTF-8 by the WebSocket layer.
+        let frame = match (kind, std::str::from_utf8(payload)) {
+            (FrameKind::Text, Ok(text)) => DeviceFrame::Text(text),
+            _ => DeviceFrame::Binary(payload),
+        };
+        self.handles.device.message(self.id(), frame);
         None
     }
 

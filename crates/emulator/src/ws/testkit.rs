@@ -34,7 +34,11 @@ impl TestServer {
     pub(crate) async fn start(profile: Profile, ws: WsSettings, device: DeviceOptions) -> Self {
         let events = Arc::new(EventLog::new());
         let lifecycle = Lifecycle::new();
-        let device = Arc::new(DeviceHost::new(device, 0, events.clone()));
+        let device = Arc::new(DeviceHost::new(
+            device.clone(),
+            device.builtin(0),
+            events.clone(),
+        ));
         device.start(&lifecycle);
         let handles = Arc::new(Handles {
             settings: ws,

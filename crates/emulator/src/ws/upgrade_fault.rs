@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(r.body, b"Nothing matches the given URI");
         let r = status_response(&s(401, Some("token?")), true);
         assert_eq!(
-            (r.status, r.reason, r.body.as_slice()),
+            (r.status, r.reason.as_ref(), r.body.as_slice()),
             (401, "Unauthorized", &b"token?"[..])
         );
     }
