@@ -407,7 +407,12 @@ pub(crate) fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
 pub(crate) fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
     base64::engine::general_purpose::STANDARD
         .decode(s.trim())
-        .map_err(|e| format!("invalid base64 `{s}`: {e}"))
+        .map_err(|e| {
+            format!(
+                "invalid base64 `{s}`: {}",
+                e.to_string().trim_end_matches('.')
+            )
+        })
 }
 
 impl Compiler<'_> {

@@ -5,11 +5,8 @@
 //! `{% set value = (expr) %}` and read back from the render's captured state, so the value keeps
 //! its type. `random`, `walk` and `sine` draw from a [`Sim`] the device owns, seeded by the
 //! caller: the same seed and the same sequence of calls give the same values.
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-
-use std::fmt::Write as _;
 
 use minijinja::value::ValueKind;
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
