@@ -8,7 +8,7 @@
 //! bounds), naming `file:line:col` of the offending value; [`DeviceFile::device`] makes a
 //! [`FileDevice`], the [`espsim_firmware::DeviceLogic`] the emulator hosts.
 //!
-//! - [`spec`]-level types ([`DeviceFile`], [`WebSocketSpec`]): the file as written.
+//! - `spec`: the file as written ([`DeviceFile`], [`WebSocketSpec`]).
 //! - `compile`: the checks and the compiled program (matchers, templates).
 //! - `device`: [`FileDevice`], the sans-IO runtime (sessions, state, timers, HTTP).
 //! - `template`: the minijinja environment and its seeded functions.

@@ -703,3 +703,40 @@ fn the_device_is_send_and_debug() {
     fn check<T: Send + std::fmt::Debug>() {}
     check::<FileDevice>();
 }
+
+#[test]
+fn equals_null_and_the_whole_document_pointer_match() {
+    let mut d = device(
+        r#"
+name: nulls
+rules:
+  - name: null-value
+    match: { json: { pointer: /v, equals: null } }
+    reply: { text: "null" }
+  - name: any-string
+    match: { json: { pointer: "", glob: "*" } }
+    reply: { text: string }
+  - name: any-json
+    match: { json: {} }
+    reply: { text: json }
+"#,
+    );
+    assert_eq!(bodies(&mut d, 1, r#"{"v":null}"#, 0), ["null"]);
+    assert_eq!(bodies(&mut d, 1, r#""hello""#, 0), ["string"]);
+    assert_eq!(bodies(&mut d, 1, r#"{"v":1}"#, 0), ["json"]);
+    assert!(bodies(&mut d, 1, "not json", 0).is_empty());
+}
+
+#[test]
+fn an_http_template_that_fails_answers_500_with_the_reason() {
+    let mut d = device(
+        "name: h\nhttp:\n  - { name: boom, method: GET, path: /x, text: \"{{ body + 1 }}\" }\n",
+    );
+    let none: &[(String, String)] = &[];
+    let r = d
+        .on_http(&http("GET", "/x", None, none, b"abc"), 0)
+        .unwrap();
+    assert_eq!((r.status, r.label.as_str()), (500, "boom"));
+    assert!(String::from_utf8_lossy(&r.body).starts_with("device file template error in boom: "));
+    assert_eq!(d.render_errors().count(), 1);
+}
