@@ -82,7 +82,7 @@
 //! object, list, `null` for undefined); any other template renders to a string. The variables:
 //! - everywhere: `state` (the variables), `uptime_ms` (since power-on);
 //! - rules and `unmatched`: `msg`, `session` (the sender's id), `count` (how many times this rule
-//!   matched since power-on, this one included). `msg` depends on the rule's matcher: `json` → the
+//!   matched since power-on, this one included; 0 in `unmatched`). `msg` depends on the rule's matcher: `json` → the
 //!   parsed message; `text` → `{text, len, captures}` (`captures[0]` the whole regex match, then
 //!   the groups, `null` when a group did not take part); `binary` → `{hex, len, bytes}`; no
 //!   matcher → the parsed JSON when the text parses, else the text form, or the binary form;
@@ -99,7 +99,8 @@
 //! TEMPLATE_FUEL instructions and may produce at most MAX_TEMPLATE_OUTPUT bytes; a template
 //! that fails at run time drops that one message (see [`FileDevice::render_errors`]).
 //!
-//! **State**: `set:` values are rendered against the state *before* the assignment, then
+//! **State**: `set:` values follow the JSON rule above (`"{{ msg.value }}"` stores the value
+//! with its type; a string stays a string even when it looks like a number), are rendered against the state *before* the assignment, then
 //! assigned, then the messages are rendered (so a reply sees the new values). Only declared
 //! variables can be set, from the file ([`parse`] checks) or the host
 //! ([`FileDevice::set_state`]).
