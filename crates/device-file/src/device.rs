@@ -1,0 +1,859 @@
+//! [`FileDevice`]: a device file running as [`DeviceLogic`], sans-IO.
+//!
+//! It keeps the state variables, the open sessions, each rule's and route's match count, the
+//! delayed sends (already rendered, released by [`DeviceLogic::on_tick`]) and the running
+//! periodic messages (rendered when they fire). It never reads a clock: every time comes from
+//! the host's `now_ms`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use espsim_firmware::{
+    ConnId, DeviceLogic, Effect, Frame, HttpRequest, HttpResponse, Payload, SessionStart, To,
+};
+use minijinja::Environment;
+use serde_json::{Map, Value};
+
+use crate::compile::{
+    self, Bin, Body, Close, JsonMatch, JsonT, JsonTest, Matcher, Program, Send, Text, TextMatch,
+};
+use crate::spec::{Scope, StartMode, Target};
+use crate::template::{self, Sim};
+use crate::{
+    DeviceFileError, MAX_MESSAGE_BYTES, MAX_PENDING_SENDS, MAX_RENDER_ERRORS,
+    MAX_RUNNING_PERIODICS, MAX_STATE_VALUE,
+};
+
+/// A device running a device file: the [`DeviceLogic`] the emulator hosts.
+///
+/// Made by [`crate::DeviceFile::device`]. Deterministic: the same seed and the same calls (with
+/// the same `now_ms`) give the same effects, byte for byte.
+#[derive(Debug)]
+pub struct FileDevice {
+    program: Arc<Program>,
+    env: Environment<'static>,
+    sim: Arc<Mutex<Sim>>,
+    state: Map<String, Value>,
+    boot_ms: u64,
+    sessions: BTreeMap<ConnId, SessionInfo>,
+    rule_counts: Vec<u64>,
+    route_counts: Vec<u64>,
+    pending: Vec<Pending>,
+    running: Vec<Running>,
+    next_order: u64,
+    render_errors: VecDeque<String>,
+}
+
+/// What a session's upgrade request said (for `on_connect` templates).
+#[derive(Debug, Default)]
+struct SessionInfo {
+    query: Map<String, Value>,
+    headers: Map<String, Value>,
+}
+
+/// A delayed send, rendered when its rule ran.
+#[derive(Debug)]
+struct Pending {
+    due: u64,
+    order: u64,
+    owner: ConnId,
+    to: To,
+    payload: Payload,
+    label: String,
+}
+
+/// A running periodic message.
+#[derive(Debug)]
+struct Running {
+    periodic: usize,
+    /// The session it belongs to; `None` for broadcast scope.
+    session: Option<ConnId>,
+    due: u64,
+    seq: u64,
+    order: u64,
+}
+
+/// What one `on_tick` releases, in `(due, order)` order.
+enum Due {
+    Pending(Pending),
+    Periodic(usize),
+}
+
+impl FileDevice {
+    pub(crate) fn new(program: Arc<Program>, seed: u64) -> Result<FileDevice, DeviceFileError> {
+        let sim = Arc::new(Mutex::new(Sim::new(seed)));
+        let mut env = template::environment(Arc::clone(&sim));
+        for (name, source) in &program.templates {
+            env.add_template_owned(name.clone(), source.clone())
+                .map_err(|e| DeviceFileError::Invalid {
+                    path: "<device>".into(),
+                    line: None,
+                    column: None,
+                    message: format!("invalid template: {}", template::describe(&e)),
+                    hint: None,
+                })?;
+        }
+        let state = program
+            .state
+            .iter()
+            .map(|v| (v.name.clone(), v.initial.clone()))
+            .collect();
+        Ok(FileDevice {
+            rule_counts: vec![0; program.rules.len()],
+            route_counts: vec![0; program.routes.len()],
+            program,
+            env,
+            sim,
+            state,
+            boot_ms: 0,
+            sessions: BTreeMap::new(),
+            pending: Vec::new(),
+            running: Vec::new(),
+            next_order: 0,
+            render_errors: VecDeque::new(),
+        })
+    }
+
+    /// The state variables and their current values.
+    pub fn state(&self) -> &Map<String, Value> {
+        &self.state
+    }
+
+    /// Sets a declared state variable (a test or the host pokes the device).
+    pub fn set_state(&mut self, key: &str, value: Value) -> Result<(), DeviceFileError> {
+        if !self.state.contains_key(key) {
+            return Err(DeviceFileError::UnknownStateVar {
+                name: key.to_owned(),
+                known: self.state.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
+        let size = serde_json::to_string(&value).map_or(0, |s| s.len());
+        if size > MAX_STATE_VALUE {
+            return Err(DeviceFileError::StateValueTooLarge {
+                name: key.to_owned(),
+                size,
+            });
+        }
+        self.state.insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    /// The latest run-time template errors (at most [`MAX_RENDER_ERRORS`], oldest first), each
+    /// `label: what went wrong`. A message whose template fails is not sent.
+    pub fn render_errors(&self) -> impl Iterator<Item = &str> {
+        self.render_errors.iter().map(String::as_str)
+    }
+
+    fn record_error(&mut self, label: &str, error: &str) {
+        if self.render_errors.len() >= MAX_RENDER_ERRORS {
+            self.render_errors.pop_front();
+        }
+        self.render_errors.push_back(format!("{label}: {error}"));
+    }
+
+    fn order(&mut self) -> u64 {
+        self.next_order += 1;
+        self.next_order
+    }
+
+    /// The template context: `state`, `uptime_ms` and `extra`.
+    fn context(&self, now_ms: u64, extra: Vec<(&str, Value)>) -> minijinja::Value {
+        let mut ctx = Map::new();
+        ctx.insert("state".to_owned(), Value::Object(self.state.clone()));
+        ctx.insert(
+            "uptime_ms".to_owned(),
+            Value::from(now_ms.saturating_sub(self.boot_ms)),
+        );
+        for (k, v) in extra {
+            ctx.insert(k.to_owned(), v);
+        }
+        minijinja::Value::from_serialize(&ctx)
+    }
+
+    fn write_json(
+        &self,
+        j: &JsonT,
+        ctx: &minijinja::Value,
+        out: &mut String,
+    ) -> Result<(), String> {
+        let text = |v: &Value| serde_json::to_string(v).map_err(|e| e.to_string());
+        match j {
+            JsonT::Literal(v) => out.push_str(&text(v)?),
+            JsonT::Render(name) => {
+                let s = template::render(&self.env, name, ctx)?;
+                out.push_str(&text(&Value::String(s))?);
+            }
+            JsonT::Typed(name) => out.push_str(&text(&template::eval(&self.env, name, ctx)?)?),
+            JsonT::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    self.write_json(item, ctx, out)?;
+                }
+                out.push(']');
+            }
+            JsonT::Object(entries) => {
+                out.push('{');
+                for (i, (key, value)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&text(&Value::String(key.clone()))?);
+                    out.push(':');
+                    self.write_json(value, ctx, out)?;
+                }
+                out.push('}');
+            }
+        }
+        if out.len() > MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "the message is more than {MAX_MESSAGE_BYTES} bytes"
+            ));
+        }
+        Ok(())
+    }
+
+    fn eval_json(&self, j: &JsonT, ctx: &minijinja::Value) -> Result<Value, String> {
+        Ok(match j {
+            JsonT::Literal(v) => v.clone(),
+            JsonT::Render(name) => Value::String(template::render(&self.env, name, ctx)?),
+            JsonT::Typed(name) => template::eval(&self.env, name, ctx)?,
+            JsonT::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.eval_json(i, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            JsonT::Object(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.eval_json(v, ctx)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+        })
+    }
+
+    fn text(&self, t: &Text, ctx: &minijinja::Value) -> Result<String, String> {
+        match t {
+            Text::Literal(s) => Ok(s.clone()),
+            Text::Template(name) => template::render(&self.env, name, ctx),
+        }
+    }
+
+    fn bytes(&self, b: &Bin, ctx: &minijinja::Value) -> Result<Vec<u8>, String> {
+        match b {
+            Bin::Literal(bytes) => Ok(bytes.clone()),
+            Bin::Hex(name) => compile::decode_hex(&template::render(&self.env, name, ctx)?),
+            Bin::Base64(name) => compile::decode_base64(&template::render(&self.env, name, ctx)?),
+        }
+    }
+
+    fn payload(&self, body: &Body, ctx: &minijinja::Value) -> Result<Payload, String> {
+        let payload = match body {
+            Body::Json(j) => {
+                let mut out = String::new();
+                self.write_json(j, ctx, &mut out)?;
+                Payload::Text(out)
+            }
+            Body::Text(t) => Payload::Text(self.text(t, ctx)?),
+            Body::Binary(b) => Payload::Binary(self.bytes(b, ctx)?),
+        };
+        if payload.len() > MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "the message is {} bytes, more than {MAX_MESSAGE_BYTES}",
+                payload.len()
+            ));
+        }
+        Ok(payload)
+    }
+
+    /// Renders `sends` for `sender` and either returns them or queues the delayed ones.
+    fn emit(
+        &mut self,
+        sends: &[Send],
+        sender: ConnId,
+        ctx: &minijinja::Value,
+        label: &str,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        for send in sends {
+            let payload = match self.payload(&send.body, ctx) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.record_error(label, &e);
+                    continue;
+                }
+            };
+            let to = match send.to {
+                Target::Sender => To::Session(sender),
+                Target::All => To::All,
+                Target::Others => To::Others(sender),
+            };
+            if send.after_ms == 0 {
+                out.push(Effect::Send {
+                    to,
+                    payload,
+                    label: label.to_owned(),
+                });
+            } else if self.pending.len() >= MAX_PENDING_SENDS {
+                self.record_error(
+                    label,
+                    &format!("more than {MAX_PENDING_SENDS} delayed messages wait; dropped"),
+                );
+            } else {
+                let order = self.order();
+                self.pending.push(Pending {
+                    due: now_ms.saturating_add(send.after_ms),
+                    order,
+                    owner: sender,
+                    to,
+                    payload,
+                    label: label.to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Applies `set` (rendered against the state before any of it).
+    fn apply_set(&mut self, set: &[(usize, JsonT)], ctx: &minijinja::Value, label: &str) {
+        let mut values = Vec::new();
+        for (index, value) in set {
+            let Some(var) = self.program.state.get(*index) else {
+                continue;
+            };
+            match self.eval_json(value, ctx) {
+                Ok(v) => values.push((var.name.clone(), v)),
+                Err(e) => self.record_error(label, &format!("set {}: {e}", var.name)),
+            }
+        }
+        for (name, value) in values {
+            if let Err(e) = self.set_state(&name, value) {
+                self.record_error(label, &e.to_string());
+            }
+        }
+    }
+
+    fn start(&mut self, periodic: usize, session: ConnId, now_ms: u64) {
+        let Some(p) = self.program.periodics.get(periodic) else {
+            return;
+        };
+        let owner = match p.scope {
+            Scope::Session => Some(session),
+            Scope::Broadcast => None,
+        };
+        let every = p.every_ms;
+        let running = self
+            .running
+            .iter()
+            .any(|r| r.periodic == periodic && r.session == owner);
+        if running {
+            return;
+        }
+        if self.running.len() >= MAX_RUNNING_PERIODICS {
+            let name = p.name.clone();
+            self.record_error(
+                &name,
+                &format!("more than {MAX_RUNNING_PERIODICS} periodic timers; not started"),
+            );
+            return;
+        }
+        let order = self.order();
+        self.running.push(Running {
+            periodic,
+            session: owner,
+            due: now_ms.saturating_add(every),
+            seq: 0,
+            order,
+        });
+    }
+
+    fn stop(&mut self, periodic: usize, session: ConnId) {
+        self.running.retain(|r| {
+            r.periodic != periodic || (r.session.is_some() && r.session != Some(session))
+        });
+    }
+
+    /// Forgets a session and everything it owns.
+    fn forget(&mut self, session: ConnId) {
+        self.sessions.remove(&session);
+        self.pending.retain(|p| p.owner != session);
+        self.running.retain(|r| r.session != Some(session));
+        if self.sessions.is_empty() {
+            self.running.clear();
+        }
+    }
+
+    fn close(&mut self, session: ConnId, close: &Close, out: &mut Vec<Effect>) {
+        self.forget(session);
+        out.push(Effect::Close {
+            session,
+            code: close.code,
+            reason: close.reason.clone(),
+        });
+    }
+
+    fn fire(&mut self, index: usize, now_ms: u64, out: &mut Vec<Effect>) {
+        let program = Arc::clone(&self.program);
+        let Some(running) = self.running.get(index) else {
+            return;
+        };
+        let Some(periodic) = program.periodics.get(running.periodic) else {
+            return;
+        };
+        let (session, seq) = (running.session, running.seq);
+        let ctx = self.context(
+            now_ms,
+            vec![
+                ("session", session.map_or(Value::Null, Value::from)),
+                ("seq", Value::from(seq)),
+            ],
+        );
+        let to = session.map_or(To::All, To::Session);
+        for send in &periodic.sends {
+            match self.payload(&send.body, &ctx) {
+                Ok(payload) => out.push(Effect::Send {
+                    to,
+                    payload,
+                    label: periodic.name.clone(),
+                }),
+                Err(e) => self.record_error(&periodic.name, &e),
+            }
+        }
+        if let Some(running) = self.running.get_mut(index) {
+            running.seq += 1;
+            let next = running.due.saturating_add(periodic.every_ms);
+            running.due = if next > now_ms {
+                next
+            } else {
+                now_ms.saturating_add(periodic.every_ms)
+            };
+        }
+    }
+}
+
+/// `msg` for a text message.
+fn text_msg(text: &str, captures: Vec<Value>) -> Value {
+    serde_json::json!({ "text": text, "len": text.len(), "captures": captures })
+}
+
+/// `msg` for a binary message.
+fn binary_msg(bytes: &[u8]) -> Value {
+    serde_json::json!({
+        "hex": hex::encode(bytes),
+        "base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+        "len": bytes.len(),
+        "bytes": bytes,
+    })
+}
+
+/// Numbers compare by value (`1` equals `1.0`); everything else as JSON.
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn json_holds(conds: &[JsonMatch], doc: &Value) -> bool {
+    conds.iter().all(|c| {
+        let found = doc.pointer(&c.pointer);
+        match &c.test {
+            JsonTest::Exists(want) => found.is_some() == *want,
+            JsonTest::Equals(v) => found.is_some_and(|f| json_equal(f, v)),
+            JsonTest::Glob(g) => found.and_then(Value::as_str).is_some_and(|s| g.is_match(s)),
+            JsonTest::Regex(r) => found.and_then(Value::as_str).is_some_and(|s| r.is_match(s)),
+        }
+    })
+}
+
+fn binary_holds(bytes: &[u8], prefix: &[u8], min: Option<u64>, max: Option<u64>) -> bool {
+    let len = bytes.len() as u64;
+    bytes.starts_with(prefix) && min.is_none_or(|m| len >= m) && max.is_none_or(|m| len <= m)
+}
+
+/// A text test; on a match, the regex captures (whole match first) or none.
+fn text_holds(t: &TextMatch, text: &str) -> Option<Vec<Value>> {
+    match t {
+        TextMatch::Exact(e) => (e == text).then(Vec::new),
+        TextMatch::Glob(g) => g.is_match(text).then(Vec::new),
+        TextMatch::Regex(r) => r.captures(text).map(|caps| {
+            caps.iter()
+                .map(|m| m.map_or(Value::Null, |m| Value::from(m.as_str())))
+                .collect()
+        }),
+    }
+}
+
+/// Whether a message matches; on a match, the `msg` its templates see.
+fn match_frame(
+    matcher: Option<&Matcher>,
+    frame: Frame<'_>,
+    parsed: &Option<Value>,
+) -> Option<Value> {
+    match (matcher, frame) {
+        (None, Frame::Text(text)) => {
+            Some(parsed.clone().unwrap_or_else(|| text_msg(text, Vec::new())))
+        }
+        (None, Frame::Binary(bytes)) => Some(binary_msg(bytes)),
+        (Some(Matcher::Json(conds)), Frame::Text(_)) => parsed
+            .as_ref()
+            .filter(|doc| json_holds(conds, doc))
+            .cloned(),
+        (Some(Matcher::Text(t)), Frame::Text(text)) => {
+            text_holds(t, text).map(|caps| text_msg(text, caps))
+        }
+        (
+            Some(Matcher::Binary {
+                prefix,
+                min_len,
+                max_len,
+            }),
+            Frame::Binary(bytes),
+        ) => binary_holds(bytes, prefix, *min_len, *max_len).then(|| binary_msg(bytes)),
+        _ => None,
+    }
+}
+
+/// Whether an HTTP body matches.
+fn body_holds(matcher: &Matcher, body: &[u8]) -> bool {
+    match matcher {
+        Matcher::Json(conds) => serde_json::from_slice::<Value>(body)
+            .ok()
+            .is_some_and(|doc| json_holds(conds, &doc)),
+        Matcher::Text(t) => std::str::from_utf8(body)
+            .ok()
+            .and_then(|text| text_holds(t, text))
+            .is_some(),
+        Matcher::Binary {
+            prefix,
+            min_len,
+            max_len,
+        } => binary_holds(body, prefix, *min_len, *max_len),
+    }
+}
+
+/// Decodes `%XX` and `+` (form and query encoding); invalid escapes stay as written.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let escaped = (b == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, escaped) {
+            (_, Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, None) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `a=1&b=two` as ordered pairs, decoded.
+fn form_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn to_map(pairs: Vec<(String, String)>) -> Map<String, Value> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect()
+}
+
+fn header_map(headers: &[(String, String)]) -> Map<String, Value> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone())))
+        .collect()
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+impl DeviceLogic for FileDevice {
+    fn on_connect(
+        &mut self,
+        session: ConnId,
+        start: &SessionStart<'_>,
+        now_ms: u64,
+    ) -> Vec<Effect> {
+        let info = SessionInfo {
+            query: to_map(form_pairs(start.query.unwrap_or_default())),
+            headers: header_map(start.headers),
+        };
+        let ctx = self.context(
+            now_ms,
+            vec![
+                ("session", Value::from(session)),
+                ("query", Value::Object(info.query.clone())),
+                ("headers", Value::Object(info.headers.clone())),
+            ],
+        );
+        self.sessions.insert(session, info);
+        let program = Arc::clone(&self.program);
+        let mut out = Vec::new();
+        self.emit(
+            &program.on_connect,
+            session,
+            &ctx,
+            "on_connect",
+            now_ms,
+            &mut out,
+        );
+        for (index, periodic) in program.periodics.iter().enumerate() {
+            if periodic.start == StartMode::OnConnect {
+                self.start(index, session, now_ms);
+            }
+        }
+        out
+    }
+
+    fn on_message(&mut self, session: ConnId, frame: Frame<'_>, now_ms: u64) -> Vec<Effect> {
+        let program = Arc::clone(&self.program);
+        let parsed = match frame {
+            Frame::Text(text) => serde_json::from_str::<Value>(text).ok(),
+            Frame::Binary(_) => None,
+        };
+        let mut out = Vec::new();
+        for (index, rule) in program.rules.iter().enumerate() {
+            let Some(msg) = match_frame(rule.matcher.as_ref(), frame, &parsed) else {
+                continue;
+            };
+            let count = self.rule_counts.get(index).copied().unwrap_or(0) + 1;
+            if let Some(c) = self.rule_counts.get_mut(index) {
+                *c = count;
+            }
+            let extra = |msg: &Value| {
+                vec![
+                    ("msg", msg.clone()),
+                    ("session", Value::from(session)),
+                    ("count", Value::from(count)),
+                ]
+            };
+            if !rule.set.is_empty() {
+                let ctx = self.context(now_ms, extra(&msg));
+                self.apply_set(&rule.set, &ctx, &rule.name);
+            }
+            let ctx = self.context(now_ms, extra(&msg));
+            self.emit(&rule.sends, session, &ctx, &rule.name, now_ms, &mut out);
+            if let Some(p) = rule.stop {
+                self.stop(p, session);
+            }
+            if let Some(p) = rule.start {
+                self.start(p, session, now_ms);
+            }
+            if let Some(close) = &rule.close {
+                self.close(session, close, &mut out);
+            }
+            return out;
+        }
+        match &program.unmatched {
+            compile::Unmatched::Ignore => {}
+            compile::Unmatched::Reply(sends) => {
+                let msg = match_frame(None, frame, &parsed).unwrap_or(Value::Null);
+                let ctx = self.context(
+                    now_ms,
+                    vec![
+                        ("msg", msg),
+                        ("session", Value::from(session)),
+                        ("count", Value::from(0)),
+                    ],
+                );
+                self.emit(sends, session, &ctx, "unmatched", now_ms, &mut out);
+            }
+            compile::Unmatched::Close(close) => self.close(session, close, &mut out),
+        }
+        out
+    }
+
+    fn on_disconnect(&mut self, session: ConnId, _now_ms: u64) -> Vec<Effect> {
+        self.forget(session);
+        Vec::new()
+    }
+
+    fn on_tick(&mut self, now_ms: u64) -> Vec<Effect> {
+        let mut due: Vec<(u64, u64, Due)> = Vec::new();
+        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.due <= now_ms);
+        self.pending = waiting;
+        for p in ready {
+            due.push((p.due, p.order, Due::Pending(p)));
+        }
+        for (index, r) in self.running.iter().enumerate() {
+            if r.due <= now_ms {
+                due.push((r.due, r.order, Due::Periodic(index)));
+            }
+        }
+        due.sort_by_key(|(at, order, _)| (*at, *order));
+        let mut out = Vec::new();
+        for (_, _, item) in due {
+            match item {
+                Due::Pending(p) => out.push(Effect::Send {
+                    to: p.to,
+                    payload: p.payload,
+                    label: p.label,
+                }),
+                Due::Periodic(index) => self.fire(index, now_ms, &mut out),
+            }
+        }
+        out
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        let pending = self.pending.iter().map(|p| p.due);
+        let running = self.running.iter().map(|r| r.due);
+        pending.chain(running).min()
+    }
+
+    fn on_http(&mut self, request: &HttpRequest<'_>, now_ms: u64) -> Option<HttpResponse> {
+        let program = Arc::clone(&self.program);
+        let query = form_pairs(request.query.unwrap_or_default());
+        let (index, route) = program.routes.iter().enumerate().find(|(_, route)| {
+            route.method.eq_ignore_ascii_case(request.method)
+                && route.path == request.path
+                && route
+                    .query
+                    .iter()
+                    .all(|(k, v)| query.iter().any(|(qk, qv)| qk == k && qv == v))
+                && route
+                    .headers
+                    .iter()
+                    .all(|(k, v)| header(request.headers, k) == Some(v.as_str()))
+                && route
+                    .body_match
+                    .as_ref()
+                    .is_none_or(|m| body_holds(m, request.body))
+        })?;
+        let count = self.route_counts.get(index).copied().unwrap_or(0) + 1;
+        if let Some(c) = self.route_counts.get_mut(index) {
+            *c = count;
+        }
+        let form = header(request.headers, "content-type")
+            .is_some_and(|ct| ct.contains("application/x-www-form-urlencoded"));
+        let body = match serde_json::from_slice::<Value>(request.body) {
+            Ok(v) => v,
+            Err(_) => {
+                let text = String::from_utf8_lossy(request.body);
+                if form {
+                    Value::Object(to_map(form_pairs(&text)))
+                } else {
+                    Value::String(text.into_owned())
+                }
+            }
+        };
+        let extra = vec![
+            ("body", body),
+            ("query", Value::Object(to_map(query))),
+            ("headers", Value::Object(header_map(request.headers))),
+            ("method", Value::from(request.method)),
+            ("path", Value::from(request.path)),
+            ("count", Value::from(count)),
+        ];
+        if !route.set.is_empty() {
+            let ctx = self.context(now_ms, extra.clone());
+            self.apply_set(&route.set, &ctx, &route.label);
+        }
+        let ctx = self.context(now_ms, extra);
+        let rendered = (|| -> Result<HttpResponse, String> {
+            let mut headers = Vec::new();
+            for (name, value) in &route.response_headers {
+                headers.push((name.clone(), self.text(value, &ctx)?));
+            }
+            let (content_type, body) = match &route.body {
+                None => (None, Vec::new()),
+                Some(body) => match self.payload(body, &ctx)? {
+                    Payload::Text(t) => (
+                        Some(if matches!(body, Body::Json(_)) {
+                            "application/json"
+                        } else {
+                            "text/plain"
+                        }),
+                        t.into_bytes(),
+                    ),
+                    Payload::Binary(b) => (Some("application/octet-stream"), b),
+                },
+            };
+            if let Some(ct) = content_type
+                && header(&headers, "content-type").is_none()
+            {
+                headers.push(("Content-Type".to_owned(), ct.to_owned()));
+            }
+            Ok(HttpResponse {
+                status: route.status,
+                headers,
+                body,
+                label: route.label.clone(),
+            })
+        })();
+        Some(match rendered {
+            Ok(response) => response,
+            Err(e) => {
+                self.record_error(&route.label, &e);
+                HttpResponse {
+                    status: 500,
+                    headers: vec![("Content-Type".to_owned(), "text/plain".to_owned())],
+                    body: format!("device file template error in {}: {e}", route.label)
+                        .into_bytes(),
+                    label: route.label.clone(),
+                }
+            }
+        })
+    }
+
+    fn power_on(&mut self, now_ms: u64) {
+        for var in &self.program.state {
+            if !var.persist {
+                self.state.insert(var.name.clone(), var.initial.clone());
+            }
+        }
+        self.sessions.clear();
+        self.pending.clear();
+        self.running.clear();
+        self.rule_counts.iter_mut().for_each(|c| *c = 0);
+        self.route_counts.iter_mut().for_each(|c| *c = 0);
+        self.sim
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .reset_walks();
+        self.boot_ms = now_ms;
+    }
+}
