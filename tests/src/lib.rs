@@ -187,6 +187,28 @@ pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Fin
     })
 }
 
+/// The Python of `.venv` (`scripts/install-test-clients.sh`), which has `websockets`.
+pub fn venv_python() -> PathBuf {
+    repo_root().join(".venv/bin/python")
+}
+
+/// Why Python `websockets` cannot run here, if it cannot.
+pub fn python_websockets_missing() -> Option<String> {
+    let has_websockets = repo_root().join(".venv/lib").read_dir().is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| e.path().join("site-packages/websockets").is_dir()))
+    });
+    (!venv_python().is_file() || !has_websockets)
+        .then(|| "no .venv with websockets (run scripts/install-test-clients.sh)".to_owned())
+}
+
+/// Why Node `ws` cannot run here, if it cannot.
+pub fn node_ws_missing() -> Option<String> {
+    let modules = repo_root().join("tests/clients/node_modules");
+    (!on_path("node") || !modules.join("ws").is_dir()).then(|| {
+        "no node or tests/clients/node_modules/ws (run scripts/install-test-clients.sh)".to_owned()
+    })
+}
+
 /// `espsim run` on ephemeral loopback ports (HTTP, DNS and the control API) with `seed`: tests
 /// run in parallel, and the default ports would be taken by the first. Add flags, then
 /// [`Espsim::start`] it.

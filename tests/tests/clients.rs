@@ -28,8 +28,8 @@ use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use espsim_tests::checks::{self, ClientCheck};
 use espsim_tests::netns::{DEVICE_IP, SoftApNamespaces};
 use espsim_tests::{
-    CURL_STATUS_AND_LOCATION, Espsim, espsim_bin, espsim_run_command, on_path, repo_root,
-    run_with_limit,
+    CURL_STATUS_AND_LOCATION, Espsim, espsim_bin, espsim_run_command, node_ws_missing, on_path,
+    python_websockets_missing, repo_root, run_with_limit, venv_python,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -83,15 +83,8 @@ impl Client {
         let root = repo_root();
         let modules = root.join("tests/clients/node_modules");
         match self {
-            Client::Python => (!python().is_file()
-                || !root.join(".venv/lib").read_dir().is_ok_and(|mut d| {
-                    d.any(|e| e.is_ok_and(|e| e.path().join("site-packages/websockets").is_dir()))
-                }))
-            .then(|| "no .venv with websockets (run scripts/install-test-clients.sh)".to_owned()),
-            Client::Node => (!on_path("node") || !modules.join("ws").is_dir()).then(|| {
-                "no node or tests/clients/node_modules/ws (run scripts/install-test-clients.sh)"
-                    .to_owned()
-            }),
+            Client::Python => python_websockets_missing(),
+            Client::Node => node_ws_missing(),
             Client::OkHttp => (!on_path("java")
                 || !root.join(OKHTTP_CLASSES).join("WsOkHttp.class").is_file()
                 || !OKHTTP_JARS.iter().all(|jar| PathBuf::from(jar).is_file()))
@@ -118,7 +111,7 @@ impl Client {
         let scripts = root.join("tests/clients");
         let mut cmd = match self {
             Client::Python => {
-                let mut cmd = Command::new(python());
+                let mut cmd = Command::new(venv_python());
                 cmd.arg(scripts.join("ws_python.py"));
                 cmd
             }
@@ -149,10 +142,6 @@ impl Client {
             .args(extra);
         Some(cmd)
     }
-}
-
-fn python() -> PathBuf {
-    repo_root().join(".venv/bin/python")
 }
 
 /// Runs `client` in `mode` against `url` (with `extra` arguments: the client's own timeouts);

@@ -68,6 +68,11 @@ pub(crate) struct RunArgs {
     /// Token the app must present (Authorization: Bearer, ?token= or in `hello`).
     #[arg(long, value_name = "TOKEN", env = "ESPSIM_TOKEN")]
     token: Option<String>,
+    /// The device behind the ports: `builtin` (espsim's firmware and protocol) or a device file
+    /// (YAML: your protocol's rules, state, timers, HTTP routes; `espsim validate` checks it)
+    /// [default: the config or scenario's `file:`, else builtin]
+    #[arg(long, value_name = "FILE|builtin")]
+    device: Option<DeviceArg>,
     /// Seed for simulated sensors [default: random, printed in the ready line]
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
@@ -112,6 +117,24 @@ pub(crate) struct RunArgs {
     events: Option<PathBuf>,
 }
 
+/// `--device`: the built-in firmware or a device file.
+#[derive(Debug, Clone)]
+enum DeviceArg {
+    Builtin,
+    File(PathBuf),
+}
+
+impl std::str::FromStr for DeviceArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "builtin" => DeviceArg::Builtin,
+            path => DeviceArg::File(path.into()),
+        })
+    }
+}
+
 /// The one line `run` prints on stdout once every socket is bound.
 #[derive(Debug, Serialize)]
 struct ReadyLine {
@@ -139,7 +162,11 @@ fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
         None => None,
     };
     let file = match (&args.config, &scenario) {
-        (Some(path), _) => espsim_harness::yaml::load::<DeviceSpec>(path)?,
+        (Some(path), _) => {
+            let mut spec = espsim_harness::yaml::load::<DeviceSpec>(path)?;
+            spec.relative_to(path);
+            spec
+        }
         (None, Some(s)) => s.device.clone(),
         (None, None) => DeviceSpec::default(),
     };
@@ -149,12 +176,20 @@ fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
         profile: args.profile.or(file.profile),
         internet: args.internet.or(file.internet),
         device_ip: args.device_ip.or(file.device_ip),
-        ws: Some(WsSpec {
-            path: args.ws_path.or(file_ws.path),
-            subprotocol: args.subprotocol.or(file_ws.subprotocol),
-        }),
+        ws: match (
+            args.ws_path.or(file_ws.path),
+            args.subprotocol.or(file_ws.subprotocol),
+        ) {
+            (None, None) => None,
+            (path, subprotocol) => Some(WsSpec { path, subprotocol }),
+        },
         auth_token: args.token.or(file.auth_token),
         seed: args.seed.or(scenario_seed).or(file.seed),
+        file: match args.device {
+            Some(DeviceArg::Builtin) => None,
+            Some(DeviceArg::File(path)) => Some(path),
+            None => file.file,
+        },
     };
     let tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => Some(TlsOptions::Files { cert, key }),
@@ -234,7 +269,7 @@ pub(crate) fn run(args: RunArgs, fds: Option<crate::fdlimit::FdLimit>) -> anyhow
     runtime.block_on(async move {
         let seed = config.seed;
         let device_ip = config.device_ip;
-        let ws_path = config.ws.path.clone();
+        let ws_path = config.ws_endpoint().path;
         let running = Emulator::start(config).await?;
         let mut signals = crate::signal::Signals::watch()?;
         let token = generated

@@ -1,9 +1,12 @@
-//! `espsim validate FILE...`: parse and check scenario files without running them.
+//! `espsim validate FILE... [--device FILE]...`: parse and check scenario files and device
+//! files without running them.
 //!
-//! Each file is parsed strictly and checked semantically ([`Scenario::load`]): an `ok` line per
+//! Each file is parsed strictly and checked semantically ([`Scenario::load`], which also loads a
+//! scenario's `device: { file: … }`; [`espsim_emulator::device_file::load`]): an `ok` line per
 //! valid file, and every problem found in an invalid one, one `error:` line each (a YAML error
-//! stops the parser, so a file with one shows that one). Exit 0 when every file is valid, 2
-//! when any is invalid or cannot be read, or on bad arguments.
+//! stops the parser, so a file with one shows that one; a device file stops at its first
+//! problem). Exit 0 when every file is valid, 2 when any is invalid or cannot be read, or on bad
+//! arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +18,11 @@ use espsim_harness::{Scenario, ScenarioError, YamlError};
 #[derive(Debug, clap::Args)]
 pub(crate) struct ValidateArgs {
     /// Scenario files to check.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "devices", value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// A device file to check (as `espsim run --device FILE` would load it). Repeatable.
+    #[arg(long = "device", value_name = "FILE")]
+    devices: Vec<PathBuf>,
 }
 
 /// Checks every file (not stopping at the first bad one): `ok  FILE  (N faults, M
@@ -54,6 +60,20 @@ pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             }
         };
         all_valid &= valid;
+    }
+    for path in &args.devices {
+        match espsim_emulator::device_file::load(path) {
+            Ok(device) => println!(
+                "ok  {}  (device {}, WebSocket endpoint {})",
+                path.display(),
+                device.name(),
+                device.websocket().path()
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                all_valid = false;
+            }
+        }
     }
     Ok(if all_valid {
         ExitCode::SUCCESS

@@ -839,6 +839,27 @@ impl DeviceLogic for FileDevice {
         })
     }
 
+    fn serves_http(&self) -> bool {
+        !self.program.routes.is_empty()
+    }
+
+    fn state(&self) -> Option<BTreeMap<String, String>> {
+        Some(
+            FileDevice::state(self)
+                .iter()
+                .map(|(name, value)| (name.clone(), value.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The value must be JSON text; a declared variable only, within [`MAX_STATE_VALUE`].
+    fn set_state(&mut self, name: &str, json: &str, _now_ms: u64) -> Result<Vec<Effect>, String> {
+        let value: Value = serde_json::from_str(json)
+            .map_err(|e| format!("the value for `{name}` is not JSON: {e}"))?;
+        FileDevice::set_state(self, name, value).map_err(|e| e.to_string())?;
+        Ok(Vec::new())
+    }
+
     fn power_on(&mut self, now_ms: u64) {
         for var in &self.program.state {
             if !var.persist {

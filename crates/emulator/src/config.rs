@@ -3,12 +3,15 @@
 //! parses scenario files (strict YAML, file/line/column errors) and re-exports these types.
 
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use espsim_device_file::{DeviceFile, DeviceFileError};
 use serde::Deserialize;
 
 use crate::internet::InternetMode;
 use crate::profile::Profile;
-use crate::{EmulatorConfig, WsSettings};
+use crate::{DeviceSource, EmulatorConfig, WsSettings};
 
 /// How the emulated device is set up. Every field is optional; missing ones keep the defaults.
 ///
@@ -20,6 +23,10 @@ use crate::{EmulatorConfig, WsSettings};
 /// auth_token: s3cret
 /// seed: 7
 /// ```
+///
+/// With `file: greenhouse.yaml` the device speaks the protocol a device file describes instead
+/// of the built-in firmware's (the file's `websocket:` section sets the endpoint, so `ws:` must
+/// be left out).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceSpec {
@@ -35,6 +42,9 @@ pub struct DeviceSpec {
     pub auth_token: Option<String>,
     /// Seed for the simulated sensors (and, with faults, for every random decision).
     pub seed: Option<u64>,
+    /// A device file to run instead of the built-in firmware. Relative to the file this
+    /// section is in (see [`DeviceSpec::relative_to`]).
+    pub file: Option<PathBuf>,
 }
 
 /// The `ws:` part of the device section.
@@ -48,7 +58,7 @@ pub struct WsSpec {
 }
 
 /// A device section that names something the emulator does not have.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeviceSpecError {
     /// `profile:` is not one of the known ESP-IDF profiles.
@@ -62,9 +72,35 @@ pub enum DeviceSpecError {
     /// `ws.path:` does not start with `/`.
     #[error("the WebSocket path must start with `/` (got `{0}`)")]
     WsPath(String),
+    /// `ws:` and `file:` both set the WebSocket endpoint.
+    #[error(
+        "`ws:` cannot be combined with `file:`: the device file's `websocket:` section sets the endpoint"
+    )]
+    WsWithFile,
+    /// The device file does not load.
+    #[error(transparent)]
+    DeviceFile(#[from] Box<DeviceFileError>),
 }
 
 impl DeviceSpec {
+    /// Makes a relative `file:` relative to `config_file`'s directory (the scenario or config
+    /// file this section was read from).
+    pub fn relative_to(&mut self, config_file: &Path) {
+        if let (Some(file), Some(dir)) = (&mut self.file, config_file.parent())
+            && file.is_relative()
+        {
+            *file = dir.join(&*file);
+        }
+    }
+
+    /// Loads and checks the device file, if the section names one.
+    pub fn device_file(&self) -> Result<Option<DeviceFile>, DeviceSpecError> {
+        match &self.file {
+            Some(path) => Ok(Some(espsim_device_file::load(path).map_err(Box::new)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The emulator configuration this section describes, on loopback with ephemeral ports
     /// (callers set listen addresses, TLS and the event file). `fallback_seed` is used when the
     /// section gives no `seed`. `espsim run` and `espsim test` both build their device with it.
@@ -78,6 +114,10 @@ impl DeviceSpec {
                 .clone(),
             None => Profile::default(),
         };
+        let device_file = self.device_file()?;
+        if device_file.is_some() && self.ws.is_some() {
+            return Err(DeviceSpecError::WsWithFile);
+        }
         let ws = self.ws.clone().unwrap_or_default();
         let path = ws.path.unwrap_or_else(|| WsSettings::default().path);
         if !path.starts_with('/') {
@@ -95,6 +135,9 @@ impl DeviceSpec {
             ..EmulatorConfig::default()
         };
         config.device.auth_token.clone_from(&self.auth_token);
+        if let Some(file) = device_file {
+            config.device_logic = DeviceSource::File(Arc::new(file));
+        }
         Ok(config)
     }
 }
@@ -177,9 +220,9 @@ mod tests {
             }),
             ..DeviceSpec::default()
         };
-        assert_eq!(
+        assert!(matches!(
             bad.emulator_config(0).expect_err("bad path"),
-            DeviceSpecError::WsPath("ws".into())
-        );
+            DeviceSpecError::WsPath(p) if p == "ws"
+        ));
     }
 }

@@ -1,9 +1,10 @@
-//! Which logic runs behind the device's WebSocket and HTTP ports: the built-in firmware, or a
-//! user's own [`DeviceLogic`] (issue 14's Rust device; device files build on the same seam).
+//! Which logic runs behind the device's WebSocket and HTTP ports: the built-in firmware, a
+//! device file, or a user's own [`DeviceLogic`].
 
 use std::fmt;
 use std::sync::Arc;
 
+use espsim_device_file::{DeviceFile, DeviceFileError};
 use espsim_firmware::DeviceLogic;
 
 use crate::device_host::DeviceOptions;
@@ -20,6 +21,10 @@ pub enum DeviceSource {
     /// [`EmulatorConfig::device`](crate::EmulatorConfig::device).
     #[default]
     Builtin,
+    /// A device file (`espsim run --device FILE`, a scenario's `device: { file: … }`). Its
+    /// `websocket:` section sets the endpoint, in place of
+    /// [`EmulatorConfig::ws`](crate::EmulatorConfig::ws).
+    File(Arc<DeviceFile>),
     /// A user's own logic, built from the run's seed, e.g.
     /// `DeviceSource::custom(|seed| Box::new(MyDevice::new(seed)))`.
     Custom(Arc<LogicFactory>),
@@ -35,10 +40,26 @@ impl DeviceSource {
     }
 
     /// The logic for one run: `options` configure the built-in firmware, `seed` seeds either.
-    pub(crate) fn build(&self, options: &DeviceOptions, seed: u64) -> Box<dyn DeviceLogic + Send> {
-        match self {
+    pub(crate) fn build(
+        &self,
+        options: &DeviceOptions,
+        seed: u64,
+    ) -> Result<Box<dyn DeviceLogic + Send>, DeviceFileError> {
+        Ok(match self {
             DeviceSource::Builtin => options.builtin(seed),
+            DeviceSource::File(file) => Box::new(file.device(seed)?),
             DeviceSource::Custom(factory) => factory(seed),
+        })
+    }
+
+    /// The WebSocket endpoint the logic declares, if it declares one (a device file does).
+    pub(crate) fn ws_settings(&self) -> Option<crate::WsSettings> {
+        match self {
+            DeviceSource::File(file) => Some(crate::WsSettings {
+                path: file.websocket().path().to_owned(),
+                subprotocol: file.websocket().subprotocol().map(str::to_owned),
+            }),
+            DeviceSource::Builtin | DeviceSource::Custom(_) => None,
         }
     }
 }
@@ -47,6 +68,7 @@ impl fmt::Debug for DeviceSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DeviceSource::Builtin => f.write_str("Builtin"),
+            DeviceSource::File(file) => write!(f, "File({})", file.name()),
             DeviceSource::Custom(_) => f.write_str("Custom(..)"),
         }
     }

@@ -63,6 +63,7 @@ pub use crate::device_source::{DeviceSource, LogicFactory};
 use crate::http::syn_watch::ArrivalStamps;
 pub use crate::http::syn_watch::RefusedAttempts;
 pub use crate::tls::{SelfSigned, TlsError, TlsOptions, self_signed};
+pub use espsim_device_file as device_file;
 pub use espsim_firmware::DeviceLogic;
 
 use crate::device_host::DeviceHost;
@@ -131,6 +132,16 @@ pub struct EmulatorConfig {
     /// `reboot`) are counted with a raw socket (`tcp_refused`, needs CAP_NET_RAW) or only
     /// reported as unobserved (`refused_unobserved`). Default: counted when permitted.
     pub refused_attempts: RefusedAttempts,
+}
+
+impl EmulatorConfig {
+    /// The WebSocket endpoint the device serves: the device file's `websocket:` section when
+    /// the logic is a device file, else [`EmulatorConfig::ws`].
+    pub fn ws_endpoint(&self) -> WsSettings {
+        self.device_logic
+            .ws_settings()
+            .unwrap_or_else(|| self.ws.clone())
+    }
 }
 
 /// When the run clock starts: the zero of every fault window (`at`/`for`).
@@ -205,6 +216,9 @@ pub enum StartError {
     /// The control API's options are invalid (token, allowed hosts or origins, limits).
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    /// The device file's logic could not be built.
+    #[error(transparent)]
+    DeviceFile(#[from] Box<espsim_device_file::DeviceFileError>),
     /// The control API would listen beyond this machine without a token.
     #[error("the control API on {addr} would be reachable from the network without a token")]
     ControlWithoutToken {
@@ -316,7 +330,10 @@ impl Emulator {
         let lifecycle = Lifecycle::new();
         let profile = Arc::new(config.profile.clone());
         let internet = Internet::new(config.internet, events.clone());
-        let logic = config.device_logic.build(&config.device, config.seed);
+        let logic = config
+            .device_logic
+            .build(&config.device, config.seed)
+            .map_err(Box::new)?;
         let device = Arc::new(DeviceHost::new(
             config.device.clone(),
             logic,
@@ -349,7 +366,7 @@ impl Emulator {
             lifecycle: lifecycle.clone(),
             conns: Counter::new(),
             ws: Arc::new(ws::Handles {
-                settings: config.ws.clone(),
+                settings: config.ws_endpoint(),
                 profile: profile.clone(),
                 device: device.clone(),
                 faults: faults.clone(),

@@ -240,6 +240,7 @@ impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let mut scenario: Scenario = yaml::load(path)?;
         scenario.path = path.to_owned();
+        scenario.device.relative_to(path);
         scenario.validate(path)?;
         Ok(scenario)
     }
@@ -248,6 +249,7 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let mut scenario: Scenario = yaml::parse(text, path)?;
         scenario.path = path.to_owned();
+        scenario.device.relative_to(path);
         scenario.validate(path)?;
         Ok(scenario)
     }
@@ -272,6 +274,9 @@ impl Scenario {
                 "device.profile: unknown profile `{profile}` (known: {})",
                 espsim_emulator::profile::Profile::names().join(", ")
             ));
+        }
+        if let Err(e) = self.device.device_file() {
+            errors.push(format!("device.file: {e}"));
         }
         errors.extend(self.rule_errors());
         if self.phone.is_some()

@@ -1,0 +1,279 @@
+//! A device file for a protocol unlike espsim's (`tests/fixtures/thermo-device.yaml`: `{"cmd":…}`
+//! JSON, a plain-text command, a binary frame, two REST routes), served by `espsim run --device`
+//! and driven by independent clients: Python `websockets` and Node `ws` play the same scripted
+//! conversation (`tests/clients/conversation_*.py|js`) and must see the same bytes; `curl` calls
+//! the REST routes. Faults act on the user's protocol too (a handshake cut, a message dropped by
+//! its rule's label).
+//!
+//! A `harness = false` test run by `espsim_tests::checks`: a missing client makes its checks
+//! `ignored`, or failed with `ESPSIM_REQUIRE_CLIENTS=1` (CI).
+
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use espsim_tests::checks::{self, ClientCheck};
+use espsim_tests::{
+    Espsim, espsim_run_command, node_ws_missing, on_path, python_websockets_missing, repo_root,
+    run_with_limit, venv_python,
+};
+use serde_json::{Value, json};
+
+/// A client's whole run: its own waits are 5 s each, far less than this.
+const LIMIT: Duration = Duration::from_secs(60);
+
+const FIXTURE: &str = "tests/fixtures/thermo-device.yaml";
+
+#[derive(Debug, Clone, Copy)]
+enum Client {
+    Python,
+    Node,
+}
+
+impl Client {
+    fn name(self) -> &'static str {
+        match self {
+            Client::Python => "python-websockets",
+            Client::Node => "node-ws",
+        }
+    }
+
+    fn missing(self) -> Option<String> {
+        match self {
+            Client::Python => python_websockets_missing(),
+            Client::Node => node_ws_missing(),
+        }
+    }
+
+    /// Plays `script` against `url`; the client's JSON line.
+    fn converse(self, url: &str, script: &Value) -> Value {
+        let clients = repo_root().join("tests/clients");
+        let mut cmd = match self {
+            Client::Python => {
+                let mut c = Command::new(venv_python());
+                c.arg(clients.join("conversation_python.py"));
+                c
+            }
+            Client::Node => {
+                let mut c = Command::new("node");
+                c.arg(clients.join("conversation_node.js"));
+                c
+            }
+        };
+        cmd.args([url, &script.to_string()]);
+        let done = run_with_limit(&mut cmd, LIMIT).expect("client runs");
+        done.json_line()
+            .unwrap_or_else(|| panic!("{}: no JSON line; stderr: {}", self.name(), done.stderr))
+    }
+}
+
+/// `espsim run --device FIXTURE` with `seed`, on ephemeral ports.
+fn espsim(seed: u64, extra: &[&str]) -> Espsim {
+    let mut cmd = espsim_run_command(seed);
+    cmd.arg("--device")
+        .arg(repo_root().join(FIXTURE))
+        .args(extra);
+    Espsim::start(cmd, LIMIT)
+}
+
+fn text(conn: u64, t: &str) -> Value {
+    json!({"conn": conn, "text": t})
+}
+
+fn json_text(conn: u64, v: Value) -> Value {
+    json!({"conn": conn, "text": v.to_string()})
+}
+
+/// Every rule kind, state across messages and sessions, broadcast to the others, the unmatched
+/// policy, a delayed reply, a device close, and a periodic stream counted message by message.
+fn conversation(client: Client) {
+    let device = espsim(7, &[]);
+    let url = device.ws_url();
+    assert!(url.ends_with("/socket"), "the file's endpoint: {url}");
+    let script = json!([
+        {"open": true, "conn": 0}, {"recv": 1, "conn": 0},
+        {"open": true, "conn": 1}, {"recv": 1, "conn": 1},
+        {"text": r#"{"cmd":"get","key":"setpoint"}"#}, {"recv": 1},
+        {"text": r#"{"cmd":"set","led":true}"#}, {"recv": 1}, {"recv": 1, "conn": 1},
+        {"text": r#"{"cmd":"get","key":"led"}"#, "conn": 1}, {"recv": 1, "conn": 1},
+        {"text": "LED=1"}, {"recv": 1},
+        {"hex": "a50142"}, {"recv": 1},
+        {"hex": "a50200"}, {"recv": 1},
+        {"text": r#"{"cmd":"reboot"}"#}, {"recv": 1},
+        {"text": "slow"}, {"recv": 1},
+        {"text": "bye", "conn": 1}, {"recv_close": true, "conn": 1},
+        {"text": r#"{"cmd":"stream"}"#}, {"recv": 4},
+    ]);
+    let seen = client.converse(&url, &script);
+    assert_eq!(seen["error"], Value::Null, "{seen}");
+    let expected = json!([
+        json_text(0, json!({"hello": "thermo", "led": false})),
+        json_text(1, json!({"hello": "thermo", "led": false})),
+        json_text(0, json!({"key": "setpoint", "value": 21})),
+        json_text(0, json!({"ok": true})),
+        json_text(1, json!({"event": "led", "on": true})),
+        json_text(1, json!({"key": "led", "value": true})),
+        text(0, "OK 1"),
+        json!({"conn": 0, "hex": "a58142"}),
+        // Too short for `frame` (min_len 3 holds, the prefix does not): unmatched.
+        json_text(0, json!({"error": "unknown"})),
+        json_text(0, json!({"error": "unknown"})),
+        text(0, "late"),
+        json!({"conn": 1, "close_code": 4000, "close_reason": "bye"}),
+        json_text(0, json!({"ok": true})),
+        json_text(0, json!({"seq": 0})),
+        json_text(0, json!({"seq": 1})),
+        json_text(0, json!({"seq": 2})),
+    ]);
+    assert_eq!(seen["received"], expected, "{}", client.name());
+}
+
+/// `random()` is seeded by the run's seed: the same seed gives the same bytes, another seed
+/// (almost surely) others.
+fn same_seed_same_bytes(client: Client) {
+    let temps = |seed: u64| -> Vec<Value> {
+        let device = espsim(seed, &[]);
+        let script = json!([
+            {"open": true}, {"recv": 1},
+            {"text": r#"{"cmd":"temp"}"#}, {"recv": 1},
+            {"text": r#"{"cmd":"temperature"}"#}, {"recv": 1},
+            {"text": r#"{"cmd":"temp"}"#}, {"recv": 1},
+        ]);
+        let seen = client.converse(&device.ws_url(), &script);
+        assert_eq!(seen["error"], Value::Null, "{seen}");
+        let received = seen["received"].as_array().expect("a list");
+        received[1..]
+            .iter()
+            .map(|m| serde_json::from_str(m["text"].as_str().expect("text")).expect("JSON"))
+            .collect()
+    };
+    let first = temps(7);
+    for (n, reply) in first.iter().enumerate() {
+        let temp = reply["temp"].as_i64().expect("an integer temp");
+        assert!((150..=300).contains(&temp), "{reply}");
+        assert_eq!(reply["n"], n + 1, "the rule's count: {reply}");
+    }
+    assert_eq!(temps(7), first, "same seed, same bytes");
+    assert_ne!(temps(8), first, "another seed, other values");
+}
+
+/// The REST routes answer in ESP-IDF's response format; what they set is what the WebSocket
+/// side reads; anything else keeps the emulated device's behaviour (here: captive redirect).
+fn curl_routes() {
+    let device = espsim(7, &["--internet", "captive"]);
+    let base = format!("http://{}", device.http());
+    let curl = |args: &[&str]| -> String {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-i", "--max-time", "5"]).args(args);
+        let done = run_with_limit(&mut cmd, LIMIT).expect("curl runs");
+        assert!(done.status.success(), "curl {args:?}: {}", done.stderr);
+        done.stdout
+    };
+    assert_eq!(
+        curl(&[&format!("{base}/api/status")]),
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n\
+         {\"led\":false,\"setpoint\":21}"
+    );
+    let post = |body: &str| {
+        curl(&[
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &format!("{base}/api/setpoint"),
+        ])
+    };
+    assert_eq!(
+        post(r#"{"value":23.5}"#),
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n\
+         {\"ok\":true,\"setpoint\":23.5}"
+    );
+    // The body matcher does not hold: no route answers, the captive portal's redirect does.
+    let refused = post(r#"{"val":1}"#);
+    assert!(
+        refused.starts_with("HTTP/1.1 302 Temporary Redirect\r\n"),
+        "{refused}"
+    );
+    assert!(refused.contains("\r\nLocation: /\r\n"), "{refused}");
+    assert!(
+        curl(&[&format!("{base}/api/status")]).ends_with(r#"{"led":false,"setpoint":23.5}"#),
+        "the POST changed the state"
+    );
+}
+
+/// Faults act on a device file's sessions: the handshake cut mid-response (the app gets no
+/// session), and one reply dropped by its rule's label while the next arrives.
+fn faults(client: Client) {
+    let scenario = tempfile_scenario();
+    let mut cmd = espsim_run_command(7);
+    cmd.arg("--scenario").arg(&scenario);
+    let device = Espsim::start(cmd, LIMIT);
+    let script = json!([
+        {"open": true},
+    ]);
+    let cut = client.converse(&device.ws_url(), &script);
+    assert_ne!(
+        cut["error"],
+        Value::Null,
+        "the first handshake is cut: {cut}"
+    );
+    let script = json!([
+        {"open": true}, {"recv": 1},
+        {"text": r#"{"cmd":"get","key":"led"}"#},
+        {"text": "LED=0"}, {"recv": 1},
+    ]);
+    let seen = client.converse(&device.ws_url(), &script);
+    assert_eq!(seen["error"], Value::Null, "{seen}");
+    assert_eq!(
+        seen["received"][1],
+        text(0, "OK 0"),
+        "the `get` reply was dropped: {seen}"
+    );
+}
+
+/// A scenario file next to a copy of the fixture (its `file:` is relative to the scenario).
+fn tempfile_scenario() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("espsim-devfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(repo_root().join(FIXTURE), dir.join("thermo.yaml")).expect("copy fixture");
+    let scenario = dir.join("faults.yaml");
+    std::fs::write(
+        &scenario,
+        "name: thermo-faults\nduration: 30s\ndevice: { file: thermo.yaml }\nfaults:\n  \
+         - { when: { connections: 1 }, fault: { handshake: close, at: mid_response, bytes: 20 } }\n  \
+         - { when: { message_type: get }, fault: { ws: drop, direction: out } }\n",
+    )
+    .expect("write scenario");
+    scenario
+}
+
+fn main() -> ExitCode {
+    let mut all = Vec::new();
+    for client in [Client::Python, Client::Node] {
+        all.push(ClientCheck::new(
+            "device-file-conversation",
+            client.name(),
+            client.missing(),
+            move || conversation(client),
+        ));
+        all.push(ClientCheck::new(
+            "device-file-faults",
+            client.name(),
+            client.missing(),
+            move || faults(client),
+        ));
+    }
+    all.push(ClientCheck::new(
+        "device-file-seed",
+        Client::Python.name(),
+        Client::Python.missing(),
+        || same_seed_same_bytes(Client::Python),
+    ));
+    let curl_missing = (!on_path("curl")).then(|| "no curl on PATH".to_owned());
+    all.push(ClientCheck::new(
+        "device-file-http",
+        "curl",
+        curl_missing,
+        curl_routes,
+    ));
+    checks::run(all)
+}
