@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use espsim_tests::checks::{self, ClientCheck};
 use espsim_tests::{
-    Espsim, espsim_run_command, node_ws_missing, on_path, python_websockets_missing, repo_root,
-    run_with_limit, venv_python,
+    Espsim, espsim_bin, espsim_run_command, node_ws_missing, on_path, python_websockets_missing,
+    repo_root, run_with_limit, venv_python,
 };
 use serde_json::{Value, json};
 
@@ -201,16 +201,23 @@ fn curl_routes() {
 }
 
 /// Faults act on a device file's sessions: the handshake cut mid-response (the app gets no
-/// session), and one reply dropped by its rule's label while the next arrives.
+/// session), a reply dropped by its rule's label, and an app message dropped by the label of
+/// the rule it matches, while the next reply arrives.
 fn faults(client: Client) {
-    let scenario = tempfile_scenario();
+    let dir = scenario_dir(client, "faults");
+    let scenario = dir.join("faults.yaml");
+    std::fs::write(
+        &scenario,
+        "name: thermo-faults\nduration: 30s\ndevice: { file: thermo.yaml }\nfaults:\n  \
+         - { when: { connections: 1 }, fault: { handshake: close, at: mid_response, bytes: 20 } }\n  \
+         - { when: { message_type: get }, fault: { ws: drop, direction: out } }\n  \
+         - { when: { message_type: led-text }, fault: { ws: drop, direction: in } }\n",
+    )
+    .expect("write scenario");
     let mut cmd = espsim_run_command(7);
     cmd.arg("--scenario").arg(&scenario);
     let device = Espsim::start(cmd, LIMIT);
-    let script = json!([
-        {"open": true},
-    ]);
-    let cut = client.converse(&device.ws_url(), &script);
+    let cut = client.converse(&device.ws_url(), &json!([{"open": true}]));
     assert_ne!(
         cut["error"],
         Value::Null,
@@ -219,31 +226,80 @@ fn faults(client: Client) {
     let script = json!([
         {"open": true}, {"recv": 1},
         {"text": r#"{"cmd":"get","key":"led"}"#},
-        {"text": "LED=0"}, {"recv": 1},
+        {"text": "LED=0"},
+        {"text": r#"{"cmd":"what"}"#}, {"recv": 1},
     ]);
     let seen = client.converse(&device.ws_url(), &script);
     assert_eq!(seen["error"], Value::Null, "{seen}");
     assert_eq!(
         seen["received"][1],
-        text(0, "OK 0"),
-        "the `get` reply was dropped: {seen}"
+        json_text(0, json!({"error": "unknown"})),
+        "the `get` reply and the `LED=0` message were dropped: {seen}"
     );
 }
 
-/// A scenario file next to a copy of the fixture (its `file:` is relative to the scenario).
-fn tempfile_scenario() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("espsim-devfile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::copy(repo_root().join(FIXTURE), dir.join("thermo.yaml")).expect("copy fixture");
-    let scenario = dir.join("faults.yaml");
+/// `espsim test` judges an app of the user's protocol: `sends` and `sends_in_order` name the
+/// device file's rules (the label the device gives each message it receives).
+fn expectations(client: Client) {
+    let dir = scenario_dir(client, "expect");
+    let scenario = dir.join("app.yaml");
     std::fs::write(
         &scenario,
-        "name: thermo-faults\nduration: 30s\ndevice: { file: thermo.yaml }\nfaults:\n  \
-         - { when: { connections: 1 }, fault: { handshake: close, at: mid_response, bytes: 20 } }\n  \
-         - { when: { message_type: get }, fault: { ws: drop, direction: out } }\n",
+        "name: thermo-app\nduration: 10s\ndevice: { file: thermo.yaml }\nexpect:\n  \
+         - sends: { type: set-led, within: 2s }\n  \
+         - sends_in_order: [get, set-led, led-text]\n  \
+         - sends: { type: bye, within: 2s }\n",
     )
     .expect("write scenario");
-    scenario
+    let script = json!([
+        {"open": true}, {"recv": 1},
+        {"text": r#"{"cmd":"get","key":"led"}"#}, {"recv": 1},
+        {"text": r#"{"cmd":"set","led":true}"#}, {"recv": 1},
+        {"text": "LED=1"}, {"recv": 1},
+    ]);
+    let clients = repo_root().join("tests/clients");
+    let app = match client {
+        Client::Python => format!(
+            "exec '{}' '{}' \"$ESPSIM_WS_URL\" \"$0\"",
+            venv_python().display(),
+            clients.join("conversation_python.py").display()
+        ),
+        Client::Node => format!(
+            "exec node '{}' \"$ESPSIM_WS_URL\" \"$0\"",
+            clients.join("conversation_node.js").display()
+        ),
+    };
+    let mut cmd = Command::new(espsim_bin());
+    cmd.arg("test")
+        .arg(&scenario)
+        .args(["--", "sh", "-c", &app, &script.to_string()]);
+    let done = run_with_limit(&mut cmd, LIMIT).expect("espsim test runs");
+    assert_eq!(
+        done.status.code(),
+        Some(1),
+        "one expectation fails: {}",
+        done.stdout
+    );
+    for line in [
+        "✓ sends           `set-led` within 2s of a session opening — `set-led` on conn 1",
+        "✓ sends_in_order  get → set-led → led-text — get → set-led → led-text in order on conn 1",
+        "✗ sends#2         `bye` within 2s of a session opening — `bye` never sent \
+         (sent: get, set-led, led-text)",
+    ] {
+        assert!(done.stdout.contains(line), "`{line}` in\n{}", done.stdout);
+    }
+}
+
+/// A fresh directory holding a copy of the fixture, for a scenario whose `file:` is relative.
+fn scenario_dir(client: Client, what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "espsim-devfile-{}-{what}-{}",
+        std::process::id(),
+        client.name()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(repo_root().join(FIXTURE), dir.join("thermo.yaml")).expect("copy fixture");
+    dir
 }
 
 fn main() -> ExitCode {
@@ -260,6 +316,12 @@ fn main() -> ExitCode {
             client.name(),
             client.missing(),
             move || faults(client),
+        ));
+        all.push(ClientCheck::new(
+            "device-file-expectations",
+            client.name(),
+            client.missing(),
+            move || expectations(client),
         ));
     }
     all.push(ClientCheck::new(

@@ -646,6 +646,20 @@ impl DeviceLogic for FileDevice {
         out
     }
 
+    /// The name of the first rule that matches, else `unmatched`.
+    fn label(&self, frame: Frame<'_>) -> Option<String> {
+        let parsed = match frame {
+            Frame::Text(text) => serde_json::from_str::<Value>(text).ok(),
+            Frame::Binary(_) => None,
+        };
+        let rule = self
+            .program
+            .rules
+            .iter()
+            .find(|rule| match_frame(rule.matcher.as_ref(), frame, &parsed).is_some());
+        Some(rule.map_or_else(|| "unmatched".to_owned(), |rule| rule.name.clone()))
+    }
+
     fn on_message(&mut self, session: ConnId, frame: Frame<'_>, now_ms: u64) -> Vec<Effect> {
         let program = Arc::clone(&self.program);
         let parsed = match frame {

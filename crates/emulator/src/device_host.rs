@@ -325,6 +325,11 @@ impl DeviceHost {
         Outbox { rx, overflow }
     }
 
+    /// What the logic calls a message (`DeviceLogic::label`).
+    pub(crate) fn label(&self, frame: Frame<'_>) -> Option<String> {
+        self.lock().device.label(frame)
+    }
+
     /// Hands one received message to the logic.
     pub(crate) fn message(&self, conn: ConnId, frame: Frame<'_>) {
         let now = self.now_ms();

@@ -26,6 +26,15 @@ impl DeviceLogic for Device<SimBoard> {
         effects(actions)
     }
 
+    /// The message's `type`, when it has exactly one (the decoder's own reading).
+    fn label(&self, frame: Frame<'_>) -> Option<String> {
+        let payload = match frame {
+            Frame::Text(text) => text.as_bytes(),
+            Frame::Binary(bytes) => bytes,
+        };
+        espsim_protocol::message_type(payload)
+    }
+
     fn on_message(&mut self, session: ConnId, frame: Frame<'_>, now_ms: u64) -> Vec<Effect> {
         let payload = match frame {
             Frame::Text(text) => text.as_bytes(),

@@ -474,7 +474,7 @@ where
     /// A text or binary message from the app: recorded, put through the message faults, handed
     /// to the firmware, and its `type` observed (arming `after:` rules).
     async fn incoming(&mut self, kind: FrameKind, payload: &[u8]) -> Option<End> {
-        let msg_type = type_field(payload);
+        let msg_type = self.handles.device.label(device_frame(kind, payload));
         self.emit(EventKind::WsMessage {
             conn: self.id(),
             direction: Direction::In,
@@ -542,12 +542,9 @@ where
                 }
             };
         }
-        // Text frames were checked for UTF-8 by the WebSocket layer.
-        let frame = match (kind, std::str::from_utf8(payload)) {
-            (FrameKind::Text, Ok(text)) => DeviceFrame::Text(text),
-            _ => DeviceFrame::Binary(payload),
-        };
-        self.handles.device.message(self.id(), frame);
+        self.handles
+            .device
+            .message(self.id(), device_frame(kind, payload));
         None
     }
 
@@ -702,8 +699,13 @@ where
 
 /// The protocol `type` of a message exactly as the firmware's decoder reads it (for events and
 /// `message_type` rules), so neither can see another kind than the device acts on.
-fn type_field(payload: &[u8]) -> Option<String> {
-    espsim_protocol::message_type(payload)
+/// A data message as the device logic takes it (text frames were checked for UTF-8 by the
+/// WebSocket layer).
+fn device_frame(kind: FrameKind, payload: &[u8]) -> DeviceFrame<'_> {
+    match (kind, std::str::from_utf8(payload)) {
+        (FrameKind::Text, Ok(text)) => DeviceFrame::Text(text),
+        _ => DeviceFrame::Binary(payload),
+    }
 }
 
 /// Runs a write for at most `SEND_TIMEOUT` (`None`: it did not complete in time) and, once the

@@ -403,7 +403,7 @@ pub async fn run_with(
     } else {
         RunClock::Deferred
     };
-    let ws_path = config.ws.path.clone();
+    let ws_path = config.ws_endpoint().path;
     let device_ip = config.device_ip;
     let token = config.device.auth_token.clone();
     let started = Instant::now();
