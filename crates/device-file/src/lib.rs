@@ -12,7 +12,7 @@
 //! - `compile`: the checks and the compiled program (matchers, templates).
 //! - `device`: [`FileDevice`], the sans-IO runtime (sessions, state, timers, HTTP).
 //! - `template`: the minijinja environment and its seeded functions.
-//! - `examples/greenhouse.yaml`: a complete file for a typical ESP32 app.
+//! - `examples/devices/greenhouse.yaml` (repository root): a complete file for a typical ESP32 app.
 //!
 //! # The file format
 //!

@@ -626,7 +626,7 @@ rules:
 
 #[test]
 fn the_greenhouse_example_parses_and_behaves() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/greenhouse.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/devices/greenhouse.yaml");
     let file = crate::load(&path).unwrap();
     assert_eq!(file.name(), "greenhouse");
     assert_eq!(file.websocket().path(), "/ws");
