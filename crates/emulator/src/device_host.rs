@@ -443,6 +443,11 @@ impl DeviceHost {
         self.rearm.notify_one();
     }
 
+    /// Whether session `conn` is open.
+    pub(crate) fn has_session(&self, conn: ConnId) -> bool {
+        self.lock().sessions.contains_key(&conn)
+    }
+
     /// Number of registered sessions.
     pub(crate) fn session_count(&self) -> usize {
         self.lock().sessions.len()
