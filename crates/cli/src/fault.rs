@@ -1,5 +1,6 @@
 //! `espsim fault list|add|remove|reset`: change a running emulator's fault plan through its
-//! control API (`espsim run` prints the address as `"control"` in its ready line).
+//! control API (`espsim run` prints the address as `"control"` in its ready line). Its client
+//! ([`Api`], [`with_api`]) is shared with `espsim send` and `espsim state`.
 //!
 //! Exit codes: 0 done; 1 the API refused (unknown id, invalid rule, wrong token: its message is
 //! printed); 2 usage errors, an unreadable `--file`, or no control API at the address.
@@ -21,9 +22,9 @@ use serde::de::DeserializeOwned;
 /// How long one API call may take, connecting included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Arguments of `espsim fault`.
+/// Where the control API is and its token: the options `espsim fault`, `send` and `state` share.
 #[derive(Debug, clap::Args)]
-pub(crate) struct FaultArgs {
+pub(crate) struct ControlArgs {
     /// The control API, as printed in `run`'s ready line.
     #[arg(
         long,
@@ -44,6 +45,13 @@ pub(crate) struct FaultArgs {
         hide_env_values = true
     )]
     token: Option<String>,
+}
+
+/// Arguments of `espsim fault`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FaultArgs {
+    #[command(flatten)]
+    api: ControlArgs,
     #[command(subcommand)]
     action: Action,
 }
@@ -127,12 +135,21 @@ impl std::error::Error for Refused {}
 
 /// Runs one `espsim fault` action.
 pub(crate) fn run(args: FaultArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&args.control, args.token)?;
+    with_api(&args.api, async |api| act(api, args.action).await)
+}
+
+/// Runs `act` against the control API `args` name: exit 0 when it succeeds, 1 when the API
+/// refused (its message printed), an error (exit 2) when the API cannot be reached.
+pub(crate) fn with_api(
+    args: &ControlArgs,
+    act: impl AsyncFnOnce(&Api) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    let api = Api::new(&args.control, args.token.clone())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    match runtime.block_on(act(&api, args.action)) {
+    match runtime.block_on(act(&api)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) if e.downcast_ref::<Refused>().is_some() => {
             eprintln!("error: {e}");
@@ -234,7 +251,7 @@ fn rule_text(rule: &RuleEntry) -> anyhow::Result<String> {
 }
 
 /// The control API client.
-struct Api {
+pub(crate) struct Api {
     base: Uri,
     token: Option<String>,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -266,7 +283,7 @@ impl Api {
 
     /// One request; 2xx → the body (read it with [`Api::json`]), else [`Refused`] with the
     /// API's [`ErrorBody`].
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -327,7 +344,7 @@ impl Api {
     }
 
     /// A successful answer's body as `T`.
-    fn json<T: DeserializeOwned>(&self, bytes: &[u8]) -> anyhow::Result<T> {
+    pub(crate) fn json<T: DeserializeOwned>(&self, bytes: &[u8]) -> anyhow::Result<T> {
         serde_json::from_slice(bytes).with_context(|| {
             format!(
                 "the server at {} answered something other than espsim's control API JSON",

@@ -7,6 +7,7 @@ mod cert;
 #[cfg(test)]
 mod cli_reference;
 mod client;
+mod device;
 mod fault;
 mod fdlimit;
 mod logging;
@@ -54,6 +55,12 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// List, add or remove fault rules of a running `espsim run` (its control API).
     Fault(fault::FaultArgs),
+    /// Send a WebSocket message as the running device would, to one session or all (its
+    /// control API); exit 1 when the API refuses it.
+    Send(device::SendArgs),
+    /// Print the running device logic's state variables as JSON, or set them with `state set`
+    /// (its control API); exit 1 when the API refuses.
+    State(device::StateArgs),
     /// Run a command on a simulated phone (network namespace, root) joined to the emulated
     /// softAP, routed as Android/iOS would after their connectivity check (`-- CMD`).
     Phone(Box<phone::PhoneArgs>),
@@ -75,6 +82,8 @@ fn main() -> ExitCode {
         }
         Command::Validate(args) => validate::run(args),
         Command::Fault(args) => fault::run(args),
+        Command::Send(args) => device::send(args),
+        Command::State(args) => device::state(args),
         Command::Phone(args) => phone::run(*args),
     };
     match result {

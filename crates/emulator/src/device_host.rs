@@ -353,7 +353,6 @@ impl DeviceHost {
 
     /// Sends `payload` as the device would (the control API's push): to one session or all, in
     /// order with the logic's own messages. Returns how many sessions it was queued for.
-    #[allow(dead_code)] // TEMP until the control API lands
     pub(crate) fn push(&self, to: To, payload: Payload, label: String) -> usize {
         let now = self.now_ms();
         let mut inner = self.lock();
@@ -367,13 +366,11 @@ impl DeviceHost {
     }
 
     /// The logic's state variables (`name → JSON text`); `None` when it exposes none.
-    #[allow(dead_code)] // TEMP until the control API lands
     pub(crate) fn state(&self) -> Option<BTreeMap<String, String>> {
         self.lock().device.state()
     }
 
     /// Sets one state variable (`json` is JSON text); the logic's answer is carried out.
-    #[allow(dead_code)] // TEMP until the control API lands
     pub(crate) fn set_state(&self, name: &str, json: &str) -> Result<(), String> {
         let now = self.now_ms();
         let mut inner = self.lock();
@@ -449,6 +446,11 @@ impl DeviceHost {
         self.dispatch(&mut inner, effects, now);
         drop(inner);
         self.rearm.notify_one();
+    }
+
+    /// Whether session `conn` is open.
+    pub(crate) fn has_session(&self, conn: ConnId) -> bool {
+        self.lock().sessions.contains_key(&conn)
     }
 
     /// Number of registered sessions.

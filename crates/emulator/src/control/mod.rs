@@ -13,6 +13,9 @@
 //! | `GET` | `/state` | seed, uptime, profile, internet mode, sessions, rules |
 //! | `PUT` | `/internet` | `{"mode":"offline"}` switches what connectivity checks see |
 //! | `POST` | `/button` | presses the simulated board's button |
+//! | `POST` | `/send` | sends a message to one session or all, as the device logic would |
+//! | `GET` | `/device/state` | the device logic's state variables |
+//! | `PATCH` | `/device/state` | sets state variables (`{"name": value}`) |
 //! | `GET` | `/events?from=SEQ` | the event log from `SEQ`, then live, as JSON lines |
 //! | `GET` | `/` | the live dashboard (page and assets need no token; they hold no data) |
 //! | `POST` | `/login` | form field `token`: answers a session cookie for the dashboard |
@@ -32,6 +35,7 @@
 
 pub mod api;
 mod dashboard;
+mod device;
 mod error;
 mod event_stream;
 mod layers;

@@ -16,8 +16,8 @@ use super::api::{
     StateView,
 };
 use super::error::ApiError;
-use super::event_stream;
 use super::rules::{self, Format, RulesInput};
+use super::{device, event_stream};
 use crate::events::EventKind;
 
 type St = State<Arc<ControlState>>;
@@ -34,6 +34,11 @@ pub(crate) fn routes(state: Arc<ControlState>) -> Router {
         .route("/clock", get(clock))
         .route("/clock/start", post(start_clock))
         .route("/events", get(events))
+        .route("/send", post(device::send))
+        .route(
+            "/device/state",
+            get(device::get_state).patch(device::patch_state),
+        )
         .with_state(state)
 }
 
