@@ -1,4 +1,4 @@
-//! `espsim send` and `espsim state` against a running `espsim run` (the control API's device routes).
+//! `espsim send` and `espsim state` against a running `espsim run`: what a connected app
 //! receives, and the exit codes and messages when the API refuses.
 
 mod support;
