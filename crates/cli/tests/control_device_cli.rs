@@ -109,3 +109,48 @@ async fn send_reaches_a_connected_app_and_refusals_exit_1() {
     drop(ws);
     em.terminate();
 }
+
+/// A device file's state through the CLI: read, set (typed, or a string when not JSON), refused
+/// for an undeclared variable, and seen by the device's next reply.
+#[tokio::test]
+async fn state_reads_and_sets_a_device_files_variables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let device = support::write(
+        dir.path(),
+        "lamp.yaml",
+        "name: lamp\nstate: { on: false, mode: auto }\nrules:\n  - name: get\n    \
+         reply: { json: { on: \"{{ state.on }}\", mode: \"{{ state.mode }}\" } }\n",
+    );
+    let em = Espsim::run(&[
+        "--control-insecure",
+        "--device",
+        device.to_str().expect("utf-8"),
+    ])
+    .await;
+    let url = format!("http://{}", em.addr("control"));
+
+    let (code, stdout, stderr) = espsim(&["state", "--control", &url]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let vars: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(vars, serde_json::json!({"on": false, "mode": "auto"}));
+
+    let (code, _, stderr) =
+        espsim(&["state", "set", "on=true", "mode=eco", "--control", &url]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = espsim(&["state", "set", "colour=1", "--control", &url]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("colour"), "{stderr}");
+
+    let ws_url = format!("ws://{}/ws", em.addr("http"));
+    let (mut ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(ws_url))
+        .await
+        .expect("handshake in time")
+        .expect("handshake succeeds");
+    ws.send(Message::text("?")).await.expect("sends");
+    assert_eq!(
+        next_sent(&mut ws).await,
+        Message::text(r#"{"on":true,"mode":"eco"}"#)
+    );
+    drop(ws);
+    em.terminate();
+}
