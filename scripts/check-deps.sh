@@ -32,8 +32,11 @@ import json, sys
 ALLOWED = {
     "espsim-protocol": set(),
     "espsim-firmware": {"espsim-protocol"},
+    # A user's device described in YAML: device logic beside the firmware, behind its trait.
+    "espsim-device-file": {"espsim-firmware"},
     "espsim-faults": set(),
-    "espsim-emulator": {"espsim-protocol", "espsim-firmware", "espsim-faults"},
+    "espsim-emulator": {"espsim-protocol", "espsim-firmware", "espsim-device-file",
+                        "espsim-faults"},
     "espsim-client": {"espsim-protocol"},
     "espsim-probe": {"espsim-protocol"},
     "espsim-phone": set(),
@@ -44,7 +47,7 @@ ALLOWED = {
     "espsim-tests": set(),  # black-box: the binary, and our crates as dev-dependencies only
     "espsim-bench": {"espsim-protocol", "espsim-faults", "espsim-emulator", "espsim-client"},
     "espsim-fuzz": {"espsim-protocol", "espsim-firmware", "espsim-faults", "espsim-emulator",
-                    "espsim-harness"},
+                    "espsim-harness", "espsim-device-file"},
     "espsim-esp32c3": {"espsim-firmware"},
     "espsim-esp32": {"espsim-firmware"},
     # A user's own no_std device logic: the device boundary only (it builds for the chip).
@@ -65,7 +68,7 @@ TOKIO_PURE_FEATURES = {"sync", "time", "macros", "rt", "test-util"}
 # Server-side crates: the client and the probe talk to a device, they never serve one.
 SERVER_ONLY = {"axum", "hickory-server", "rcgen", "tower", "tower-http", "hyper-util", "askama",
                "quick-junit"}
-NO_SERVER = {"espsim-client", "espsim-probe"}
+NO_SERVER = {"espsim-client", "espsim-probe", "espsim-device-file"}
 
 packages = {}
 for line in open(sys.argv[1]):

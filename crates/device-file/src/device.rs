@@ -43,6 +43,8 @@ pub struct FileDevice {
     running: Vec<Running>,
     next_order: u64,
     render_errors: VecDeque<String>,
+    /// Render errors not yet handed to the host (`DeviceLogic::take_problems`).
+    unreported: Vec<String>,
 }
 
 /// What a session's upgrade request said (for `on_connect` templates).
@@ -112,6 +114,7 @@ impl FileDevice {
             running: Vec::new(),
             next_order: 0,
             render_errors: VecDeque::new(),
+            unreported: Vec::new(),
         })
     }
 
@@ -149,7 +152,11 @@ impl FileDevice {
         if self.render_errors.len() >= MAX_RENDER_ERRORS {
             self.render_errors.pop_front();
         }
-        self.render_errors.push_back(format!("{label}: {error}"));
+        let problem = format!("{label}: {error}");
+        if self.unreported.len() < MAX_RENDER_ERRORS {
+            self.unreported.push(problem.clone());
+        }
+        self.render_errors.push_back(problem);
     }
 
     fn order(&mut self) -> u64 {
@@ -851,6 +858,10 @@ impl DeviceLogic for FileDevice {
                 }
             }
         })
+    }
+
+    fn take_problems(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unreported)
     }
 
     fn serves_http(&self) -> bool {

@@ -389,7 +389,10 @@ impl DeviceHost {
     /// Asks the logic to answer an HTTP request; `None` leaves it to the host's own table.
     pub(crate) fn http(&self, request: &HttpRequest<'_>) -> Option<HttpResponse> {
         let now = self.now_ms();
-        let response = self.lock().device.on_http(request, now);
+        let mut inner = self.lock();
+        let response = inner.device.on_http(request, now);
+        self.dispatch(&mut inner, Vec::new(), now);
+        drop(inner);
         // A route may have changed state that a timer depends on.
         self.rearm.notify_one();
         response
@@ -483,8 +486,15 @@ impl DeviceHost {
         self.dispatch(&mut inner, effects, now);
     }
 
-    /// Carries out the logic's effects, under the device lock so that their order is kept.
+    /// Carries out the logic's effects, under the device lock so that their order is kept, and
+    /// records the problems the logic reports.
     fn dispatch(&self, inner: &mut Inner, effects: Vec<Effect>, now: u64) {
+        for detail in inner.device.take_problems() {
+            self.events.emit(EventKind::DeviceAction {
+                action: "logic_error".to_owned(),
+                detail,
+            });
+        }
         for effect in effects {
             match effect {
                 Effect::Send { to, payload, label } => {
@@ -624,6 +634,35 @@ mod tests {
         assert_eq!(outbox.rx.len(), OUTBOX, "the queue never holds more");
         hub.drop_all_sessions("test");
         assert_eq!(outbox.rx.len(), OUTBOX + 1, "the drop still fits");
+    }
+
+    /// A device-file template that fails at run time sends nothing, and the host records why.
+    #[test]
+    fn a_logic_problem_is_recorded_as_a_logic_error_event() {
+        let file = espsim_device_file::parse(
+            "name: x\nrules:\n  - name: big\n    reply: { text: \"{{ 'x' * 70000 }}\" }\n",
+            std::path::Path::new("x.yaml"),
+        )
+        .expect("parses");
+        let events = Arc::new(EventLog::new());
+        let logic = Box::new(file.device(0).expect("builds"));
+        let hub = DeviceHost::new(DeviceOptions::default(), logic, events.clone());
+        let mut outbox = open(&hub, 1);
+        hub.message(1, Frame::Text("go"));
+        let sent = outbox.rx.try_recv();
+        assert!(sent.is_err(), "nothing is sent: {sent:?}");
+        let problems: Vec<String> = events
+            .snapshot()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::DeviceAction { action, detail } if action == "logic_error" => {
+                    Some(detail)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("big: "), "{problems:?}");
     }
 
     #[test]

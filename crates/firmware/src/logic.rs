@@ -201,6 +201,13 @@ pub trait DeviceLogic {
         Vec::new()
     }
 
+    /// Problems inside the logic since the last call that the app cannot see (a template that
+    /// failed to render, so a message was not sent; a full timer queue). The host records each
+    /// (`device_action` `logic_error`) after every call into the logic. Default: none.
+    fn take_problems(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The device's state variables, each value as JSON text (`name → value`), for the host's
     /// control API; `None` (the default) when the logic exposes none.
     fn state(&self) -> Option<BTreeMap<String, String>> {
