@@ -206,3 +206,41 @@ fn output_lines_match_with_ellipses() {
     assert!(output_matches(&["x", "…", "z"], &["x", "y", "y", "z"]));
     assert!(!output_matches(&["x", "z"], &["x", "y", "z"]));
 }
+
+/// Each device file the README shows (`<!-- device-file:PATH -->` before its block) is the file
+/// at PATH, byte for byte, and `espsim validate --device` accepts it: the README's example is
+/// the one the tests run.
+#[test]
+fn readme_device_files_are_the_repositorys_examples() {
+    let root = repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let mut lines = readme.lines();
+    let mut seen = 0;
+    while let Some(line) = lines.next() {
+        let Some(path) = line
+            .trim()
+            .strip_prefix("<!-- device-file:")
+            .and_then(|rest| rest.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        assert_eq!(
+            lines.next().map(str::trim),
+            Some("```yaml"),
+            "{path}: a yaml block follows"
+        );
+        let shown: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+        let file = std::fs::read_to_string(root.join(path)).expect("the example exists");
+        assert_eq!(
+            format!("{}\n", shown.join("\n")),
+            file,
+            "README block ≠ {path}"
+        );
+        let mut cmd = Command::new(espsim_bin());
+        cmd.args(["validate", "--device"]).arg(root.join(path));
+        let done = run_with_limit(&mut cmd, Duration::from_secs(30)).expect("validate runs");
+        assert!(done.status.success(), "{path}: {}", done.stderr);
+        seen += 1;
+    }
+    assert!(seen > 0, "the README shows no device file");
+}
