@@ -32,6 +32,14 @@ pub(crate) struct ProbeArgs {
     /// Number of app-level pings for the round-trip layer.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     samples: u32,
+    /// Your device's own protocol: send this text message instead of espsim's `hello` (and for
+    /// the round trips instead of its pings); the answer is the first text reply --expect finds.
+    #[arg(long, value_name = "TEXT")]
+    hello: Option<String>,
+    /// With --hello: a regular expression the answer must contain a match of [default: any
+    /// text reply].
+    #[arg(long, value_name = "REGEX", requires = "hello", value_parser = parse_regex)]
+    expect: Option<regex::Regex>,
     /// Subprotocol to offer in the upgrade (Sec-WebSocket-Protocol).
     #[arg(long, value_name = "NAME")]
     subprotocol: Option<String>,
@@ -52,6 +60,17 @@ fn parse_dns(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("`{s}` is not an IP address or IP:PORT"))
 }
 
+/// `--expect`: a regex of at most 1 KiB (a compiled program of at most 1 MiB).
+fn parse_regex(s: &str) -> Result<regex::Regex, String> {
+    if s.len() > 1024 {
+        return Err("a pattern of at most 1024 bytes".to_owned());
+    }
+    regex::RegexBuilder::new(s)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// Runs the probe and prints the report.
 pub(crate) fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let mut options = ProbeOptions::new(args.url);
@@ -61,6 +80,10 @@ pub(crate) fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     options.samples = args.samples;
     options.subprotocol = args.subprotocol;
     options.http_port = args.http_port;
+    options.hello = args.hello.map(|send| probe::CustomHello {
+        send,
+        expect: args.expect,
+    });
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(probe::run(options))?;
     let mut out = std::io::stdout().lock();

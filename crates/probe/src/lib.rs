@@ -93,6 +93,19 @@ pub struct ProbeOptions {
     /// Port the OS connectivity checks go to (plain HTTP). `None`: the URL's port for `ws://`,
     /// 80 for `wss://` (phones probe over plain HTTP).
     pub http_port: Option<u16>,
+    /// The device's own protocol: the message to send and the answer to wait for, in place of
+    /// espsim's `hello` → `welcome` and app pings. `None`: espsim's protocol.
+    pub hello: Option<CustomHello>,
+}
+
+/// One exchange of a device's own protocol, for the `protocol` and `round_trip` layers.
+#[derive(Debug, Clone)]
+pub struct CustomHello {
+    /// The text message to send, as is.
+    pub send: String,
+    /// The answer: the first text message this regex finds a match in (other messages, such
+    /// as a greeting or telemetry, are skipped). `None`: any text message.
+    pub expect: Option<regex::Regex>,
 }
 
 impl ProbeOptions {
@@ -107,6 +120,7 @@ impl ProbeOptions {
             samples: 5,
             subprotocol: None,
             http_port: None,
+            hello: None,
         }
     }
 }
@@ -464,12 +478,20 @@ pub async fn run(options: ProbeOptions) -> Result<ProbeReport, ProbeError> {
     // Protocol and round trip on the upgraded connection.
     let started = Instant::now();
     let mut socket = upgraded.into_socket().await;
-    let outcome = session::hello(&mut socket, options.token.as_deref(), options.timeout).await;
+    let outcome = match &options.hello {
+        None => session::hello(&mut socket, options.token.as_deref(), options.timeout).await,
+        Some(custom) => session::custom_hello(&mut socket, custom, options.timeout).await,
+    };
     if !walk.record(LayerId::Protocol, started, outcome) {
         return Ok(walk.finish(options.url));
     }
     let started = Instant::now();
-    let outcome = session::round_trip(&mut socket, options.samples, options.timeout).await;
+    let exchange = match &options.hello {
+        None => session::Exchange::Ping,
+        Some(custom) => session::Exchange::Custom(custom),
+    };
+    let outcome =
+        session::round_trip(&mut socket, &exchange, options.samples, options.timeout).await;
     walk.record(LayerId::RoundTrip, started, outcome);
     session::close(&mut socket, options.timeout).await;
     Ok(walk.finish(options.url))

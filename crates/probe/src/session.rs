@@ -1,5 +1,6 @@
 //! Layers `protocol` and `round_trip` on the upgraded socket: `hello` → `welcome`, then app
-//! pings (RTT percentiles) and a WebSocket ping frame (ESP-IDF answers those itself).
+//! pings (RTT percentiles) and a WebSocket ping frame (ESP-IDF answers those itself). For a
+//! device with its own protocol, the user's exchange ([`CustomHello`]) takes the place of both.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::net::BoxIo;
-use super::{Details, LayerResult, LayerVerdict};
+use super::{CustomHello, Details, LayerResult, LayerVerdict};
 
 /// Messages skipped while waiting for a reply (telemetry, events); bounds every wait.
 const MAX_SKIPPED: usize = 256;
@@ -40,7 +41,12 @@ pub struct ProtocolDetails {
     pub error_message: Option<String>,
     /// Close code, if the device closed.
     pub close_code: Option<u16>,
+    /// With `--hello`: the answer that matched (its first 200 characters).
+    pub reply: Option<String>,
 }
+
+/// Longest reply kept in [`ProtocolDetails::reply`], in characters.
+const REPLY_PREVIEW: usize = 200;
 
 /// Layer `round_trip` facts. RTTs in milliseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +113,7 @@ pub(crate) async fn hello(
         error_code: None,
         error_message: None,
         close_code: None,
+        reply: None,
     };
     let message = ClientMessage::Hello(Hello {
         id: Some(1),
@@ -211,6 +218,114 @@ pub(crate) async fn hello(
     }
 }
 
+/// Layer `protocol` for a device's own protocol: send the user's message, wait for the answer
+/// the user described.
+pub(crate) async fn custom_hello(
+    ws: &mut WebSocketStream<BoxIo>,
+    hello: &CustomHello,
+    timeout: Duration,
+) -> LayerResult {
+    let mut d = ProtocolDetails {
+        device_id: None,
+        firmware_version: None,
+        protocol_version: None,
+        expected_protocol_version: PROTOCOL_VERSION,
+        capabilities: Vec::new(),
+        error_code: None,
+        error_message: None,
+        close_code: None,
+        reply: None,
+    };
+    let wanted = describe_expect(hello);
+    match exchange(ws, hello, timeout).await {
+        Ok(reply) => {
+            let preview: String = reply.chars().take(REPLY_PREVIEW).collect();
+            let summary = format!("{wanted}: {}", one_line(&preview, 80));
+            d.reply = Some(preview);
+            LayerResult::new(LayerVerdict::Pass, summary).details(Details::Protocol(d))
+        }
+        Err(Next::Closed(code, reason)) => {
+            d.close_code = code;
+            LayerResult::new(
+                LayerVerdict::Fail,
+                format!(
+                    "closed before the answer (code {}{})",
+                    code.map_or("none".to_owned(), |c| c.to_string()),
+                    if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {reason}")
+                    }
+                ),
+            )
+            .hint("the device closed the connection instead of answering your --hello")
+            .details(Details::Protocol(d))
+        }
+        Err(Next::Error(e)) => {
+            LayerResult::new(LayerVerdict::Fail, format!("connection failed: {e}"))
+                .details(Details::Protocol(d))
+        }
+        Err(Next::TimedOut | Next::Text(_)) => LayerResult::new(
+            LayerVerdict::Fail,
+            format!("no answer within {timeout:?} ({wanted})"),
+        )
+        .hint("check --hello (sent as is) and --expect (a regex searched in each text reply)")
+        .details(Details::Protocol(d)),
+    }
+}
+
+/// "reply matched /RE/" or "a reply".
+fn describe_expect(hello: &CustomHello) -> String {
+    match &hello.expect {
+        Some(re) => format!("reply matched /{re}/"),
+        None => "a reply".to_owned(),
+    }
+}
+
+/// `text` on one line, at most `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() > max {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+/// Sends the user's message and waits for the first text reply it expects (skipping others,
+/// at most [`MAX_SKIPPED`]); the reply, or why there was none.
+async fn exchange(
+    ws: &mut WebSocketStream<BoxIo>,
+    hello: &CustomHello,
+    timeout: Duration,
+) -> Result<String, Next> {
+    let deadline = Instant::now() + timeout;
+    if let Err(e) = ws.send(Message::text(hello.send.clone())).await {
+        return Err(Next::Error(format!("sending the hello failed: {e}")));
+    }
+    for _ in 0..MAX_SKIPPED {
+        match next_text(ws, deadline).await {
+            Next::Text(t) if hello.expect.as_ref().is_none_or(|re| re.is_match(&t)) => {
+                return Ok(t);
+            }
+            Next::Text(_) => continue,
+            other => return Err(other),
+        }
+    }
+    Err(Next::TimedOut)
+}
+
+/// What the `round_trip` layer exchanges: espsim's app ping → pong, or the user's hello.
+pub(crate) enum Exchange<'a> {
+    /// `{"type":"ping","seq":N}` → the `pong` with that `seq`.
+    Ping,
+    /// The user's message → the answer it expects.
+    Custom(&'a CustomHello),
+}
+
 /// Nearest-rank percentile of sorted samples.
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -223,12 +338,35 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 /// Layer `round_trip`: `samples` app pings one after another, then one WebSocket ping frame.
 pub(crate) async fn round_trip(
     ws: &mut WebSocketStream<BoxIo>,
+    exchange_kind: &Exchange<'_>,
     samples: u32,
     timeout: Duration,
 ) -> LayerResult {
     let mut rtts = Vec::new();
     let mut failure = None;
     'pings: for seq in 1..=u64::from(samples) {
+        if let Exchange::Custom(hello) = exchange_kind {
+            let sent = Instant::now();
+            match exchange(ws, hello, timeout).await {
+                Ok(_) => {
+                    rtts.push(ms(sent.elapsed()));
+                    continue;
+                }
+                Err(why) => {
+                    failure = Some(match why {
+                        Next::Closed(code, _) => format!(
+                            "closed during exchange {seq} (code {})",
+                            code.map_or("none".to_owned(), |c| c.to_string())
+                        ),
+                        Next::Error(e) => format!("exchange {seq}: {e}"),
+                        Next::TimedOut | Next::Text(_) => {
+                            format!("no answer {seq} within {timeout:?}")
+                        }
+                    });
+                    break;
+                }
+            }
+        }
         let ping = ClientMessage::Ping(Ping {
             id: Some(100 + seq),
             seq,
@@ -314,7 +452,11 @@ pub(crate) async fn round_trip(
             .details(Details::RoundTrip(d));
     }
     let (p50, p99) = (d.p50_ms.unwrap_or(0.0), d.p99_ms.unwrap_or(0.0));
-    let mut summary = format!("{samples} pings: p50 {p50:.2} ms, p99 {p99:.2} ms");
+    let what = match exchange_kind {
+        Exchange::Ping => "pings",
+        Exchange::Custom(_) => "exchanges",
+    };
+    let mut summary = format!("{samples} {what}: p50 {p50:.2} ms, p99 {p99:.2} ms");
     let mut verdict = LayerVerdict::Pass;
     let mut hint = None;
     match ws_pong {

@@ -743,3 +743,57 @@ async fn the_subprotocol_is_echoed_only_when_it_is_the_devices() {
     assert_eq!(ws_details(&report).subprotocol, None);
     emu.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A device with its own protocol (the greenhouse device file): `--hello` sends the user's
+/// message and `--expect` finds the answer past the device's greeting; the round trips repeat
+/// that exchange. A pattern the answer never matches fails `protocol` with the hint.
+#[tokio::test]
+async fn a_devices_own_protocol_is_probed_with_the_users_hello() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file = espsim_emulator::device_file::load(&root.join("examples/devices/greenhouse.yaml"))
+        .expect("the example loads");
+    let e = Emulator::start(EmulatorConfig {
+        device_logic: espsim_emulator::DeviceSource::File(std::sync::Arc::new(file)),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    let url = format!("ws://{}/ws", e.http_addr());
+    let hello = |expect: &str| {
+        let mut o = options(url.clone());
+        o.dns = e.dns_addr();
+        o.hello = Some(probe::CustomHello {
+            send: r#"{"cmd":"status"}"#.to_owned(),
+            expect: Some(regex::Regex::new(expect).expect("regex")),
+        });
+        o
+    };
+
+    let r = probe(hello(r#""ok":true"#)).await;
+    let protocol = layer(&r, LayerId::Protocol);
+    assert_eq!(protocol.verdict, LayerVerdict::Pass, "{r:?}");
+    assert_eq!(
+        protocol.summary,
+        r#"reply matched /"ok":true/: {"ok":true,"relay":false,"target":22}"#
+    );
+    let trips = layer(&r, LayerId::RoundTrip);
+    assert!(
+        trips.summary.starts_with("3 exchanges: p50 "),
+        "{}",
+        trips.summary
+    );
+    match &trips.details {
+        Some(Details::RoundTrip(d)) => assert_eq!(d.received, 3),
+        other => panic!("round-trip details expected, got {other:?}"),
+    }
+
+    let r = probe(hello("nothing like this")).await;
+    let protocol = layer(&r, LayerId::Protocol);
+    assert_eq!(protocol.verdict, LayerVerdict::Fail);
+    assert_eq!(
+        protocol.summary,
+        format!("no answer within {STEP:?} (reply matched /nothing like this/)")
+    );
+    assert_skipped_after(&r, LayerId::Protocol);
+    e.shutdown(Duration::from_secs(1)).await;
+}
