@@ -185,11 +185,14 @@ fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
         },
         auth_token: args.token.or(file.auth_token),
         seed: args.seed.or(scenario_seed).or(file.seed),
-        file: match args.device {
+        file: match &args.device {
             Some(DeviceArg::Builtin) => None,
-            Some(DeviceArg::File(path)) => Some(path),
+            Some(DeviceArg::File(path)) => Some(path.clone()),
             None => file.file,
         },
+        // `--device` replaces an inline device too.
+        inline: file.inline.filter(|_| args.device.is_none()),
+        source: file.source,
     };
     let tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => Some(TlsOptions::Files { cert, key }),

@@ -187,3 +187,41 @@ async fn a_scenarios_device_file_is_checked_and_cannot_be_combined_with_ws() {
         "{stderr}"
     );
 }
+
+/// A device written inline in a scenario: its errors name the scenario's line and column; a
+/// good one serves its endpoint; `file:` and `inline:` together are refused.
+#[tokio::test]
+async fn an_inline_device_is_checked_in_its_scenario_and_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = |periodic_every: &str| {
+        format!(
+            "name: s\nduration: 5s\ndevice:\n  inline:\n    name: lamp\n    websocket: {{ path: /lamp }}\n    \
+             periodic:\n      beat: {{ every: {periodic_every}, send: {{ text: beat }} }}\n"
+        )
+    };
+    let bad = write(dir.path(), "bad.yaml", &scenario("0s"));
+    let (code, _, stderr) = espsim(&["validate", s(&bad)]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("device.inline: {}:8:", bad.display())),
+        "the scenario's line: {stderr}"
+    );
+
+    let good = write(dir.path(), "good.yaml", &scenario("1s"));
+    let espsim = support::Espsim::run(&["--no-control", "--scenario", s(&good)]).await;
+    let ws_url = espsim.ready["ws_url"].as_str().expect("ws_url").to_owned();
+    assert!(ws_url.ends_with("/lamp"), "{ws_url}");
+    espsim.terminate();
+
+    write(dir.path(), "lamp.yaml", GOOD);
+    let both = write(
+        dir.path(),
+        "both.yaml",
+        &scenario("1s").replace("device:\n", "device:\n  file: lamp.yaml\n"),
+    );
+    let stderr = run_is_refused(&["--scenario", s(&both)]).await;
+    assert!(
+        stderr.contains("`file:` and `inline:` cannot both be given"),
+        "{stderr}"
+    );
+}

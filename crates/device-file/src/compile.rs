@@ -223,8 +223,13 @@ const COMMON_NAMES: &[&str] = &[
 
 /// Checks `file` and compiles it.
 pub(crate) fn compile(file: &DeviceFile) -> Result<Program, DeviceFileError> {
+    compile_at(file, &file.path)
+}
+
+/// Checks `file` and compiles it, naming `path` in errors.
+pub(crate) fn compile_at(file: &DeviceFile, path: &Path) -> Result<Program, DeviceFileError> {
     let mut c = Compiler {
-        path: &file.path,
+        path,
         env: template::environment(Arc::new(Mutex::new(Sim::new(0)))),
         templates: Vec::new(),
         state_names: Vec::new(),

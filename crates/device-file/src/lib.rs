@@ -340,6 +340,13 @@ impl DeviceFile {
         self.description.as_deref()
     }
 
+    /// Checks a `DeviceFile` that was deserialized inside another file (a scenario's inline
+    /// `device:` section) as [`parse`] checks a file; errors name `path`, the enclosing file
+    /// (their positions are already that file's).
+    pub fn check_inline(&self, path: &Path) -> Result<(), DeviceFileError> {
+        compile::compile_at(self, path).map(|_| ())
+    }
+
     /// A fresh device running this file, its random functions seeded with `seed` (the same seed
     /// and the same calls give the same bytes). Fails only for a `DeviceFile` that did not come
     /// from [`parse`] / [`load`] and does not pass their checks.

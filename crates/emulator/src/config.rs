@@ -45,7 +45,32 @@ pub struct DeviceSpec {
     /// A device file to run instead of the built-in firmware. Relative to the file this
     /// section is in (see [`DeviceSpec::relative_to`]).
     pub file: Option<PathBuf>,
+    /// A device file written inline, in this section (the same fields as a device file).
+    pub inline: Option<InlineDevice>,
+    /// The file this section was read from (set by [`DeviceSpec::relative_to`]), for errors.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
+
+/// A device file written inside a scenario or config file (`device: { inline: { name: … } }`),
+/// checked by [`DeviceSpec::device_file`].
+#[derive(Debug, Clone)]
+pub struct InlineDevice(pub Arc<DeviceFile>);
+
+impl<'de> Deserialize<'de> for InlineDevice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeviceFile::deserialize(d).map(|file| InlineDevice(Arc::new(file)))
+    }
+}
+
+/// Two inline devices are equal when they are the same parsed section.
+impl PartialEq for InlineDevice {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for InlineDevice {}
 
 /// The `ws:` part of the device section.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -72,9 +97,12 @@ pub enum DeviceSpecError {
     /// `ws.path:` does not start with `/`.
     #[error("the WebSocket path must start with `/` (got `{0}`)")]
     WsPath(String),
+    /// `file:` and `inline:` both describe the device.
+    #[error("`file:` and `inline:` cannot both be given: the device is one or the other")]
+    FileAndInline,
     /// `ws:` and `file:` both set the WebSocket endpoint.
     #[error(
-        "`ws:` cannot be combined with `file:`: the device file's `websocket:` section sets the endpoint"
+        "`ws:` cannot be combined with `file:` or `inline:`: the device file's `websocket:` section sets the endpoint"
     )]
     WsWithFile,
     /// The device file does not load.
@@ -83,21 +111,30 @@ pub enum DeviceSpecError {
 }
 
 impl DeviceSpec {
-    /// Makes a relative `file:` relative to `config_file`'s directory (the scenario or config
-    /// file this section was read from).
+    /// Makes a relative `file:` relative to `config_file`'s directory, and names `config_file`
+    /// in an inline device's errors (the scenario or config file this section was read from).
     pub fn relative_to(&mut self, config_file: &Path) {
         if let (Some(file), Some(dir)) = (&mut self.file, config_file.parent())
             && file.is_relative()
         {
             *file = dir.join(&*file);
         }
+        self.source = Some(config_file.to_owned());
     }
 
-    /// Loads and checks the device file, if the section names one.
-    pub fn device_file(&self) -> Result<Option<DeviceFile>, DeviceSpecError> {
-        match &self.file {
-            Some(path) => Ok(Some(espsim_device_file::load(path).map_err(Box::new)?)),
-            None => Ok(None),
+    /// Loads and checks the device file, or checks the inline device, if the section has one.
+    pub fn device_file(&self) -> Result<Option<Arc<DeviceFile>>, DeviceSpecError> {
+        match (&self.file, &self.inline) {
+            (Some(_), Some(_)) => Err(DeviceSpecError::FileAndInline),
+            (Some(path), None) => Ok(Some(Arc::new(
+                espsim_device_file::load(path).map_err(Box::new)?,
+            ))),
+            (None, Some(InlineDevice(file))) => {
+                let source = self.source.as_deref().unwrap_or(Path::new("<device>"));
+                file.check_inline(source).map_err(Box::new)?;
+                Ok(Some(Arc::clone(file)))
+            }
+            (None, None) => Ok(None),
         }
     }
 
@@ -136,7 +173,7 @@ impl DeviceSpec {
         };
         config.device.auth_token.clone_from(&self.auth_token);
         if let Some(file) = device_file {
-            config.device_logic = DeviceSource::File(Arc::new(file));
+            config.device_logic = DeviceSource::File(file);
         }
         Ok(config)
     }

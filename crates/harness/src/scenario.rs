@@ -276,7 +276,12 @@ impl Scenario {
             ));
         }
         if let Err(e) = self.device.device_file() {
-            errors.push(format!("device.file: {e}"));
+            let field = if self.device.inline.is_some() {
+                "device.inline"
+            } else {
+                "device.file"
+            };
+            errors.push(format!("{field}: {e}"));
         }
         errors.extend(self.rule_errors());
         if self.phone.is_some()
