@@ -71,8 +71,22 @@ pub(crate) struct RunArgs {
     /// The device behind the ports: `builtin` (espsim's firmware and protocol) or a device file
     /// (YAML: your protocol's rules, state, timers, HTTP routes; `espsim validate` checks it)
     /// [default: the config or scenario's `file:`, else builtin]
-    #[arg(long, value_name = "FILE|builtin")]
+    #[arg(long, value_name = "FILE|builtin", conflicts_with = "device_command")]
     device: Option<DeviceArg>,
+    /// Run this program as the device, in any language: espsim speaks a JSON-lines protocol
+    /// on its stdin/stdout (docs/reference/device-process.md) and restarts it when it crashes.
+    /// Arguments follow with --device-arg, e.g.
+    /// `--device-command python3 --device-arg device.py`.
+    #[arg(long, value_name = "PROGRAM")]
+    device_command: Option<String>,
+    /// One argument of --device-command (repeatable, in order).
+    #[arg(
+        long,
+        value_name = "ARG",
+        requires = "device_command",
+        allow_hyphen_values = true
+    )]
+    device_arg: Vec<String>,
     /// Seed for simulated sensors [default: random, printed in the ready line]
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
@@ -172,6 +186,7 @@ fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
     };
     let file_ws = file.ws.unwrap_or_default();
     let scenario_seed = scenario.as_ref().and_then(|s| s.seed);
+    let command_from_flags = args.device_command.is_some();
     let device = DeviceSpec {
         profile: args.profile.or(file.profile),
         internet: args.internet.or(file.internet),
@@ -185,14 +200,26 @@ fn config(args: RunArgs) -> anyhow::Result<(EmulatorConfig, Option<String>)> {
         },
         auth_token: args.token.or(file.auth_token),
         seed: args.seed.or(scenario_seed).or(file.seed),
-        file: match &args.device {
-            Some(DeviceArg::Builtin) => None,
-            Some(DeviceArg::File(path)) => Some(path.clone()),
-            None => file.file,
+        file: match (&args.device, &args.device_command) {
+            (Some(DeviceArg::Builtin), _) | (None, Some(_)) => None,
+            (Some(DeviceArg::File(path)), _) => Some(path.clone()),
+            (None, None) => file.file,
         },
-        // `--device` replaces an inline device too.
-        inline: file.inline.filter(|_| args.device.is_none()),
-        source: file.source,
+        // `--device` or `--device-command` replaces an inline device too.
+        inline: file
+            .inline
+            .filter(|_| args.device.is_none() && args.device_command.is_none()),
+        command: match (args.device, args.device_command) {
+            (_, Some(program)) => Some(std::iter::once(program).chain(args.device_arg).collect()),
+            (Some(_), None) => None,
+            (None, None) => file.command,
+        },
+        // A command from the flags runs here; one from the file, in the file's directory.
+        source: if command_from_flags {
+            None
+        } else {
+            file.source
+        },
     };
     let tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => Some(TlsOptions::Files { cert, key }),

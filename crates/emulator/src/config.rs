@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::internet::InternetMode;
 use crate::profile::Profile;
-use crate::{DeviceSource, EmulatorConfig, WsSettings};
+use crate::{DeviceSource, EmulatorConfig, ProcessSpec, WsSettings};
 
 /// How the emulated device is set up. Every field is optional; missing ones keep the defaults.
 ///
@@ -26,7 +26,8 @@ use crate::{DeviceSource, EmulatorConfig, WsSettings};
 ///
 /// With `file: greenhouse.yaml` the device speaks the protocol a device file describes instead
 /// of the built-in firmware's (the file's `websocket:` section sets the endpoint, so `ws:` must
-/// be left out).
+/// be left out). With `command: [python3, device.py]` a program in any language is the device
+/// (`docs/reference/device-process.md`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceSpec {
@@ -47,9 +48,14 @@ pub struct DeviceSpec {
     pub file: Option<PathBuf>,
     /// A device file written inline, in this section (the same fields as a device file).
     pub inline: Option<InlineDevice>,
-    /// The file this section was read from (set by [`DeviceSpec::relative_to`]), for errors.
+    /// The file this section was read from (set by [`DeviceSpec::relative_to`]): named in an
+    /// inline device's errors; a `command` runs in its directory. Not a YAML field.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// A device process to run instead of the built-in firmware: the program and its
+    /// arguments, e.g. `[python3, device.py]` (protocol: `docs/reference/device-process.md`).
+    /// It runs in the directory of the file this section is in.
+    pub command: Option<Vec<String>>,
 }
 
 /// A device file written inside a scenario or config file (`device: { inline: { name: … } }`),
@@ -108,11 +114,20 @@ pub enum DeviceSpecError {
     /// The device file does not load.
     #[error(transparent)]
     DeviceFile(#[from] Box<DeviceFileError>),
+    /// `file:` or `inline:`, and `command:`, both name the device.
+    #[error(
+        "`file:` and `inline:` cannot be combined with `command:`: the device is one or the other"
+    )]
+    FileWithCommand,
+    /// `command:` is an empty list.
+    #[error("`command:` needs at least the program, e.g. [python3, device.py]")]
+    EmptyCommand,
 }
 
 impl DeviceSpec {
-    /// Makes a relative `file:` relative to `config_file`'s directory, and names `config_file`
-    /// in an inline device's errors (the scenario or config file this section was read from).
+    /// Makes a relative `file:` relative to `config_file`'s directory, names `config_file` in an
+    /// inline device's errors and runs a `command` in its directory (the scenario or config file
+    /// this section was read from).
     pub fn relative_to(&mut self, config_file: &Path) {
         if let (Some(file), Some(dir)) = (&mut self.file, config_file.parent())
             && file.is_relative()
@@ -120,6 +135,16 @@ impl DeviceSpec {
             *file = dir.join(&*file);
         }
         self.source = Some(config_file.to_owned());
+    }
+
+    /// Where a `command` runs: the directory of the file this section was read from.
+    fn command_dir(&self) -> Option<PathBuf> {
+        let dir = self.source.as_deref()?.parent()?;
+        Some(if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir.to_owned()
+        })
     }
 
     /// Loads and checks the device file, or checks the inline device, if the section has one.
@@ -155,6 +180,18 @@ impl DeviceSpec {
         if device_file.is_some() && self.ws.is_some() {
             return Err(DeviceSpecError::WsWithFile);
         }
+        if (self.file.is_some() || self.inline.is_some()) && self.command.is_some() {
+            return Err(DeviceSpecError::FileWithCommand);
+        }
+        let process = match self.command.as_deref() {
+            Some([program, args @ ..]) => {
+                let mut spec = ProcessSpec::new(program.clone(), args.to_vec());
+                spec.dir = self.command_dir();
+                Some(spec)
+            }
+            Some([]) => return Err(DeviceSpecError::EmptyCommand),
+            None => None,
+        };
         let ws = self.ws.clone().unwrap_or_default();
         let path = ws.path.unwrap_or_else(|| WsSettings::default().path);
         if !path.starts_with('/') {
@@ -174,6 +211,9 @@ impl DeviceSpec {
         config.device.auth_token.clone_from(&self.auth_token);
         if let Some(file) = device_file {
             config.device_logic = DeviceSource::File(file);
+        }
+        if let Some(spec) = process {
+            config.device_logic = DeviceSource::Process(Arc::new(spec));
         }
         Ok(config)
     }
@@ -246,6 +286,30 @@ mod tests {
             err.to_string().starts_with("unknown profile `esp-idf-v9`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_command_runs_as_a_device_process_in_the_files_directory() {
+        let mut cfg: DeviceSpec = yaml::parse(
+            "command: [python3, device.py, --verbose]\n",
+            Path::new("scenarios/lamp.yaml"),
+        )
+        .expect("valid");
+        cfg.relative_to(Path::new("scenarios/lamp.yaml"));
+        let emu = cfg.emulator_config(0).expect("maps");
+        let DeviceSource::Process(spec) = &emu.device_logic else {
+            panic!("a process: {:?}", emu.device_logic);
+        };
+        assert_eq!(spec.command_line(), "python3 device.py --verbose");
+        assert_eq!(spec.dir.as_deref(), Some(Path::new("scenarios")));
+        let empty = DeviceSpec {
+            command: Some(Vec::new()),
+            ..DeviceSpec::default()
+        };
+        assert!(matches!(
+            empty.emulator_config(0),
+            Err(DeviceSpecError::EmptyCommand)
+        ));
     }
 
     #[test]

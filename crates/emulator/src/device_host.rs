@@ -25,6 +25,7 @@ use espsim_firmware::{
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::device_process::Link;
 use crate::events::{ConnId, EventKind, EventLog};
 use crate::lifecycle::Lifecycle;
 
@@ -161,6 +162,8 @@ struct Inner {
     ap_back_at: Option<u64>,
     /// The outage the device-fault timeline wants (`reboot`, `ap_down` windows).
     fault_outage: Outage,
+    /// The device process crashed and is restarting (or stays down): like a reboot.
+    process_down: bool,
 }
 
 impl Inner {
@@ -206,6 +209,8 @@ pub(crate) struct DeviceHost {
     /// The outage the services watch: the fault timeline's outage merged with the firmware's
     /// own softAP outage, always written under the device lock.
     outage: watch::Sender<Outage>,
+    /// The device process's link, when the logic is one (its HTTP answers are asynchronous).
+    process: Option<Arc<Link>>,
 }
 
 impl std::fmt::Debug for DeviceHost {
@@ -231,11 +236,20 @@ impl DeviceHost {
                 restart_at: None,
                 ap_back_at: None,
                 fault_outage: Outage::None,
+                process_down: false,
             }),
             events,
             rearm: Notify::new(),
             outage: watch::Sender::new(Outage::None),
+            process: None,
         }
+    }
+
+    /// The logic is a device process reached through `link`: HTTP requests are asked of it
+    /// asynchronously ([`DeviceHost::http`]).
+    pub(crate) fn with_process(mut self, link: Arc<Link>) -> Self {
+        self.process = Some(link);
+        self
     }
 
     /// The outage now and its changes, for the services that react to it (HTTP, DNS).
@@ -257,9 +271,28 @@ impl DeviceHost {
         self.publish_outage(&inner);
     }
 
+    /// The device process crashed (`true`: sessions must be dropped, the port refuses like a
+    /// rebooting chip) or serves again (`false`).
+    pub(crate) fn set_process_down(&self, down: bool) {
+        let mut inner = self.lock();
+        inner.process_down = down;
+        self.publish_outage(&inner);
+    }
+
+    /// Carries out effects that did not come from a call into the logic (a device process's
+    /// lines), in order with the logic's own, as [`DeviceHost::push`] does.
+    pub(crate) fn apply(&self, effects: Vec<Effect>) {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        self.dispatch(&mut inner, effects, now);
+        drop(inner);
+        self.rearm.notify_one();
+    }
+
     /// Publishes the merged outage.
     fn publish_outage(&self, inner: &Inner) {
         let merged = match inner.fault_outage {
+            _ if inner.process_down => Outage::Rebooting,
             Outage::Rebooting => Outage::Rebooting,
             Outage::ApDown => Outage::ApDown,
             Outage::None if inner.ap_back_at.is_some() => Outage::ApDown,
@@ -387,7 +420,12 @@ impl DeviceHost {
     }
 
     /// Asks the logic to answer an HTTP request; `None` leaves it to the host's own table.
-    pub(crate) fn http(&self, request: &HttpRequest<'_>) -> Option<HttpResponse> {
+    /// A device process answers asynchronously (or gets ESP-IDF's 500 page after its HTTP
+    /// timeout); every other logic answers at once.
+    pub(crate) async fn http(&self, request: &HttpRequest<'_>) -> Option<HttpResponse> {
+        if let Some(link) = &self.process {
+            return Some(link.http(request).await);
+        }
         let now = self.now_ms();
         let mut inner = self.lock();
         let response = inner.device.on_http(request, now);

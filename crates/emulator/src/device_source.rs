@@ -1,13 +1,23 @@
 //! Which logic runs behind the device's WebSocket and HTTP ports: the built-in firmware, a
-//! device file, or a user's own [`DeviceLogic`].
+//! device file, a user's own [`DeviceLogic`], or a device process in any language.
 
 use std::fmt;
 use std::sync::Arc;
 
-use espsim_device_file::{DeviceFile, DeviceFileError};
+use espsim_device_file::DeviceFile;
 use espsim_firmware::DeviceLogic;
 
+use crate::StartError;
 use crate::device_host::DeviceOptions;
+use crate::device_process::{self, ProcessSpec, Supervisor};
+use crate::events::EventLog;
+use crate::lifecycle::Lifecycle;
+
+/// The logic of one run, and the supervisor of its device process if it is one.
+pub(crate) struct Built {
+    pub(crate) logic: Box<dyn DeviceLogic + Send>,
+    pub(crate) process: Option<Supervisor>,
+}
 
 /// Builds a user's device logic from the run's seed (called once per emulator start).
 pub type LogicFactory = dyn Fn(u64) -> Box<dyn DeviceLogic + Send> + Send + Sync;
@@ -28,6 +38,10 @@ pub enum DeviceSource {
     /// A user's own logic, built from the run's seed, e.g.
     /// `DeviceSource::custom(|seed| Box::new(MyDevice::new(seed)))`.
     Custom(Arc<LogicFactory>),
+    /// A program in any language speaking the device-process protocol on its stdin and stdout
+    /// (`device: { command: [...] }`, `espsim run --device-command`); see
+    /// `docs/reference/device-process.md`.
+    Process(Arc<ProcessSpec>),
 }
 
 impl DeviceSource {
@@ -39,16 +53,34 @@ impl DeviceSource {
         DeviceSource::Custom(Arc::new(factory))
     }
 
-    /// The logic for one run: `options` configure the built-in firmware, `seed` seeds either.
-    pub(crate) fn build(
+    /// The logic for one run: `options` configure the built-in firmware, `seed` seeds every
+    /// kind. A device process is started here and has said `ready` when this returns; its
+    /// supervisor comes back to be run once the host exists.
+    pub(crate) async fn build(
         &self,
         options: &DeviceOptions,
         seed: u64,
-    ) -> Result<Box<dyn DeviceLogic + Send>, DeviceFileError> {
-        Ok(match self {
+        max_message: usize,
+        events: &Arc<EventLog>,
+        lifecycle: &Lifecycle,
+    ) -> Result<Built, StartError> {
+        let logic: Box<dyn DeviceLogic + Send> = match self {
             DeviceSource::Builtin => options.builtin(seed),
-            DeviceSource::File(file) => Box::new(file.device(seed)?),
+            DeviceSource::File(file) => Box::new(file.device(seed).map_err(Box::new)?),
             DeviceSource::Custom(factory) => factory(seed),
+            DeviceSource::Process(spec) => {
+                let (logic, supervisor) =
+                    device_process::launch(spec, seed, max_message, events.clone(), lifecycle)
+                        .await?;
+                return Ok(Built {
+                    logic: Box::new(logic),
+                    process: Some(supervisor),
+                });
+            }
+        };
+        Ok(Built {
+            logic,
+            process: None,
         })
     }
 
@@ -59,7 +91,7 @@ impl DeviceSource {
                 path: file.websocket().path().to_owned(),
                 subprotocol: file.websocket().subprotocol().map(str::to_owned),
             }),
-            DeviceSource::Builtin | DeviceSource::Custom(_) => None,
+            DeviceSource::Builtin | DeviceSource::Custom(_) | DeviceSource::Process(_) => None,
         }
     }
 }
@@ -70,6 +102,7 @@ impl fmt::Debug for DeviceSource {
             DeviceSource::Builtin => f.write_str("Builtin"),
             DeviceSource::File(file) => write!(f, "File({})", file.name()),
             DeviceSource::Custom(_) => f.write_str("Custom(..)"),
+            DeviceSource::Process(spec) => write!(f, "Process({})", spec.command_line()),
         }
     }
 }

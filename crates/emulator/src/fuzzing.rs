@@ -173,3 +173,9 @@ pub fn websocket_handshake(
         },
     }
 }
+
+/// One line a device process printed, checked as espsim checks it (`max_message`: the
+/// profile's WebSocket limit): `Ok` with the decoded line's debug form, or why it is garbage.
+pub fn decode_process_line(line: &[u8], max_message: usize) -> Result<String, String> {
+    crate::device_process::fuzz_decode(line, max_message)
+}

@@ -7,6 +7,8 @@
 //!   (`probes`), the portal page, ESP-IDF's error pages, header limits and socket limit;
 //! - `ws`: the WebSocket endpoint with ESP-IDF's handshake checks, driving the firmware's
 //!   `Device` (`device_host`), shared by all sessions;
+//! - [`device_process`]: a device written in any language, a program espsim starts and talks
+//!   to in JSON lines, supervised (crash, hang, garbage → restart like a rebooting chip);
 //! - optionally the same over TLS (`tls`);
 //! - optionally the [`control`] API on its own port: faults, internet mode, button, live events.
 //!
@@ -30,6 +32,7 @@
 
 pub mod config;
 pub mod control;
+pub mod device_process;
 pub mod events;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -59,6 +62,7 @@ use tokio::net::TcpListener;
 
 pub use crate::control::{ControlAuth, ControlLimits, ControlOptions};
 pub use crate::device_host::DeviceOptions;
+pub use crate::device_process::{ProcessError, ProcessSpec, RestartPolicy};
 pub use crate::device_source::{DeviceSource, LogicFactory};
 use crate::http::syn_watch::ArrivalStamps;
 pub use crate::http::syn_watch::RefusedAttempts;
@@ -219,6 +223,9 @@ pub enum StartError {
     /// The device file's logic could not be built.
     #[error(transparent)]
     DeviceFile(#[from] Box<espsim_device_file::DeviceFileError>),
+    /// The device process did not start or never said `ready`.
+    #[error(transparent)]
+    DeviceProcess(#[from] device_process::ProcessError),
     /// The control API would listen beyond this machine without a token.
     #[error("the control API on {addr} would be reachable from the network without a token")]
     ControlWithoutToken {
@@ -230,6 +237,12 @@ pub enum StartError {
 impl StartError {
     /// What the user can do about it, when there is something to say.
     pub fn hint(&self) -> Option<String> {
+        if let StartError::DeviceProcess(_) = self {
+            return Some(
+                "a device process reads `hello` on stdin and prints {\"type\":\"ready\"} on stdout (one JSON object per line, flushed); its stderr is in espsim's log; see docs/reference/device-process.md"
+                    .to_owned(),
+            );
+        }
         if let StartError::ControlWithoutToken { .. } = self {
             return Some(
                 "drop --control-insecure (a token is then generated) or set one with --control-token TOKEN, or bind 127.0.0.1"
@@ -330,15 +343,26 @@ impl Emulator {
         let lifecycle = Lifecycle::new();
         let profile = Arc::new(config.profile.clone());
         let internet = Internet::new(config.internet, events.clone());
-        let logic = config
+        let built = config
             .device_logic
-            .build(&config.device, config.seed)
-            .map_err(Box::new)?;
-        let device = Arc::new(DeviceHost::new(
-            config.device.clone(),
-            logic,
-            events.clone(),
-        ));
+            .build(
+                &config.device,
+                config.seed,
+                profile.max_ws_message,
+                &events,
+                &lifecycle,
+            )
+            .await?;
+        let mut host = DeviceHost::new(config.device.clone(), built.logic, events.clone());
+        if let Some(supervisor) = &built.process {
+            host = host.with_process(supervisor.link.clone());
+        }
+        let device = Arc::new(host);
+        if let Some(supervisor) = built.process {
+            lifecycle
+                .tracker
+                .spawn(supervisor.run(device.clone(), lifecycle.clone()));
+        }
         let sockets = Arc::new(SocketTable::new(
             profile.max_open_sockets,
             profile.lru_purge,

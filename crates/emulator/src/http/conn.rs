@@ -110,13 +110,16 @@ where
                     Err(end) => return closed(&handles, id, end),
                 };
             content_length = 0;
-            device_answer = handles.device.http(&HttpRequest {
-                method: &head.method,
-                path: &head.path,
-                query: head.query.as_deref(),
-                headers: &head.headers,
-                body: &body,
-            });
+            device_answer = handles
+                .device
+                .http(&HttpRequest {
+                    method: &head.method,
+                    path: &head.path,
+                    query: head.query.as_deref(),
+                    headers: &head.headers,
+                    body: &body,
+                })
+                .await;
         }
         let route = match device_answer {
             Some(answer) => Route::Reply(Reply {
