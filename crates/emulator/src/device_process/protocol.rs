@@ -189,8 +189,10 @@ pub(crate) enum Garbage {
     Invalid(String),
 }
 
+/// A line from the process. Unknown fields are errors (a misspelt `label` is garbage, not a
+/// silently unlabelled message).
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum Raw {
     Ready,
     Send {
@@ -507,6 +509,16 @@ mod tests {
             Err(Garbage::Invalid(_))
         ));
         assert_eq!(decode(&vec![b' '; MAX_LINE + 1], 4), Err(Garbage::TooLong));
+        // A misspelt field is garbage, not silently dropped.
+        let misspelt = d(r#"{"type":"send","to":"all","text":"x","lable":"y"}"#);
+        assert!(
+            matches!(&misspelt, Err(Garbage::Invalid(m)) if m.contains("unknown field `lable`")),
+            "{misspelt:?}"
+        );
+        assert!(matches!(
+            d(r#"{"type":"ready","extra":1}"#),
+            Err(Garbage::Invalid(_))
+        ));
     }
 
     #[test]
