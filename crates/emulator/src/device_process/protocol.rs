@@ -194,7 +194,8 @@ pub(crate) enum Garbage {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum Raw {
-    Ready,
+    // A struct variant, so `deny_unknown_fields` applies to it too.
+    Ready {},
     Send {
         to: Value,
         except: Option<ConnId>,
@@ -245,7 +246,7 @@ pub(crate) fn decode(line: &[u8], max_message: usize) -> Result<FromProcess, Gar
             .map_or_else(|| parsed.to_string(), |raw| raw.get().to_owned())
     };
     Ok(match raw {
-        Raw::Ready => FromProcess::Ready,
+        Raw::Ready {} => FromProcess::Ready,
         Raw::Send {
             to,
             except,
