@@ -8,7 +8,9 @@
 //! 3. DNS with dnsperf: espsim vs dnsmasq (`dns`);
 //! 4. the HTTP connectivity check with wrk: espsim vs nginx `return 204` (`http`);
 //! 5. `espsim run` spawn-to-ready time (`startup`);
-//! 6. resident memory per idle WebSocket connection (`memory`).
+//! 6. resident memory per idle WebSocket connection (`memory`);
+//! 7. WebSocket round trips against a device file (`bench/devices/echo.yaml`) vs the built-in
+//!    firmware (`device`).
 //!
 //! `espsim-bench soak` is separate: connection churn against `espsim run`, failing (exit 1) when
 //! its file descriptors or threads do not come back to the baseline (see `soak.rs`).
@@ -53,6 +55,9 @@ pub(crate) struct Args {
     /// Concurrent WebSocket clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     clients: Vec<usize>,
+    /// Concurrent WebSocket clients for the device-file comparison, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    device_clients: Vec<usize>,
     /// Clients for the fault-layer benchmarks.
     #[arg(long, default_value_t = 16)]
     fault_clients: usize,
@@ -68,7 +73,7 @@ pub(crate) struct Args {
     /// Processes started for the start-up benchmark.
     #[arg(long, default_value_t = 20)]
     startup_runs: usize,
-    /// Only these sections: ws, faults, dns, http, startup, memory (comma-separated).
+    /// Only these sections: ws, faults, dns, http, startup, memory, device (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// A tiny load for CI (1 run, short windows, few clients and connections): proves the
@@ -93,6 +98,7 @@ impl Args {
             self.seconds = 0.25;
             self.tool_seconds = 1;
             self.clients = vec![1, 4];
+            self.device_clients = vec![4];
             self.fault_clients = 4;
             self.connections = 50;
             self.startup_runs = 3;

@@ -13,7 +13,7 @@ use crate::external::{self, DNS_LATENCY_QPS};
 use crate::footprint;
 use crate::procs::{have, load_average, machine, open_files_limit};
 use crate::stats::median;
-use crate::ws::{self, FaultMode, WsRun};
+use crate::ws::{self, FaultMode, Responder, Setup, WsRun};
 
 /// One line of the targets table.
 #[derive(Debug)]
@@ -62,13 +62,14 @@ pub(crate) fn run_all(args: &Args) -> anyhow::Result<bool> {
     );
     println!();
 
-    let sections: [(&str, Section); 6] = [
+    let sections: [(&str, Section); 7] = [
         ("ws", ws_section),
         ("faults", faults_section),
         ("dns", dns_section),
         ("http", http_section),
         ("startup", startup_section),
         ("memory", memory_section),
+        ("device", device_section),
     ];
     for (name, section) in sections {
         if !args.wants(name) {
@@ -128,19 +129,27 @@ fn ws_medians(runs: &[WsRun]) -> WsMedians {
     }
 }
 
-/// Runs `modes` alternately, `runs` times each, for one client count.
-fn ws_paired(args: &Args, clients: usize, modes: &[FaultMode]) -> anyhow::Result<Vec<Vec<WsRun>>> {
-    let mut out = vec![Vec::new(); modes.len()];
+/// The label of a setup in progress lines: its device unless built-in, then its fault rules.
+fn setup_label(setup: Setup) -> String {
+    match setup.responder {
+        Responder::Builtin => setup.faults.label(),
+        other => other.label().to_owned(),
+    }
+}
+
+/// Runs `setups` alternately, `runs` times each, for one client count.
+fn ws_paired(args: &Args, clients: usize, setups: &[Setup]) -> anyhow::Result<Vec<Vec<WsRun>>> {
+    let mut out = vec![Vec::new(); setups.len()];
     for run in 0..args.runs as usize {
-        // Alternate which mode goes first, so a drift in machine load hits both.
-        for k in 0..modes.len() {
-            let i = (k + run) % modes.len();
-            let mode = modes.get(i).copied().context("mode index")?;
-            let r = ws::run(clients, mode, args.warmup(), args.measure())
-                .with_context(|| format!("{clients} clients, {}", mode.label()))?;
+        // Rotate which setup goes first, so a drift in machine load hits all of them.
+        for k in 0..setups.len() {
+            let i = (k + run) % setups.len();
+            let setup = setups.get(i).copied().context("setup index")?;
+            let r = ws::run(clients, setup, args.warmup(), args.measure())
+                .with_context(|| format!("{clients} clients, {}", setup_label(setup)))?;
             eprintln!(
                 "  {clients:>4} clients, {:<30} {:>9.0} rt/s  p50 {:>7} us  p99 {:>7} us  cpu {:>6.1} us/rt",
-                mode.label(),
+                setup_label(setup),
                 r.round_trips_per_s,
                 r.p50_us,
                 r.p99_us,
@@ -208,10 +217,11 @@ fn ws_section(args: &Args, _: &Path, report: &mut Report) -> anyhow::Result<()> 
     println!("| clients | fault rules | {WS_HEADER}");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     let modes = [FaultMode::None, FaultMode::Idle];
+    let setups = modes.map(Setup::builtin);
     let mut worst_rt: Option<f64> = None;
     let mut worst_cpu: Option<f64> = None;
     for &clients in &args.clients {
-        let runs = ws_paired(args, clients, &modes)?;
+        let runs = ws_paired(args, clients, &setups)?;
         let (none, idle) = (&runs[0], &runs[1]);
         for (mode, r) in modes.iter().zip([none, idle]) {
             ws_row(&format!("{clients} | "), *mode, r, none);
@@ -244,7 +254,7 @@ fn faults_section(args: &Args, _: &Path, report: &mut Report) -> anyhow::Result<
     println!("| fault rules | {WS_HEADER}");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let modes = [FaultMode::None, FaultMode::Passthrough, latency];
-    let runs = ws_paired(args, clients, &modes)?;
+    let runs = ws_paired(args, clients, &modes.map(Setup::builtin))?;
     let (none, pass, lat) = (&runs[0], &runs[1], &runs[2]);
     for (mode, r) in modes.iter().zip([none, pass, lat]) {
         ws_row("", *mode, r, none);
@@ -301,6 +311,104 @@ fn faults_section(args: &Args, _: &Path, report: &mut Report) -> anyhow::Result<
         format!("+{}", ms(added_p99)),
         applied.then_some((added_p99 - want_us).abs() <= 2000.0),
     );
+    Ok(())
+}
+
+/// `values` as `a, b, c` with `decimals` decimals.
+fn list(values: impl IntoIterator<Item = f64>, decimals: usize) -> String {
+    values
+        .into_iter()
+        .map(|v| format!("{v:.decimals$}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn device_section(args: &Args, _: &Path, report: &mut Report) -> anyhow::Result<()> {
+    println!(
+        "## 7. WebSocket round trips: a device file vs the built-in firmware
+"
+    );
+    println!(
+        "In-process emulator (profile `unlimited`, no fault rules), as in section 1. The built-in \
+         firmware answers `{{\"type\":\"ping\",\"seq\":N}}` with its `pong`; the device file \
+         `bench/devices/echo.yaml` answers `{{\"cmd\":\"ping\",\"seq\":N}}` with \
+         `{{\"pong\":N}}` (rule `ping`, reply `{{ pong: \"{{{{ msg.seq }}}}\" }}`) and, for \
+         comparison, `{{\"cmd\":\"ping-literal\",…}}` with the constant `{{\"pong\":true}}`. \
+         {:.2} s measured after {:.2} s warm-up; {} rounds, the three devices one after another \
+         in each round (the order rotating); medians, ratios are medians of the per-round ratios.\n",
+        args.measure().as_secs_f64(),
+        args.warmup().as_secs_f64(),
+        args.runs
+    );
+    println!(
+        "| clients | device | round trips/s | p50 | p99 | device CPU / round trip | throughput vs built-in | CPU vs built-in |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    let responders = [
+        Responder::Builtin,
+        Responder::FileTemplated,
+        Responder::FileLiteral,
+    ];
+    let setups = responders.map(Setup::device);
+    let mut notes = Vec::new();
+    let mut worst: Option<f64> = None;
+    for &clients in &args.device_clients {
+        let runs = ws_paired(args, clients, &setups)?;
+        let builtin = runs.first().context("built-in runs")?;
+        for (responder, r) in responders.iter().zip(&runs) {
+            let m = ws_medians(r);
+            let (rt_ratio, cpu_ratio) = if *responder == Responder::Builtin {
+                ("1".to_owned(), "1".to_owned())
+            } else {
+                (
+                    format!("{:.3}", paired_ratio(r, builtin, throughput)),
+                    format!("{:.3}", paired_ratio(r, builtin, device_cpu)),
+                )
+            };
+            println!(
+                "| {clients} | {} | {:.0} | {} | {} | {:.1} µs | {rt_ratio} | {cpu_ratio} |",
+                responder.label(),
+                m.rt,
+                ms(m.p50),
+                ms(m.p99),
+                m.cpu
+            );
+            let rts = r.iter().map(throughput);
+            let cpus = r.iter().map(device_cpu);
+            let mut note = format!(
+                "- {clients} clients, {}: round trips/s per round {}; CPU µs per round trip {}",
+                responder.label(),
+                list(rts, 0),
+                list(cpus, 1)
+            );
+            if *responder != Responder::Builtin {
+                let ratios = r
+                    .iter()
+                    .zip(builtin)
+                    .map(|(x, y)| throughput(x) / throughput(y));
+                note.push_str(&format!(
+                    "; throughput vs built-in per round {}",
+                    list(ratios, 3)
+                ));
+            }
+            notes.push(note);
+        }
+        let templated = runs.get(1).context("device-file runs")?;
+        let ratio = paired_ratio(templated, builtin, throughput);
+        worst = Some(worst.map_or(ratio, |w: f64| w.min(ratio)));
+    }
+    println!("\nPer round (the spread behind each median):\n");
+    for note in notes {
+        println!("{note}");
+    }
+    println!();
+    if let Some(ratio) = worst {
+        report.target(
+            "device file (templated reply) ≥ 0.8× the built-in firmware's round trips/s (worst client count)",
+            format!("{ratio:.2}×"),
+            Some(ratio >= 0.8),
+        );
+    }
     Ok(())
 }
 

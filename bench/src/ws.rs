@@ -1,4 +1,5 @@
-//! WebSocket round trips through the in-process emulator: app `ping` → firmware `pong`.
+//! WebSocket round trips through the in-process emulator: app `ping` → firmware `pong`, or the
+//! same load against a device file (`bench/devices/echo.yaml`, see [`Responder`]).
 //!
 //! The emulator runs on its own Tokio runtime (its own worker threads), the clients on another,
 //! so the two compete for the CPU as two processes would, while the fault rules can be set per
@@ -6,11 +7,13 @@
 //! `ping`, waits for the matching `pong`, and repeats until the deadline. Round trips that start
 //! in the warm-up are not counted.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use espsim_emulator::profile::Profile;
-use espsim_emulator::{Emulator, EmulatorConfig};
+use espsim_emulator::{DeviceSource, Emulator, EmulatorConfig};
 use espsim_faults::FaultRule;
 use espsim_protocol::client::Ping;
 use espsim_protocol::{ClientMessage, DeviceMessage, decode_device, encode_client};
@@ -39,6 +42,73 @@ const CLIENT_READ_BUFFER: usize = 4096;
 const SERVER_THREADS: &str = "emulator";
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The device file of the device section, embedded so the binary runs from any directory.
+const ECHO_DEVICE: &str = include_str!("../devices/echo.yaml");
+/// The name it is parsed under (in errors).
+const ECHO_DEVICE_PATH: &str = "bench/devices/echo.yaml";
+
+/// Which device answers the clients, and so which `ping` they send and which reply they wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Responder {
+    /// The built-in firmware: `{"type":"ping","seq":N}` → its `pong` with the same `seq`.
+    Builtin,
+    /// `bench/devices/echo.yaml`, rule `ping`: `{"cmd":"ping","seq":N}` → `{"pong":N}`, the
+    /// reply templated from the message (`"{{ msg.seq }}"`), as real device files are.
+    FileTemplated,
+    /// The same file, rule `ping-literal`: `{"cmd":"ping-literal","seq":N}` → `{"pong":true}`,
+    /// a constant reply: what matching and the host cost without any template.
+    FileLiteral,
+}
+
+impl Responder {
+    /// Short label for tables.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Responder::Builtin => "built-in firmware",
+            Responder::FileTemplated => "device file, templated reply",
+            Responder::FileLiteral => "device file, literal reply",
+        }
+    }
+
+    /// The emulator's device logic for this responder.
+    fn source(self) -> anyhow::Result<DeviceSource> {
+        Ok(match self {
+            Responder::Builtin => DeviceSource::Builtin,
+            Responder::FileTemplated | Responder::FileLiteral => {
+                let file =
+                    espsim_emulator::device_file::parse(ECHO_DEVICE, Path::new(ECHO_DEVICE_PATH))
+                        .context("the bench's device file")?;
+                DeviceSource::File(Arc::new(file))
+            }
+        })
+    }
+}
+
+/// What one run serves: a device and the fault rules in front of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Setup {
+    pub(crate) responder: Responder,
+    pub(crate) faults: FaultMode,
+}
+
+impl Setup {
+    /// The built-in firmware behind `faults`.
+    pub(crate) fn builtin(faults: FaultMode) -> Setup {
+        Setup {
+            responder: Responder::Builtin,
+            faults,
+        }
+    }
+
+    /// `responder` with no fault rules.
+    pub(crate) fn device(responder: Responder) -> Setup {
+        Setup {
+            responder,
+            faults: FaultMode::None,
+        }
+    }
+}
 
 /// Which fault rules the emulator runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +170,7 @@ pub(crate) struct WsRun {
 /// Runs `clients` concurrent ping/pong loops for `warmup + measure` against a fresh emulator.
 pub(crate) fn run(
     clients: usize,
-    mode: FaultMode,
+    setup: Setup,
     warmup: Duration,
     measure: Duration,
 ) -> anyhow::Result<WsRun> {
@@ -117,7 +187,8 @@ pub(crate) fn run(
     let config = EmulatorConfig {
         dns: None,
         profile: Profile::UNLIMITED,
-        faults: mode.rules()?,
+        faults: setup.faults.rules()?,
+        device_logic: setup.responder.source()?,
         seed: 1,
         ..EmulatorConfig::default()
     };
@@ -125,7 +196,7 @@ pub(crate) fn run(
         .block_on(Emulator::start(config))
         .context("starting the emulator")?;
     let url = format!("ws://{}/ws", running.http_addr());
-    let result = client_rt.block_on(load(&url, clients, warmup, measure));
+    let result = client_rt.block_on(load(&url, clients, setup.responder, warmup, measure));
     server_rt.block_on(running.shutdown(Duration::from_secs(2)));
     client_rt.shutdown_timeout(Duration::from_secs(2));
     server_rt.shutdown_timeout(Duration::from_secs(2));
@@ -135,6 +206,7 @@ pub(crate) fn run(
 async fn load(
     url: &str,
     clients: usize,
+    responder: Responder,
     warmup: Duration,
     measure: Duration,
 ) -> anyhow::Result<WsRun> {
@@ -143,7 +215,7 @@ async fn load(
     let end = start + measure;
     let mut tasks = Vec::with_capacity(clients);
     for ws in sockets {
-        tasks.push(tokio::spawn(ping_loop(ws, start, end)));
+        tasks.push(tokio::spawn(ping_loop(ws, responder, start, end)));
     }
     // Samples the emulator threads' CPU time at the window's edges.
     let cpu = tokio::spawn(async move {
@@ -205,14 +277,19 @@ fn client_config() -> WebSocketConfig {
 }
 
 /// One client: ping, wait for its pong, repeat until `end`; latencies of those sent after `start`.
-async fn ping_loop(mut ws: Ws, start: Instant, end: Instant) -> anyhow::Result<Vec<u32>> {
+async fn ping_loop(
+    mut ws: Ws,
+    responder: Responder,
+    start: Instant,
+    end: Instant,
+) -> anyhow::Result<Vec<u32>> {
     let mut latencies = Vec::new();
     for seq in 0..MAX_ROUND_TRIPS {
         let sent = Instant::now();
         if sent >= end {
             break;
         }
-        round_trip(&mut ws, seq).await?;
+        round_trip_with(&mut ws, responder, seq).await?;
         if sent >= start {
             let us = sent.elapsed().as_micros();
             latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
@@ -222,10 +299,21 @@ async fn ping_loop(mut ws: Ws, start: Instant, end: Instant) -> anyhow::Result<V
     Ok(latencies)
 }
 
-/// Sends `ping{seq}` and reads until the `pong` with that `seq`.
+/// Sends the built-in firmware's `ping{seq}` and reads until the `pong` with that `seq`.
 pub(crate) async fn round_trip(ws: &mut Ws, seq: u64) -> anyhow::Result<()> {
-    let ping = encode_client(&ClientMessage::Ping(Ping { id: None, seq }));
-    let text = String::from_utf8(ping).context("encoded ping is not UTF-8")?;
+    round_trip_with(ws, Responder::Builtin, seq).await
+}
+
+/// Sends `responder`'s ping for `seq` and reads until its reply.
+async fn round_trip_with(ws: &mut Ws, responder: Responder, seq: u64) -> anyhow::Result<()> {
+    let text = match responder {
+        Responder::Builtin => {
+            let ping = encode_client(&ClientMessage::Ping(Ping { id: None, seq }));
+            String::from_utf8(ping).context("encoded ping is not UTF-8")?
+        }
+        Responder::FileTemplated => format!(r#"{{"cmd":"ping","seq":{seq}}}"#),
+        Responder::FileLiteral => format!(r#"{{"cmd":"ping-literal","seq":{seq}}}"#),
+    };
     timeout(OP_TIMEOUT, ws.send(Message::text(text)))
         .await
         .context("send timed out")?
@@ -236,9 +324,7 @@ pub(crate) async fn round_trip(ws: &mut Ws, seq: u64) -> anyhow::Result<()> {
             .context("no pong within the timeout")?;
         match frame {
             Some(Ok(Message::Text(t))) => {
-                if let Ok(DeviceMessage::Pong(p)) = decode_device(t.as_bytes())
-                    && p.seq == seq
-                {
+                if is_reply(responder, t.as_str(), seq) {
                     return Ok(());
                 }
             }
@@ -249,6 +335,25 @@ pub(crate) async fn round_trip(ws: &mut Ws, seq: u64) -> anyhow::Result<()> {
         }
     }
     bail!("no pong for seq {seq} among {MAX_FRAMES_PER_PONG} frames")
+}
+
+/// Whether `text` is `responder`'s answer to the ping with `seq`.
+fn is_reply(responder: Responder, text: &str, seq: u64) -> bool {
+    match responder {
+        Responder::Builtin => {
+            matches!(decode_device(text.as_bytes()), Ok(DeviceMessage::Pong(p)) if p.seq == seq)
+        }
+        Responder::FileTemplated | Responder::FileLiteral => {
+            let Ok(reply) = serde_json::from_str::<serde_json::Value>(text) else {
+                return false;
+            };
+            let want = match responder {
+                Responder::FileTemplated => serde_json::Value::from(seq),
+                _ => serde_json::Value::Bool(true),
+            };
+            reply.get("pong") == Some(&want)
+        }
+    }
 }
 
 /// How late Tokio's timer fires on this machine right now: `tasks` tasks each sleep `period`
@@ -294,5 +399,35 @@ pub(crate) fn timer_overshoot(
     match (percentile(&all, 50.0), percentile(&all, 99.0)) {
         (Some(p50), Some(p99)) => Ok((p50, p99)),
         _ => bail!("no timer sample"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_echo_device_file_loads() {
+        for responder in [Responder::FileTemplated, Responder::FileLiteral] {
+            assert!(matches!(responder.source(), Ok(DeviceSource::File(_))));
+        }
+    }
+
+    #[test]
+    fn replies_are_told_apart_by_responder_and_seq() {
+        assert!(is_reply(Responder::FileTemplated, r#"{"pong":7}"#, 7));
+        assert!(!is_reply(Responder::FileTemplated, r#"{"pong":6}"#, 7));
+        assert!(!is_reply(Responder::FileTemplated, r#"{"pong":"7"}"#, 7));
+        assert!(is_reply(Responder::FileLiteral, r#"{"pong":true}"#, 7));
+        assert!(!is_reply(
+            Responder::FileLiteral,
+            r#"{"error":"unknown"}"#,
+            7
+        ));
+        assert!(is_reply(
+            Responder::Builtin,
+            r#"{"type":"pong","seq":7}"#,
+            7
+        ));
     }
 }

@@ -107,7 +107,20 @@ pub(crate) enum Matcher {
 #[derive(Debug)]
 pub(crate) struct JsonMatch {
     pub(crate) pointer: String,
+    /// `pointer`'s reference tokens, unescaped once here: `serde_json::Value::pointer` splits
+    /// and unescapes (two `str::replace`) on every call, a sixth of a small rule's cost.
+    pub(crate) tokens: Vec<String>,
     pub(crate) test: JsonTest,
+}
+
+/// The unescaped reference tokens of an RFC 6901 pointer, as `serde_json::Value::pointer`
+/// reads them (none for the empty pointer).
+pub(crate) fn pointer_tokens(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect()
 }
 
 /// The test of a JSON condition.
@@ -971,6 +984,7 @@ impl Compiler<'_> {
             JsonTest::Exists(true)
         };
         Ok(JsonMatch {
+            tokens: pointer_tokens(&pointer_text),
             pointer: pointer_text,
             test,
         })

@@ -5,6 +5,7 @@
 //! periodic messages (rendered when they fire). It never reads a clock: every time comes from
 //! the host's `now_ms`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use base64::Engine as _;
 use espsim_firmware::{
     ConnId, DeviceLogic, Effect, Frame, HttpRequest, HttpResponse, Payload, SessionStart, To,
 };
-use minijinja::Environment;
+use minijinja::{Environment, Value as MjValue};
 use serde_json::{Map, Value};
 
 use crate::compile::{
@@ -35,6 +36,9 @@ pub struct FileDevice {
     env: Environment<'static>,
     sim: Arc<Mutex<Sim>>,
     state: Map<String, Value>,
+    /// `state` as the templates see it, rebuilt whenever `state` changes: converting the
+    /// variables for every message's context cost more than rendering a small reply.
+    state_value: minijinja::Value,
     boot_ms: u64,
     sessions: BTreeMap<ConnId, SessionInfo>,
     rule_counts: Vec<u64>,
@@ -45,6 +49,10 @@ pub struct FileDevice {
     render_errors: VecDeque<String>,
     /// Render errors not yet handed to the host (`DeviceLogic::take_problems`).
     unreported: Vec<String>,
+    /// The last text `label` parsed, and its parse: the host labels each message just before
+    /// handing it to `on_message`, which takes the parse instead of parsing again. A lock (not a
+    /// `RefCell`) because `label` takes `&self` and the device is shared between threads.
+    labelled: Mutex<Option<(String, Option<Value>)>>,
 }
 
 /// What a session's upgrade request said (for `on_connect` templates).
@@ -96,12 +104,13 @@ impl FileDevice {
                     hint: None,
                 })?;
         }
-        let state = program
+        let state: Map<String, Value> = program
             .state
             .iter()
             .map(|v| (v.name.clone(), v.initial.clone()))
             .collect();
         Ok(FileDevice {
+            state_value: minijinja::Value::from_serialize(&state),
             rule_counts: vec![0; program.rules.len()],
             route_counts: vec![0; program.routes.len()],
             program,
@@ -115,6 +124,7 @@ impl FileDevice {
             next_order: 0,
             render_errors: VecDeque::new(),
             unreported: Vec::new(),
+            labelled: Mutex::new(None),
         })
     }
 
@@ -139,6 +149,7 @@ impl FileDevice {
             });
         }
         self.state.insert(key.to_owned(), value);
+        self.state_value = minijinja::Value::from_serialize(&self.state);
         Ok(())
     }
 
@@ -164,18 +175,17 @@ impl FileDevice {
         self.next_order
     }
 
-    /// The template context: `state`, `uptime_ms` and `extra`.
-    fn context(&self, now_ms: u64, extra: Vec<(&str, Value)>) -> minijinja::Value {
-        let mut ctx = Map::new();
-        ctx.insert("state".to_owned(), Value::Object(self.state.clone()));
-        ctx.insert(
-            "uptime_ms".to_owned(),
-            Value::from(now_ms.saturating_sub(self.boot_ms)),
-        );
-        for (k, v) in extra {
-            ctx.insert(k.to_owned(), v);
-        }
-        minijinja::Value::from_serialize(&ctx)
+    /// The template context: `state`, `uptime_ms` and `extra` (later names win).
+    ///
+    /// Built from minijinja values directly: the state's is cached (`state_value`), each extra
+    /// converted once by the caller, rather than cloning everything into one JSON map and
+    /// converting that on every call.
+    fn context(&self, now_ms: u64, extra: Vec<(&str, minijinja::Value)>) -> minijinja::Value {
+        let uptime = minijinja::Value::from(now_ms.saturating_sub(self.boot_ms));
+        [("state", self.state_value.clone()), ("uptime_ms", uptime)]
+            .into_iter()
+            .chain(extra)
+            .collect()
     }
 
     fn write_json(
@@ -191,7 +201,7 @@ impl FileDevice {
                 let s = template::render(&self.env, name, ctx)?;
                 out.push_str(&text(&Value::String(s))?);
             }
-            JsonT::Typed(name) => out.push_str(&text(&template::eval(&self.env, name, ctx)?)?),
+            JsonT::Typed(name) => out.push_str(&template::eval_text(&self.env, name, ctx)?),
             JsonT::Array(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
@@ -415,8 +425,8 @@ impl FileDevice {
         let ctx = self.context(
             now_ms,
             vec![
-                ("session", session.map_or(Value::Null, Value::from)),
-                ("seq", Value::from(seq)),
+                ("session", session.map_or(MjValue::from(()), MjValue::from)),
+                ("seq", MjValue::from(seq)),
             ],
         );
         let to = session.map_or(To::All, To::Session);
@@ -476,9 +486,32 @@ fn json_equal(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// `doc.pointer(&c.pointer)`, with the tokens split at load.
+fn lookup<'v>(doc: &'v Value, c: &JsonMatch) -> Option<&'v Value> {
+    if c.pointer.is_empty() {
+        return Some(doc);
+    }
+    if !c.pointer.starts_with('/') {
+        return None;
+    }
+    c.tokens.iter().try_fold(doc, |target, token| match target {
+        Value::Object(map) => map.get(token),
+        Value::Array(list) => array_index(token).and_then(|i| list.get(i)),
+        _ => None,
+    })
+}
+
+/// An array index as RFC 6901 (and serde_json) read it: digits, no leading `+` or `0`.
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+        return None;
+    }
+    token.parse().ok()
+}
+
 fn json_holds(conds: &[JsonMatch], doc: &Value) -> bool {
     conds.iter().all(|c| {
-        let found = doc.pointer(&c.pointer);
+        let found = lookup(doc, c);
         match &c.test {
             JsonTest::Exists(want) => found.is_some() == *want,
             JsonTest::Equals(v) => found.is_some_and(|f| json_equal(f, v)),
@@ -507,22 +540,25 @@ fn text_holds(t: &TextMatch, text: &str) -> Option<Vec<Value>> {
 }
 
 /// Whether a message matches; on a match, the `msg` its templates see.
-fn match_frame(
+///
+/// A parsed JSON message is lent, not cloned: `label` only asks whether a rule matches.
+fn match_frame<'p>(
     matcher: Option<&Matcher>,
     frame: Frame<'_>,
-    parsed: &Option<Value>,
-) -> Option<Value> {
+    parsed: &'p Option<Value>,
+) -> Option<Cow<'p, Value>> {
     match (matcher, frame) {
-        (None, Frame::Text(text)) => {
-            Some(parsed.clone().unwrap_or_else(|| text_msg(text, Vec::new())))
-        }
-        (None, Frame::Binary(bytes)) => Some(binary_msg(bytes)),
+        (None, Frame::Text(text)) => Some(match parsed {
+            Some(doc) => Cow::Borrowed(doc),
+            None => Cow::Owned(text_msg(text, Vec::new())),
+        }),
+        (None, Frame::Binary(bytes)) => Some(Cow::Owned(binary_msg(bytes))),
         (Some(Matcher::Json(conds)), Frame::Text(_)) => parsed
             .as_ref()
             .filter(|doc| json_holds(conds, doc))
-            .cloned(),
+            .map(Cow::Borrowed),
         (Some(Matcher::Text(t)), Frame::Text(text)) => {
-            text_holds(t, text).map(|caps| text_msg(text, caps))
+            text_holds(t, text).map(|caps| Cow::Owned(text_msg(text, caps)))
         }
         (
             Some(Matcher::Binary {
@@ -531,7 +567,7 @@ fn match_frame(
                 max_len,
             }),
             Frame::Binary(bytes),
-        ) => binary_holds(bytes, prefix, *min_len, *max_len).then(|| binary_msg(bytes)),
+        ) => binary_holds(bytes, prefix, *min_len, *max_len).then(|| Cow::Owned(binary_msg(bytes))),
         _ => None,
     }
 }
@@ -629,9 +665,9 @@ impl DeviceLogic for FileDevice {
         let ctx = self.context(
             now_ms,
             vec![
-                ("session", Value::from(session)),
-                ("query", Value::Object(info.query.clone())),
-                ("headers", Value::Object(info.headers.clone())),
+                ("session", MjValue::from(session)),
+                ("query", MjValue::from_serialize(&info.query)),
+                ("headers", MjValue::from_serialize(&info.headers)),
             ],
         );
         self.sessions.insert(session, info);
@@ -664,14 +700,28 @@ impl DeviceLogic for FileDevice {
             .rules
             .iter()
             .find(|rule| match_frame(rule.matcher.as_ref(), frame, &parsed).is_some());
-        Some(rule.map_or_else(|| "unmatched".to_owned(), |rule| rule.name.clone()))
+        let label = rule.map_or_else(|| "unmatched".to_owned(), |rule| rule.name.clone());
+        if let Frame::Text(text) = frame {
+            let mut labelled = self
+                .labelled
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *labelled = Some((text.to_owned(), parsed));
+        }
+        Some(label)
     }
 
     fn on_message(&mut self, session: ConnId, frame: Frame<'_>, now_ms: u64) -> Vec<Effect> {
         let program = Arc::clone(&self.program);
-        let parsed = match frame {
-            Frame::Text(text) => serde_json::from_str::<Value>(text).ok(),
-            Frame::Binary(_) => None,
+        let labelled = self
+            .labelled
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let parsed = match (frame, labelled) {
+            (Frame::Text(text), Some((seen, parsed))) if seen == text => parsed,
+            (Frame::Text(text), _) => serde_json::from_str::<Value>(text).ok(),
+            (Frame::Binary(_), _) => None,
         };
         let mut out = Vec::new();
         for (index, rule) in program.rules.iter().enumerate() {
@@ -682,18 +732,19 @@ impl DeviceLogic for FileDevice {
             if let Some(c) = self.rule_counts.get_mut(index) {
                 *c = count;
             }
-            let extra = |msg: &Value| {
+            let msg = MjValue::from_serialize(&*msg);
+            let extra = || {
                 vec![
                     ("msg", msg.clone()),
-                    ("session", Value::from(session)),
-                    ("count", Value::from(count)),
+                    ("session", MjValue::from(session)),
+                    ("count", MjValue::from(count)),
                 ]
             };
             if !rule.set.is_empty() {
-                let ctx = self.context(now_ms, extra(&msg));
+                let ctx = self.context(now_ms, extra());
                 self.apply_set(&rule.set, &ctx, &rule.name);
             }
-            let ctx = self.context(now_ms, extra(&msg));
+            let ctx = self.context(now_ms, extra());
             self.emit(&rule.sends, session, &ctx, &rule.name, now_ms, &mut out);
             if let Some(p) = rule.stop {
                 self.stop(p, session);
@@ -709,13 +760,14 @@ impl DeviceLogic for FileDevice {
         match &program.unmatched {
             compile::Unmatched::Ignore => {}
             compile::Unmatched::Reply(sends) => {
-                let msg = match_frame(None, frame, &parsed).unwrap_or(Value::Null);
+                let msg = match_frame(None, frame, &parsed)
+                    .map_or_else(|| MjValue::from(()), |msg| MjValue::from_serialize(&*msg));
                 let ctx = self.context(
                     now_ms,
                     vec![
                         ("msg", msg),
-                        ("session", Value::from(session)),
-                        ("count", Value::from(0)),
+                        ("session", MjValue::from(session)),
+                        ("count", MjValue::from(0)),
                     ],
                 );
                 self.emit(sends, session, &ctx, "unmatched", now_ms, &mut out);
@@ -802,12 +854,15 @@ impl DeviceLogic for FileDevice {
             }
         };
         let extra = vec![
-            ("body", body),
-            ("query", Value::Object(to_map(query))),
-            ("headers", Value::Object(header_map(request.headers))),
-            ("method", Value::from(request.method)),
-            ("path", Value::from(request.path)),
-            ("count", Value::from(count)),
+            ("body", MjValue::from_serialize(&body)),
+            ("query", MjValue::from_serialize(to_map(query))),
+            (
+                "headers",
+                MjValue::from_serialize(header_map(request.headers)),
+            ),
+            ("method", MjValue::from(request.method)),
+            ("path", MjValue::from(request.path)),
+            ("count", MjValue::from(count)),
         ];
         if !route.set.is_empty() {
             let ctx = self.context(now_ms, extra.clone());
@@ -891,6 +946,7 @@ impl DeviceLogic for FileDevice {
                 self.state.insert(var.name.clone(), var.initial.clone());
             }
         }
+        self.state_value = MjValue::from_serialize(&self.state);
         self.sessions.clear();
         self.pending.clear();
         self.running.clear();
@@ -901,5 +957,48 @@ impl DeviceLogic for FileDevice {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .reset_walks();
         self.boot_ms = now_ms;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::pointer_tokens;
+
+    #[test]
+    fn pointer_lookup_with_tokens_split_at_load_agrees_with_serde_json() {
+        let doc = serde_json::json!({
+            "a": { "b/c": [10, 11, { "~d": true }], "": 1, "0": "zero" },
+            "list": [1, 2, 3],
+        });
+        for pointer in [
+            "",
+            "/",
+            "/a",
+            "/a/b~1c",
+            "/a/b~1c/1",
+            "/a/b~1c/2/~0d",
+            "/a/b~1c/01",
+            "/a/b~1c/+1",
+            "/a/",
+            "/a/0",
+            "/list/0",
+            "/list/3",
+            "/list/-",
+            "/missing/x",
+            "/a~01",
+            "a",
+        ] {
+            let c = JsonMatch {
+                pointer: pointer.to_owned(),
+                tokens: pointer_tokens(pointer),
+                test: JsonTest::Exists(true),
+            };
+            assert_eq!(
+                lookup(&doc, &c),
+                doc.pointer(pointer),
+                "pointer {pointer:?}"
+            );
+        }
     }
 }

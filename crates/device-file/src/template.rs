@@ -189,20 +189,47 @@ pub(crate) fn eval(
     name: &str,
     ctx: &Value,
 ) -> Result<serde_json::Value, String> {
+    let json = eval_value(env, name, ctx)?;
+    check_size(serde_json::to_string(&json).map_or(0, |s| s.len()))?;
+    Ok(json)
+}
+
+/// Evaluates typed template `name` straight to its JSON text, as [`eval`] then
+/// `serde_json::to_string` would, but serializing once (a reply's `"{{ msg.seq }}"` is rendered
+/// for every message).
+pub(crate) fn eval_text(
+    env: &Environment<'static>,
+    name: &str,
+    ctx: &Value,
+) -> Result<String, String> {
+    let json = eval_value(env, name, ctx)?;
+    let text = serde_json::to_string(&json).map_err(|e| e.to_string())?;
+    check_size(text.len())?;
+    Ok(text)
+}
+
+/// The value of typed template `name`, not yet size-checked.
+fn eval_value(
+    env: &Environment<'static>,
+    name: &str,
+    ctx: &Value,
+) -> Result<serde_json::Value, String> {
     let template = env.get_template(name).map_err(|e| describe(&e))?;
     let captured = template.render_captured(ctx).map_err(|e| describe(&e))?;
     let value = captured
         .state()
         .lookup(TYPED_RESULT)
         .unwrap_or(Value::UNDEFINED);
-    let json = serde_json::to_value(&value).map_err(|e| e.to_string())?;
-    let size = serde_json::to_string(&json).map_or(0, |s| s.len());
+    serde_json::to_value(&value).map_err(|e| e.to_string())
+}
+
+fn check_size(size: usize) -> Result<(), String> {
     if size > MAX_TEMPLATE_OUTPUT {
         return Err(format!(
             "the value is {size} bytes of JSON, more than {MAX_TEMPLATE_OUTPUT}"
         ));
     }
-    Ok(json)
+    Ok(())
 }
 
 /// A template error in one line: its kind and detail, without the template's internal name.
