@@ -2,13 +2,13 @@
 //! one JSON object per line on its stdin and stdout (`docs/reference/device-process.md`).
 //!
 //! The device seam is synchronous and sans-IO; the process is not. So:
-//! - [`logic`]: `ProcessDevice` implements `DeviceLogic` by queueing one line per call on a
-//!   bounded queue ([`link`]) and returning no effects;
-//! - [`supervisor`]: reads the process's lines ([`lines`], checked by [`protocol`]) and hands
+//! - `logic`: `ProcessDevice` implements `DeviceLogic` by queueing one line per call on a
+//!   bounded queue (`link`) and returning no effects;
+//! - `supervisor`: reads the process's lines (`lines`, checked by `protocol`) and hands
 //!   the effects to the device host (`DeviceHost::apply`); HTTP requests wait for their
-//!   `http_response` by id with a timeout ([`link::Link::http`]);
-//! - [`child`]: one run of the process (spawn, `hello`, wait for `ready`), its stderr passed
-//!   through to the log ([`stderr`]), garbage lines counted ([`garbage`]).
+//!   `http_response` by id with a timeout (`link::Link::http`);
+//! - `child`: one run of the process (spawn, `hello`, wait for `ready`), its stderr passed
+//!   through to the log (`stderr`), garbage lines counted (`garbage`).
 //!
 //! A process that exits, hangs (stops reading its stdin) or speaks only garbage is a crashed
 //! chip: sessions drop, connections are refused, and it restarts with back-off within a budget.
