@@ -112,7 +112,9 @@ mkdir -p dist
 if [ -n "${ESPSIM_STATIC_BIN:-}" ]; then
   cp "$ESPSIM_STATIC_BIN" dist/espsim
 else
+  # The Dockerfile's build stage's settings: static, stripped, built for size.
   RUSTFLAGS='-C target-feature=+crt-static' CARGO_PROFILE_RELEASE_STRIP=symbols \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
     timeout 1800 cargo build --release --locked -p espsim --target x86_64-unknown-linux-gnu
   cp target/x86_64-unknown-linux-gnu/release/espsim dist/espsim
 fi
