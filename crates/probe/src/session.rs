@@ -45,6 +45,23 @@ pub struct ProtocolDetails {
     pub reply: Option<String>,
 }
 
+impl ProtocolDetails {
+    /// Nothing learnt yet: every fact empty, the version this probe speaks.
+    fn unanswered() -> Self {
+        ProtocolDetails {
+            device_id: None,
+            firmware_version: None,
+            protocol_version: None,
+            expected_protocol_version: PROTOCOL_VERSION,
+            capabilities: Vec::new(),
+            error_code: None,
+            error_message: None,
+            close_code: None,
+            reply: None,
+        }
+    }
+}
+
 /// Longest reply kept in [`ProtocolDetails::reply`], in characters.
 const REPLY_PREVIEW: usize = 200;
 
@@ -104,17 +121,7 @@ pub(crate) async fn hello(
     token: Option<&str>,
     timeout: Duration,
 ) -> LayerResult {
-    let mut d = ProtocolDetails {
-        device_id: None,
-        firmware_version: None,
-        protocol_version: None,
-        expected_protocol_version: PROTOCOL_VERSION,
-        capabilities: Vec::new(),
-        error_code: None,
-        error_message: None,
-        close_code: None,
-        reply: None,
-    };
+    let mut d = ProtocolDetails::unanswered();
     let message = ClientMessage::Hello(Hello {
         id: Some(1),
         client: "espsim-probe".to_owned(),
@@ -225,17 +232,7 @@ pub(crate) async fn custom_hello(
     hello: &CustomHello,
     timeout: Duration,
 ) -> LayerResult {
-    let mut d = ProtocolDetails {
-        device_id: None,
-        firmware_version: None,
-        protocol_version: None,
-        expected_protocol_version: PROTOCOL_VERSION,
-        capabilities: Vec::new(),
-        error_code: None,
-        error_message: None,
-        close_code: None,
-        reply: None,
-    };
+    let mut d = ProtocolDetails::unanswered();
     let wanted = describe_expect(hello);
     match exchange(ws, hello, timeout).await {
         Ok(reply) => {
