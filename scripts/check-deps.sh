@@ -58,7 +58,7 @@ ALLOWED = {
 PURE = {
     "espsim-protocol": {"serde", "serde_json", "thiserror", "schemars"},
     "espsim-firmware": {"rand_core", "rand_pcg", "thiserror"},
-    "espsim-faults": {"serde", "serde_json", "thiserror", "schemars", "humantime", "rand",
+    "espsim-faults": {"serde", "serde_json", "thiserror", "schemars", "humantime", "rand", "regex",
                       "rand_core", "rand_pcg", "tracing", "tokio"},
     "espsim-example-rust-device": set(),
 }

@@ -2,8 +2,10 @@
 //! JSON, a plain-text command, a binary frame, two REST routes), served by `espsim run --device`
 //! and driven by independent clients: Python `websockets` and Node `ws` play the same scripted
 //! conversation (`tests/clients/conversation_*.py|js`) and must see the same bytes; `curl` calls
-//! the REST routes. Faults act on the user's protocol too (a handshake cut, a message dropped by
-//! its rule's label).
+//! the REST routes. Faults act on the user's protocol too (a handshake cut, messages dropped by
+//! their rule's label and by a payload matcher, a half-open connection), and `espsim test`
+//! judges such an app with label and payload matchers, a device process's unlabelled messages
+//! included.
 //!
 //! A `harness = false` test run by `espsim_tests::checks`: a missing client makes its checks
 //! `ignored`, or failed with `ESPSIM_REQUIRE_CLIENTS=1` (CI).
@@ -201,8 +203,9 @@ fn curl_routes() {
 }
 
 /// Faults act on a device file's sessions: the handshake cut mid-response (the app gets no
-/// session), a reply dropped by its rule's label, and an app message dropped by the label of
-/// the rule it matches, while the next reply arrives.
+/// session), a reply dropped by its rule's label, an app message dropped by a payload matcher
+/// (a text regex), while the next reply arrives; and a `half_open` connection (the third),
+/// on which the app's opening handshake goes unanswered until its own timeout.
 fn faults(client: Client) {
     let dir = scenario_dir(client, "faults");
     let scenario = dir.join("faults.yaml");
@@ -211,7 +214,9 @@ fn faults(client: Client) {
         "name: thermo-faults\nduration: 30s\ndevice: { file: thermo.yaml }\nfaults:\n  \
          - { when: { connections: 1 }, fault: { handshake: close, at: mid_response, bytes: 20 } }\n  \
          - { when: { message_type: get }, fault: { ws: drop, direction: out } }\n  \
-         - { when: { message_type: led-text }, fault: { ws: drop, direction: in } }\n",
+         - { when: { message_type: { text: { regex: \"^LED=[01]$\" } } }, \
+             fault: { ws: drop, direction: in } }\n  \
+         - { when: { connections: 3 }, fault: { stream: half_open } }\n",
     )
     .expect("write scenario");
     let mut cmd = espsim_run_command(7);
@@ -236,6 +241,12 @@ fn faults(client: Client) {
         json_text(0, json!({"error": "unknown"})),
         "the `get` reply and the `LED=0` message were dropped: {seen}"
     );
+    let silent = client.converse(&device.ws_url(), &json!([{"open": true}]));
+    let error = silent["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error.contains("timed out") || error.contains("Timeout"),
+        "a half-open device never answers the handshake: {silent}"
+    );
 }
 
 /// `espsim test` judges an app of the user's protocol: `sends` and `sends_in_order` name the
@@ -248,7 +259,10 @@ fn expectations(client: Client) {
         "name: thermo-app\nduration: 10s\ndevice: { file: thermo.yaml }\nexpect:\n  \
          - sends: { type: set-led, within: 2s }\n  \
          - sends_in_order: [get, set-led, led-text]\n  \
-         - sends: { type: bye, within: 2s }\n",
+         - sends: { type: bye, within: 2s }\n  \
+         - sends: { type: { json: { pointer: /led, equals: true } }, within: 2s }\n  \
+         - sends_in_order: [ { json: { pointer: /key, glob: \"l*\" } }, { text: { regex: \"^LED=1$\" } } ]\n  \
+         - sends: { type: { text: { exact: bye } } }\n",
     )
     .expect("write scenario");
     let script = json!([
@@ -257,6 +271,92 @@ fn expectations(client: Client) {
         {"text": r#"{"cmd":"set","led":true}"#}, {"recv": 1},
         {"text": "LED=1"}, {"recv": 1},
     ]);
+    let done = espsim_test(client, &scenario, &script);
+    assert_eq!(
+        done.status.code(),
+        Some(1),
+        "two expectations fail: {}",
+        done.stdout
+    );
+    for line in [
+        "✓ sends           `set-led` within 2s of a session opening — `set-led` on conn 1",
+        "✓ sends_in_order  get → set-led → led-text — get → set-led → led-text in order on conn 1",
+        "✗ sends#2         `bye` within 2s of a session opening — `bye` never sent \
+         (sent: get, set-led, led-text)",
+        "✓ sends#3         `{\"json\":[{\"pointer\":\"/led\",\"equals\":true}]}` within 2s of a \
+         session opening — `{\"json\":[{\"pointer\":\"/led\",\"equals\":true}]}` on conn 1",
+        "✓ sends_in_order#2 {\"json\":[{\"pointer\":\"/key\",\"glob\":\"l*\"}]} → \
+         {\"text\":{\"regex\":\"^LED=1$\"}} — ",
+        "✗ sends#4         `{\"text\":{\"exact\":\"bye\"}}` — `{\"text\":{\"exact\":\"bye\"}}` never \
+         sent (sent: get, set-led, led-text)",
+    ] {
+        assert!(
+            squeezed(&done.stdout).contains(&squeezed(line)),
+            "`{line}` in\n{}",
+            done.stdout
+        );
+    }
+}
+
+/// `espsim test` judges an app talking to a device *process* (the Python example, whose
+/// messages have no label): payload matchers find the app's messages all the same.
+fn process_expectations(client: Client) {
+    let dir = scenario_dir(client, "process");
+    let scenario = dir.join("lamp.yaml");
+    let device = repo_root().join("examples/device-process/python/device.py");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: lamp-app\nduration: 10s\ndevice: {{ command: [python3, '{}'] }}\nexpect:\n  \
+             - sends: {{ type: {{ json: {{ pointer: /on, equals: true }} }}, within: 2s }}\n  \
+             - sends_in_order: [ {{ json: {{ pointer: /cmd, equals: status }} }}, \
+               {{ json: {{ pointer: /cmd, glob: \"s?t\" }} }} ]\n  \
+             - sends: {{ type: {{ json: {{ pointer: /cmd, equals: reboot }} }} }}\n",
+            device.display()
+        ),
+    )
+    .expect("write scenario");
+    let script = json!([
+        {"open": true},
+        {"text": r#"{"cmd":"status"}"#}, {"recv": 1},
+        {"text": r#"{"cmd":"set","on":true}"#}, {"recv": 1},
+    ]);
+    let done = espsim_test(client, &scenario, &script);
+    assert_eq!(done.status.code(), Some(1), "one fails: {}", done.stdout);
+    for line in [
+        "✓ sends           `{\"json\":[{\"pointer\":\"/on\",\"equals\":true}]}` within 2s",
+        "✓ sends_in_order  {\"json\":[{\"pointer\":\"/cmd\",\"equals\":\"status\"}]} → \
+         {\"json\":[{\"pointer\":\"/cmd\",\"glob\":\"s?t\"}]} — ",
+        "✗ sends#2         `{\"json\":[{\"pointer\":\"/cmd\",\"equals\":\"reboot\"}]}` — \
+         `{\"json\":[{\"pointer\":\"/cmd\",\"equals\":\"reboot\"}]}` never sent \
+         (sent: (unlabelled), (unlabelled))",
+    ] {
+        assert!(
+            squeezed(&done.stdout).contains(&squeezed(line)),
+            "`{line}` in\n{}",
+            done.stdout
+        );
+    }
+}
+
+/// `text` with every run of spaces made one: report columns widen with the longest name.
+fn squeezed(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split(' ').filter(|w| !w.is_empty()).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// `espsim test SCENARIO -- <client> playing script`: the finished run.
+fn espsim_test(
+    client: Client,
+    scenario: &std::path::Path,
+    script: &Value,
+) -> espsim_tests::Finished {
     let clients = repo_root().join("tests/clients");
     let app = match client {
         Client::Python => format!(
@@ -271,23 +371,9 @@ fn expectations(client: Client) {
     };
     let mut cmd = Command::new(espsim_bin());
     cmd.arg("test")
-        .arg(&scenario)
+        .arg(scenario)
         .args(["--", "sh", "-c", &app, &script.to_string()]);
-    let done = run_with_limit(&mut cmd, LIMIT).expect("espsim test runs");
-    assert_eq!(
-        done.status.code(),
-        Some(1),
-        "one expectation fails: {}",
-        done.stdout
-    );
-    for line in [
-        "✓ sends           `set-led` within 2s of a session opening — `set-led` on conn 1",
-        "✓ sends_in_order  get → set-led → led-text — get → set-led → led-text in order on conn 1",
-        "✗ sends#2         `bye` within 2s of a session opening — `bye` never sent \
-         (sent: get, set-led, led-text)",
-    ] {
-        assert!(done.stdout.contains(line), "`{line}` in\n{}", done.stdout);
-    }
+    run_with_limit(&mut cmd, LIMIT).expect("espsim test runs")
 }
 
 /// A fresh directory holding a copy of the fixture, for a scenario whose `file:` is relative.
@@ -322,6 +408,12 @@ fn main() -> ExitCode {
             client.name(),
             client.missing(),
             move || expectations(client),
+        ));
+        all.push(ClientCheck::new(
+            "device-process-expectations",
+            client.name(),
+            client.missing(),
+            move || process_expectations(client),
         ));
     }
     all.push(ClientCheck::new(

@@ -246,10 +246,20 @@ pub enum EventKind {
         conn: ConnId,
         /// In (app → device) or out.
         direction: Direction,
-        /// The protocol `type` field, when the message had one.
+        /// The device's label for the message: the built-in protocol's `type`, the name of the
+        /// device file's rule that matched it (`unmatched` when none did), a device process's
+        /// `label`; `None` when the device gave none.
         msg_type: Option<String>,
         /// Payload size in bytes.
         bytes: usize,
+        /// The first characters of the payload (binary as hex), secrets redacted
+        /// (see `ws::preview`).
+        #[serde(default)]
+        preview: String,
+        /// Which of [`crate::EmulatorConfig::watched_messages`] matched this app message, by
+        /// index (absent when none did).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        watched: Vec<u16>,
     },
     /// A WebSocket ping or pong frame.
     WsControl {

@@ -57,7 +57,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use espsim_faults::{FaultPlan, FaultRule, PlanError};
+use espsim_faults::{FaultPlan, FaultRule, MessageMatch, PlanError};
 use tokio::net::TcpListener;
 
 pub use crate::control::{ControlAuth, ControlLimits, ControlOptions};
@@ -121,6 +121,10 @@ pub struct EmulatorConfig {
     pub seed: u64,
     /// Fault rules active from the start (more can be added at run time via [`RunningEmulator::faults`]).
     pub faults: Vec<FaultRule>,
+    /// Matchers every app message is tested against (at most [`MAX_WATCHED_MESSAGES`]): its
+    /// `ws_message` event lists by index those that held (`watched`), so that a judge reading
+    /// the log can match payloads the log does not keep (the harness's `sends` expectations).
+    pub watched_messages: Vec<MessageMatch>,
     /// wss:// support.
     pub tls: Option<TlsOptions>,
     /// Also write every event as a JSON line here (bounded queue; a stuck disk gets an
@@ -174,6 +178,7 @@ impl Default for EmulatorConfig {
             device_logic: DeviceSource::Builtin,
             seed: 0,
             faults: Vec::new(),
+            watched_messages: Vec::new(),
             tls: None,
             events_file: None,
             event_history: History::default(),
@@ -232,7 +237,16 @@ pub enum StartError {
         /// The requested control address.
         addr: SocketAddr,
     },
+    /// More [`EmulatorConfig::watched_messages`] than [`MAX_WATCHED_MESSAGES`].
+    #[error("{count} watched message matchers; at most {MAX_WATCHED_MESSAGES}")]
+    TooManyWatchedMessages {
+        /// How many were given.
+        count: usize,
+    },
 }
+
+/// Most [`EmulatorConfig::watched_messages`]: every app message is tested against each.
+pub const MAX_WATCHED_MESSAGES: usize = 256;
 
 impl StartError {
     /// What the user can do about it, when there is something to say.
@@ -287,6 +301,11 @@ impl Emulator {
             .then(ArrivalStamps::request)
             .flatten();
         let faults = Arc::new(FaultPlan::new(config.faults.clone(), Some(config.seed))?);
+        if config.watched_messages.len() > MAX_WATCHED_MESSAGES {
+            return Err(StartError::TooManyWatchedMessages {
+                count: config.watched_messages.len(),
+            });
+        }
         if config.clock == RunClock::Deferred {
             faults.defer_clock();
         }
@@ -391,6 +410,7 @@ impl Emulator {
             conns: Counter::new(),
             ws: Arc::new(ws::Handles {
                 settings: config.ws_endpoint(),
+                watched: config.watched_messages.clone().into(),
                 profile: profile.clone(),
                 device: device.clone(),
                 faults: faults.clone(),

@@ -11,6 +11,9 @@
 //!   `device_timeline`. Each random decision is drawn from the seed, the rule and the occasion
 //!   (connection, message or query number), so a seed means the same faults whatever else
 //!   happens in between.
+//! - [`MessageMatch`] (module `message`): which WebSocket messages a rule's `message_type` (and
+//!   the harness's expectations) mean: the device's label for a message, or a test of its JSON,
+//!   text or binary payload.
 //! - [`limits`]: the bounds validation puts on every value a rule carries and on the number of
 //!   rules.
 //! - [`duration`]: the one duration grammar of every file a user writes (`250ms`, `1m 30s`)
@@ -55,6 +58,7 @@
 pub mod duration;
 pub mod fault;
 pub mod limits;
+pub mod message;
 pub mod plan;
 mod validate;
 pub mod when;
@@ -67,6 +71,7 @@ pub use fault::{
     SlowClose, SocketExhaustion, StreamDirection, StreamFault, SuppressPong, TimeoutToxic,
     UnknownInternetMode, WrongAddress, WsClose, WsDelay, WsFault,
 };
+pub use message::{MessageMatch, PayloadMatch, SeenMessage};
 pub use plan::{
     AddError, Applied, ConnInfo, ConnRef, DeviceWindow, DnsInfo, FaultPlan, FaultRule, FrameKind,
     HandshakeInfo, ListedRule, MessageInfo, PlanError, RuleError, RuleId, StreamFaults,

@@ -141,7 +141,6 @@ fn bounds(rule: &FaultRule) -> Result<(), String> {
         ("when.name", &w.name),
         ("when.host", &w.host),
         ("when.path", &w.path),
-        ("when.message_type", &w.message_type),
     ] {
         if let Some(p) = p {
             text(field, p.as_str())?;

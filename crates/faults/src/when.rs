@@ -13,6 +13,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::duration::{DurationSchema, human_opt};
+use crate::message::MessageMatch;
 
 /// The conditions under which a rule's fault applies. All present conditions must hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -72,9 +73,11 @@ pub struct When {
     /// HTTP request path pattern of the upgrade request, e.g. `/ws*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<Pattern>,
-    /// Protocol message `type` of the WebSocket message, e.g. `telemetry` (pattern).
+    /// Which WebSocket messages: the device's label for them (a pattern, e.g. `telemetry`: the
+    /// built-in protocol's `type`, a device file's rule name) or a payload test
+    /// (`{ json: { pointer: /cmd, equals: get } }`, `{ text: { regex: … } }`, `{ binary: … }`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_type: Option<Pattern>,
+    pub message_type: Option<MessageMatch>,
 }
 
 /// The emulator service a decision is about.
@@ -295,7 +298,7 @@ impl Pattern {
 }
 
 /// Iterative glob match with single-star backtracking: linear in practice, never recursive.
-fn glob(p: &[u8], t: &[u8]) -> bool {
+pub(crate) fn glob(p: &[u8], t: &[u8]) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use espsim_faults::message::Payload;
 use espsim_faults::{
     ConnInfo, ConnRef, ConnectFault, DeviceFault, DnsFault, DnsInfo, FaultPlan, FaultRule,
-    FrameKind, HandshakeFault, HandshakeInfo, MessageDirection, MessageInfo, RuleId, Service,
-    WsFault,
+    FrameKind, HandshakeFault, HandshakeInfo, MessageDirection, MessageInfo, RuleId, SeenMessage,
+    Service, WsFault,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -52,7 +53,10 @@ fn msg(
         elapsed: s(1.0),
         direction: dir,
         kind,
-        message_type: Some("telemetry"),
+        message: Some(&SeenMessage::new(
+            Some("telemetry"),
+            Payload::Text(r#"{"type":"telemetry"}"#),
+        )),
         messages: n,
         bytes: n * 10,
     })
@@ -519,7 +523,10 @@ fn ws_decisions(
                 elapsed: s(1.0),
                 direction: MessageDirection::Out,
                 kind: FrameKind::Text,
-                message_type: Some("pong"),
+                message: Some(&SeenMessage::new(
+                    Some("pong"),
+                    Payload::Text(r#"{"type":"pong"}"#),
+                )),
                 messages: n,
                 bytes: n * 10,
             })

@@ -47,6 +47,14 @@ impl Payload {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The message as a borrowed [`Frame`].
+    pub fn frame(&self) -> Frame<'_> {
+        match self {
+            Payload::Text(t) => Frame::Text(t),
+            Payload::Binary(b) => Frame::Binary(b),
+        }
+    }
 }
 
 /// Who an [`Effect::Send`] is for.

@@ -29,9 +29,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use espsim_faults::FaultRule;
 use espsim_faults::duration::{human, human_opt};
 use espsim_faults::limits::MAX_RULES;
+use espsim_faults::{FaultRule, MessageMatch};
 /// The duration grammar of scenario files (and its formatter), for the CLI's duration flags.
 pub use espsim_faults::{format_duration, parse_strict_duration};
 use serde::{Deserialize, Serialize};
@@ -375,6 +375,11 @@ impl Scenario {
             most("faults", self.faults.len(), MAX_RULES),
             most("expect", self.expect.len(), MAX_EXPECTATIONS),
             most("catches", self.catches.len(), MAX_CATCHES),
+            most(
+                "distinct payload matchers in expect",
+                crate::expect::watched_messages(&self.expect).len(),
+                espsim_emulator::MAX_WATCHED_MESSAGES,
+            ),
         ]
         .into_iter()
         .flatten()
@@ -470,7 +475,9 @@ fn expectation_bounds(e: &Expectation) -> Result<(), String> {
         Expectation::DetectsDeadLink(w) => durations.push(("within", Some(w.within))),
         Expectation::Sends(s) => {
             durations.push(("within", s.within));
-            texts.push(("type", &s.message_type));
+            if let Some(label) = s.message_type.as_label() {
+                texts.push(("type", label.as_str()));
+            }
         }
         Expectation::SendsInOrder(types) => {
             if types.len() > MAX_EXPECTATIONS {
@@ -479,7 +486,12 @@ fn expectation_bounds(e: &Expectation) -> Result<(), String> {
                     types.len()
                 ));
             }
-            texts.extend(types.iter().map(|t| ("type", t.as_str())));
+            texts.extend(
+                types
+                    .iter()
+                    .filter_map(MessageMatch::as_label)
+                    .map(|t| ("type", t.as_str())),
+            );
         }
         Expectation::DnsQueried(d) => texts.push(("name", d.name.as_str())),
         Expectation::Probed(p) => texts.push(("os", &p.os)),

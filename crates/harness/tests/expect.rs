@@ -9,7 +9,7 @@ use std::path::Path;
 use espsim_emulator::events::{CheckVerdict, EventKind, Side};
 use espsim_emulator::internet::InternetMode;
 use espsim_harness::Scenario;
-use espsim_harness::expect::{Expectation, validate};
+use espsim_harness::expect::{Expectation, evaluate, validate, watched_messages};
 use support::{Log, expectations, fails, faults, judge, passes};
 
 #[test]
@@ -420,6 +420,61 @@ fn sends_and_sends_in_order() {
     fails(
         &judge("- sends_in_order: [set_config, hello]", &[], &log),
         "matched 1",
+    );
+}
+
+/// Payload matchers are judged by the index the emulator was given them at
+/// (`watched_messages`: each distinct one once, in order), so unlabelled messages count.
+#[test]
+fn payload_matchers_are_judged_by_what_the_emulator_watched() {
+    let expect = expectations(
+        "- sends: { type: { text: { regex: '^LED=' } }, within: 1s }\n\
+         - sends_in_order: [ { text: { regex: '^LED=' } }, { json: { pointer: /cmd, equals: bye } } ]\n\
+         - heartbeat: { every: 1s, tolerance: 200ms, message: { text: { exact: PING } } }\n",
+    );
+    let watched = watched_messages(&expect);
+    assert_eq!(
+        watched.len(),
+        3,
+        "the repeated regex is watched once: {watched:?}"
+    );
+    let mut log = Log::default();
+    log.open(0, 1)
+        .send_unlabelled(500, 1, &[0])
+        .send_unlabelled(1000, 1, &[2])
+        .send_unlabelled(2000, 1, &[2])
+        .send_unlabelled(2500, 1, &[1])
+        .send_unlabelled(3000, 1, &[2])
+        .stop(3500);
+    let verdicts = evaluate(&expect, &[], &log.0);
+    for v in &verdicts {
+        assert!(v.passed, "{}: {}", v.name, v.message);
+    }
+    let mut wrong = Log::default();
+    wrong
+        .open(0, 1)
+        .send_unlabelled(500, 1, &[1])
+        .send(900, 1, "LED=1")
+        .stop(1500);
+    let verdicts = evaluate(&expect, &[], &wrong.0);
+    assert!(
+        verdicts[0]
+            .message
+            .contains("never sent (sent: (unlabelled), LED=1)"),
+        "a label is no payload: {}",
+        verdicts[0].message
+    );
+    assert!(
+        verdicts[1].message.contains("matched 0"),
+        "{}",
+        verdicts[1].message
+    );
+    assert!(
+        verdicts[2]
+            .message
+            .contains("1.500s without a heartbeat on conn 1"),
+        "{}",
+        verdicts[2].message
     );
 }
 

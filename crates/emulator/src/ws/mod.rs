@@ -3,6 +3,7 @@
 //! - [`handshake`]: the checks and the exact `101` (pure functions of the request head);
 //! - [`session`]: frames ↔ [`crate::device_host::DeviceHost`], with ESP-IDF's control-frame and close
 //!   behaviour, and the WebSocket message faults;
+//! - [`preview`]: the redacted first characters of a message, for its event;
 //! - [`message_fault`]: the bytes of the WebSocket action faults (close, corrupt frames, …);
 //! - [`upgrade_fault`]: handshake faults (RST, FIN, a status, a broken `101`, a delay);
 //! - [`tap`]: a filter under tungstenite that can swallow the device's PONG (`suppress_pong`);
@@ -13,6 +14,7 @@
 
 pub(crate) mod handshake;
 mod message_fault;
+mod preview;
 mod session;
 mod tap;
 mod transport;
@@ -27,7 +29,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use espsim_faults::{Applied, ConnRef, FaultPlan, HandshakeInfo};
+use espsim_faults::{Applied, ConnRef, FaultPlan, HandshakeInfo, MessageMatch};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -47,6 +49,8 @@ use self::handshake::{Decision, Reply};
 pub(crate) struct Handles {
     /// The endpoint's path and subprotocol.
     pub(crate) settings: WsSettings,
+    /// Matchers each app message is tested against for its event (`watched`).
+    pub(crate) watched: Arc<[MessageMatch]>,
     /// Handshake limits, message size limit, close behaviour.
     pub(crate) profile: Arc<Profile>,
     /// The firmware, shared by every session.

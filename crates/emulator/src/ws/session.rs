@@ -20,8 +20,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use espsim_faults::message::Payload as MessagePayload;
 use espsim_faults::{
-    Applied, ConnInfo, ConnRef, FrameKind, MessageDirection, MessageInfo, WsFault,
+    Applied, ConnInfo, ConnRef, FrameKind, MessageDirection, MessageInfo, MessageMatch,
+    SeenMessage, WsFault,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -41,6 +43,7 @@ use crate::sockets::ConnHandle;
 use espsim_firmware::{Frame as DeviceFrame, Payload, SessionStart};
 
 use super::message_fault::{self, Action};
+use super::preview::preview;
 use super::tap::Tap;
 
 /// `send_wait_timeout` of `HTTPD_DEFAULT_CONFIG()`: a send that cannot complete in this time
@@ -246,7 +249,7 @@ where
         &mut self,
         direction: MessageDirection,
         kind: FrameKind,
-        message_type: Option<&str>,
+        message: Option<&SeenMessage<'_>>,
         len: usize,
     ) -> Option<Applied<WsFault>> {
         if matches!(kind, FrameKind::Text | FrameKind::Binary) {
@@ -258,7 +261,7 @@ where
             elapsed: self.handles.events.elapsed(),
             direction,
             kind,
-            message_type,
+            message,
             messages: self.messages,
             bytes: self.bytes,
         })
@@ -294,6 +297,7 @@ where
             }
             Action::Text(text) => {
                 let bytes = text.len();
+                let shown = preview(DeviceFrame::Text(&text));
                 if let Err(end) = self.write(Message::text(text)).await {
                     return Some(end);
                 }
@@ -302,6 +306,8 @@ where
                     direction: Direction::Out,
                     msg_type: None,
                     bytes,
+                    preview: shown,
+                    watched: Vec::new(),
                 });
                 None
             }
@@ -335,8 +341,8 @@ where
                     Payload::Text(_) => FrameKind::Text,
                     Payload::Binary(_) => FrameKind::Binary,
                 };
-                let applied =
-                    self.decide(MessageDirection::Out, kind, Some(msg_type), payload.len());
+                let seen = SeenMessage::new(Some(msg_type), seen_payload(payload.frame()));
+                let applied = self.decide(MessageDirection::Out, kind, Some(&seen), payload.len());
                 let mut copies = 1;
                 let mut after = None;
                 if let Some(a) = applied {
@@ -384,6 +390,8 @@ where
                         direction: Direction::Out,
                         msg_type: Some(msg_type.to_owned()),
                         bytes,
+                        preview: preview(payload.frame()),
+                        watched: Vec::new(),
                     });
                 }
                 match after {
@@ -474,20 +482,19 @@ where
     /// A text or binary message from the app: recorded, put through the message faults, handed
     /// to the firmware, and its `type` observed (arming `after:` rules).
     async fn incoming(&mut self, kind: FrameKind, payload: &[u8]) -> Option<End> {
-        let msg_type = self.handles.device.label(device_frame(kind, payload));
+        let frame = device_frame(kind, payload);
+        let msg_type = self.handles.device.label(frame);
+        let seen = SeenMessage::new(msg_type.as_deref(), seen_payload(frame));
         self.emit(EventKind::WsMessage {
             conn: self.id(),
             direction: Direction::In,
             msg_type: msg_type.clone(),
             bytes: payload.len(),
+            preview: preview(frame),
+            watched: watched(&self.handles.watched, &seen),
         });
         let what = msg_type.as_deref().unwrap_or("message");
-        let applied = self.decide(
-            MessageDirection::In,
-            kind,
-            msg_type.as_deref(),
-            payload.len(),
-        );
+        let applied = self.decide(MessageDirection::In, kind, Some(&seen), payload.len());
         let mut copies = 1;
         let mut after = None;
         if let Some(a) = applied {
@@ -701,6 +708,24 @@ where
 /// `message_type` rules), so neither can see another kind than the device acts on.
 /// A data message as the device logic takes it (text frames were checked for UTF-8 by the
 /// WebSocket layer).
+/// The payload as the fault plan's matchers see it.
+fn seen_payload(frame: DeviceFrame<'_>) -> MessagePayload<'_> {
+    match frame {
+        DeviceFrame::Text(text) => MessagePayload::Text(text),
+        DeviceFrame::Binary(bytes) => MessagePayload::Binary(bytes),
+    }
+}
+
+/// The indices of the watched matchers that `message` meets.
+fn watched(matchers: &[MessageMatch], message: &SeenMessage<'_>) -> Vec<u16> {
+    matchers
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.matches(message))
+        .filter_map(|(i, _)| u16::try_from(i).ok())
+        .collect()
+}
+
 fn device_frame(kind: FrameKind, payload: &[u8]) -> DeviceFrame<'_> {
     match (kind, std::str::from_utf8(payload)) {
         (FrameKind::Text, Ok(text)) => DeviceFrame::Text(text),

@@ -42,6 +42,7 @@ impl TestServer {
         device.start(&lifecycle);
         let handles = Arc::new(Handles {
             settings: ws,
+            watched: Arc::from([]),
             profile: Arc::new(profile),
             device,
             faults: Arc::new(espsim_faults::FaultPlan::empty(Some(0))),

@@ -14,6 +14,7 @@ use crate::fault::{
     ConnectFault, DeviceFault, DnsFault, Fault, HandshakeFault, MessageDirection, WsFault,
 };
 use crate::limits::MAX_DURATION;
+use crate::message::SeenMessage;
 use crate::when::Service;
 
 impl FaultPlan {
@@ -126,7 +127,7 @@ impl FaultPlan {
             service: Some(info.conn.service),
             messages: Some(info.messages),
             bytes: Some(info.bytes),
-            message_type: info.message_type,
+            message: info.message,
             ..Ctx::default()
         };
         let data = matches!(info.kind, FrameKind::Text | FrameKind::Binary);
@@ -144,9 +145,11 @@ impl FaultPlan {
                         info.kind == FrameKind::Ping && info.direction == MessageDirection::In;
                     let pong_message = data
                         && info.direction == MessageDirection::Out
-                        && p.messages
-                            .as_ref()
-                            .is_some_and(|m| info.message_type.is_some_and(|t| m.matches(t)));
+                        && p.messages.as_ref().is_some_and(|m| {
+                            info.message
+                                .and_then(SeenMessage::label)
+                                .is_some_and(|t| m.matches(t))
+                        });
                     ping || pong_message
                 }
                 _ => data && !s.fired.contains(&(id, info.conn)),

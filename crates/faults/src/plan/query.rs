@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{Applied, RuleId};
 use crate::fault::{DeviceFault, MessageDirection, StreamFault};
+use crate::message::SeenMessage;
 use crate::when::Service;
 
 /// Which connection a question is about: its service and its 1-based number there.
@@ -68,8 +69,8 @@ pub struct MessageInfo<'a> {
     pub direction: MessageDirection,
     /// Its frame kind.
     pub kind: FrameKind,
-    /// The protocol `type` of a decoded text message, if any.
-    pub message_type: Option<&'a str>,
+    /// A data message's label and payload, for `message_type` matchers; `None` for ping/pong.
+    pub message: Option<&'a SeenMessage<'a>>,
     /// Data messages on this connection so far, both ways, including this one (from 1).
     pub messages: u64,
     /// Payload bytes on this connection so far, both ways, including this message.

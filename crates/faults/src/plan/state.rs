@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::rng::{Occasion, draw, tag};
 use super::{Applied, ConnRef, FaultRule, RuleId};
 use crate::fault::Fault;
+use crate::message::SeenMessage;
 use crate::when::{Service, When};
 
 pub(super) struct RuleState {
@@ -57,7 +58,7 @@ pub(super) struct Ctx<'a> {
     pub(super) qtype: Option<&'a str>,
     pub(super) host: Option<&'a str>,
     pub(super) path: Option<&'a str>,
-    pub(super) message_type: Option<&'a str>,
+    pub(super) message: Option<&'a SeenMessage<'a>>,
 }
 
 /// What a rule's window counts from, in time since the emulator started: the first
@@ -144,7 +145,9 @@ impl State {
         if !text(&w.name, ctx.name)
             || !text(&w.host, ctx.host)
             || !text(&w.path, ctx.path)
-            || !text(&w.message_type, ctx.message_type)
+            || w.message_type
+                .as_ref()
+                .is_some_and(|m| !ctx.message.is_some_and(|msg| m.matches(msg)))
         {
             return None;
         }

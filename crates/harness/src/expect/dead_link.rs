@@ -26,7 +26,7 @@
 
 use espsim_emulator::events::{ConnId, Side};
 use espsim_faults::{
-    DeviceFault, Fault, FaultRule, MessageDirection, Pattern, StreamFault, When, WsFault,
+    DeviceFault, Fault, FaultRule, MessageDirection, MessageMatch, StreamFault, When, WsFault,
 };
 
 use super::eval::{Evidence, FAULT, Judgement, REACTION, SLACK_MS, ev, fail, pass, secs};
@@ -156,8 +156,14 @@ fn fault_name(fault: &Fault) -> String {
     fault.to_string()
 }
 
-/// `detects_dead_link { within }`; `message` is the app's heartbeat message type.
-pub(super) fn judge(f: &Facts, faults: &[FaultRule], within: u64, message: Pattern) -> Judgement {
+/// `detects_dead_link { within }`; `message` is the app's heartbeat message.
+pub(super) fn judge(
+    f: &Facts,
+    faults: &[FaultRule],
+    within: u64,
+    message: &MessageMatch,
+) -> Judgement {
+    let message = f.matcher(message);
     let armed = armed(f, faults);
     if armed.is_empty() {
         return fail(
@@ -172,7 +178,7 @@ pub(super) fn judge(f: &Facts, faults: &[FaultRule], within: u64, message: Patte
     let mut skipped = 0;
     for a in armed {
         let conn = f.conns.get(&a.conn);
-        let kind = conn.map(|c| c.heartbeat_kind(&message)).unwrap_or_default();
+        let kind = conn.map(|c| c.heartbeat_kind(message)).unwrap_or_default();
         let uses_none = !kind.frames && !kind.messages;
         let hit = (kind.frames && a.silenced.frames) || (kind.messages && a.silenced.messages);
         if !(uses_none || hit) {

@@ -2,11 +2,14 @@
 //! the evidence it used (times, connections, codes), so a failure explains itself.
 
 use espsim_emulator::events::{Event, Side};
-use espsim_faults::{FaultRule, Pattern};
+use espsim_faults::{FaultRule, MessageMatch};
 use serde::Serialize;
 
-use super::facts::{Facts, ms};
-use super::{Expectation, backoff, dead_link, describe, heartbeat, names, reconnects, tells_user};
+use super::facts::{Facts, Matcher, Sent, ms};
+use super::{
+    Expectation, backoff, dead_link, describe, heartbeat, names, reconnects, tells_user,
+    watched_messages,
+};
 
 /// Scheduling slack allowed on upper bounds (a timer that fires a few ms late is not a bug).
 pub(super) const SLACK_MS: u64 = 100;
@@ -74,7 +77,7 @@ pub struct Outcome {
 /// Judges every expectation over `events`. `faults` are the scenario's rules (rule id = index + 1),
 /// used to find named faults and their windows.
 pub fn evaluate(expect: &[Expectation], faults: &[FaultRule], events: &[Event]) -> Vec<Outcome> {
-    let facts = Facts::new(events);
+    let facts = Facts::watching(events, watched_messages(expect));
     expect
         .iter()
         .zip(names(expect))
@@ -135,13 +138,13 @@ pub(crate) fn secs(ms: u64) -> String {
 
 /// The app-level heartbeat message a scenario names (its `heartbeat` expectation's `message`),
 /// else `ping`.
-fn heartbeat_message(all: &[Expectation]) -> Pattern {
+fn heartbeat_message(all: &[Expectation]) -> MessageMatch {
     all.iter()
         .find_map(|e| match e {
             Expectation::Heartbeat(h) => Some(h.message.clone()),
             _ => None,
         })
-        .unwrap_or_else(|| Pattern::new("ping"))
+        .unwrap_or_else(|| MessageMatch::label("ping"))
 }
 
 fn judge(e: &Expectation, all: &[Expectation], faults: &[FaultRule], f: &Facts) -> Judgement {
@@ -152,7 +155,7 @@ fn judge(e: &Expectation, all: &[Expectation], faults: &[FaultRule], f: &Facts) 
         Expectation::NoStorm(n) => no_storm(f, n.max, ms(n.window)),
         Expectation::Heartbeat(h) => heartbeat::judge(f, h),
         Expectation::DetectsDeadLink(w) => {
-            dead_link::judge(f, faults, ms(w.within), heartbeat_message(all))
+            dead_link::judge(f, faults, ms(w.within), &heartbeat_message(all))
         }
         Expectation::ClosesCleanly(c) => closes_cleanly(f, c.code),
         Expectation::Sends(s) => sends(f, &s.message_type, s.within.map(ms)),
@@ -325,45 +328,52 @@ fn closes_cleanly(f: &Facts, code: u16) -> Judgement {
     }
 }
 
-fn sends(f: &Facts, message_type: &str, within: Option<u64>) -> Judgement {
+fn sends(f: &Facts, message: &MessageMatch, within: Option<u64>) -> Judgement {
+    let message = f.matcher(message);
     let mut first_late = None;
     for s in f.sessions() {
         let opened = s.ws_opened_ms.unwrap_or_default();
-        if let Some((at, _)) = s.sent.iter().find(|(_, t)| t == message_type) {
-            let dt = at.saturating_sub(opened);
+        if let Some(sent) = s.sent.iter().find(|sent| message.meets(sent)) {
+            let dt = sent.at.saturating_sub(opened);
             if within.is_none_or(|w| dt <= w + SLACK_MS) {
                 return pass(
-                    format!(
-                        "`{message_type}` on conn {} {} after it opened",
-                        s.id,
-                        secs(dt)
-                    ),
+                    format!("`{message}` on conn {} {} after it opened", s.id, secs(dt)),
                     vec![
                         f.ev(OPENED, opened, Some(s.id), "ws_opened"),
-                        f.ev(MESSAGE, *at, Some(s.id), format!("sent {message_type}")),
+                        f.ev(
+                            MESSAGE,
+                            sent.at,
+                            Some(s.id),
+                            format!("sent {}", sent.shown()),
+                        ),
                     ],
                 );
             }
-            first_late.get_or_insert((*at, s.id, dt));
+            first_late.get_or_insert((sent, s.id, dt));
         }
     }
     match first_late {
-        Some((at, conn, dt)) => fail(
+        Some((sent, conn, dt)) => fail(
             format!(
-                "`{message_type}` sent only {} after its session opened",
+                "`{message}` sent only {} after its session opened",
                 secs(dt)
             ),
-            vec![f.ev(MESSAGE, at, Some(conn), format!("sent {message_type}"))],
+            vec![f.ev(
+                MESSAGE,
+                sent.at,
+                Some(conn),
+                format!("sent {}", sent.shown()),
+            )],
         ),
         None => {
-            let seen: Vec<String> = f
+            let seen: Vec<&str> = f
                 .sessions()
-                .flat_map(|s| s.sent.iter().map(|(_, t)| t.clone()))
+                .flat_map(|s| s.sent.iter().map(Sent::shown))
                 .take(8)
                 .collect();
             fail(
                 format!(
-                    "`{message_type}` never sent (sent: {})",
+                    "`{message}` never sent (sent: {})",
                     if seen.is_empty() {
                         "nothing".to_owned()
                     } else {
@@ -376,42 +386,40 @@ fn sends(f: &Facts, message_type: &str, within: Option<u64>) -> Judgement {
     }
 }
 
-fn sends_in_order(f: &Facts, types: &[String]) -> Judgement {
+fn sends_in_order(f: &Facts, messages: &[MessageMatch]) -> Judgement {
+    let matchers: Vec<Matcher<'_>> = messages.iter().map(|m| f.matcher(m)).collect();
+    let order = matchers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" → ");
     let mut best = (0, None);
     for s in f.sessions() {
         let mut k = 0;
         let mut evidence = Vec::new();
-        for (at, t) in &s.sent {
-            if k < types.len() && *t == types[k] {
-                evidence.push(f.ev(MESSAGE, *at, Some(s.id), format!("sent {t}")));
+        for sent in &s.sent {
+            if matchers.get(k).is_some_and(|m| m.meets(sent)) {
+                evidence.push(f.ev(
+                    MESSAGE,
+                    sent.at,
+                    Some(s.id),
+                    format!("sent {}", sent.shown()),
+                ));
                 k += 1;
             }
         }
-        if k == types.len() {
-            return pass(
-                format!("{} in order on conn {}", types.join(" → "), s.id),
-                evidence,
-            );
+        if k == matchers.len() {
+            return pass(format!("{order} in order on conn {}", s.id), evidence);
         }
         if k >= best.0 {
-            best = (
-                k,
-                Some((
-                    s.id,
-                    s.sent
-                        .iter()
-                        .map(|(_, t)| t.clone())
-                        .take(10)
-                        .collect::<Vec<_>>(),
-                )),
-            );
+            let sent: Vec<&str> = s.sent.iter().map(Sent::shown).take(10).collect();
+            best = (k, Some((s.id, sent)));
         }
     }
     match best {
         (k, Some((conn, sent))) => fail(
             format!(
-                "no session sent {}; best: conn {conn} matched {k} (sent {})",
-                types.join(" → "),
+                "no session sent {order}; best: conn {conn} matched {k} (sent {})",
                 if sent.is_empty() {
                     "nothing".to_owned()
                 } else {

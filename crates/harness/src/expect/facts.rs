@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use espsim_emulator::events::{ConnId, Direction, Event, EventKind, Side};
-use espsim_faults::{Fault, Pattern, StreamFault};
+use espsim_faults::{Fault, MessageMatch, StreamFault};
 
 use super::eval::Evidence;
 use super::tells_user::OutputLine;
@@ -46,8 +46,51 @@ pub(crate) struct Conn {
     pub(crate) delay_up_ms: u64,
     /// How much that app → device delay varies (the latency fault's ± jitter), in ms.
     pub(crate) jitter_up_ms: u64,
-    /// Protocol message types the app sent, with their times.
-    pub(crate) sent: Vec<(u64, String)>,
+    /// The data messages the app sent, in order.
+    pub(crate) sent: Vec<Sent>,
+}
+
+/// A data message the app sent, as its `ws_message` event shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sent {
+    pub(crate) at: u64,
+    /// The device's label for it, if it gave one.
+    pub(crate) label: Option<String>,
+    /// Which of the run's watched payload matchers it met (their indices).
+    pub(crate) watched: Vec<u16>,
+}
+
+impl Sent {
+    /// How reports name it: its label, else `(unlabelled)`.
+    pub(crate) fn shown(&self) -> &str {
+        self.label.as_deref().unwrap_or("(unlabelled)")
+    }
+}
+
+/// An expectation's message matcher, as the log can judge it: a label pattern against the
+/// event's label, a payload test by its index in the emulator's `watched_messages` (see
+/// [`super::watched_messages`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Matcher<'a> {
+    matcher: &'a MessageMatch,
+    /// The payload test's index; `None` for a label (or a test the run did not watch).
+    index: Option<u16>,
+}
+
+impl Matcher<'_> {
+    /// True when the message the app sent meets it.
+    pub(crate) fn meets(&self, sent: &Sent) -> bool {
+        match self.matcher {
+            MessageMatch::Label(p) => sent.label.as_deref().is_some_and(|l| p.matches(l)),
+            MessageMatch::Payload(_) => self.index.is_some_and(|i| sent.watched.contains(&i)),
+        }
+    }
+}
+
+impl std::fmt::Display for Matcher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.matcher, f)
+    }
 }
 
 impl Conn {
@@ -71,14 +114,14 @@ impl Conn {
         self.ws_opened_ms.is_some() && self.abandoned_ms.is_none()
     }
 
-    /// The app's heartbeats on this session: ping frames and messages whose `type` matches
-    /// `message`, as they reached the device, in order.
-    pub(crate) fn heartbeats(&self, message: &Pattern) -> Vec<u64> {
+    /// The app's heartbeats on this session: ping frames and messages that meet `message`, as
+    /// they reached the device, in order.
+    pub(crate) fn heartbeats(&self, message: Matcher<'_>) -> Vec<u64> {
         let mut beats: Vec<u64> = self
             .sent
             .iter()
-            .filter(|(_, t)| message.matches(t))
-            .map(|(at, _)| *at)
+            .filter(|s| message.meets(s))
+            .map(|s| s.at)
             .chain(self.ping_frames.iter().copied())
             .collect();
         beats.sort_unstable();
@@ -86,10 +129,10 @@ impl Conn {
     }
 
     /// Which heartbeat the app keeps on this connection, as the log shows it.
-    pub(crate) fn heartbeat_kind(&self, message: &Pattern) -> HeartbeatKind {
+    pub(crate) fn heartbeat_kind(&self, message: Matcher<'_>) -> HeartbeatKind {
         HeartbeatKind {
             frames: !self.ping_frames.is_empty(),
-            messages: self.sent.iter().any(|(_, t)| message.matches(t)),
+            messages: self.sent.iter().any(|s| message.meets(s)),
         }
     }
 
@@ -167,9 +210,32 @@ pub(crate) struct Facts {
     pub(crate) end_ms: u64,
     /// Every event by time: (kind, connection, seq), so evidence can name the events it used.
     index: BTreeMap<u64, Vec<Indexed>>,
+    /// The payload matchers the emulator was asked to watch, in its order.
+    watched: Vec<MessageMatch>,
 }
 
 impl Facts {
+    /// The log folded, for judging matchers among `watched` (what the emulator was given as
+    /// `watched_messages`).
+    pub(crate) fn watching(events: &[Event], watched: Vec<MessageMatch>) -> Facts {
+        Facts {
+            watched,
+            ..Facts::new(events)
+        }
+    }
+
+    /// `matcher` as the log can judge it.
+    pub(crate) fn matcher<'a>(&self, matcher: &'a MessageMatch) -> Matcher<'a> {
+        Matcher {
+            matcher,
+            index: self
+                .watched
+                .iter()
+                .position(|w| w == matcher)
+                .and_then(|i| u16::try_from(i).ok()),
+        }
+    }
+
     pub(crate) fn new(events: &[Event]) -> Facts {
         let mut f = Facts::default();
         let mut clock = None;
@@ -277,12 +343,15 @@ impl Facts {
                     conn,
                     direction: Direction::In,
                     msg_type,
+                    watched,
                     ..
                 } => {
-                    if let Some(c) = f.conns.get_mut(conn)
-                        && let Some(t) = msg_type
-                    {
-                        c.sent.push((at, t.clone()));
+                    if let Some(c) = f.conns.get_mut(conn) {
+                        c.sent.push(Sent {
+                            at,
+                            label: msg_type.clone(),
+                            watched: watched.clone(),
+                        });
                     }
                 }
                 EventKind::FaultApplied {

@@ -29,7 +29,7 @@ pub(super) fn judge(f: &Facts, h: &Heartbeat) -> Judgement {
         let start = opened + s.delay_down_ms;
         let end = s.ended_ms().unwrap_or(f.end_ms);
         longest_session = longest_session.max(end.saturating_sub(opened));
-        let beats = s.heartbeats(&h.message);
+        let beats = s.heartbeats(f.matcher(&h.message));
         total += beats.len();
         let mut prev = start;
         for (i, &hb) in beats.iter().enumerate() {
@@ -116,7 +116,7 @@ pub(super) fn judge(f: &Facts, h: &Heartbeat) -> Judgement {
         return fail(
             format!(
                 "no heartbeat seen (no ping frame, no `{}` message; longest session {})",
-                h.message.as_str(),
+                h.message,
                 secs(longest_session)
             ),
             evidence,

@@ -32,8 +32,8 @@ use std::time::Duration;
 
 use espsim_faults::duration::{human, human_opt};
 use espsim_faults::{
-    ConnectFault, DeviceFault, Fault, FaultRule, HandshakeFault, MessageDirection, Pattern,
-    StreamFault, WsFault,
+    ConnectFault, DeviceFault, Fault, FaultRule, HandshakeFault, MessageDirection, MessageMatch,
+    Pattern, StreamFault, WsFault,
 };
 use serde::Deserialize;
 
@@ -57,7 +57,7 @@ pub enum Expectation {
     Backoff(Backoff),
     /// Never more than `max` connection attempts in any `window`.
     NoStorm(NoStorm),
-    /// Heartbeats (WebSocket ping frames or app messages of type `message`) every `every` ±
+    /// Heartbeats (WebSocket ping frames or app messages matching `message`) every `every` ±
     /// `tolerance`.
     Heartbeat(Heartbeat),
     /// After a fault silences the link (`ap_down`, `half_open`, `timeout`, `drop` out,
@@ -65,10 +65,10 @@ pub enum Expectation {
     DetectsDeadLink(Within),
     /// When the client leaves, it sends a close frame with `code` and completes the handshake.
     ClosesCleanly(ClosesCleanly),
-    /// The client sends a message of `type`, within `within` of a session opening.
+    /// The client sends a message matching `type`, within `within` of a session opening.
     Sends(Sends),
-    /// The client sends these message types in this order within one session.
-    SendsInOrder(Vec<String>),
+    /// The client sends messages matching these, in this order, within one session.
+    SendsInOrder(Vec<MessageMatch>),
     /// Never more than `max` TCP connections open at once.
     MaxConcurrentConnections(MaxConcurrent),
     /// A DNS query for `name` (a pattern: `*` any run, `?` one character) reached the device.
@@ -150,14 +150,14 @@ pub struct Heartbeat {
     /// Allowed deviation either way (default 0).
     #[serde(default, with = "human_opt")]
     pub tolerance: Option<Duration>,
-    /// App messages whose protocol `type` matches this pattern count as heartbeats (default
-    /// `ping`); WebSocket ping frames always do.
+    /// App messages matching this count as heartbeats: a label pattern (default `ping`) or a
+    /// payload test ([`MessageMatch`]); WebSocket ping frames always do.
     #[serde(default = "default_heartbeat_message")]
-    pub message: Pattern,
+    pub message: MessageMatch,
 }
 
-fn default_heartbeat_message() -> Pattern {
-    Pattern::new("ping")
+fn default_heartbeat_message() -> MessageMatch {
+    MessageMatch::label("ping")
 }
 
 /// `detects_dead_link: { within: 5s }`.
@@ -182,13 +182,15 @@ fn default_close_code() -> u16 {
     1000
 }
 
-/// `sends: { type: hello, within: 1s }`.
+/// `sends: { type: hello, within: 1s }` or `sends: { type: { json: { pointer: /cmd, equals:
+/// status } } }`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sends {
-    /// The protocol message `type`.
+    /// Which message: the device's label for it (a pattern: the built-in protocol's `type`, a
+    /// device file's rule name) or a payload test.
     #[serde(rename = "type")]
-    pub message_type: String,
+    pub message_type: MessageMatch,
     /// Deadline from the opening of the session it is sent in; absent = any time.
     #[serde(default, with = "human_opt")]
     pub within: Option<Duration>,
@@ -227,6 +229,26 @@ pub struct TellsUser {
     /// Deadline from the start of the run clock.
     #[serde(with = "human")]
     pub within: Duration,
+}
+
+/// The payload matchers of `expect` (`sends`, `sends_in_order`, `heartbeat`), each once, in
+/// order: what the emulator is asked to watch ([`espsim_emulator::EmulatorConfig`]'s
+/// `watched_messages`) so that the log says which app messages met them. Label matchers need
+/// no watching: every `ws_message` event carries the label.
+pub fn watched_messages(expect: &[Expectation]) -> Vec<MessageMatch> {
+    let mut watched: Vec<MessageMatch> = Vec::new();
+    let matchers = expect.iter().flat_map(|e| match e {
+        Expectation::Sends(s) => std::slice::from_ref(&s.message_type),
+        Expectation::SendsInOrder(all) => all.as_slice(),
+        Expectation::Heartbeat(h) => std::slice::from_ref(&h.message),
+        _ => &[],
+    });
+    for m in matchers {
+        if matches!(m, MessageMatch::Payload(_)) && !watched.contains(m) {
+            watched.push(m.clone());
+        }
+    }
+    watched
 }
 
 impl Expectation {
@@ -470,8 +492,8 @@ pub fn describe(e: &Expectation) -> String {
                 d(h.every),
                 d(h.tolerance.unwrap_or_default())
             );
-            if h.message.as_str() != "ping" {
-                s += &format!(", `{}` messages or ping frames", h.message.as_str());
+            if h.message != default_heartbeat_message() {
+                s += &format!(", `{}` messages or ping frames", h.message);
             }
             s
         }
@@ -481,7 +503,11 @@ pub fn describe(e: &Expectation) -> String {
             Some(w) => format!("`{}` within {} of a session opening", s.message_type, d(w)),
             None => format!("`{}`", s.message_type),
         },
-        Expectation::SendsInOrder(t) => t.join(" → "),
+        Expectation::SendsInOrder(t) => t
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" → "),
         Expectation::MaxConcurrentConnections(m) => format!("at most {}", m.max),
         Expectation::DnsQueried(q) => format!("`{}`", q.name.as_str()),
         Expectation::Probed(p) => format!("`{}`", p.os),

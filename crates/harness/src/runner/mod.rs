@@ -394,6 +394,7 @@ pub async fn run_with(
         })?;
     config.seed = seed;
     config.faults.clone_from(&scenario.faults);
+    config.watched_messages = crate::expect::watched_messages(&scenario.expect);
     // Tests may change the device while they run (faults, internet mode, button, clock).
     config.control = Some(espsim_emulator::ControlOptions::loopback(0));
     // The expectations read the whole run's events at the end.

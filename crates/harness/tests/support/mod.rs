@@ -109,6 +109,22 @@ impl Log {
                 direction: Direction::In,
                 msg_type: Some(t.into()),
                 bytes: 20,
+                preview: format!(r#"{{"type":"{t}"}}"#),
+                watched: Vec::new(),
+            },
+        )
+    }
+    /// An app message the device gave no label, meeting the watched payload matchers `watched`.
+    pub(crate) fn send_unlabelled(&mut self, at: u64, conn: u64, watched: &[u16]) -> &mut Self {
+        self.push(
+            at,
+            EventKind::WsMessage {
+                conn,
+                direction: Direction::In,
+                msg_type: None,
+                bytes: 20,
+                preview: "LED=1".into(),
+                watched: watched.to_vec(),
             },
         )
     }
