@@ -33,7 +33,8 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ROUND_TRIPS: u64 = 50_000_000;
 /// Upper bound on non-matching frames read while waiting for one `pong`.
 const MAX_FRAMES_PER_PONG: usize = 1_000;
-/// How many connects run at once (the device's listen backlog is ESP-IDF's 5).
+/// How many connects run at once while the clients connect (sized for ESP-IDF's listen backlog
+/// of 5, which the `unlimited` profile no longer has: it listens with the host's).
 const CONNECT_PARALLELISM: usize = 4;
 /// Client read buffer: larger than any `pong`.
 const CLIENT_READ_BUFFER: usize = 4096;

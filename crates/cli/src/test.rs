@@ -27,7 +27,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, P
 /// Arguments of `espsim test`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct TestArgs {
-    /// Scenario files (YAML), run one after another, each with a fresh emulator.
+    /// Scenario files (YAML), each run with a fresh emulator, `--jobs` at a time.
     #[arg(value_name = "SCENARIO", required = true)]
     scenarios: Vec<PathBuf>,
     /// Who plays the app: `builtin` or `builtin:PROFILE` (good, naive, silent, impolite, patient)
@@ -55,9 +55,10 @@ pub(crate) struct TestArgs {
     /// (must fail exactly the named expectation).
     #[arg(long, conflicts_with_all = ["client", "command"])]
     check_catches: bool,
-    /// How many runs at once (each with its own emulator); reports and results stay in file
-    /// order [default: 1 with a COMMAND, 4 with the built-in client]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// How many runs at once (each with its own emulator); each report prints whole, and
+    /// reports and results stay in file order [default: 1 with a COMMAND, the number of cores
+    /// with the built-in client and with --check-catches]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_JOBS)))]
     jobs: Option<u16>,
     /// Use this seed instead of each scenario's.
     #[arg(long, value_name = "N")]
@@ -77,6 +78,21 @@ pub(crate) struct TestArgs {
     /// ESPSIM_READY_FILE, ESPSIM_SCENARIO and ESPSIM_TIMELINE.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
+}
+
+/// The most runs `--jobs` accepts at once.
+const MAX_JOBS: u16 = 64;
+
+/// `--jobs` when not given: an app's command may share a device, a port or a simulator with
+/// itself, so one run at a time unless asked; the built-in client only waits on timers and
+/// sockets, so one run per core (at least 1, at most [`MAX_JOBS`]).
+fn default_jobs(client: &ClientSpec, cores: Option<std::num::NonZeroUsize>) -> u16 {
+    match client {
+        ClientSpec::Command(_) => 1,
+        ClientSpec::Builtin(_) => cores.map_or(1, |n| {
+            u16::try_from(n.get().min(usize::from(MAX_JOBS))).unwrap_or(MAX_JOBS)
+        }),
+    }
 }
 
 /// `--command-timeout`: a strict duration, more than 0 and at most 24 h.
@@ -147,10 +163,8 @@ fn client_spec(client: Option<&str>, command: &[String]) -> anyhow::Result<Clien
 pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     check_scenario_paths(&args.scenarios)?;
     let client = client_spec(args.client.as_deref(), &args.command)?;
-    let jobs = args.jobs.unwrap_or(match client {
-        ClientSpec::Command(_) => 1,
-        ClientSpec::Builtin(_) => 4,
-    });
+    let cores = std::thread::available_parallelism().ok();
+    let jobs = args.jobs.unwrap_or_else(|| default_jobs(&client, cores));
     let options = RunOptions {
         seed: args.seed,
         command_timeout: args.command_timeout,
@@ -184,7 +198,9 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         let jobs = CatchJobs {
             paths: &args.scenarios,
             scenarios: &scenarios,
-            jobs: args.jobs.unwrap_or(4),
+            jobs: args
+                .jobs
+                .unwrap_or_else(|| default_jobs(&ClientSpec::Builtin(ClientProfile::Good), cores)),
             seed: args.seed,
             html: &html,
             progress: &progress,
@@ -562,5 +578,30 @@ impl RunTracker {
                 result.elapsed_ms % 1000
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+
+    use super::*;
+
+    #[test]
+    fn jobs_default_to_the_cores_for_the_built_in_client_and_to_one_for_a_command() {
+        let builtin = ClientSpec::Builtin(ClientProfile::Good);
+        let command = ClientSpec::Command(vec!["flutter".to_owned(), "test".to_owned()]);
+        let cores = |n| NonZeroUsize::new(n);
+        assert_eq!(default_jobs(&builtin, cores(2)), 2);
+        assert_eq!(default_jobs(&builtin, cores(16)), 16);
+        assert_eq!(default_jobs(&builtin, cores(1)), 1);
+        assert_eq!(default_jobs(&builtin, None), 1, "unknown: one at a time");
+        assert_eq!(
+            default_jobs(&builtin, cores(512)),
+            MAX_JOBS,
+            "as many as --jobs takes"
+        );
+        assert_eq!(default_jobs(&command, cores(16)), 1);
+        assert_eq!(default_jobs(&command, None), 1);
     }
 }

@@ -74,7 +74,7 @@ use crate::device_host::DeviceHost;
 use crate::events::{EventKind, EventLog, History};
 use crate::internet::{Internet, InternetMode};
 use crate::lifecycle::{Counter, Lifecycle};
-use crate::profile::Profile;
+use crate::profile::{ESP_IDF_BACKLOG_CONN, Profile};
 use crate::sockets::SocketTable;
 
 /// WebSocket endpoint settings.
@@ -317,9 +317,14 @@ impl Emulator {
             .keeping(config.event_history),
         );
         // Bind everything before serving anything, so a taken port fails the whole start.
-        let http = bind_tcp("http", config.http)?;
+        // The device ports listen with the profile's backlog (ESP-IDF's `backlog_conn` on a chip).
+        let backlog = config.profile.listen_backlog;
+        let http = bind_tcp("http", config.http, backlog)?;
         let https = match &config.tls {
-            Some(tls) => Some((bind_tcp("https", config.https)?, tls::acceptor(tls)?)),
+            Some(tls) => Some((
+                bind_tcp("https", config.https, backlog)?,
+                tls::acceptor(tls)?,
+            )),
             None => None,
         };
         let dns = match config.dns {
@@ -421,14 +426,16 @@ impl Emulator {
         });
         let port = |listener, tls: bool| {
             let service = if tls { "https" } else { "http" };
-            http::open_port(listener, &web, tls, config.refused_attempts).map_err(|source| {
-                lifecycle.cancel.cancel();
-                StartError::Bind {
-                    service,
-                    addr: if tls { config.https } else { config.http },
-                    source,
-                }
-            })
+            http::open_port(listener, backlog, &web, tls, config.refused_attempts).map_err(
+                |source| {
+                    lifecycle.cancel.cancel();
+                    StartError::Bind {
+                        service,
+                        addr: if tls { config.https } else { config.http },
+                        source,
+                    }
+                },
+            )
         };
         let http_port = port(http, false)?;
         let https_port = match https {
@@ -676,26 +683,18 @@ fn local_addr(
     })
 }
 
-/// ESP-IDF's `backlog_conn`.
-const LISTEN_BACKLOG: i32 = 5;
-
-fn bind_tcp(service: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    let err = |source| StartError::Bind {
+/// Binds a device port (HTTP, HTTPS, DNS over TCP) listening with `backlog`, so that it can
+/// stop and start listening on the same port ([`net::listener::bind_listener`]).
+fn bind_tcp(
+    service: &'static str,
+    addr: SocketAddr,
+    backlog: u32,
+) -> Result<TcpListener, StartError> {
+    net::listener::bind_listener(addr, backlog).map_err(|source| StartError::Bind {
         service,
         addr,
         source,
-    };
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .map_err(err)?;
-    socket.set_reuse_address(true).map_err(err)?;
-    socket.set_nonblocking(true).map_err(err)?;
-    socket.bind(&addr.into()).map_err(err)?;
-    socket.listen(LISTEN_BACKLOG).map_err(err)?;
-    TcpListener::from_std(socket.into()).map_err(err)
+    })
 }
 
 /// Binds the control API's listener (an ordinary backlog: it is not the device).
@@ -726,7 +725,7 @@ fn bind_dns(addr: SocketAddr) -> Result<(std::net::UdpSocket, TcpListener), Star
             addr,
             source,
         })?;
-        match bind_tcp("dns (tcp)", udp_addr) {
+        match bind_tcp("dns (tcp)", udp_addr, ESP_IDF_BACKLOG_CONN) {
             Ok(tcp) => {
                 udp.set_nonblocking(true)
                     .map_err(|source| StartError::Bind {

@@ -10,6 +10,17 @@ use std::time::Duration;
 use espsim_firmware::captive::EDGE_LIMITS;
 use serde::Serialize;
 
+/// ESP-IDF's `backlog_conn` (`HTTPD_DEFAULT_CONFIG()`): the handshakes lwIP completes for the
+/// server's listening socket while nobody accepts them. The listen backlog of every chip profile.
+pub const ESP_IDF_BACKLOG_CONN: u32 = 5;
+
+/// The listen backlog the `unlimited` profile asks for: Linux's `SOMAXCONN` since 5.4. The kernel
+/// caps it at `net.core.somaxconn` (4096 by default since Linux 5.4, 128 before; macOS:
+/// `kern.ipc.somaxconn`), so this is "as many as the host allows". A load test's connects then
+/// wait in the kernel's accept queue instead of being dropped and retried a second later
+/// (`wrk -c256` needs more than the 128 many servers default to).
+pub const HOST_LISTEN_BACKLOG: u32 = 4096;
+
 /// How the device answers a WebSocket upgrade that fails ESP-IDF's checks
 /// (missing or wrong `Sec-WebSocket-Version`, missing or over-long `Sec-WebSocket-Key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,6 +74,12 @@ pub struct Profile {
     pub max_ws_message: usize,
     /// What happens to a message over `max_ws_message`.
     pub oversize: OversizeHandling,
+    /// The device port's listen backlog: how many connections the kernel completes and queues
+    /// while the device does not accept them. Chip profiles: [`ESP_IDF_BACKLOG_CONN`] (beyond
+    /// it SYNs are dropped and connects stall, as with lwIP); `unlimited`:
+    /// [`HOST_LISTEN_BACKLOG`]. Kept when the port listens again after a `refuse` window or a
+    /// reboot.
+    pub listen_backlog: u32,
 }
 
 impl Profile {
@@ -81,6 +98,7 @@ impl Profile {
         echo_close_code: false,
         max_ws_message: espsim_protocol::MAX_MESSAGE_SIZE,
         oversize: OversizeHandling::ErrorMessage,
+        listen_backlog: ESP_IDF_BACKLOG_CONN,
     };
 
     /// ESP-IDF v5.5 / v6.0: the header limit grew to 1024; otherwise as v5.4.
@@ -113,11 +131,13 @@ impl Profile {
         ..Profile::ESP_IDF_V5_4
     };
 
-    /// No socket limit, for load tests and benchmarks; otherwise as the default.
+    /// No socket limit and the host's listen backlog, for load tests and benchmarks; otherwise
+    /// as the default.
     pub const UNLIMITED: Profile = Profile {
         name: "unlimited",
-        summary: "as esp-idf-v5.4 but without the socket limit (benchmarks, 1000-connection tests)",
+        summary: "as esp-idf-v5.4 but without the socket limit and with the host's listen backlog, not ESP-IDF's 5 (benchmarks, 1000-connection tests)",
         max_open_sockets: None,
+        listen_backlog: HOST_LISTEN_BACKLOG,
         ..Profile::ESP_IDF_V5_4
     };
 
@@ -140,6 +160,7 @@ impl Profile {
         echo_close_code: false,
         max_ws_message: EDGE_LIMITS.max_ws_message,
         oversize: OversizeHandling::Close1009,
+        listen_backlog: ESP_IDF_BACKLOG_CONN,
     };
 
     /// Every built-in profile, default first.
@@ -196,6 +217,25 @@ mod tests {
         // The firmware's own limits are where these come from.
         assert_eq!(p.max_open_sockets, Some(EDGE_LIMITS.max_open_sockets));
         assert_eq!(p.max_req_hdr_len, EDGE_LIMITS.max_req_hdr_len);
+    }
+
+    #[test]
+    fn only_unlimited_leaves_the_chips_listen_backlog() {
+        for p in Profile::ALL {
+            let expected = if p.name == "unlimited" {
+                HOST_LISTEN_BACKLOG
+            } else {
+                ESP_IDF_BACKLOG_CONN
+            };
+            assert_eq!(p.listen_backlog, expected, "{}", p.name);
+        }
+        // The unlimited profile's listen backlog is what a load test needs (`wrk -c256`); the
+        // waiting bound of a chip profile is its listen backlog.
+        const { assert!(HOST_LISTEN_BACKLOG >= 256) };
+        assert_eq!(
+            usize::try_from(ESP_IDF_BACKLOG_CONN).ok(),
+            Some(crate::sockets::WAITING_LIMIT)
+        );
     }
 
     #[test]

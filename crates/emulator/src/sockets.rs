@@ -27,6 +27,9 @@ use crate::events::ConnId;
 /// How many connections may wait for a slot: ESP-IDF's `backlog_conn` (lwIP completes this many
 /// handshakes for a listener that is not being served). Beyond it the emulator stops accepting,
 /// so the kernel's own backlog fills and further clients time out connecting, as with lwIP.
+/// It equals the chip profiles' listen backlog ([`crate::profile::ESP_IDF_BACKLOG_CONN`]). Only
+/// a profile with a socket limit ever has connections waiting, so the `unlimited` profile's
+/// larger listen backlog leaves this bound alone.
 pub(crate) const WAITING_LIMIT: usize = 5;
 
 /// Open connections and the limit on them. Cheap to share: the state lives behind an `Arc`.

@@ -11,7 +11,10 @@ use std::net::SocketAddr;
 use espsim_emulator::events::{EventKind, Side};
 use espsim_emulator::{EmulatorConfig, RefusedAttempts, RunningEmulator};
 use espsim_faults::FaultRule;
-use support::{WAIT, conn_id, connect, event, start_without_dns};
+use support::{
+    WAIT, assert_port_held, conn_id, connect, connect_when_listening, event, read_response,
+    start_without_dns, text,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -340,6 +343,40 @@ fn arrival_stamps_in_force() {
             "the kernel still stamps packets when read, not on arrival"
         );
     }
+}
+
+/// During a `refuse` window the device port stays espsim's: connects are refused (RST) and
+/// counted, another socket cannot bind the port meanwhile, and once the rule is gone espsim
+/// serves on it again.
+#[tokio::test]
+async fn the_port_cannot_be_taken_while_it_refuses_and_serves_again_after() {
+    let running = start_without_dns(EmulatorConfig::default()).await;
+    let addr = running.http_addr();
+    let id = running
+        .faults()
+        .add(rule(r#"{"fault":"refuse"}"#))
+        .expect("rule added");
+    refusing(&running).await;
+    let (peer, err) = tokio::task::spawn_blocking(move || refused_connect(addr))
+        .await
+        .expect("joined");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    event(&running, "tcp_refused", |_| {
+        refused_peers(&running).contains(&peer)
+    })
+    .await;
+
+    assert_port_held(addr);
+
+    assert!(running.faults().remove(id).is_some(), "the rule was there");
+    let mut s = connect_when_listening(addr).await;
+    conn_id(&running, &s).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: 192.168.4.1\r\n\r\n")
+        .await
+        .expect("writes");
+    let answer = text(&read_response(&mut s).await);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    running.shutdown(WAIT).await;
 }
 
 /// A `refuse` in force from the start closes the port before `Emulator::start` returns: the

@@ -13,7 +13,7 @@ use espsim_faults::FaultRule;
 use futures_util::{SinkExt, StreamExt};
 use hickory_proto::op::{Message as DnsMessage, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
-use support::{WAIT, conn_of, event};
+use support::{WAIT, assert_port_held, conn_of, connect_when_listening, event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
@@ -321,6 +321,29 @@ async fn reboot_refuses_reconnects_while_down() {
     assert!(attempt.is_err(), "a reconnect during `down` fails");
     device_action(&running, "boot").await;
     ws_connect(addr).await;
+    running.shutdown(WAIT).await;
+}
+
+/// While the chip reboots the port refuses but stays espsim's: another socket cannot bind it,
+/// and after the boot espsim serves on it again.
+#[tokio::test]
+async fn the_port_cannot_be_taken_while_the_chip_reboots() {
+    let running =
+        start_with(&[r#"{"when":{"after":"go"},"fault":{"device":"reboot","down":"2s"}}"#]).await;
+    let addr = running.http_addr();
+    running.faults().observe("go", running.events().elapsed());
+    fault_applied(&running, "reboot").await;
+    let refused = TcpStream::connect(addr)
+        .await
+        .expect_err("nothing listens while the chip reboots");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert_port_held(addr);
+    device_action(&running, "boot").await;
+    let mut s = connect_when_listening(addr).await;
+    s.write_all(b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n\r\n")
+        .await
+        .expect("writes");
+    assert_eq!(status_of(&mut s).await, 302, "espsim's captive redirect");
     running.shutdown(WAIT).await;
 }
 

@@ -1,17 +1,23 @@
 //! What a client on a real 127.0.0.1 socket observes for each connect and stream fault.
 
+mod support;
+
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use espsim_emulator::net::listener::{close_connection, reset_connection, stall_connection};
+use espsim_emulator::net::listener::{
+    bind_listener, close_connection, reset_connection, stall_connection,
+};
 use espsim_emulator::net::{
     FaultyListener, FaultyStream, ListenerEvent, RefusableListener, Supervisor,
 };
+use espsim_emulator::profile::Profile;
 use espsim_faults::{
     Applied, ConnectFault, Fault, FaultPlan, FaultRule, RuleId, Service, StreamFaults,
 };
 use serde_json::json;
+use support::assert_port_held;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -68,6 +74,82 @@ async fn refused_listener_gives_econnrefused_and_comes_back() {
     let (client, accepted) = tokio::join!(TcpStream::connect(addr), timeout(WAIT, l.accept()));
     client.expect("connects again");
     accepted.expect("in time").expect("accept");
+}
+
+/// Refusing keeps the port: no other socket can bind it, however it asks, through several
+/// refuse/listen cycles, each leaving connections in TIME_WAIT on the port; connections queued
+/// but not accepted when the listening stops are reset, as when the socket closes.
+#[tokio::test]
+async fn a_refusing_listener_keeps_its_port_from_other_sockets() {
+    let mut l = RefusableListener::bind(local()).expect("bind");
+    let addr = l.local_addr();
+    for cycle in 0..3 {
+        // A connection served and closed by the listener's side (TIME_WAIT on the port) ...
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), timeout(WAIT, l.accept()));
+        let mut client = client.expect("connects");
+        drop(accepted.expect("in time").expect("accept"));
+        assert_eq!(read_some(&mut client).await.expect("FIN"), 0);
+        // ... and one still queued, never accepted.
+        let mut queued = TcpStream::connect(addr)
+            .await
+            .expect("queued by the kernel");
+
+        l.refuse();
+        assert!(l.is_refusing() && l.holds_port(), "cycle {cycle}");
+        let r = read_some(&mut queued).await;
+        assert!(
+            matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+            "the queued connection is reset: {r:?}"
+        );
+        let err = TcpStream::connect(addr).await.expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+        assert_port_held(addr);
+
+        l.restore().expect("listens again");
+        assert_eq!(l.local_addr(), addr);
+        assert!(!l.is_refusing() && !l.holds_port());
+    }
+    let (client, accepted) = tokio::join!(TcpStream::connect(addr), timeout(WAIT, l.accept()));
+    client.expect("connects after the last cycle");
+    accepted.expect("in time").expect("accept");
+}
+
+/// A listener taken over after a bind to port 0 elsewhere (the kernel may let such a port go
+/// when it stops listening) still comes back on its own address.
+#[tokio::test]
+async fn a_listener_bound_to_port_0_elsewhere_comes_back_on_its_address() {
+    let bound = TcpListener::bind(local()).await.expect("bind");
+    let mut l = RefusableListener::from_listener(bound, 16).expect("take over");
+    let addr = l.local_addr();
+    l.refuse();
+    let err = TcpStream::connect(addr).await.expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    l.restore().expect("listens again");
+    assert_eq!(l.local_addr(), addr);
+    let (client, accepted) = tokio::join!(TcpStream::connect(addr), timeout(WAIT, l.accept()));
+    client.expect("connects on the same address");
+    accepted.expect("in time").expect("accept");
+}
+
+/// The `unlimited` profile's listen backlog lets a load test's connects complete even while
+/// nobody accepts them (ESP-IDF's backlog of 5 drops the 7th SYN and stalls its connect).
+#[tokio::test]
+async fn the_unlimited_backlog_completes_64_connects_nobody_accepts() {
+    let listener =
+        bind_listener(local(), Profile::UNLIMITED.listen_backlog).expect("bind the device port");
+    let addr = listener.local_addr().expect("addr");
+    let connects = (0..64).map(|_| timeout(WAIT, TcpStream::connect(addr)));
+    let clients: Vec<TcpStream> = futures_util::future::join_all(connects)
+        .await
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|_| panic!("connect {i} still pending after {WAIT:?}"))
+                .unwrap_or_else(|e| panic!("connect {i}: {e}"))
+        })
+        .collect();
+    assert_eq!(clients.len(), 64);
+    drop(listener);
 }
 
 #[tokio::test]

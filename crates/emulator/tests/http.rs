@@ -612,6 +612,35 @@ async fn the_eighth_connection_waits_until_a_slot_frees() {
     em.shutdown(WAIT).await;
 }
 
+/// The `unlimited` profile is for load: 64 apps connecting at once are all served (on a chip
+/// profile the listen backlog of 5 would drop SYNs and stall their connects).
+#[tokio::test]
+async fn unlimited_serves_64_apps_that_connect_at_once() {
+    let em = start(Profile::UNLIMITED, InternetMode::Online).await;
+    let addr = em.http_addr();
+    let apps = (0..64).map(|_| {
+        tokio::spawn(async move {
+            let mut s = connect(addr).await;
+            s.write_all(&get("connectivitycheck.gstatic.com", "/generate_204"))
+                .await
+                .expect("writes");
+            text(&read_response(&mut s).await)
+        })
+    });
+    for (i, app) in futures_util::future::join_all(apps)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let answer = app.expect("the app's task");
+        assert!(
+            answer.starts_with("HTTP/1.1 204 No Content\r\n"),
+            "app {i}: {answer}"
+        );
+    }
+    em.shutdown(WAIT).await;
+}
+
 #[tokio::test]
 async fn lru_purge_closes_the_least_recently_used_connection_without_a_word() {
     let em = start(Profile::CAPTIVE_EXAMPLE, InternetMode::Captive).await;

@@ -102,6 +102,7 @@ pub(crate) struct Handles {
 /// gets ECONNREFUSED, not a connection that the first look at the plan resets.
 pub(crate) fn open_port(
     listener: TcpListener,
+    backlog: u32,
     handles: &Handles,
     tls: bool,
     refused: RefusedAttempts,
@@ -111,7 +112,7 @@ pub(crate) fn open_port(
     } else {
         ("http", Service::Http)
     };
-    let mut port = Port::new(listener, scheme, refused)?;
+    let mut port = Port::new(listener, backlog, scheme, refused)?;
     let refusal = handles.faults.refusing(service, handles.events.elapsed());
     port.follow(refusal, false, handles);
     Ok(port)

@@ -1,7 +1,8 @@
-//! The device port's listening socket, closed and reopened on demand: while a `refuse` rule is
+//! The device port's listening socket, stopped and started on demand: while a `refuse` rule is
 //! active or the chip reboots nothing listens, so the kernel answers every SYN with RST (the app
 //! gets ECONNREFUSED) and resets connections queued but not yet accepted; afterwards the same
-//! port listens again with ESP-IDF's backlog. While closed, a raw socket counts the refused
+//! port listens again with the profile's backlog. The port stays bound meanwhile, so no other
+//! process can take it ([`RefusableListener`]). While refusing, a raw socket counts the refused
 //! SYNs (`syn_watch`).
 
 use std::io;
@@ -13,13 +14,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use super::Handles;
-use crate::StartError;
 use crate::net::RefusableListener;
 
 use super::connect::{emit_applied, fmt_duration};
 use super::syn_watch::{RefusedAttempts, SynWatch, Target};
 
-/// Pause before trying again when the port cannot be re-bound (another socket took it).
+/// Pause before trying again when the port cannot listen again (only where the host could not
+/// keep the port bound while refusing, and another socket took it).
 const REBIND_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A device port that can stop and start listening.
@@ -37,14 +38,16 @@ pub(crate) struct Port {
 }
 
 impl Port {
-    /// Takes over the listener bound at start.
+    /// Takes over the listener bound at start (with [`crate::net::listener::bind_listener`]),
+    /// listening with `backlog`, the profile's.
     pub(crate) fn new(
         listener: TcpListener,
+        backlog: u32,
         service: &'static str,
         refused: RefusedAttempts,
     ) -> io::Result<Self> {
         Ok(Port {
-            listener: RefusableListener::from_listener(listener)?,
+            listener: RefusableListener::from_listener(listener, backlog)?,
             service,
             retry_at: None,
             refused,
@@ -63,7 +66,7 @@ impl Port {
     ) {
         let refuse = refusal.is_some() || rebooting;
         if refuse && !self.is_refusing() {
-            // Watch first, so no SYN after the close goes uncounted.
+            // Watch first, so no SYN after the listening stops goes uncounted.
             let target = Target {
                 addr: self.local_addr(),
                 service: self.service,
@@ -124,25 +127,15 @@ impl Port {
         self.listener.is_refusing()
     }
 
-    /// Closes the listening socket.
+    /// Stops listening, keeping the port.
     fn refuse(&mut self) {
         self.listener.refuse();
     }
 
-    /// Listens again on the same address with the backlog of the start (ESP-IDF's
-    /// `backlog_conn`), so the port behaves the same after a refusal as before it.
-    fn restore(&mut self) -> Result<(), StartError> {
-        if self.listener.is_refusing() {
-            let listener = crate::bind_tcp(self.service, self.local_addr())?;
-            let addr = self.local_addr();
-            self.listener =
-                RefusableListener::from_listener(listener).map_err(|source| StartError::Bind {
-                    service: self.service,
-                    addr,
-                    source,
-                })?;
-        }
-        Ok(())
+    /// Listens again on the same address with the backlog of the start (the profile's: ESP-IDF's
+    /// `backlog_conn` on a chip profile), so the port behaves the same after a refusal as before.
+    fn restore(&mut self) -> io::Result<()> {
+        self.listener.restore()
     }
 
     /// The next connection; never completes while refusing. Cancel-safe.

@@ -2,10 +2,10 @@
 //!
 //! [`espsim_faults`] decides *what* happens to a connection (it has no sockets); this module
 //! makes it happen on the wire:
-//! - [`RefusableListener`] and [`FaultyListener`] (`listener`): refusal windows (no listening
-//!   socket → kernel RST → ECONNREFUSED), the connect faults `reset_on_accept` (SO_LINGER 0),
-//!   `close_on_accept` (FIN), `stall`, and every served connection wrapped in a
-//!   [`FaultyStream`];
+//! - [`RefusableListener`] and [`FaultyListener`] (`listener`): refusal windows (the port stops
+//!   listening but stays bound, so no other process takes it → kernel RST → ECONNREFUSED),
+//!   the connect faults `reset_on_accept` (SO_LINGER 0), `close_on_accept` (FIN), `stall`, and
+//!   every served connection wrapped in a [`FaultyStream`];
 //! - [`FaultyStream`] (`stream`): the Toxiproxy-style stream faults per direction — latency,
 //!   bandwidth, slicing, cut after N bytes, timeout, reset, half-open;
 //! - [`Supervisor`] (`supervisor`): ties the tasks these spawn to the emulator's shutdown.

@@ -252,3 +252,46 @@ pub fn stream_faults(v: serde_json::Value, seed: u64) -> espsim_faults::StreamFa
         seed,
     }
 }
+
+/// Connects to a port that is about to listen again (after a `refuse` window or a reboot):
+/// refused attempts are retried, yielding to the emulator's tasks in between, for at most
+/// [`WAIT`]. Any other error fails the test.
+pub async fn connect_when_listening(addr: SocketAddr) -> TcpStream {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match TcpStream::connect(addr).await {
+            Ok(s) => return s,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{addr} still refuses after {WAIT:?}"
+                );
+                tokio::task::yield_now().await;
+            }
+            Err(e) => panic!("connecting to {addr} failed: {e}"),
+        }
+    }
+}
+
+/// Asserts that no other socket can bind `addr`'s port while the device holds it: not with
+/// `SO_REUSEADDR` (as `std`, tokio and most servers bind), not without, not on the wildcard
+/// address.
+pub fn assert_port_held(addr: SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let kind = |r: std::io::Result<()>| r.err().map(|e| e.kind());
+    let in_use = Some(std::io::ErrorKind::AddrInUse);
+    let reusing = std::net::TcpListener::bind(addr).map(drop);
+    assert_eq!(kind(reusing), in_use, "bind with SO_REUSEADDR on {addr}");
+    let plain = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .and_then(|s| s.bind(&addr.into()));
+    assert_eq!(kind(plain), in_use, "bind without SO_REUSEADDR on {addr}");
+    let any = SocketAddr::new(
+        match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+        },
+        addr.port(),
+    );
+    let wildcard = std::net::TcpListener::bind(any).map(drop);
+    assert_eq!(kind(wildcard), in_use, "bind with SO_REUSEADDR on {any}");
+}
