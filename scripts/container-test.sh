@@ -13,7 +13,8 @@
 # 6. `compose up`; checks the published ports from the host (HTTP, DNS); from a second
 #    container on the AP network: DNS (connectivitycheck.gstatic.com -> 192.168.4.1),
 #    /generate_204 (captive redirect) and a WebSocket session (`espsim probe`, `espsim client`);
-# 7. replays one scenario through compose (ESPSIM_SCENARIO), `compose down`;
+# 7. replays one scenario through compose (ESPSIM_SCENARIO), serves the README's device file
+#    (ESPSIM_DEVICE: its REST route and WebSocket protocol), `compose down`;
 # 8. stops dockerd. A trap cleans up on any failure; every step is bounded in time.
 #
 # Environment: ESPSIM_STATIC_BIN=path  use this static binary instead of building one
@@ -326,6 +327,30 @@ EOF
 else
   skip "this espsim has no 'run --scenario': scenario replay through compose not checked"
 fi
+
+step "a device file through compose (ESPSIM_DEVICE)"
+# The README's greenhouse: its REST route from the host, then its WebSocket protocol.
+cp examples/devices/greenhouse.yaml "$ESPSIM_SCENARIOS_DIR/greenhouse.yaml"
+compose down --timeout 5
+export ESPSIM_DEVICE=greenhouse.yaml
+compose up -d --no-build --wait --wait-timeout 60 espsim
+status=$(curl -sS --max-time 5 "http://127.0.0.1:$ESPSIM_HTTP_PORT/api/status")
+echo "device file: GET /api/status -> $status"
+.venv/bin/python - "$status" "ws://127.0.0.1:$ESPSIM_HTTP_PORT/ws" <<'EOF'
+import asyncio, json, sys
+from websockets.asyncio.client import connect
+assert json.loads(sys.argv[1]) == {"fw": "1.4.2", "ssid": ""}, sys.argv[1]
+async def main(url):
+    async with connect(url, open_timeout=5) as ws:
+        hello = await asyncio.wait_for(ws.recv(), 5)
+        assert json.loads(hello) == {"event": "hello", "fw": "1.4.2", "relay": False}, hello
+        await ws.send('{"cmd":"status"}')
+        answer = await asyncio.wait_for(ws.recv(), 5)
+        print('device file: {"cmd":"status"} ->', answer)
+        assert json.loads(answer) == {"ok": True, "relay": False, "target": 22}, answer
+asyncio.run(main(sys.argv[2]))
+EOF
+unset ESPSIM_DEVICE
 
 step "compose down"
 compose --profile tools down --volumes --remove-orphans --timeout 5

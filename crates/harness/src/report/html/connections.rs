@@ -143,11 +143,12 @@ fn fold_conn_event(lane: &mut ConnLane, e: &Event, scale: &TimeScale) {
             direction,
             msg_type,
             bytes,
+            preview,
             ..
         } => {
-            let t = msg_type.as_deref().unwrap_or("(no type)");
+            let t = msg_type.as_deref().unwrap_or("(no label)");
             Some(tick("msg", *direction, t == "ping", x, mid, |arrow| {
-                format!("{} {arrow}: {t} ({bytes} B)", secs(at))
+                format!("{} {arrow}: {t} ({bytes} B) {preview}", secs(at))
             }))
         }
         EventKind::WsControl {
