@@ -9,9 +9,9 @@ const WebSocket = require('ws');
 const WAIT_MS = 5000;
 
 // One connection: its messages queued as they arrive, so `recv` never misses one.
-function open(url) {
+function open(url, protocols) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { handshakeTimeout: WAIT_MS });
+    const ws = new WebSocket(url, protocols ?? [], { handshakeTimeout: WAIT_MS });
     const conn = { ws, queue: [], waiters: [], closed: null };
     const deliver = (item) => {
       const waiter = conn.waiters.shift();
@@ -44,7 +44,17 @@ async function main(url, script) {
     for (const step of script) {
       const i = step.conn ?? 0;
       if ('open' in step) {
-        conns[i] = await open(url);
+        let target = url;
+        if (typeof step.open === 'string') {
+          const u = new URL(url);
+          u.pathname = step.open;
+          target = u.toString();
+        }
+        conns[i] = await open(target, step.subprotocols);
+        if (step.subprotocols !== undefined) {
+          // `ws` reports no subprotocol as '' ; the line says null, as Python does.
+          out.received.push({ conn: i, subprotocol: conns[i].ws.protocol || null });
+        }
       } else if ('text' in step) {
         conns[i].ws.send(step.text);
       } else if ('hex' in step) {

@@ -3,6 +3,8 @@
 usage: conversation_python.py URL SCRIPT_JSON
 SCRIPT_JSON is a list of steps, run in order, each with "conn" (a connection index, default 0):
   {"open": true}            open connection `conn` (5 s open timeout)
+  {"open": "/path"}         ... on another path of the same host
+  "subprotocols": [...]     (with "open") offer these; records {"conn","subprotocol"}
   {"text": "..."}           send a text message
   {"hex": "a501"}           send a binary message
   {"recv": N}               receive N messages (5 s each)
@@ -14,6 +16,7 @@ The line: {"client","received":[{"conn","text"|"hex"} | {"conn","close_code","cl
 import asyncio
 import json
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -28,7 +31,13 @@ async def main(url, script):
         for step in script:
             i = step.get("conn", 0)
             if "open" in step:
-                conns[i] = await connect(url, open_timeout=WAIT)
+                target = url
+                if isinstance(step["open"], str):
+                    target = urlunsplit(urlsplit(url)._replace(path=step["open"]))
+                offered = step.get("subprotocols")
+                conns[i] = await connect(target, open_timeout=WAIT, subprotocols=offered)
+                if offered is not None:
+                    out["received"].append({"conn": i, "subprotocol": conns[i].subprotocol})
             elif "text" in step:
                 await conns[i].send(step["text"])
             elif "hex" in step:

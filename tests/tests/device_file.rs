@@ -129,6 +129,37 @@ fn conversation(client: Client) {
     assert_eq!(seen["received"], expected, "{}", client.name());
 }
 
+/// Two endpoints on one device: each greets with its own message and subprotocol, a rule
+/// limited to `/log` answers there and not on `/socket`, a broadcast reaches both, and state is
+/// shared between them.
+fn endpoints(client: Client) {
+    let device = espsim(7, &[]);
+    let script = json!([
+        {"open": true, "conn": 0}, {"recv": 1, "conn": 0},
+        {"open": "/log", "subprotocols": ["log.v1"], "conn": 1}, {"recv": 1, "conn": 1},
+        {"text": "level=debug", "conn": 1}, {"recv": 1, "conn": 1},
+        {"text": "level=debug", "conn": 0}, {"recv": 1, "conn": 0},
+        {"text": r#"{"cmd":"set","led":true}"#, "conn": 0}, {"recv": 1, "conn": 0},
+        {"recv": 1, "conn": 1},
+        {"open": "/log", "conn": 2}, {"recv": 1, "conn": 2},
+    ]);
+    let seen = client.converse(&device.ws_url(), &script);
+    assert_eq!(seen["error"], Value::Null, "{seen}");
+    let expected = json!([
+        json_text(0, json!({"hello": "thermo", "led": false})),
+        {"conn": 1, "subprotocol": "log.v1"},
+        text(1, "log led=false"),
+        text(1, "level debug"),
+        json_text(0, json!({"error": "unknown"})),
+        json_text(0, json!({"ok": true})),
+        // `to: others` means every other session, on any endpoint.
+        json_text(1, json!({"event": "led", "on": true})),
+        // State is the device's: a new /log session sees the LED that /socket set.
+        text(2, "log led=true"),
+    ]);
+    assert_eq!(seen["received"], expected, "{}", client.name());
+}
+
 /// `random()` is seeded by the run's seed: the same seed gives the same bytes, another seed
 /// (almost surely) others.
 fn same_seed_same_bytes(client: Client) {
@@ -396,6 +427,12 @@ fn main() -> ExitCode {
             client.name(),
             client.missing(),
             move || conversation(client),
+        ));
+        all.push(ClientCheck::new(
+            "device-file-endpoints",
+            client.name(),
+            client.missing(),
+            move || endpoints(client),
         ));
         all.push(ClientCheck::new(
             "device-file-faults",

@@ -63,12 +63,16 @@ pub(crate) fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
     for path in &args.devices {
         match espsim_emulator::device_file::load(path) {
-            Ok(device) => println!(
-                "ok  {}  (device {}, WebSocket endpoint {})",
-                path.display(),
-                device.name(),
-                device.websocket().path()
-            ),
+            Ok(device) => {
+                let paths: Vec<String> = device.endpoints().into_iter().map(|e| e.path).collect();
+                println!(
+                    "ok  {}  (device {}, WebSocket {} {})",
+                    path.display(),
+                    device.name(),
+                    plural(paths.len(), "endpoint", "endpoints"),
+                    paths.join(", ")
+                );
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 all_valid = false;

@@ -21,7 +21,7 @@ use crate::spec::{
 };
 use crate::template::{self, Sim};
 use crate::{
-    DeviceFileError, MAX_BINARY_LEN, MAX_CLOSE_REASON, MAX_CONDITIONS, MAX_DELAY_MS,
+    DeviceFileError, MAX_BINARY_LEN, MAX_CLOSE_REASON, MAX_CONDITIONS, MAX_DELAY_MS, MAX_ENDPOINTS,
     MAX_INTERVAL_MS, MAX_NAME_LEN, MAX_PATTERN_LEN, MAX_PERIODICS, MAX_REGEX_SIZE, MAX_ROUTES,
     MAX_RULES, MAX_SENDS, MAX_STATE_VALUE, MAX_STATE_VARS, MAX_TEMPLATE_SOURCE, MIN_INTERVAL_MS,
 };
@@ -32,11 +32,19 @@ pub(crate) struct Program {
     /// Every template as (name, source), in the order they were compiled.
     pub(crate) templates: Vec<(String, String)>,
     pub(crate) state: Vec<StateVar>,
-    pub(crate) on_connect: Vec<Send>,
+    /// The WebSocket endpoints (at least one).
+    pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) rules: Vec<Rule>,
     pub(crate) unmatched: Unmatched,
     pub(crate) periodics: Vec<Periodic>,
     pub(crate) routes: Vec<Route>,
+}
+
+/// A WebSocket endpoint: its path and what a session opening there is sent.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub(crate) path: String,
+    pub(crate) on_connect: Vec<Send>,
 }
 
 /// A state variable.
@@ -151,6 +159,8 @@ pub(crate) struct Close {
 #[derive(Debug)]
 pub(crate) struct Rule {
     pub(crate) name: String,
+    /// Only messages on this endpoint (its path); `None`: any.
+    pub(crate) endpoint: Option<String>,
     pub(crate) matcher: Option<Matcher>,
     pub(crate) set: Vec<(usize, JsonT)>,
     pub(crate) sends: Vec<Send>,
@@ -174,6 +184,8 @@ pub(crate) struct Periodic {
     pub(crate) every_ms: u64,
     pub(crate) start: StartMode,
     pub(crate) scope: Scope,
+    /// Only sessions on this endpoint (its path); `None`: any.
+    pub(crate) endpoint: Option<String>,
     pub(crate) sends: Vec<Send>,
 }
 
@@ -250,19 +262,7 @@ pub(crate) fn compile_at(file: &DeviceFile, path: &Path) -> Result<Program, Devi
     };
     c.name(&file.name, "the device name")?;
 
-    let ws = &file.websocket;
-    if let Some(path) = &ws.path {
-        c.url_path(path)?;
-    }
-    if let Some(sub) = &ws.subprotocol
-        && (sub.value.is_empty() || !sub.value.bytes().all(is_token_byte))
-    {
-        return Err(c.err(
-            &sub.referenced,
-            format!("invalid subprotocol `{}`", sub.value),
-            Some("a subprotocol is an HTTP token: letters, digits and !#$%&'*+-.^_`|~"),
-        ));
-    }
+    c.endpoint_specs(file)?;
 
     let state = c.state(file)?;
 
@@ -284,10 +284,28 @@ pub(crate) fn compile_at(file: &DeviceFile, path: &Path) -> Result<Program, Devi
         }
     }
 
-    let on_connect = match &ws.on_connect {
-        Some(sends) => c.sends(sends, Ctx::OnConnect, Target::Sender, true)?,
-        None => Vec::new(),
-    };
+    let mut endpoints = Vec::new();
+    let specs = file
+        .websocket
+        .as_ref()
+        .map(|w| &w.value.0[..])
+        .unwrap_or_default();
+    for spec in specs {
+        endpoints.push(Endpoint {
+            path: spec.value.path().to_owned(),
+            on_connect: match &spec.value.on_connect {
+                Some(sends) => c.sends(sends, Ctx::OnConnect, Target::Sender, true)?,
+                None => Vec::new(),
+            },
+        });
+    }
+    if endpoints.is_empty() {
+        endpoints.push(Endpoint {
+            path: "/ws".to_owned(),
+            on_connect: Vec::new(),
+        });
+    }
+    let paths: Vec<&str> = endpoints.iter().map(|e| e.path.as_str()).collect();
 
     let mut rules = Vec::new();
     if let Some(specs) = &file.rules {
@@ -322,8 +340,10 @@ pub(crate) fn compile_at(file: &DeviceFile, path: &Path) -> Result<Program, Devi
             let close = spec.close.as_ref().map(|cl| c.close(cl)).transpose()?;
             let start = spec.start.as_ref().map(|s| c.periodic_ref(s)).transpose()?;
             let stop = spec.stop.as_ref().map(|s| c.periodic_ref(s)).transpose()?;
+            let endpoint = c.endpoint_ref(spec.endpoint.as_ref(), &paths)?;
             rules.push(Rule {
                 name: spec.name.value.clone(),
+                endpoint,
                 matcher,
                 set,
                 sends,
@@ -361,6 +381,7 @@ pub(crate) fn compile_at(file: &DeviceFile, path: &Path) -> Result<Program, Devi
                     .as_ref()
                     .map_or(StartMode::OnMessage, |s| s.value),
                 scope: spec.scope.as_ref().map_or(Scope::Session, |s| s.value),
+                endpoint: c.endpoint_ref(spec.endpoint.as_ref(), &paths)?,
                 sends: c.sends(&spec.send, Ctx::Periodic, Target::Sender, false)?,
             });
         }
@@ -371,7 +392,7 @@ pub(crate) fn compile_at(file: &DeviceFile, path: &Path) -> Result<Program, Devi
     Ok(Program {
         templates: c.templates,
         state,
-        on_connect,
+        endpoints,
         rules,
         unmatched,
         periodics,
@@ -458,6 +479,68 @@ impl Compiler<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// Checks the `websocket:` entries: at most [`MAX_ENDPOINTS`], each path valid and distinct,
+    /// each subprotocol an HTTP token.
+    fn endpoint_specs(&self, file: &DeviceFile) -> Result<(), DeviceFileError> {
+        let Some(section) = &file.websocket else {
+            return Ok(());
+        };
+        if section.value.0.len() > MAX_ENDPOINTS {
+            return Err(self.err(
+                &section.referenced,
+                format!(
+                    "{} WebSocket endpoints, more than {MAX_ENDPOINTS}",
+                    section.value.0.len()
+                ),
+                None,
+            ));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for spec in &section.value.0 {
+            let ws = &spec.value;
+            if let Some(path) = &ws.path {
+                self.url_path(path)?;
+            }
+            if seen.contains(&ws.path()) {
+                return Err(self.err(
+                    ws.path.as_ref().map_or(&spec.referenced, |p| &p.referenced),
+                    format!("duplicate WebSocket endpoint `{}`", ws.path()),
+                    Some("each entry of `websocket:` needs its own `path` (the default is /ws)"),
+                ));
+            }
+            seen.push(ws.path());
+            if let Some(sub) = &ws.subprotocol
+                && (sub.value.is_empty() || !sub.value.bytes().all(is_token_byte))
+            {
+                return Err(self.err(
+                    &sub.referenced,
+                    format!("invalid subprotocol `{}`", sub.value),
+                    Some("a subprotocol is an HTTP token: letters, digits and !#$%&'*+-.^_`|~"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A rule's or a periodic message's `endpoint:`, which must be one of `paths`.
+    fn endpoint_ref(
+        &self,
+        endpoint: Option<&Spanned<String>>,
+        paths: &[&str],
+    ) -> Result<Option<String>, DeviceFileError> {
+        let Some(e) = endpoint else {
+            return Ok(None);
+        };
+        if paths.contains(&e.value.as_str()) {
+            return Ok(Some(e.value.clone()));
+        }
+        Err(self.err(
+            &e.referenced,
+            format!("no WebSocket endpoint `{}`", e.value),
+            Some(&format!("the endpoints are {}", paths.join(", "))),
+        ))
     }
 
     fn url_path(&self, path: &Spanned<String>) -> Result<(), DeviceFileError> {

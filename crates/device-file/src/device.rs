@@ -58,6 +58,8 @@ pub struct FileDevice {
 /// What a session's upgrade request said (for `on_connect` templates).
 #[derive(Debug, Default)]
 struct SessionInfo {
+    /// The endpoint it opened on.
+    path: String,
     query: Map<String, Value>,
     headers: Map<String, Value>,
 }
@@ -394,14 +396,26 @@ impl FileDevice {
         });
     }
 
-    /// Forgets a session and everything it owns.
+    /// The endpoint `session` opened on (`""` for a session it does not know).
+    fn path_of(&self, session: ConnId) -> &str {
+        self.sessions.get(&session).map_or("", |s| s.path.as_str())
+    }
+
+    /// Forgets a session and everything it owns; a broadcast periodic ends with the last
+    /// session it could reach.
     fn forget(&mut self, session: ConnId) {
         self.sessions.remove(&session);
         self.pending.retain(|p| p.owner != session);
         self.running.retain(|r| r.session != Some(session));
-        if self.sessions.is_empty() {
-            self.running.clear();
-        }
+        let program = Arc::clone(&self.program);
+        let sessions = &self.sessions;
+        self.running.retain(|r| {
+            let endpoint = program
+                .periodics
+                .get(r.periodic)
+                .and_then(|p| p.endpoint.as_deref());
+            r.session.is_some() || sessions.values().any(|s| serves(endpoint, &s.path))
+        });
     }
 
     fn close(&mut self, session: ConnId, close: &Close, out: &mut Vec<Effect>) {
@@ -429,14 +443,28 @@ impl FileDevice {
                 ("seq", MjValue::from(seq)),
             ],
         );
-        let to = session.map_or(To::All, To::Session);
+        // A broadcast to one endpoint goes to each session on it.
+        let to: Vec<To> = match (session, &periodic.endpoint) {
+            (Some(s), _) => vec![To::Session(s)],
+            (None, None) => vec![To::All],
+            (None, Some(path)) => self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.path == *path)
+                .map(|(id, _)| To::Session(*id))
+                .collect(),
+        };
         for send in &periodic.sends {
             match self.payload(&send.body, &ctx) {
-                Ok(payload) => out.push(Effect::Send {
-                    to,
-                    payload,
-                    label: periodic.name.clone(),
-                }),
+                Ok(payload) => {
+                    for to in &to {
+                        out.push(Effect::Send {
+                            to: *to,
+                            payload: payload.clone(),
+                            label: periodic.name.clone(),
+                        });
+                    }
+                }
                 Err(e) => self.record_error(&periodic.name, &e),
             }
         }
@@ -450,6 +478,11 @@ impl FileDevice {
             };
         }
     }
+}
+
+/// Whether a rule or periodic message limited to `endpoint` applies on `path`.
+fn serves(endpoint: Option<&str>, path: &str) -> bool {
+    endpoint.is_none_or(|e| e == path)
 }
 
 /// `msg` for a text message.
@@ -659,6 +692,7 @@ impl DeviceLogic for FileDevice {
         now_ms: u64,
     ) -> Vec<Effect> {
         let info = SessionInfo {
+            path: start.path.to_owned(),
             query: to_map(form_pairs(start.query.unwrap_or_default())),
             headers: header_map(start.headers),
         };
@@ -673,16 +707,20 @@ impl DeviceLogic for FileDevice {
         self.sessions.insert(session, info);
         let program = Arc::clone(&self.program);
         let mut out = Vec::new();
-        self.emit(
-            &program.on_connect,
-            session,
-            &ctx,
-            "on_connect",
-            now_ms,
-            &mut out,
-        );
+        if let Some(endpoint) = program.endpoints.iter().find(|e| e.path == start.path) {
+            self.emit(
+                &endpoint.on_connect,
+                session,
+                &ctx,
+                "on_connect",
+                now_ms,
+                &mut out,
+            );
+        }
         for (index, periodic) in program.periodics.iter().enumerate() {
-            if periodic.start == StartMode::OnConnect {
+            if periodic.start == StartMode::OnConnect
+                && serves(periodic.endpoint.as_deref(), start.path)
+            {
                 self.start(index, session, now_ms);
             }
         }
@@ -690,16 +728,16 @@ impl DeviceLogic for FileDevice {
     }
 
     /// The name of the first rule that matches, else `unmatched`.
-    fn label(&self, frame: Frame<'_>) -> Option<String> {
+    fn label(&self, session: ConnId, frame: Frame<'_>) -> Option<String> {
+        let path = self.path_of(session);
         let parsed = match frame {
             Frame::Text(text) => serde_json::from_str::<Value>(text).ok(),
             Frame::Binary(_) => None,
         };
-        let rule = self
-            .program
-            .rules
-            .iter()
-            .find(|rule| match_frame(rule.matcher.as_ref(), frame, &parsed).is_some());
+        let rule = self.program.rules.iter().find(|rule| {
+            serves(rule.endpoint.as_deref(), path)
+                && match_frame(rule.matcher.as_ref(), frame, &parsed).is_some()
+        });
         let label = rule.map_or_else(|| "unmatched".to_owned(), |rule| rule.name.clone());
         if let Frame::Text(text) = frame {
             let mut labelled = self
@@ -724,7 +762,11 @@ impl DeviceLogic for FileDevice {
             (Frame::Binary(_), _) => None,
         };
         let mut out = Vec::new();
+        let path = self.path_of(session).to_owned();
         for (index, rule) in program.rules.iter().enumerate() {
+            if !serves(rule.endpoint.as_deref(), &path) {
+                continue;
+            }
             let Some(msg) = match_frame(rule.matcher.as_ref(), frame, &parsed) else {
                 continue;
             };

@@ -19,16 +19,17 @@
 //! ```yaml
 //! name: greenhouse                 # required, 1–64 characters
 //! description: what it is          # optional, free text
-//! websocket:                       # optional
-//!   path: /ws                      # default /ws; starts with `/`, no query
+//! websocket:                       # optional: one endpoint, or a list of MAX_ENDPOINTS
+//!   path: /ws                      # default /ws; starts with `/`, no query; distinct
 //!   subprotocol: null              # optional; answered in the handshake
-//!   on_connect:                    # optional: message(s) sent when a session opens
+//!   on_connect:                    # optional: message(s) sent when a session opens here
 //!     - json: { event: hello, fw: "{{ state.fw }}" }
 //! state:                           # optional: variables and their initial values
 //!   led: false                     # a plain value lives in RAM (reset by a reboot)
 //!   fw: { value: "1.4.2", persist: true }   # exactly {value, persist}: persist keeps it (NVS)
 //! rules:                           # optional, first match wins, at most MAX_RULES
 //!   - name: set-led                # required, unique; the label of what the rule sends
+//!     endpoint: /ws                # optional: only messages on this endpoint (default: any)
 //!     match: { json: { pointer: /cmd, equals: set } }   # optional: no `match` matches anything
 //!     set: { led: "{{ msg.value }}" }                     # optional: assign state variables
 //!     reply: { json: { ok: true } }                       # optional: message(s), to the sender
@@ -42,6 +43,7 @@
 //!     every: 1s                    # MIN_INTERVAL_MS..=MAX_INTERVAL_MS
 //!     start: on_message            # on_message (default: a rule's `start:`) | on_connect
 //!     scope: session               # session (default: one per session) | broadcast (one, to all)
+//!     endpoint: /ws                # optional: only sessions on this endpoint (default: any)
 //!     send: { json: { temp: "{{ walk('temp', 18, 26, 0.3) }}", seq: "{{ seq }}" } }
 //! http:                            # optional: routes, first match wins, at most MAX_ROUTES
 //!   - name: save-wifi              # optional (the label; default `METHOD path`)
@@ -125,6 +127,9 @@ use std::sync::Arc;
 
 pub use device::FileDevice;
 pub use spec::{DeviceFile, WebSocketSpec};
+
+/// At most this many WebSocket endpoints (`websocket:` entries).
+pub const MAX_ENDPOINTS: usize = 8;
 
 /// At most this many rules.
 pub const MAX_RULES: usize = 256;
@@ -324,10 +329,37 @@ pub fn load(path: &Path) -> Result<DeviceFile, DeviceFileError> {
     parse(&text, path)
 }
 
+/// A WebSocket endpoint a device file serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The exact path, e.g. `/ws`.
+    pub path: String,
+    /// The subprotocol the handshake answers with, if any.
+    pub subprotocol: Option<String>,
+}
+
 impl DeviceFile {
-    /// The `websocket:` section (path, subprotocol).
-    pub fn websocket(&self) -> &WebSocketSpec {
-        &self.websocket
+    /// The WebSocket endpoints, in the file's order: the `websocket:` section's entries, or
+    /// the one default endpoint (`/ws`) when there is none. Never empty.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let specs = self
+            .websocket
+            .as_ref()
+            .map(|w| &w.value.0[..])
+            .unwrap_or_default();
+        if specs.is_empty() {
+            return vec![Endpoint {
+                path: "/ws".to_owned(),
+                subprotocol: None,
+            }];
+        }
+        specs
+            .iter()
+            .map(|s| Endpoint {
+                path: s.value.path().to_owned(),
+                subprotocol: s.value.subprotocol().map(str::to_owned),
+            })
+            .collect()
     }
 
     /// The device's `name:`.

@@ -23,7 +23,7 @@ pub struct DeviceFile {
     #[serde(default)]
     pub(crate) description: Option<String>,
     #[serde(default)]
-    pub(crate) websocket: WebSocketSpec,
+    pub(crate) websocket: Option<Spanned<OneOrMany<WebSocketSpec>>>,
     #[serde(default)]
     pub(crate) state: Option<Spanned<OrderedMap<Spanned<Tree>>>>,
     #[serde(default)]
@@ -42,7 +42,8 @@ pub struct DeviceFile {
     pub(crate) compiled: Option<std::sync::Arc<crate::compile::Program>>,
 }
 
-/// The `websocket:` section: where the app connects and what it is sent on connect.
+/// One endpoint of the `websocket:` section (a mapping, or a list of them): where the app
+/// connects and what it is sent on connect.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketSpec {
@@ -71,6 +72,8 @@ impl WebSocketSpec {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RuleSpec {
     pub(crate) name: Spanned<String>,
+    #[serde(default)]
+    pub(crate) endpoint: Option<Spanned<String>>,
     #[serde(default, rename = "match")]
     pub(crate) matcher: Option<Spanned<MatchSpec>>,
     #[serde(default)]
@@ -207,6 +210,8 @@ pub(crate) struct PeriodicSpec {
     pub(crate) start: Option<Spanned<StartMode>>,
     #[serde(default)]
     pub(crate) scope: Option<Spanned<Scope>>,
+    #[serde(default)]
+    pub(crate) endpoint: Option<Spanned<String>>,
     pub(crate) send: Spanned<OneOrMany<SendSpec>>,
 }
 

@@ -358,9 +358,9 @@ impl DeviceHost {
         Outbox { rx, overflow }
     }
 
-    /// What the logic calls a message (`DeviceLogic::label`).
-    pub(crate) fn label(&self, frame: Frame<'_>) -> Option<String> {
-        self.lock().device.label(frame)
+    /// What the logic calls a message received on `session` (`DeviceLogic::label`).
+    pub(crate) fn label(&self, session: ConnId, frame: Frame<'_>) -> Option<String> {
+        self.lock().device.label(session, frame)
     }
 
     /// Hands one received message to the logic.

@@ -85,12 +85,17 @@ impl DeviceSource {
     }
 
     /// The WebSocket endpoint the logic declares, if it declares one (a device file does).
-    pub(crate) fn ws_settings(&self) -> Option<crate::WsSettings> {
+    pub(crate) fn ws_endpoints(&self) -> Option<Vec<crate::WsSettings>> {
         match self {
-            DeviceSource::File(file) => Some(crate::WsSettings {
-                path: file.websocket().path().to_owned(),
-                subprotocol: file.websocket().subprotocol().map(str::to_owned),
-            }),
+            DeviceSource::File(file) => Some(
+                file.endpoints()
+                    .into_iter()
+                    .map(|e| crate::WsSettings {
+                        path: e.path,
+                        subprotocol: e.subprotocol,
+                    })
+                    .collect(),
+            ),
             DeviceSource::Builtin | DeviceSource::Custom(_) | DeviceSource::Process(_) => None,
         }
     }

@@ -143,11 +143,21 @@ pub struct EmulatorConfig {
 }
 
 impl EmulatorConfig {
-    /// The WebSocket endpoint the device serves: the device file's `websocket:` section when
-    /// the logic is a device file, else [`EmulatorConfig::ws`].
-    pub fn ws_endpoint(&self) -> WsSettings {
+    /// The WebSocket endpoints the device serves, never empty: the device file's `websocket:`
+    /// entries when the logic is a device file, else [`EmulatorConfig::ws`] alone.
+    pub fn ws_endpoints(&self) -> Vec<WsSettings> {
         self.device_logic
-            .ws_settings()
+            .ws_endpoints()
+            .filter(|all| !all.is_empty())
+            .unwrap_or_else(|| vec![self.ws.clone()])
+    }
+
+    /// The first of [`EmulatorConfig::ws_endpoints`]: the URL a run hands the app
+    /// (`ESPSIM_WS_URL`) and the portal page shows.
+    pub fn ws_endpoint(&self) -> WsSettings {
+        self.ws_endpoints()
+            .into_iter()
+            .next()
             .unwrap_or_else(|| self.ws.clone())
     }
 }
@@ -414,7 +424,7 @@ impl Emulator {
             lifecycle: lifecycle.clone(),
             conns: Counter::new(),
             ws: Arc::new(ws::Handles {
-                settings: config.ws_endpoint(),
+                endpoints: config.ws_endpoints(),
                 watched: config.watched_messages.clone().into(),
                 profile: profile.clone(),
                 device: device.clone(),

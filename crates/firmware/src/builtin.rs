@@ -27,7 +27,7 @@ impl DeviceLogic for Device<SimBoard> {
     }
 
     /// The message's `type`, when it has exactly one (the decoder's own reading).
-    fn label(&self, frame: Frame<'_>) -> Option<String> {
+    fn label(&self, _session: ConnId, frame: Frame<'_>) -> Option<String> {
         let payload = match frame {
             Frame::Text(text) => text.as_bytes(),
             Frame::Binary(bytes) => bytes,

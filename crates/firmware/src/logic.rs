@@ -155,12 +155,13 @@ pub trait DeviceLogic {
     fn on_connect(&mut self, session: ConnId, start: &SessionStart<'_>, now_ms: u64)
     -> Vec<Effect>;
 
-    /// What the device calls `frame`, before it handles it: the built-in protocol's `type`, a
-    /// device file's matching rule. The host records it in the `ws_message` event, matches the
-    /// fault layer's `message_type` triggers against it, and the harness's expectations read it
-    /// from the event. `None` (the default): the message has no name. Must not change state.
-    fn label(&self, frame: Frame<'_>) -> Option<String> {
-        let _ = frame;
+    /// What the device calls `frame`, received on `session`, before it handles it: the built-in
+    /// protocol's `type`, a device file's matching rule (rules may be limited to an endpoint,
+    /// hence the session). The host records it in the `ws_message` event, matches the fault
+    /// layer's `message_type` triggers against it, and the harness's expectations read it from
+    /// the event. `None` (the default): the message has no name. Must not change state.
+    fn label(&self, session: ConnId, frame: Frame<'_>) -> Option<String> {
+        let _ = (session, frame);
         None
     }
 

@@ -263,8 +263,13 @@ websocket:
         )]
     );
     let file = parse("name: d\n", Path::new("d.yaml")).unwrap();
-    assert_eq!(file.websocket().path(), "/ws");
-    assert_eq!(file.websocket().subprotocol(), None);
+    assert_eq!(
+        file.endpoints(),
+        [crate::Endpoint {
+            path: "/ws".into(),
+            subprotocol: None
+        }]
+    );
     assert_eq!(file.name(), "d");
 }
 
@@ -629,7 +634,7 @@ fn the_greenhouse_example_parses_and_behaves() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/devices/greenhouse.yaml");
     let file = crate::load(&path).unwrap();
     assert_eq!(file.name(), "greenhouse");
-    assert_eq!(file.websocket().path(), "/ws");
+    assert_eq!(file.endpoints()[0].path, "/ws");
     let mut d = file.device(42).unwrap();
     d.power_on(0);
     assert_eq!(
@@ -739,4 +744,54 @@ fn an_http_template_that_fails_answers_500_with_the_reason() {
     assert_eq!((r.status, r.label.as_str()), (500, "boom"));
     assert!(String::from_utf8_lossy(&r.body).starts_with("device file template error in boom: "));
     assert_eq!(d.render_errors().count(), 1);
+}
+
+/// Two endpoints: each has its own `on_connect`; a rule limited to one does not see (or label)
+/// the other's messages; a broadcast periodic limited to one reaches only its sessions and ends
+/// with the last of them.
+#[test]
+fn endpoints_have_their_own_greeting_rules_and_periodics() {
+    let yaml = "name: two\n\
+        websocket:\n\
+        \x20 - { path: /ws, subprotocol: ctl.v1, on_connect: { text: control } }\n\
+        \x20 - { path: /log, on_connect: { text: log } }\n\
+        rules:\n\
+        \x20 - { name: led, endpoint: /ws, match: { text: { exact: led } }, reply: { text: ok } }\n\
+        unmatched: ignore\n\
+        periodic:\n\
+        \x20 lines: { every: 1s, start: on_connect, scope: broadcast, endpoint: /log, send: { text: \"line {{ seq }}\" } }\n";
+    let file = parse(yaml, Path::new("t.yaml")).unwrap();
+    let paths: Vec<(String, Option<String>)> = file
+        .endpoints()
+        .into_iter()
+        .map(|e| (e.path, e.subprotocol))
+        .collect();
+    assert_eq!(
+        paths,
+        [("/ws".into(), Some("ctl.v1".into())), ("/log".into(), None)]
+    );
+    let mut d = file.device(1).unwrap();
+    let on = |path| SessionStart {
+        path,
+        query: None,
+        headers: &[],
+        authorized: true,
+    };
+    assert_eq!(bodies_of(&d.on_connect(1, &on("/ws"), 0)), ["control"]);
+    assert_eq!(bodies_of(&d.on_connect(2, &on("/log"), 10)), ["log"]);
+    assert_eq!(d.label(1, Frame::Text("led")).as_deref(), Some("led"));
+    assert_eq!(d.label(2, Frame::Text("led")).as_deref(), Some("unmatched"));
+    assert_eq!(bodies(&mut d, 1, "led", 20), ["ok"]);
+    assert!(bodies(&mut d, 2, "led", 30).is_empty(), "not on /log");
+    assert_eq!(
+        sends(&d.on_tick(1010)),
+        [("s2".into(), "line 0".into(), "lines".into())],
+        "the /log broadcast skips the /ws session"
+    );
+    d.on_disconnect(2, 1100);
+    assert_eq!(
+        d.next_deadline(),
+        None,
+        "no /log session left: the broadcast ends though /ws is open"
+    );
 }

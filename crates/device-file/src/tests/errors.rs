@@ -146,6 +146,14 @@ fn cases() -> Vec<(&'static str, String)> {
                 "{H}rules:\n  - name: a\n    match: {{ binary: {{ min_len: 4, max_len: 2 }} }}\n"
             ),
         ),
+        (
+            "duplicate endpoint",
+            format!("{H}websocket:\n  - {{ path: /ws }}\n  - {{ path: /ws }}\n"),
+        ),
+        (
+            "unknown endpoint",
+            format!("{H}websocket: {{ path: /ctl }}\nrules:\n  - {{ name: a, endpoint: /ws }}\n"),
+        ),
     ]
 }
 
@@ -161,7 +169,7 @@ const EXPECTED: &[(&str, u64, u64, &str)] = &[
         "unknown rule field",
         4,
         5,
-        "t.yaml:4:5: unknown field `replly`, expected one of name, match, set, reply, broadcast, close, start, stop",
+        "t.yaml:4:5: unknown field `replly`, expected one of name, endpoint, match, set, reply, broadcast, close, start, stop",
     ),
     (
         "bad text regex",
@@ -342,6 +350,18 @@ const EXPECTED: &[(&str, u64, u64, &str)] = &[
         4,
         45,
         "t.yaml:4:45: max_len 2 is below min_len 4",
+    ),
+    (
+        "duplicate endpoint",
+        4,
+        13,
+        "t.yaml:4:13: duplicate WebSocket endpoint `/ws` (hint: each entry of `websocket:` needs its own `path` (the default is /ws))",
+    ),
+    (
+        "unknown endpoint",
+        4,
+        26,
+        "t.yaml:4:26: no WebSocket endpoint `/ws` (hint: the endpoints are /ctl)",
     ),
 ];
 

@@ -85,7 +85,7 @@ where
         } = *parsed;
         let ctx = RouteCtx {
             mode: handles.internet.get(),
-            ws_path: &handles.ws.settings.path,
+            ws: &handles.ws.endpoints,
             profile: &handles.profile,
             device_ip: &site.device_ip,
             ws_url: &site.ws_url,

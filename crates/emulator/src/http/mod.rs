@@ -132,7 +132,7 @@ pub(crate) async fn serve(mut port: Port, handles: Arc<Handles>, tls: Option<Tls
     let site = Arc::new(Site {
         scheme,
         device_ip: handles.device_ip.to_string(),
-        ws_url: format!("{ws_scheme}://{authority}{}", handles.ws.settings.path),
+        ws_url: format!("{ws_scheme}://{authority}{}", handles.ws.primary_path()),
     });
     let gates = Gates::default();
     let mut outage_rx = handles.device.outage();

@@ -15,6 +15,7 @@
 //! only its WebSocket URI registered. Online answers probes as the real servers would (framed
 //! like every response of the device) and otherwise behaves like a plain firmware with a page.
 
+use crate::WsSettings;
 use crate::events::CheckVerdict;
 use crate::internet::InternetMode;
 use crate::profile::Profile;
@@ -30,14 +31,21 @@ use super::response::EspResponse;
 pub(crate) struct RouteCtx<'a> {
     /// Internet mode for this request.
     pub(crate) mode: InternetMode,
-    /// The WebSocket URI.
-    pub(crate) ws_path: &'a str,
+    /// The WebSocket endpoints (their paths are WebSocket URIs).
+    pub(crate) ws: &'a [WsSettings],
     /// ESP-IDF version quirks.
     pub(crate) profile: &'a Profile,
     /// The device's IP, for the portal page.
     pub(crate) device_ip: &'a str,
     /// The WebSocket URL shown on the portal page.
     pub(crate) ws_url: &'a str,
+}
+
+impl RouteCtx<'_> {
+    /// Whether `path` is one of the WebSocket endpoints' (exact match, as ESP-IDF registers them).
+    fn is_ws_path(&self, path: &str) -> bool {
+        self.ws.iter().any(|e| e.path == path)
+    }
 }
 
 /// The routing decision.
@@ -63,7 +71,7 @@ pub(crate) struct Reply {
 /// Whether the host's own table answers this request before any device logic is asked: the
 /// WebSocket path, and online, a recognized connectivity check (`GET`).
 pub(crate) fn host_answers(head: &RequestHead, ctx: &RouteCtx<'_>) -> bool {
-    head.path == ctx.ws_path
+    ctx.is_ws_path(&head.path)
         || (ctx.mode == InternetMode::Online
             && head.method == "GET"
             && probes::recognize(head).is_some())
@@ -74,7 +82,7 @@ pub(crate) fn route(head: &RequestHead, ctx: &RouteCtx<'_>) -> Route {
     let get = head.method == "GET";
     let modern = ctx.profile.modern_error_bodies;
     let error = |e: EspError| (e.response(modern), true);
-    if head.path == ctx.ws_path {
+    if ctx.is_ws_path(&head.path) {
         if get {
             return Route::WebSocket;
         }
@@ -142,10 +150,13 @@ mod tests {
         }
     }
 
+    static WS: std::sync::LazyLock<[WsSettings; 1]> =
+        std::sync::LazyLock::new(|| [WsSettings::default()]);
+
     fn ctx(mode: InternetMode) -> RouteCtx<'static> {
         RouteCtx {
             mode,
-            ws_path: "/ws",
+            ws: &*WS,
             profile: &Profile::ESP_IDF_V5_4,
             device_ip: "192.168.4.1",
             ws_url: "ws://192.168.4.1/ws",

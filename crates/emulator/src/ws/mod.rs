@@ -47,8 +47,8 @@ use self::handshake::{Decision, Reply};
 /// device host the sessions talk to, the fault plan, the event log and the shutdown.
 #[derive(Debug)]
 pub(crate) struct Handles {
-    /// The endpoint's path and subprotocol.
-    pub(crate) settings: WsSettings,
+    /// The endpoints' paths and subprotocols (never empty; the first is the primary one).
+    pub(crate) endpoints: Vec<WsSettings>,
     /// Matchers each app message is tested against for its event (`watched`).
     pub(crate) watched: Arc<[MessageMatch]>,
     /// Handshake limits, message size limit, close behaviour.
@@ -63,6 +63,18 @@ pub(crate) struct Handles {
     pub(crate) lifecycle: Lifecycle,
     /// Upgrade ordinals, shared by the HTTP and HTTPS ports.
     pub(crate) upgrades: Counter,
+}
+
+impl Handles {
+    /// The endpoint at exactly `path`.
+    pub(crate) fn endpoint(&self, path: &str) -> Option<&WsSettings> {
+        self.endpoints.iter().find(|e| e.path == path)
+    }
+
+    /// The primary endpoint's path (the first), for the portal page's URL.
+    pub(crate) fn primary_path(&self) -> &str {
+        self.endpoints.first().map_or("/ws", |e| e.path.as_str())
+    }
 }
 
 /// Handles a request for the WebSocket path: ESP-IDF's handshake checks, the `101` (or the
@@ -81,7 +93,12 @@ pub(crate) async fn handle_upgrade<S>(
 ) where
     S: AsyncRead + AsyncWrite + Transport + Unpin + Send + 'static,
 {
-    let accept = match handshake::decide(&head, &handles.settings, &handles.profile) {
+    // The router sent only requests for one of the endpoints' paths.
+    let Some(settings) = handles.endpoint(&head.path) else {
+        tracing::debug!(conn = conn.id, path = %head.path, "no WebSocket endpoint at this path");
+        return;
+    };
+    let accept = match handshake::decide(&head, settings, &handles.profile) {
         Decision::Upgrade(accept) => accept,
         Decision::Reject(rejection) => {
             handles.events.emit(EventKind::WsRejected {

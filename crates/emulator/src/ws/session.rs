@@ -483,7 +483,7 @@ where
     /// to the firmware, and its `type` observed (arming `after:` rules).
     async fn incoming(&mut self, kind: FrameKind, payload: &[u8]) -> Option<End> {
         let frame = device_frame(kind, payload);
-        let msg_type = self.handles.device.label(frame);
+        let msg_type = self.handles.device.label(self.id(), frame);
         let seen = SeenMessage::new(msg_type.as_deref(), seen_payload(frame));
         self.emit(EventKind::WsMessage {
             conn: self.id(),

@@ -41,7 +41,7 @@ impl TestServer {
         ));
         device.start(&lifecycle);
         let handles = Arc::new(Handles {
-            settings: ws,
+            endpoints: vec![ws],
             watched: Arc::from([]),
             profile: Arc::new(profile),
             device,
