@@ -148,11 +148,11 @@ fn drive(device: &mut FileDevice, steps: &[Step<'_>]) -> Vec<Out> {
         now += 3;
         let effects = match step {
             Step::Text(session, t) => {
-                out.push(Out::Label(device.label(Frame::Text(t))));
+                out.push(Out::Label(device.label(*session, Frame::Text(t))));
                 device.on_message(*session, Frame::Text(t), now)
             }
             Step::Binary(session, b) => {
-                out.push(Out::Label(device.label(Frame::Binary(b))));
+                out.push(Out::Label(device.label(*session, Frame::Binary(b))));
                 device.on_message(*session, Frame::Binary(b), now)
             }
             Step::Connect(session, query) => {
