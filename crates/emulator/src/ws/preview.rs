@@ -22,6 +22,11 @@ const PREVIEW_BYTES: usize = 24;
 /// The words that name a secret, as a regex alternation (matched case-insensitively).
 const SECRET_WORDS: &str = r"pass\w*|pwd|psk|\w*secret\w*|\w*token\w*|auth\w*|api_?key|\w*_key";
 
+/// Whether a text may hold a secret at all: one fast literal search, so that the redacting
+/// regexes run only on the few messages that mention one of the words.
+static SECRET_HINT: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?i)pass|pwd|psk|secret|token|auth|key").ok());
+
 /// A JSON member whose key names a secret: the key, the colon and the string value.
 static JSON_SECRET: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(&format!(
@@ -60,11 +65,14 @@ fn redacted_text(text: &str) -> String {
     // Enough of the head that a secret straddling the cut is still recognised.
     let head = prefix_chars(text, PREVIEW_CHARS * 4);
     let mut shown = head.to_owned();
+    let hinted = SECRET_HINT.as_ref().is_none_or(|hint| hint.is_match(head));
     for (secret, hidden) in [
         (JSON_SECRET.as_ref(), "${1}\"***\""),
         (TEXT_SECRET.as_ref(), "${1}***"),
     ] {
-        let Some(secret) = secret else { continue };
+        let Some(secret) = secret.filter(|_| hinted) else {
+            continue;
+        };
         shown = secret.replace_all(&shown, hidden).into_owned();
     }
     let cut = prefix_chars(&shown, PREVIEW_CHARS);
