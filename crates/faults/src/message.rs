@@ -212,9 +212,25 @@ impl fmt::Display for PayloadMatch {
 }
 
 /// One JSON condition or a list of them (all must hold), at most [`MAX_JSON_CONDITIONS`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct JsonConditions(Vec<JsonCondition>);
+
+impl JsonSchema for JsonConditions {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "JsonConditions".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let one = generator.subschema_for::<JsonCondition>();
+        json_schema!({
+            "anyOf": [
+                one,
+                { "type": "array", "items": one, "minItems": 1, "maxItems": MAX_JSON_CONDITIONS },
+            ]
+        })
+    }
+}
 
 impl<'de> Deserialize<'de> for JsonConditions {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -361,6 +361,31 @@ fn yaml_errors_point_at_the_line() {
 }
 
 #[test]
+fn payload_matchers_in_yaml_match_and_their_mistakes_name_the_line() {
+    #[derive(Debug, serde::Deserialize)]
+    struct Doc {
+        faults: Vec<FaultRule>,
+    }
+    let yaml = "faults:\n  - when: { message_type: { json: [ { pointer: /cmd, equals: get } ] } }\n    fault: { ws: drop }\n  - when: { message_type: { text: { regex: \"^LED=\" } } }\n    fault: { ws: drop }\n";
+    let doc: Doc = serde_saphyr::from_str(yaml).expect("payload matchers");
+    assert_eq!(doc.faults.len(), 2);
+    for (bad, says) in [
+        ("{ json: { pointer: cmd, equals: get } }", "starts with `/`"),
+        ("{ json: { pointer: /cmd } }", "exactly one of"),
+        ("{ text: { regex: \"(\" } }", "does not compile"),
+        ("{ bytes: { prefix: a5 } }", "unknown variant"),
+    ] {
+        let yaml =
+            format!("faults:\n  - fault: {{ ws: drop }}\n    when: {{ message_type: {bad} }}\n");
+        let msg = serde_saphyr::from_str::<Doc>(&yaml)
+            .expect_err(bad)
+            .to_string();
+        assert!(msg.contains(says), "{bad}: {msg}");
+        assert!(msg.contains("line 3"), "{bad}: {msg}");
+    }
+}
+
+#[test]
 fn json_schema_describes_every_category() {
     let schema = schemars::schema_for!(FaultRule);
     let text = serde_json::to_string(&schema).expect("schema");
@@ -378,6 +403,9 @@ fn json_schema_describes_every_category() {
         "socket_exhaustion",
         "connections",
         "probability",
+        "\"pointer\"",
+        "\"exists\"",
+        "\"min_len\"",
     ] {
         assert!(text.contains(key), "schema lacks {key}");
     }
