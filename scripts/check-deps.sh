@@ -33,7 +33,7 @@ ALLOWED = {
     "espsim-protocol": set(),
     "espsim-firmware": {"espsim-protocol"},
     # A user's device described in YAML: device logic beside the firmware, behind its trait.
-    "espsim-device-file": {"espsim-firmware"},
+    "espsim-device-file": {"espsim-firmware", "espsim-faults"},
     "espsim-faults": set(),
     "espsim-emulator": {"espsim-protocol", "espsim-firmware", "espsim-device-file",
                         "espsim-faults"},

@@ -268,16 +268,13 @@ pub(crate) fn compile_at(file: &DeviceFile, path: &Path) -> Result<Program, Devi
 
     // Periodic names first: rules refer to them.
     if let Some(periodic) = &file.periodic {
-        if periodic.value.0.len() > MAX_PERIODICS {
-            return Err(c.err(
-                &periodic.referenced,
-                format!(
-                    "{} periodic messages, more than {MAX_PERIODICS}",
-                    periodic.value.0.len()
-                ),
-                None,
-            ));
-        }
+        c.at_most(
+            &periodic.referenced,
+            periodic.value.0.len(),
+            MAX_PERIODICS,
+            "periodic messages",
+            None,
+        )?;
         for (name, _) in &periodic.value.0 {
             c.name(name, "a periodic message's name")?;
             c.periodic_names.push(name.value.clone());
@@ -309,13 +306,13 @@ pub(crate) fn compile_at(file: &DeviceFile, path: &Path) -> Result<Program, Devi
 
     let mut rules = Vec::new();
     if let Some(specs) = &file.rules {
-        if specs.value.len() > MAX_RULES {
-            return Err(c.err(
-                &specs.referenced,
-                format!("{} rules, more than {MAX_RULES}", specs.value.len()),
-                Some("merge rules that differ only in a value with a `regex` or `glob` matcher"),
-            ));
-        }
+        c.at_most(
+            &specs.referenced,
+            specs.value.len(),
+            MAX_RULES,
+            "rules",
+            Some("merge rules that differ only in a value with a `regex` or `glob` matcher"),
+        )?;
         for spec in &specs.value {
             c.name(&spec.name, "a rule name")?;
             if let Some(first) = rules.iter().position(|r: &Rule| r.name == spec.name.value) {
@@ -481,22 +478,35 @@ impl Compiler<'_> {
         Ok(())
     }
 
+    /// `count` entries of a list (`what`, e.g. "rules") are at most `max`: else an error at
+    /// the list, `N what, more than MAX`.
+    fn at_most(
+        &self,
+        list: &Location,
+        count: usize,
+        max: usize,
+        what: &str,
+        hint: Option<&str>,
+    ) -> Result<(), DeviceFileError> {
+        if count > max {
+            return Err(self.err(list, format!("{count} {what}, more than {max}"), hint));
+        }
+        Ok(())
+    }
+
     /// Checks the `websocket:` entries: at most [`MAX_ENDPOINTS`], each path valid and distinct,
     /// each subprotocol an HTTP token.
     fn endpoint_specs(&self, file: &DeviceFile) -> Result<(), DeviceFileError> {
         let Some(section) = &file.websocket else {
             return Ok(());
         };
-        if section.value.0.len() > MAX_ENDPOINTS {
-            return Err(self.err(
-                &section.referenced,
-                format!(
-                    "{} WebSocket endpoints, more than {MAX_ENDPOINTS}",
-                    section.value.0.len()
-                ),
-                None,
-            ));
-        }
+        self.at_most(
+            &section.referenced,
+            section.value.0.len(),
+            MAX_ENDPOINTS,
+            "WebSocket endpoints",
+            None,
+        )?;
         let mut seen: Vec<&str> = Vec::new();
         for spec in &section.value.0 {
             let ws = &spec.value;
@@ -559,16 +569,13 @@ impl Compiler<'_> {
         let Some(state) = &file.state else {
             return Ok(Vec::new());
         };
-        if state.value.0.len() > MAX_STATE_VARS {
-            return Err(self.err(
-                &state.referenced,
-                format!(
-                    "{} state variables, more than {MAX_STATE_VARS}",
-                    state.value.0.len()
-                ),
-                None,
-            ));
-        }
+        self.at_most(
+            &state.referenced,
+            state.value.0.len(),
+            MAX_STATE_VARS,
+            "state variables",
+            None,
+        )?;
         let mut vars = Vec::new();
         for (name, value) in &state.value.0 {
             let n = &name.value;
@@ -805,13 +812,13 @@ impl Compiler<'_> {
         default_to: Target,
         routable: bool,
     ) -> Result<Vec<Send>, DeviceFileError> {
-        if specs.value.0.len() > MAX_SENDS {
-            return Err(self.err(
-                &specs.referenced,
-                format!("{} messages, more than {MAX_SENDS}", specs.value.0.len()),
-                None,
-            ));
-        }
+        self.at_most(
+            &specs.referenced,
+            specs.value.0.len(),
+            MAX_SENDS,
+            "messages",
+            None,
+        )?;
         let mut sends = Vec::new();
         for spec in &specs.value.0 {
             let loc = at(spec, &specs.referenced);
@@ -981,16 +988,13 @@ impl Compiler<'_> {
         let MatchSpec { json, text, binary } = &m.value;
         match (json, text, binary) {
             (Some(conds), None, None) => {
-                if conds.value.0.len() > MAX_CONDITIONS {
-                    return Err(self.err(
-                        &conds.referenced,
-                        format!(
-                            "{} conditions, more than {MAX_CONDITIONS}",
-                            conds.value.0.len()
-                        ),
-                        None,
-                    ));
-                }
+                self.at_most(
+                    &conds.referenced,
+                    conds.value.0.len(),
+                    MAX_CONDITIONS,
+                    "conditions",
+                    None,
+                )?;
                 let mut out = Vec::new();
                 for cond in &conds.value.0 {
                     out.push(self.json_cond(cond, &conds.referenced)?);
@@ -1144,13 +1148,13 @@ impl Compiler<'_> {
         let Some(specs) = &file.http else {
             return Ok(Vec::new());
         };
-        if specs.value.len() > MAX_ROUTES {
-            return Err(self.err(
-                &specs.referenced,
-                format!("{} routes, more than {MAX_ROUTES}", specs.value.len()),
-                None,
-            ));
-        }
+        self.at_most(
+            &specs.referenced,
+            specs.value.len(),
+            MAX_ROUTES,
+            "routes",
+            None,
+        )?;
         let mut routes = Vec::new();
         for spec in &specs.value {
             let method = &spec.method;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
+use espsim_faults::message::json_equal;
 use espsim_firmware::{
     ConnId, DeviceLogic, Effect, Frame, HttpRequest, HttpResponse, Payload, SessionStart, To,
 };
@@ -498,25 +499,6 @@ fn binary_msg(bytes: &[u8]) -> Value {
         "len": bytes.len(),
         "bytes": bytes,
     })
-}
-
-/// Numbers compare by value (`1` equals `1.0`); everything else as JSON.
-fn json_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x == y,
-        },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
-        }
-        _ => a == b,
-    }
 }
 
 /// `doc.pointer(&c.pointer)`, with the tokens split at load.

@@ -76,7 +76,8 @@
 //! `after:` (a delay, at most MAX_DELAY_MS; not in a periodic). A rule's messages are sent in
 //! order: `reply`, then `broadcast`, then the `close`.
 //!
-//! **Durations** use the workspace's strict grammar (see `duration`): `250ms`, `5s`, `1m 30s`.
+//! **Durations** use the workspace's strict grammar (`espsim_faults::duration`): `250ms`, `5s`,
+//! `1m 30s`.
 //!
 //! **Templates** are [minijinja](https://docs.rs/minijinja) (Jinja2) strings, compiled once when
 //! the file is loaded; a string without `{{`, `{%` or `{#` is a literal. In a JSON value (and in
@@ -116,7 +117,6 @@
 
 mod compile;
 mod device;
-mod duration;
 mod spec;
 mod template;
 #[cfg(test)]

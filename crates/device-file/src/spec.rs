@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, de::value::MapAccessDeserializer};
 use serde_saphyr::{Location, Spanned};
 
-use crate::duration::parse_duration_ms;
+use espsim_faults::duration::parse_strict_duration;
 
 /// The parsed device file (see the crate docs for the format). Build one with [`crate::parse`]
 /// or [`crate::load`], which also check everything serde cannot; a `DeviceFile` deserialized some
@@ -276,7 +276,10 @@ impl<'de> Deserialize<'de> for Millis {
                 f.write_str("a duration such as \"250ms\" or \"5s\"")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Millis, E> {
-                parse_duration_ms(v).map(Millis).map_err(E::custom)
+                let d = parse_strict_duration(v).map_err(E::custom)?;
+                u64::try_from(d.as_millis())
+                    .map(Millis)
+                    .map_err(|_| E::custom(format_args!("invalid duration `{v}`: it is too long")))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Millis, E> {
                 if v == 0 {

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::limits::MAX_TEXT_BYTES;
+use crate::validate::text as text_bound;
 use crate::when::{Pattern, glob};
 
 /// Most conditions in one `json:` list.
@@ -314,15 +315,15 @@ impl TryFrom<RawJsonCondition> for JsonCondition {
                 raw.pointer
             ));
         }
-        bounded("pointer", &raw.pointer)?;
+        text_bound("pointer", &raw.pointer)?;
         let mut tests = Vec::new();
         if let Some(v) = raw.equals {
             let written = serde_json::to_string(&v).map_err(|e| e.to_string())?;
-            bounded("equals", &written)?;
+            text_bound("equals", &written)?;
             tests.push(JsonTest::Equals(v));
         }
         if let Some(g) = raw.glob {
-            bounded("glob", &g)?;
+            text_bound("glob", &g)?;
             tests.push(JsonTest::Glob(g));
         }
         if let Some(r) = raw.regex {
@@ -361,8 +362,9 @@ impl JsonCondition {
     }
 }
 
-/// JSON equality with numbers compared by value.
-fn json_equal(a: &Value, b: &Value) -> bool {
+/// JSON equality with numbers compared by value (`1` equals `1.0`): what `equals` means in
+/// every matcher, a device file's included.
+pub fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
             (Some(x), Some(y)) => x == y,
@@ -499,7 +501,7 @@ impl Serialize for MessageRegex {
 impl<'de> Deserialize<'de> for MessageRegex {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let source = String::deserialize(d)?;
-        bounded("regex", &source).map_err(de::Error::custom)?;
+        text_bound("regex", &source).map_err(de::Error::custom)?;
         RegexBuilder::new(&source)
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
@@ -516,17 +518,6 @@ impl JsonSchema for MessageRegex {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "type": "string", "format": "regex", "maxLength": MAX_TEXT_BYTES })
     }
-}
-
-/// `value` is at most [`MAX_TEXT_BYTES`] long.
-fn bounded(field: &str, value: &str) -> Result<(), String> {
-    if value.len() > MAX_TEXT_BYTES {
-        return Err(format!(
-            "`{field}` is {} bytes long; at most {MAX_TEXT_BYTES} bytes",
-            value.len()
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

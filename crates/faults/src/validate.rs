@@ -293,7 +293,8 @@ fn range(field: &str, r: CountRange, max: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn text(field: &str, t: &str) -> Result<(), String> {
+/// `t` is at most [`MAX_TEXT_BYTES`] long.
+pub(crate) fn text(field: &str, t: &str) -> Result<(), String> {
     if t.len() > MAX_TEXT_BYTES {
         return Err(format!(
             "`{field}` is {} bytes long; at most {MAX_TEXT_BYTES} bytes",
