@@ -19,25 +19,30 @@ pub(crate) const PREVIEW_CHARS: usize = 64;
 /// Binary payloads show this many bytes in hex.
 const PREVIEW_BYTES: usize = 24;
 
-/// The words that name a secret, as a regex alternation (matched case-insensitively).
-const SECRET_WORDS: &str = r"pass\w*|pwd|psk|\w*secret\w*|\w*token\w*|auth\w*|api_?key|\w*_key";
+/// The words that name a secret, as a regex alternation (ASCII, any case: cheap to compile and
+/// to run, which matters because the first message of a run compiles it).
+const SECRET_WORDS: &str = r"(?i-u:pass[a-z0-9_]*|pwd|psk|[a-z0-9_]*secret[a-z0-9_]*|[a-z0-9_]*token[a-z0-9_]*|auth[a-z0-9_]*|api_?key|[a-z0-9_]*_key)";
 
 /// Whether a text may hold a secret at all: one fast literal search, so that the redacting
 /// regexes run only on the few messages that mention one of the words.
 static SECRET_HINT: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?i)pass|pwd|psk|secret|token|auth|key").ok());
+    LazyLock::new(|| Regex::new(r"(?i-u:pass|pwd|psk|secret|token|auth|key)").ok());
 
 /// A JSON member whose key names a secret: the key, the colon and the string value.
 static JSON_SECRET: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(&format!(
-        r#"(?i)("[^"\\]*(?:{SECRET_WORDS})[^"\\]*"\s*:\s*)"(?:[^"\\]|\\.)*"?"#
+        r#"("[^"\\]*(?:{SECRET_WORDS})[^"\\]*"[ \t\r\n]*:[ \t\r\n]*)"(?:[^"\\]|\\.)*"?"#
     ))
     .ok()
 });
 
-/// A plain-text `word=value` / `word: value` whose word names a secret.
-static TEXT_SECRET: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(&format!(r"(?i)\b((?:{SECRET_WORDS})\s*[=:]\s*)[^\s,;&]+")).ok());
+/// A plain-text `word=value` / `word: value` whose word names a secret (and starts a word).
+static TEXT_SECRET: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(^|[^A-Za-z0-9_])((?:{SECRET_WORDS})[ \t]*[=:][ \t]*)[^ \t\r\n,;&]+"
+    ))
+    .ok()
+});
 
 /// The preview of one message.
 pub(crate) fn preview(frame: Frame<'_>) -> String {
@@ -68,7 +73,7 @@ fn redacted_text(text: &str) -> String {
     let hinted = SECRET_HINT.as_ref().is_none_or(|hint| hint.is_match(head));
     for (secret, hidden) in [
         (JSON_SECRET.as_ref(), "${1}\"***\""),
-        (TEXT_SECRET.as_ref(), "${1}***"),
+        (TEXT_SECRET.as_ref(), "${1}${2}***"),
     ] {
         let Some(secret) = secret.filter(|_| hinted) else {
             continue;
