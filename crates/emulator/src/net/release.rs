@@ -44,11 +44,13 @@ impl ReleaseTimer {
             return;
         }
         #[cfg(target_os = "linux")]
-        if !clock_is_paused() {
+        if !self.fd.is_broken() && !clock_is_paused() {
             match self.fd.sleep_until(at).await {
-                Ok(()) => return,
+                // Checked, so that nothing (a stale expiry, a clock mix-up) can release early.
+                Ok(()) if Instant::now() >= at => return,
+                Ok(()) => {}
                 Err(e) => {
-                    tracing::debug!(error = %e, "timerfd failed; latency falls back to Tokio's 1 ms timer");
+                    tracing::debug!(error = %e, "timerfd failed; this direction falls back to Tokio's 1 ms timer");
                 }
             }
         }
@@ -61,7 +63,7 @@ impl ReleaseTimer {
 /// Tokio has no public query for it, so this watches the clocks: a paused clock only moves when
 /// the runtime advances it, which cannot happen inside this synchronous call (pausing needs the
 /// current-thread runtime, and we are running on it), while the real clock moves by itself. It
-/// waits (at most a few thousand clock reads, normally one) for the real monotonic clock to tick,
+/// waits (at most 10,000 clock reads, normally one) for the real monotonic clock to tick,
 /// then compares Tokio's clock before and after.
 #[cfg(target_os = "linux")]
 fn clock_is_paused() -> bool {
@@ -104,6 +106,11 @@ mod linux {
     }
 
     impl State {
+        /// True once the timerfd has failed: Tokio's timer is used from then on.
+        pub(super) fn is_broken(&self) -> bool {
+            matches!(self, State::Broken)
+        }
+
         /// Waits for `at` on the timerfd; an error means: use another timer.
         pub(super) async fn sleep_until(&mut self, at: Instant) -> io::Result<()> {
             if matches!(self, State::Unset) {
@@ -157,13 +164,13 @@ mod linux {
     /// `Instant` on Linux) and waits for it to expire.
     async fn wait(fd: &AsyncFd<Fd>, at: Instant) -> io::Result<()> {
         // `Instant` does not expose its raw value: read both clocks back to back and carry the
-        // remaining time over. Being preempted after this only makes the wait shorter, never
-        // the deadline later.
-        let mono = Duration::from(clock_gettime(Clock::CLOCK_MONOTONIC)?);
+        // remaining time over. `Instant` first: a preemption between the two reads moves the
+        // deadline later, never earlier (and `ReleaseTimer` checks the clock on return).
         let left = at.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(());
         }
+        let mono = Duration::from(clock_gettime(Clock::CLOCK_MONOTONIC)?);
         let when = TimeSpec::from_duration(mono.saturating_add(left));
         // A zero expiry would disarm the timer; `when` is the current time plus a non-zero
         // wait, so it is not zero.
