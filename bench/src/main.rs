@@ -11,6 +11,8 @@
 //! 6. resident memory per idle WebSocket connection (`memory`);
 //! 7. WebSocket round trips against a device file (`bench/devices/echo.yaml`) vs the built-in
 //!    firmware (`device`).
+//! 8. the accuracy of a `latency` fault against a reference delay proxy in the same run
+//!    (`latency`, see `refproxy.rs`).
 //!
 //! `espsim-bench soak` is separate: connection churn against `espsim run`, failing (exit 1) when
 //! its file descriptors or threads do not come back to the baseline (see `soak.rs`).
@@ -21,6 +23,7 @@
 mod external;
 mod footprint;
 mod procs;
+mod refproxy;
 mod report;
 mod soak;
 mod stats;
@@ -73,7 +76,8 @@ pub(crate) struct Args {
     /// Processes started for the start-up benchmark.
     #[arg(long, default_value_t = 20)]
     startup_runs: usize,
-    /// Only these sections: ws, faults, dns, http, startup, memory, device (comma-separated).
+    /// Only these sections: ws, faults, dns, http, startup, memory, device, latency
+    /// (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// A tiny load for CI (1 run, short windows, few clients and connections): proves the

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use espsim_emulator::net::ReleaseTimer;
 use espsim_emulator::profile::Profile;
 use espsim_emulator::{DeviceSource, Emulator, EmulatorConfig};
 use espsim_faults::FaultRule;
@@ -25,6 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::procs::own_threads_cpu_ns;
+use crate::refproxy::RefProxy;
 use crate::stats::percentile;
 
 /// Longest a single connect or round trip may take before the run fails.
@@ -175,6 +177,21 @@ pub(crate) fn run(
     warmup: Duration,
     measure: Duration,
 ) -> anyhow::Result<WsRun> {
+    run_via(clients, setup, None, None, warmup, measure)
+}
+
+/// As [`run`]; with `proxy`, the clients connect through the reference delay proxy
+/// ([`RefProxy`]), which delays device → app by that much; with `pace`, each client starts a
+/// round trip at most once per `pace` (starts staggered across the clients), so a path with no
+/// delay carries the same light load as a delayed one instead of saturating the CPU.
+pub(crate) fn run_via(
+    clients: usize,
+    setup: Setup,
+    proxy: Option<Duration>,
+    pace: Option<Duration>,
+    warmup: Duration,
+    measure: Duration,
+) -> anyhow::Result<WsRun> {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name(SERVER_THREADS)
@@ -196,8 +213,14 @@ pub(crate) fn run(
     let running = server_rt
         .block_on(Emulator::start(config))
         .context("starting the emulator")?;
-    let url = format!("ws://{}/ws", running.http_addr());
-    let result = client_rt.block_on(load(&url, clients, setup.responder, warmup, measure));
+    let proxy = match proxy {
+        Some(delay) => Some(RefProxy::start(running.http_addr(), delay)?),
+        None => None,
+    };
+    let addr = proxy.as_ref().map_or(running.http_addr(), RefProxy::addr);
+    let url = format!("ws://{addr}/ws");
+    let result = client_rt.block_on(load(&url, clients, setup.responder, pace, warmup, measure));
+    drop(proxy);
     server_rt.block_on(running.shutdown(Duration::from_secs(2)));
     client_rt.shutdown_timeout(Duration::from_secs(2));
     server_rt.shutdown_timeout(Duration::from_secs(2));
@@ -208,15 +231,21 @@ async fn load(
     url: &str,
     clients: usize,
     responder: Responder,
+    pace: Option<Duration>,
     warmup: Duration,
     measure: Duration,
 ) -> anyhow::Result<WsRun> {
     let sockets = connect_all(url, clients).await?;
-    let start = Instant::now() + warmup;
+    let begin = Instant::now();
+    let start = begin + warmup;
     let end = start + measure;
     let mut tasks = Vec::with_capacity(clients);
-    for ws in sockets {
-        tasks.push(tokio::spawn(ping_loop(ws, responder, start, end)));
+    for (k, ws) in sockets.into_iter().enumerate() {
+        let pacing = pace.map(|every| {
+            let offset = every.mul_f64(k as f64 / clients.max(1) as f64);
+            (begin + offset, every)
+        });
+        tasks.push(tokio::spawn(ping_loop(ws, responder, pacing, start, end)));
     }
     // Samples the emulator threads' CPU time at the window's edges.
     let cpu = tokio::spawn(async move {
@@ -278,14 +307,20 @@ fn client_config() -> WebSocketConfig {
 }
 
 /// One client: ping, wait for its pong, repeat until `end`; latencies of those sent after `start`.
+/// With `pacing` (first start, interval), a round trip starts no earlier than its slot.
 async fn ping_loop(
     mut ws: Ws,
     responder: Responder,
+    pacing: Option<(Instant, Duration)>,
     start: Instant,
     end: Instant,
 ) -> anyhow::Result<Vec<u32>> {
     let mut latencies = Vec::new();
     for seq in 0..MAX_ROUND_TRIPS {
+        if let Some((first, every)) = pacing {
+            let slot = first + every.mul_f64(seq as f64);
+            tokio::time::sleep_until(slot.into()).await;
+        }
         let sent = Instant::now();
         if sent >= end {
             break;
@@ -357,13 +392,23 @@ fn is_reply(responder: Responder, text: &str, seq: u64) -> bool {
     }
 }
 
-/// How late Tokio's timer fires on this machine right now: `tasks` tasks each sleep `period`
+/// Which timer [`timer_overshoot`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// `tokio::time::sleep`: deadlines rounded up to the next 1 ms tick.
+    Tokio,
+    /// The emulator's [`ReleaseTimer`] (a timerfd on Linux), what a `latency` fault waits on.
+    Release,
+}
+
+/// How late a timer fires on this machine right now: `tasks` tasks each sleep `period`
 /// repeatedly for `window`; returns the p50 and p99 overshoot in µs. A latency fault cannot be
-/// more precise than this, so it is printed next to the fault's accuracy.
+/// more precise than its timer, so this is printed next to the fault's accuracy.
 pub(crate) fn timer_overshoot(
     tasks: usize,
     period: Duration,
     window: Duration,
+    timer: Timer,
 ) -> anyhow::Result<(u32, u32)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -376,13 +421,20 @@ pub(crate) fn timer_overshoot(
         for _ in 0..tasks {
             handles.push(tokio::spawn(async move {
                 let mut late = Vec::new();
+                let mut release = ReleaseTimer::new();
                 // Bounded by the window and by a count.
                 for _ in 0..100_000 {
                     let start = Instant::now();
                     if start >= end {
                         break;
                     }
-                    tokio::time::sleep(period).await;
+                    match timer {
+                        Timer::Tokio => tokio::time::sleep(period).await,
+                        Timer::Release => {
+                            let at = tokio::time::Instant::from_std(start + period);
+                            release.sleep_until(at).await;
+                        }
+                    }
                     let over = start.elapsed().saturating_sub(period).as_micros();
                     late.push(u32::try_from(over).unwrap_or(u32::MAX));
                 }

@@ -5,8 +5,9 @@
 //! so a pass-through rule costs nothing but a clock read. With any other fault, a pump task sits between the
 //! real socket and the device code (like Toxiproxy between client and upstream) and a
 //! `tokio::io::duplex` pipe connects it to the returned stream. Each direction is a two-stage
-//! pipeline: a reader stamps every chunk with its release time (latency ± jitter) and a writer
-//! releases it in slices at the allowed rate, counting bytes for `limit_data`. The pump owns the
+//! pipeline: a reader stamps every chunk with its release time (arrival + latency ± jitter) and a
+//! writer releases it on time (a [`ReleaseTimer`]: sub-millisecond on Linux), in slices at the
+//! allowed rate, counting bytes for `limit_data`. The pump owns the
 //! socket, so it can end it the way the fault says: FIN, RST (SO_LINGER 0), or never (half-open).
 
 use std::pin::Pin;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use espsim_faults::{StreamDirection, StreamFault, StreamFaults};
 
+use super::release::ReleaseTimer;
 use super::supervisor::Supervisor;
 
 /// How long a FIN-closed connection keeps reading (and discarding) the peer's data, so that
@@ -535,11 +537,10 @@ where
     let ends = {
         let writer = async {
             let mut pacer = Pacer::new(cfg.rate);
+            // Tokio's timer would release 1–2 ms late (whole-millisecond ticks): see `release`.
+            let mut timer = ReleaseTimer::new();
             while let Some((at, data)) = rx.recv().await {
-                // Tokio rounds a deadline up to the next 1 ms tick: only sleep when it is ahead.
-                if at > Instant::now() {
-                    sleep_until(at).await;
-                }
+                timer.sleep_until(at).await;
                 match release(dst, &data, cfg, remaining, &mut wrng, &mut pacer).await {
                     Ok(true) => {}
                     Ok(false) => return DirEnd::Limit,
