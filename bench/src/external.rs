@@ -211,6 +211,7 @@ pub(crate) async fn http_round(
     work: &Path,
     seconds: u64,
     connections: usize,
+    nginx_workers: &str,
     espsim_first: bool,
 ) -> anyhow::Result<(HttpRun, HttpRun)> {
     let mut espsim_run = None;
@@ -230,7 +231,7 @@ pub(crate) async fn http_round(
             server.stop().await;
         } else {
             let port = free_port()?;
-            let conf = nginx_conf(work, port)?;
+            let conf = nginx_conf(work, port, nginx_workers)?;
             let helper = Helper::spawn(
                 "nginx",
                 &[
@@ -256,11 +257,12 @@ pub(crate) async fn http_round(
     ))
 }
 
-/// A minimal nginx: as many workers as CPUs, no logs, `return 204` for everything.
-fn nginx_conf(work: &Path, port: u16) -> anyhow::Result<PathBuf> {
+/// A minimal nginx: `workers` worker processes (`auto`: one per CPU), no logs, `return 204`
+/// for everything.
+fn nginx_conf(work: &Path, port: u16, workers: &str) -> anyhow::Result<PathBuf> {
     let dir = work.display();
     let conf = format!(
-        "daemon off;\nmaster_process on;\nworker_processes auto;\npid {dir}/nginx.pid;\n\
+        "daemon off;\nmaster_process on;\nworker_processes {workers};\npid {dir}/nginx.pid;\n\
          error_log stderr error;\nevents {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
            fastcgi_temp_path {dir}/fcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\

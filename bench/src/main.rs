@@ -70,6 +70,9 @@ pub(crate) struct Args {
     /// wrk connections.
     #[arg(long, default_value_t = 16)]
     http_connections: usize,
+    /// nginx's `worker_processes` in the HTTP comparison: `auto` (one per CPU) or a number.
+    #[arg(long, default_value = "auto", value_parser = parse_nginx_workers)]
+    nginx_workers: String,
     /// Idle WebSocket connections for the memory benchmark.
     #[arg(long, default_value_t = 1000)]
     connections: usize,
@@ -146,5 +149,14 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `auto` or a worker count from 1 to 64, as nginx's `worker_processes` takes it.
+fn parse_nginx_workers(v: &str) -> Result<String, String> {
+    match v.parse::<u8>() {
+        _ if v == "auto" => Ok(v.to_owned()),
+        Ok(n) if (1..=64).contains(&n) => Ok(v.to_owned()),
+        _ => Err(format!("`{v}`: `auto` or a number from 1 to 64")),
     }
 }

@@ -493,6 +493,7 @@ fn http_section(args: &Args, espsim: &Path, report: &mut Report) -> anyhow::Resu
             &work,
             args.tool_seconds,
             args.http_connections,
+            &args.nginx_workers,
             run % 2 == 0,
         ))?;
         eprintln!(
@@ -507,8 +508,8 @@ fn http_section(args: &Args, espsim: &Path, report: &mut Report) -> anyhow::Resu
     let ratio = med(&|(e, n)| e.rps / n.rps);
     println!(
         "`wrk -t1 -c{} -d{}s` on `GET /generate_204` with `Host: connectivitycheck.gstatic.com` \
-         (espsim `--internet online --profile unlimited`, nginx `worker_processes auto`); {} runs.\n",
-        args.http_connections, args.tool_seconds, args.runs
+         (espsim `--internet online --profile unlimited`, nginx `worker_processes {}`); {} runs.\n",
+        args.http_connections, args.tool_seconds, args.nginx_workers, args.runs
     );
     let cpu_ratio = med(&|(e, n)| e.cpu_us / n.cpu_us);
     println!(
