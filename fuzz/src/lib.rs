@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use espsim_emulator::internet::InternetMode;
 use espsim_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use espsim_faults::message::Payload as MessagePayload;
 use espsim_faults::{
     ConnInfo, ConnRef, DnsInfo, FaultPlan, FaultRule, FrameKind, HandshakeInfo, MessageDirection,
-    MessageInfo, Service,
+    MessageInfo, SeenMessage, Service,
 };
 
 /// How long the DNS server may take to answer one input before the run counts as hung.
@@ -215,6 +216,11 @@ pub fn exercise_rules(rules: Vec<FaultRule>, seed: u64) {
                 host: Some("192.168.4.1"),
                 path: "/ws",
             });
+            // A labelled JSON message, so that label patterns and payload tests both get asked.
+            let seen = SeenMessage::new(
+                Some("ping"),
+                MessagePayload::Text(r#"{"type":"ping","cmd":"get","seq":1}"#),
+            );
             for direction in [MessageDirection::In, MessageDirection::Out] {
                 for kind in [FrameKind::Text, FrameKind::Ping] {
                     let _ = plan.on_ws_message(MessageInfo {
@@ -222,7 +228,7 @@ pub fn exercise_rules(rules: Vec<FaultRule>, seed: u64) {
                         elapsed,
                         direction,
                         kind,
-                        message_type: Some("ping"),
+                        message: (kind == FrameKind::Text).then_some(&seen),
                         messages: i as u64 + 1,
                         bytes: 1 << (i * 10),
                     });
