@@ -1,5 +1,7 @@
 //! Which WebSocket messages a fault rule or an expectation is about: the label the device gives
-//! a message (a pattern), or a test of the payload itself, written like a device file's `match:`.
+//! a message (a pattern), or a test of the payload itself, written like a device file's `match:`
+//! (globs here know only `*` and `?`, every JSON condition names its test, patterns are at most
+//! 256 bytes; see `docs/reference/faults.md`).
 //!
 //! ```yaml
 //! message_type: telemetry                              # the label: `*` and `?`, any case

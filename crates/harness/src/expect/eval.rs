@@ -137,14 +137,14 @@ pub(crate) fn secs(ms: u64) -> String {
 }
 
 /// The app-level heartbeat message a scenario names (its `heartbeat` expectation's `message`),
-/// else `ping`.
+/// else that expectation's default (`ping`).
 fn heartbeat_message(all: &[Expectation]) -> MessageMatch {
     all.iter()
         .find_map(|e| match e {
             Expectation::Heartbeat(h) => Some(h.message.clone()),
             _ => None,
         })
-        .unwrap_or_else(|| MessageMatch::label("ping"))
+        .unwrap_or_else(super::default_heartbeat_message)
 }
 
 fn judge(e: &Expectation, all: &[Expectation], faults: &[FaultRule], f: &Facts) -> Judgement {
