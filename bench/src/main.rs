@@ -12,7 +12,8 @@
 //! 7. WebSocket round trips against a device file (`bench/devices/echo.yaml`) vs the built-in
 //!    firmware (`device`).
 //! 8. the accuracy of a `latency` fault against a reference delay proxy in the same run
-//!    (`latency`, see `refproxy.rs`).
+//!    (`latency`, see `refproxy.rs`);
+//! 9. the scenario library replayed on virtual time, plain and `--check-catches` (`library`).
 //!
 //! `espsim-bench soak` is separate: connection churn against `espsim run`, failing (exit 1) when
 //! its file descriptors or threads do not come back to the baseline (see `soak.rs`).
@@ -22,6 +23,7 @@
 
 mod external;
 mod footprint;
+mod library;
 mod procs;
 mod refproxy;
 mod report;
@@ -79,7 +81,10 @@ pub(crate) struct Args {
     /// Processes started for the start-up benchmark.
     #[arg(long, default_value_t = 20)]
     startup_runs: usize,
-    /// Only these sections: ws, faults, dns, http, startup, memory, device, latency
+    /// The scenario library replayed in the `library` section.
+    #[arg(long, value_name = "DIR", default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// Only these sections: ws, faults, dns, http, startup, memory, device, latency, library
     /// (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,

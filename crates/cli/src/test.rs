@@ -63,6 +63,12 @@ pub(crate) struct TestArgs {
     /// Use this seed instead of each scenario's.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Run on virtual time: the emulator, its faults and the built-in client share one paused
+    /// clock that jumps to the next timer whenever all of them wait, so a scenario takes as long
+    /// as its work (milliseconds), not its `duration`, and one seed gives identical reports.
+    /// Built-in client only; not for scenarios with a `phone:`.
+    #[arg(long, conflicts_with = "command")]
+    virtual_time: bool,
     /// For an app that runs until told: SIGTERM to its process group at the end of `duration`
     /// (counted from the clock start); it must exit 0 within 5 s. Default: wait for the COMMAND
     /// to exit by itself (as `command: { stop_at_end: true }` in the scenario).
@@ -169,6 +175,7 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         command_timeout: args.command_timeout,
         stop_at_end: args.stop_at_end,
+        virtual_time: args.virtual_time,
     };
     let mut scenarios = Vec::new();
     for path in &args.scenarios {
@@ -202,6 +209,7 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
                 .jobs
                 .unwrap_or_else(|| default_jobs(&ClientSpec::Builtin(ClientProfile::Good), cores)),
             seed: args.seed,
+            virtual_time: args.virtual_time,
             html: &html,
             progress: &progress,
         };
@@ -279,7 +287,7 @@ async fn run_plain(p: PlainJobs<'_>) -> anyhow::Result<Vec<RunResult>> {
             let watch = tracker.watch();
             let r = runner::run_with(&s, &client, &options, Some(watch)).await?;
             tracker.finish(&r);
-            html.write(&r, &s, &rerun_command(&path, &client, r.seed), false)?;
+            html.write(&r, &s, &rerun_command(&path, &client, &r), false)?;
             anyhow::Ok(r)
         }));
     }
@@ -298,6 +306,7 @@ struct CatchJobs<'a> {
     scenarios: &'a [Arc<Scenario>],
     jobs: u16,
     seed: Option<u64>,
+    virtual_time: bool,
     html: &'a HtmlOut,
     progress: &'a Progress,
 }
@@ -315,7 +324,8 @@ async fn check_catches(c: CatchJobs<'_>) -> anyhow::Result<Vec<CatchCheck>> {
         for plan in runner::catch_plan(s) {
             let s = s.clone();
             let limit = limit.clone();
-            let (seed, html, progress) = (c.seed, c.html.clone(), c.progress.clone());
+            let (seed, virtual_time) = (c.seed, c.virtual_time);
+            let (html, progress) = (c.html.clone(), c.progress.clone());
             let path = path.clone();
             let index = tasks.len() + 1;
             tasks.push(tokio::spawn(async move {
@@ -324,6 +334,7 @@ async fn check_catches(c: CatchJobs<'_>) -> anyhow::Result<Vec<CatchCheck>> {
                 let watch = tracker.watch();
                 let options = RunOptions {
                     seed,
+                    virtual_time,
                     ..RunOptions::default()
                 };
                 let result = runner::run_with(&s, &plan.client, &options, Some(watch)).await?;
@@ -332,7 +343,7 @@ async fn check_catches(c: CatchJobs<'_>) -> anyhow::Result<Vec<CatchCheck>> {
                 html.write(
                     &result,
                     &s,
-                    &rerun_command(&path, &plan.client, result.seed),
+                    &rerun_command(&path, &plan.client, &result),
                     true,
                 )?;
                 let check = CatchCheck {
@@ -412,8 +423,9 @@ impl HtmlOut {
     }
 }
 
-/// The command line that runs this scenario again with the same client and seed.
-fn rerun_command(path: &Path, client: &ClientSpec, seed: u64) -> String {
+/// The command line that runs this scenario again as `result` ran: the same client, seed and
+/// clock.
+fn rerun_command(path: &Path, client: &ClientSpec, result: &RunResult) -> String {
     let mut words = vec![
         "espsim".to_owned(),
         "test".to_owned(),
@@ -422,7 +434,10 @@ fn rerun_command(path: &Path, client: &ClientSpec, seed: u64) -> String {
     if let ClientSpec::Builtin(profile) = client {
         words.push(format!("--client builtin:{profile}"));
     }
-    words.push(format!("--seed {seed}"));
+    words.push(format!("--seed {}", result.seed));
+    if result.virtual_time {
+        words.push("--virtual-time".to_owned());
+    }
     if let ClientSpec::Command(argv) = client {
         words.push("--".to_owned());
         words.extend(argv.iter().map(|a| shell_word(a)));

@@ -479,6 +479,8 @@ pub struct EventLog {
     keep: History,
     live: broadcast::Sender<Event>,
     file: Option<FileSink>,
+    /// Whether [`EventLog::emit_earlier`] backdates by its `ago` (off on virtual time).
+    backdating: bool,
 }
 
 /// The in-memory history and the next sequence number.
@@ -689,6 +691,7 @@ impl EventLog {
             keep: History::All,
             live,
             file: None,
+            backdating: true,
         }
     }
 
@@ -757,11 +760,20 @@ impl EventLog {
         self
     }
 
+    /// Stamps every event when it is recorded: [`EventLog::emit_earlier`] ignores its `ago`.
+    /// For a log on virtual (paused) time, where an age read off the wall clock means nothing
+    /// and its rounding would make two runs of one seed differ.
+    pub fn stamped_when_read(mut self) -> Self {
+        self.backdating = false;
+        self
+    }
+
     /// Time since the log (and so the emulator) started, on tokio's clock: in a runtime whose
     /// time is paused it moves only with `tokio::time::advance` (or the runtime's auto-advance);
     /// outside a runtime, and in every build without tokio's `test-util`, it is the wall clock.
     /// The clock read is that of the runtime calling: the UDP DNS thread's own runtime is never
-    /// paused, so a test on paused time runs without DNS.
+    /// paused, so a run on paused time serves DNS on its own runtime
+    /// ([`EmulatorConfig::virtual_time`](crate::EmulatorConfig::virtual_time)).
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }
@@ -774,10 +786,13 @@ impl EventLog {
 
     /// Records `kind` as having happened `ago` before now (a packet the kernel stamped on
     /// arrival and espsim read later); returns its sequence number. Its `at_ms` may then be
-    /// earlier than that of the event before it.
+    /// earlier than that of the event before it. A log [`stamped_when_read`] records it now.
+    ///
+    /// [`stamped_when_read`]: EventLog::stamped_when_read
     pub fn emit_earlier(&self, kind: EventKind, ago: Duration) -> u64 {
         let mut kept = self.lock();
         self.report_gap(&mut kept, Duration::ZERO);
+        let ago = if self.backdating { ago } else { Duration::ZERO };
         let at = self.start.elapsed().saturating_sub(ago);
         self.record_at(&mut kept, kind, at)
     }

@@ -140,6 +140,12 @@ pub struct EmulatorConfig {
     /// `reboot`) are counted with a raw socket (`tcp_refused`, needs CAP_NET_RAW) or only
     /// reported as unobserved (`refused_unobserved`). Default: counted when permitted.
     pub refused_attempts: RefusedAttempts,
+    /// The emulator runs on the caller's paused Tokio clock (`espsim test --virtual-time`):
+    /// every service is a task of the caller's runtime (UDP DNS gets no thread and runtime of
+    /// its own, whose clock would be real), and events are stamped when espsim reads them
+    /// (a kernel receive stamp is on the wall clock, which virtual time does not follow).
+    /// Requires a current-thread runtime started paused; default `false`.
+    pub virtual_time: bool,
 }
 
 impl EmulatorConfig {
@@ -195,6 +201,7 @@ impl Default for EmulatorConfig {
             control: None,
             clock: RunClock::AtStart,
             refused_attempts: RefusedAttempts::Watch,
+            virtual_time: false,
         }
     }
 }
@@ -319,13 +326,15 @@ impl Emulator {
         if config.clock == RunClock::Deferred {
             faults.defer_clock();
         }
-        let events = Arc::new(
-            match &config.events_file {
-                Some(path) => EventLog::with_file(path)?,
-                None => EventLog::new(),
-            }
-            .keeping(config.event_history),
-        );
+        let mut log = match &config.events_file {
+            Some(path) => EventLog::with_file(path)?,
+            None => EventLog::new(),
+        }
+        .keeping(config.event_history);
+        if config.virtual_time {
+            log = log.stamped_when_read();
+        }
+        let events = Arc::new(log);
         // Bind everything before serving anything, so a taken port fails the whole start.
         // The device ports listen with the profile's backlog (ESP-IDF's `backlog_conn` on a chip).
         let backlog = config.profile.listen_backlog;
@@ -469,7 +478,7 @@ impl Emulator {
                 events: events.clone(),
                 lifecycle: lifecycle.clone(),
             });
-            if let Err(source) = dns::start(udp, tcp, &handles).await {
+            if let Err(source) = dns::start(udp, tcp, &handles, !config.virtual_time).await {
                 lifecycle.cancel.cancel();
                 return Err(StartError::Thread {
                     service: "dns (udp)",

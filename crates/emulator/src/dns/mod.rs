@@ -54,18 +54,43 @@ pub(crate) struct Handles {
 /// Starts serving DNS on `udp` and `tcp` (bound by the caller) until `handles.lifecycle.cancel` fires;
 /// returns once both are being served.
 ///
-/// TCP is a task of the emulator's runtime. UDP runs on a thread of its own with a
-/// single-threaded runtime, as a real DNS server's receive loop does: answering a query takes a
-/// few microseconds, and on the handles multi-thread runtime the wake-up of a second worker per
-/// datagram cost more than the answer (a quarter of the queries per second, measured with
-/// dnsperf). The emulator's shutdown waits for the thread.
+/// TCP is a task of the emulator's runtime. With `udp_thread`, UDP runs on a thread of its own
+/// with a single-threaded runtime, as a real DNS server's receive loop does: answering a query
+/// takes a few microseconds, and on the handles multi-thread runtime the wake-up of a second
+/// worker per datagram cost more than the answer (a quarter of the queries per second,
+/// measured with dnsperf). The emulator's shutdown waits for the thread. Without it (virtual
+/// time: one paused clock for everything) UDP is a task of the caller's runtime too.
 pub(crate) async fn start(
     udp: std::net::UdpSocket,
     tcp: TcpListener,
     handles: &Arc<Handles>,
+    udp_thread: bool,
 ) -> io::Result<()> {
     let handler = handler::CaptiveDns::new(handles.clone());
-    let (udp_handler, udp_handles) = (handler.clone(), handles.clone());
+    if udp_thread {
+        start_udp_thread(udp, handler.clone(), handles)?.await?;
+    } else {
+        let socket = UdpSocket::from_std(udp)?;
+        handles.lifecycle.tracker.spawn(transport::serve_udp(
+            socket,
+            handler.clone(),
+            handles.clone(),
+        ));
+    }
+    handles
+        .lifecycle
+        .tracker
+        .spawn(transport::serve_tcp(tcp, handler, handles.clone()));
+    Ok(())
+}
+
+/// Starts UDP's own thread; the returned future resolves once it serves (or failed to).
+fn start_udp_thread(
+    udp: std::net::UdpSocket,
+    handler: handler::CaptiveDns,
+    handles: &Arc<Handles>,
+) -> io::Result<impl Future<Output = io::Result<()>>> {
+    let udp_handles = handles.clone();
     let running = handles.lifecycle.tracker.token();
     let (ready_tx, ready) = oneshot::channel::<io::Result<()>>();
     std::thread::Builder::new()
@@ -87,7 +112,7 @@ pub(crate) async fn start(
                 match UdpSocket::from_std(udp) {
                     Ok(socket) => {
                         let _ = ready_tx.send(Ok(()));
-                        transport::serve_udp(socket, udp_handler, udp_handles).await;
+                        transport::serve_udp(socket, handler, udp_handles).await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -95,12 +120,9 @@ pub(crate) async fn start(
                 }
             });
         })?;
-    ready
-        .await
-        .unwrap_or_else(|_| Err(io::Error::other("the dns thread ended before serving")))?;
-    handles
-        .lifecycle
-        .tracker
-        .spawn(transport::serve_tcp(tcp, handler, handles.clone()));
-    Ok(())
+    Ok(async move {
+        ready
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("the dns thread ended before serving")))
+    })
 }

@@ -25,11 +25,12 @@
 mod clock;
 mod command;
 mod phone;
+mod virtual_time;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use espsim_emulator::events::{Event, EventKind};
 use espsim_emulator::{Emulator, RunClock, RunningEmulator, StartError};
@@ -37,6 +38,7 @@ use espsim_faults::format_duration;
 use serde::Serialize;
 use tokio::process::Child;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use self::clock::ClockStart;
@@ -252,10 +254,14 @@ pub struct RunResult {
     pub seed: u64,
     /// Who played the app, e.g. `builtin:good`.
     pub client: String,
-    /// When the run began (UTC, RFC 3339, seconds).
+    /// When the run began (UTC, RFC 3339, seconds); on virtual time, virtual time's zero
+    /// (`1970-01-01T00:00:00Z`): such a run has no wall-clock start.
     pub started_at: String,
-    /// Wall time of the run.
+    /// How long the run took, on the run's clock (virtual time's, with `virtual_time`).
     pub elapsed_ms: u64,
+    /// The run was on virtual time (`--virtual-time`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub virtual_time: bool,
     /// What was to start the run clock.
     pub start_on: StartOn,
     /// When the run clock started and why; `None` when it never did.
@@ -334,6 +340,24 @@ pub enum RunError {
     /// `--client` named an empty command.
     #[error("the client command is empty")]
     EmptyCommand,
+    /// The run cannot be on virtual time.
+    #[error("scenario {scenario}: cannot run on virtual time: {reason}")]
+    VirtualTimeUnsupported {
+        /// The scenario.
+        scenario: String,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// The virtual-time run's thread or runtime could not be made, or it ended without a
+    /// result.
+    #[error("scenario {scenario}: the virtual-time run failed")]
+    VirtualTime {
+        /// The scenario.
+        scenario: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The scenario's phone could not be made or driven (not root, `ip` missing, …).
     #[error("scenario {scenario}: the phone")]
     Phone {
@@ -354,6 +378,9 @@ pub struct RunOptions {
     pub command_timeout: Option<Duration>,
     /// SIGTERM the command at the end of `duration` (as `command.stop_at_end: true`).
     pub stop_at_end: bool,
+    /// Run on virtual time: the emulator, the fault timeline and the built-in client on one
+    /// paused Tokio clock, on a thread of the run's own (see [`run_with`]).
+    pub virtual_time: bool,
 }
 
 /// Runs `scenario` once with `client` and judges it. `seed` overrides the scenario's seed.
@@ -374,7 +401,27 @@ pub type Watch = Box<dyn FnMut(&Event) + Send>;
 
 /// Like [`run`] with `options`, calling `watch` (if any) with every event as it happens, on a
 /// task of its own (it must not block).
+///
+/// With `options.virtual_time` the run gets a thread of its own with a current-thread runtime
+/// whose clock starts paused: whenever every task waits, Tokio moves the clock to the next
+/// timer, so a run takes as long as its work, not its `duration`, and one seed gives one
+/// result. Only the built-in client can run so (an app's command lives on the wall clock), and
+/// not a scenario with a `phone:` (its network namespaces are driven by `ip` processes).
 pub async fn run_with(
+    scenario: &Scenario,
+    client: &ClientSpec,
+    options: &RunOptions,
+    watch: Option<Watch>,
+) -> Result<RunResult, RunError> {
+    if options.virtual_time {
+        virtual_time::run(scenario, client, options, watch).await
+    } else {
+        run_here(scenario, client, options, watch).await
+    }
+}
+
+/// [`run_with`] on the caller's runtime (and clock).
+async fn run_here(
     scenario: &Scenario,
     client: &ClientSpec,
     options: &RunOptions,
@@ -399,6 +446,7 @@ pub async fn run_with(
     config.control = Some(espsim_emulator::ControlOptions::loopback(0));
     // The expectations read the whole run's events at the end.
     config.event_history = espsim_emulator::events::History::All;
+    config.virtual_time = options.virtual_time;
     config.clock = if scenario.start.on == StartOn::Start {
         RunClock::AtStart
     } else {
@@ -408,7 +456,12 @@ pub async fn run_with(
     let device_ip = config.device_ip;
     let token = config.device.auth_token.clone();
     let started = Instant::now();
-    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let started_at = humantime::format_rfc3339_seconds(if options.virtual_time {
+        std::time::UNIX_EPOCH
+    } else {
+        std::time::SystemTime::now()
+    })
+    .to_string();
     let (mut phone, emulator) = match scenario.phone {
         Some(spec) => {
             let (phone, emulator) = PhoneRun::start(spec, config, &scenario.name).await?;
@@ -444,7 +497,10 @@ pub async fn run_with(
     let client_part = async {
         match client {
             ClientSpec::Builtin(profile) => {
-                let cfg = builtin_client_config(ws_url, *profile, seed, token);
+                let mut cfg = builtin_client_config(ws_url, *profile, seed, token);
+                if options.virtual_time {
+                    cfg.backoff = virtual_time::retry_floor(cfg.backoff);
+                }
                 run_builtin(&emulator, clock, scenario, cfg, app_namespace.as_deref()).await
             }
             ClientSpec::Command(argv) => {
@@ -504,6 +560,7 @@ pub async fn run_with(
         client: client.to_string(),
         started_at,
         elapsed_ms: ms_since(started),
+        virtual_time: options.virtual_time,
         start_on: scenario.start.on,
         clock: outcome.clock,
         startup_failure,
