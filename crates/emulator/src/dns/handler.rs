@@ -6,8 +6,13 @@
 //! transport's [`Reply`] and records one `DnsQuery` event per question, plus one
 //! `FaultApplied` per question a fault hit. While the device is down (`Outage` other than
 //! `None`: rebooting, AP down) nothing is answered at all.
+//!
+//! [`CaptiveDns::plan`] does everything but the sending, so the UDP receive loop can encode a
+//! whole batch of answers, send them in one system call and only then record each query with
+//! what became of its reply ([`Recording::sent`]); [`CaptiveDns::answer`] is plan, wait (a
+//! `delay` fault), send and record in one, for TCP and for answers held back.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +27,7 @@ use super::Handles;
 use super::decision::{self, ANSWER_TTL, DnsDecision};
 use super::transport::Reply;
 use crate::device_host::Outage;
-use crate::events::EventKind;
+use crate::events::{EventKind, EventLog};
 
 /// The UDP payload size we advertise in our OPT record: the DNS Flag Day 2020 value, which
 /// avoids IP fragmentation on every common path.
@@ -38,6 +43,74 @@ pub(crate) struct CaptiveDns {
     handles: Arc<Handles>,
 }
 
+/// What one query gets, decided before anything is sent.
+#[derive(Debug)]
+pub(crate) enum Plan<'r> {
+    /// Nothing is sent (outage, `no_reply`): record with [`Recording::unanswered`].
+    Silent(Recording),
+    /// A response to send, possibly after a `delay` fault.
+    Respond(Response<'r>),
+}
+
+/// A response ready to encode, and the record of its query.
+#[derive(Debug)]
+pub(crate) struct Response<'r> {
+    /// Header fields: ID, opcode, RD/CD echoed, the response code.
+    pub(crate) metadata: Metadata,
+    /// The questions, echoed as asked.
+    pub(crate) queries: Vec<&'r Query>,
+    /// Our OPT record, when the query had one.
+    pub(crate) edns: Option<Edns>,
+    /// How long a `delay` fault holds the reply back (zero without one).
+    pub(crate) delay: Duration,
+    /// The events to record once the reply is sent (or not); it holds the answers.
+    pub(crate) recording: Recording,
+}
+
+impl Response<'_> {
+    /// The answer records of every question, in question order.
+    pub(crate) fn answers(&self) -> impl Iterator<Item = &Record> {
+        self.recording.answers.iter().flatten()
+    }
+}
+
+/// The `DnsQuery` events of one query, waiting to learn whether its reply went out.
+#[derive(Debug)]
+pub(crate) struct Recording {
+    /// Who asked.
+    client: SocketAddr,
+    /// Over which transport.
+    protocol: Protocol,
+    /// Each question's name and type as events show them.
+    questions: Vec<Question>,
+    /// One answer list per question, so each event lists its own question's answers.
+    answers: Vec<Vec<Record>>,
+}
+
+impl Recording {
+    /// Records one `DnsQuery` per question with the response code sent (`None`: nothing was).
+    pub(crate) fn sent(self, events: &EventLog, rcode: Option<ResponseCode>) {
+        let transport = transport_name(self.protocol);
+        let rcode = rcode.map(|rc| format!("{rc:?}"));
+        for (q, records) in self.questions.into_iter().zip(self.answers) {
+            events.emit(EventKind::DnsQuery {
+                transport: transport.clone(),
+                client: self.client,
+                name: q.name,
+                qtype: q.qtype,
+                rcode: rcode.clone(),
+                answers: records.iter().map(|r| r.data.to_string()).collect(),
+            });
+        }
+    }
+
+    /// Records each question as unanswered: no response code, no answers.
+    pub(crate) fn unanswered(mut self, events: &EventLog) {
+        self.answers.iter_mut().for_each(Vec::clear);
+        self.sent(events, None);
+    }
+}
+
 impl CaptiveDns {
     /// A handler answering with `handles.device_ip`, recording into `handles.events`.
     pub(crate) fn new(handles: Arc<Handles>) -> Self {
@@ -46,40 +119,83 @@ impl CaptiveDns {
 
     /// Answers `request` through `reply` (or not at all: outage, `no_reply`) and records it.
     pub(crate) async fn answer(&self, request: &Request, reply: Reply) {
+        match self.plan(request) {
+            Plan::Silent(recording) => recording.unanswered(&self.handles.events),
+            Plan::Respond(response) => self.deliver(response, reply).await,
+        }
+    }
+
+    /// Sends a planned `response` through `reply`, after its delay if a fault holds it back
+    /// (unless the device goes down or the emulator stops meanwhile), and records the query.
+    pub(crate) async fn deliver(&self, response: Response<'_>, reply: Reply) {
+        let events = &self.handles.events;
+        if !response.delay.is_zero() {
+            tokio::select! {
+                () = self.handles.lifecycle.cancel.cancelled() => {
+                    return response.recording.unanswered(events);
+                }
+                () = tokio::time::sleep(response.delay) => {}
+            }
+            if self.is_down() {
+                // The device went down while the reply was held back.
+                return response.recording.unanswered(events);
+            }
+        }
+        let sent = reply
+            .send(
+                &response.metadata,
+                &response.queries,
+                response.answers(),
+                response.edns.as_ref(),
+            )
+            .await;
+        let rcode = match sent {
+            Ok(rcode) => Some(rcode),
+            Err(e) => {
+                let client = response.recording.client;
+                tracing::warn!(%client, error = %e, "dns reply not sent");
+                None
+            }
+        };
+        response.recording.sent(events, rcode);
+    }
+
+    /// Decides what `request` gets: nothing (outage, `no_reply`) or a response, with the fault
+    /// plan asked (and `FaultApplied` recorded) once per question. Sends and records nothing
+    /// else; the caller sends the response, then records through its [`Recording`].
+    pub(crate) fn plan<'r>(&self, request: &'r Request) -> Plan<'r> {
         let mode = self.handles.internet.get();
-        let questions: Vec<Question<'_>> = request
+        let queries: Vec<&Query> = request
             .queries
             .queries()
             .iter()
-            .map(|q| Question::new(q.original()))
+            .map(|q| q.original())
             .collect();
-        if *self.handles.device.outage().borrow() != Outage::None {
+        let questions: Vec<Question> = queries.iter().map(|q| Question::new(q)).collect();
+        let mut recording = Recording {
+            client: request.src(),
+            protocol: request.protocol(),
+            answers: vec![Vec::new(); questions.len()],
+            questions,
+        };
+        if self.is_down() {
             // The chip is rebooting or its AP is gone: the query never reaches a server.
-            return self.unanswered(request, questions);
+            return Plan::Silent(recording);
         }
         let elapsed = self.handles.events.elapsed();
         let mut delay = Duration::ZERO;
-        let decisions: Vec<DnsDecision> = questions
+        let decisions: Vec<DnsDecision> = queries
             .iter()
-            .map(|q| {
-                let normal = decision::decide(q.query, mode, self.handles.device_ip);
+            .zip(&recording.questions)
+            .map(|(query, q)| {
+                let normal = decision::decide(query, mode, self.handles.device_ip);
                 let (decision, wait) = self.apply_fault(q, normal, elapsed);
                 delay = delay.max(wait);
                 decision
             })
             .collect();
         if decisions.contains(&DnsDecision::NoReply) {
-            return self.unanswered(request, questions);
-        }
-        if !delay.is_zero() {
-            tokio::select! {
-                () = self.handles.lifecycle.cancel.cancelled() => return self.unanswered(request, questions),
-                () = tokio::time::sleep(delay) => {}
-            }
-            if *self.handles.device.outage().borrow() != Outage::None {
-                // The device went down while the reply was held back.
-                return self.unanswered(request, questions);
-            }
+            return Plan::Silent(recording);
         }
 
         let client_edns_version = request.edns.as_ref().map(Edns::version);
@@ -94,17 +210,13 @@ impl CaptiveDns {
                 .find(|rc| *rc != ResponseCode::NoError)
                 .unwrap_or(ResponseCode::NoError)
         };
-
-        // One answer list per question, so each event lists its own question's answers.
-        let answers: Vec<Vec<Record>> = if rcode == ResponseCode::NoError {
-            questions
+        if rcode == ResponseCode::NoError {
+            recording.answers = queries
                 .iter()
                 .zip(&decisions)
-                .map(|(q, d)| records(q.query, d))
-                .collect()
-        } else {
-            vec![Vec::new(); questions.len()]
-        };
+                .map(|(q, d)| records(q, d))
+                .collect();
+        }
 
         // Like ESP-IDF: QR set, ID/opcode/RD (and CD) echoed, AA=0, RA=0.
         let mut metadata = Metadata::response_from_request(&request.metadata);
@@ -116,47 +228,25 @@ impl CaptiveDns {
                 .set_dnssec_ok(false);
             edns
         });
-        let queries: Vec<&Query> = questions.iter().map(|q| q.query).collect();
-        let sent = reply
-            .send(&metadata, &queries, answers.iter().flatten(), edns.as_ref())
-            .await;
-
-        let rcode_sent = match sent {
-            Ok(rcode) => Some(format!("{rcode:?}")),
-            Err(e) => {
-                tracing::warn!(client = %request.src(), error = %e, "dns reply not sent");
-                None
-            }
-        };
-        self.record(request, questions, rcode_sent, answers);
+        Plan::Respond(Response {
+            metadata,
+            queries,
+            edns,
+            delay,
+            recording,
+        })
     }
 
-    /// Records one `DnsQuery` event per question (`rcode: None` = nothing was sent).
-    fn record(
-        &self,
-        request: &Request,
-        questions: Vec<Question<'_>>,
-        rcode: Option<String>,
-        answers: Vec<Vec<Record>>,
-    ) {
-        let transport = transport_name(request.protocol());
-        for (q, records) in questions.into_iter().zip(answers) {
-            self.handles.events.emit(EventKind::DnsQuery {
-                transport: transport.clone(),
-                client: request.src(),
-                name: q.name,
-                qtype: q.qtype,
-                rcode: rcode.clone(),
-                answers: records.iter().map(|r| r.data.to_string()).collect(),
-            });
-        }
+    /// True while the chip is rebooting or its AP is down: no query is answered.
+    fn is_down(&self) -> bool {
+        *self.handles.device.outage().borrow() != Outage::None
     }
 
     /// Asks the fault plan about one question; when a rule fires, records it and returns the
     /// faulted decision and its delay, else `normal` unchanged.
     fn apply_fault(
         &self,
-        question: &Question<'_>,
+        question: &Question,
         normal: DnsDecision,
         elapsed: Duration,
     ) -> (DnsDecision, Duration) {
@@ -187,27 +277,20 @@ impl CaptiveDns {
         });
         (decision, delay)
     }
-
-    /// Sends nothing and records each question as unanswered (`rcode: None`).
-    fn unanswered(&self, request: &Request, questions: Vec<Question<'_>>) {
-        let none = vec![Vec::new(); questions.len()];
-        self.record(request, questions, None, none);
-    }
 }
 
-/// One question with the names events and fault rules know it by, computed once.
-struct Question<'q> {
-    query: &'q Query,
+/// One question by the names events and fault rules know it by, computed once.
+#[derive(Debug)]
+struct Question {
     /// As asked, without the root's dot (`Example.COM`).
     name: String,
     /// `A`, `AAAA`, …
     qtype: String,
 }
 
-impl<'q> Question<'q> {
-    fn new(query: &'q Query) -> Self {
+impl Question {
+    fn new(query: &Query) -> Self {
         Question {
-            query,
             name: display_name(query),
             qtype: query.query_type().to_string(),
         }
