@@ -588,3 +588,31 @@ async fn a_long_run_keeps_a_bounded_history_and_the_event_file_keeps_everything(
         .collect();
     assert_eq!(names.len(), 20, "the file has every query: {names:?}");
 }
+
+/// On virtual time (`espsim test --virtual-time`) UDP DNS runs on the caller's paused runtime,
+/// not a thread of its own: a query is answered, and its event is stamped on the paused clock
+/// (a second later exactly, after a one-second virtual wait).
+#[tokio::test(start_paused = true)]
+async fn on_virtual_time_udp_dns_answers_on_the_callers_paused_clock() {
+    let running = Emulator::start(EmulatorConfig {
+        device_ip: DEVICE_IP,
+        virtual_time: true,
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let q = query(&[("example.com.", RecordType::A)]);
+    let reply = decode(&udp_exchange(dns_addr(&running), &q.to_vec().expect("encodes")).await);
+    assert_reply_header(&reply, &q, ResponseCode::NoError);
+    assert_device_ip_answer(&reply.answers[0], "example.com.");
+    let stamps: Vec<u64> = running
+        .events()
+        .snapshot()
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::DnsQuery { .. }))
+        .map(|e| e.at_ms)
+        .collect();
+    assert_eq!(stamps, vec![1_000]);
+    running.shutdown(Duration::from_secs(1)).await;
+}

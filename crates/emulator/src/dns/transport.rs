@@ -98,17 +98,13 @@ pub(crate) async fn serve_udp(socket: UdpSocket, handler: CaptiveDns, handles: A
     }
 }
 
-/// The UDP loop's reusable state: receive buffers and headers for `recvmmsg`, the replies
+/// The UDP loop's reusable state: receive buffers for `recvmmsg`, the replies
 /// waiting for `sendmmsg`, the events waiting for the replies, and spare reply buffers.
 /// Nothing in it grows with the load: at most [`BATCH`] datagrams are held at a time.
 struct UdpBatch {
     /// One buffer per datagram, each as large as a datagram can be. Allocated zeroed once, so
     /// the kernel maps only the pages datagrams actually touch (a page each for DNS queries).
     buffers: [Vec<u8>; BATCH],
-    /// `recvmmsg`'s headers; the sender addresses land in it.
-    recv_headers: MultiHeaders<SockaddrStorage>,
-    /// `sendmmsg`'s headers (kept apart: sending points them at the reply addresses).
-    send_headers: MultiHeaders<SockaddrStorage>,
     /// The datagrams of the last `recvmmsg`: length and sender.
     received: Vec<(usize, Option<SocketAddr>)>,
     /// Replies encoded and not yet sent, in arrival order.
@@ -189,12 +185,10 @@ impl Pending {
 }
 
 impl UdpBatch {
-    /// Allocates everything the loop reuses: [`BATCH`] receive buffers and both header sets.
+    /// Allocates what the loop reuses: [`BATCH`] receive buffers.
     fn new() -> Self {
         UdpBatch {
             buffers: std::array::from_fn(|_| vec![0u8; MAX_DATAGRAM]),
-            recv_headers: MultiHeaders::preallocate(BATCH, None),
-            send_headers: MultiHeaders::preallocate(BATCH, None),
             received: Vec::with_capacity(BATCH),
             outbox: Vec::with_capacity(BATCH),
             records: Vec::with_capacity(BATCH),
@@ -204,11 +198,16 @@ impl UdpBatch {
 
     /// One `recvmmsg` on the nonblocking socket `fd`: up to [`BATCH`] datagrams; returns how
     /// many (`WouldBlock` when there are none).
+    ///
+    /// The headers are made per call: they hold raw pointers, and kept in the batch they would
+    /// make the UDP loop's future `!Send` (virtual time runs it as a task of the caller's
+    /// runtime).
     fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
         let mut slices = self.buffers.each_mut().map(|b| [IoSliceMut::new(b)]);
         let results = recvmmsg(
             fd,
-            &mut self.recv_headers,
+            &mut headers,
             slices.iter_mut(),
             MsgFlags::MSG_DONTWAIT,
             None,
@@ -336,8 +335,7 @@ impl UdpBatch {
         while next < self.outbox.len() {
             let fd = socket.as_raw_fd();
             let pending = self.outbox.get(next..).unwrap_or_default();
-            let headers = &mut self.send_headers;
-            match socket.try_io(Interest::WRITABLE, || send_some(fd, headers, pending)) {
+            match socket.try_io(Interest::WRITABLE, || send_some(fd, pending)) {
                 Ok(sent) => {
                     // `sendmmsg` sends at least one message when it does not fail.
                     let done = (next + sent.max(1)).min(self.outbox.len());
@@ -379,18 +377,22 @@ impl UdpBatch {
 }
 
 /// One `sendmmsg` of up to [`BATCH`] of `outbox`'s replies; returns how many were sent.
-fn send_some(
-    fd: RawFd,
-    headers: &mut MultiHeaders<SockaddrStorage>,
-    outbox: &[Outgoing],
-) -> io::Result<usize> {
+fn send_some(fd: RawFd, outbox: &[Outgoing]) -> io::Result<usize> {
     let outbox = outbox.get(..BATCH).unwrap_or(outbox);
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(outbox.len(), None);
     let slices: Vec<[IoSlice<'_>; 1]> = outbox.iter().map(|o| [IoSlice::new(&o.bytes)]).collect();
     let addresses: Vec<Option<SockaddrStorage>> = outbox
         .iter()
         .map(|o| Some(SockaddrStorage::from(o.client)))
         .collect();
-    let sent = sendmmsg(fd, headers, &slices, &addresses, [], MsgFlags::MSG_DONTWAIT)?;
+    let sent = sendmmsg(
+        fd,
+        &mut headers,
+        &slices,
+        &addresses,
+        [],
+        MsgFlags::MSG_DONTWAIT,
+    )?;
     Ok(sent.count())
 }
 
