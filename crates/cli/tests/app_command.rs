@@ -10,19 +10,7 @@ use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
-use support::{espsim_output, write};
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use support::{arg as s, espsim_output, output_text as text, write};
 
 /// `espsim test SCENARIO --json J [extra…] -- sh -c SCRIPT`: the output and the JSON report's
 /// one run.

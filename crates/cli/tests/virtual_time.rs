@@ -6,22 +6,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use serde_json::Value;
-use support::{espsim_output, write};
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use support::{arg as s, espsim_output, output_text as text, write};
 
 /// The scenario library's files (`scenarios/*.yaml`), sorted.
 fn library() -> Vec<PathBuf> {

@@ -123,6 +123,20 @@ pub async fn espsim_output(args: &[&str]) -> Output {
         .expect("espsim runs")
 }
 
+/// A process's stdout and stderr, for assertion messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `p` as a command-line argument (test paths are UTF-8).
+pub fn arg(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 /// Writes `text` to `dir/name` (a scenario, a script) and returns the path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
