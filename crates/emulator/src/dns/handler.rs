@@ -141,14 +141,7 @@ impl CaptiveDns {
                 return response.recording.unanswered(events);
             }
         }
-        let sent = reply
-            .send(
-                &response.metadata,
-                &response.queries,
-                response.answers(),
-                response.edns.as_ref(),
-            )
-            .await;
+        let sent = reply.send(&response).await;
         let rcode = match sent {
             Ok(rcode) => Some(rcode),
             Err(e) => {

@@ -26,9 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use espsim_faults::{DnsFault, Fault};
-use hickory_proto::op::{
-    Edns, Header, Message, MessageType, Metadata, Query, ResponseCode, emit_message_parts,
-};
+use hickory_proto::op::{Header, Message, MessageType, Metadata, ResponseCode, emit_message_parts};
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::xfer::Protocol;
@@ -701,63 +699,32 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    /// Encodes the response within the transport's size limit ([`encode_parts`]) and sends
-    /// it; returns the response code sent.
-    pub(crate) async fn send<'r>(
-        &self,
-        metadata: &Metadata,
-        questions: &[&Query],
-        answers: impl Iterator<Item = &'r Record>,
-        edns: Option<&Edns>,
-    ) -> io::Result<ResponseCode> {
+    /// Encodes `response` within the transport's size limit ([`encode`]) and sends it; returns
+    /// the response code sent.
+    pub(crate) async fn send(&self, response: &Response<'_>) -> io::Result<ResponseCode> {
         let mut bytes = Vec::with_capacity(512);
-        let rcode = encode_parts(
-            &mut bytes,
-            self.max_size,
-            metadata,
-            questions,
-            answers,
-            edns,
-        )?;
+        let rcode = encode(&mut bytes, self.max_size, response)?;
         self.sink.send(&bytes).await?;
         Ok(rcode)
     }
-}
-
-/// [`encode_parts`] for a planned response.
-fn encode(bytes: &mut Vec<u8>, max_size: u16, response: &Response<'_>) -> io::Result<ResponseCode> {
-    encode_parts(
-        bytes,
-        max_size,
-        &response.metadata,
-        &response.queries,
-        response.answers(),
-        response.edns.as_ref(),
-    )
 }
 
 /// Encodes a response into `bytes` (emptied first) within `max_size`; returns its response
 /// code. Answers that do not fit are cut and TC is set (hickory's `emit_message_parts`);
 /// questions are encoded as names, so answer owner names point at the question (`c0 0c`), as
 /// ESP-IDF writes them. If not even the question fits, the reply is a header-only SERVFAIL.
-fn encode_parts<'r>(
-    bytes: &mut Vec<u8>,
-    max_size: u16,
-    metadata: &Metadata,
-    questions: &[&Query],
-    answers: impl Iterator<Item = &'r Record>,
-    edns: Option<&Edns>,
-) -> io::Result<ResponseCode> {
+fn encode(bytes: &mut Vec<u8>, max_size: u16, response: &Response<'_>) -> io::Result<ResponseCode> {
+    let metadata = &response.metadata;
     bytes.clear();
     let mut encoder = BinEncoder::new(bytes);
     encoder.set_max_size(max_size);
     let emitted = emit_message_parts(
         metadata,
-        &mut questions.iter().copied(),
-        &mut { answers },
+        &mut response.queries.iter().copied(),
+        &mut response.answers(),
         &mut iter::empty::<&Record>(),
         &mut iter::empty::<&Record>(),
-        edns,
+        response.edns.as_ref(),
         None,
         &mut encoder,
     );
