@@ -13,7 +13,7 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Finished, is_root, on_path, run_with_limit};
 
@@ -49,7 +49,8 @@ impl SoftApNamespaces {
         }
     }
 
-    /// Creates the pair. `resolver_options` is the `options` line of the phone's resolv.conf
+    /// Creates the pair and returns once the phone is online (its link has a carrier and no
+    /// tentative address, about 2 s). `resolver_options` is the `options` line of the phone's resolv.conf
     /// (e.g. `timeout:1 attempts:1`; glibc's default is `timeout:5 attempts:2`). Panics when
     /// an `ip` command fails (a setup error), after removing what it created.
     pub fn create(resolver_options: &str) -> SoftApNamespaces {
@@ -80,6 +81,7 @@ impl SoftApNamespaces {
         for (name, dev) in [(ap, "veth-ap"), (cl, "veth-cl"), (ap, "lo"), (cl, "lo")] {
             ip(&["-n", name, "link", "set", dev, "up"]);
         }
+        wait_until_online(cl, "veth-cl");
         std::fs::create_dir_all(&ns.resolv_dir).expect("create /etc/netns/<client>");
         std::fs::write(
             ns.resolv_dir.join("resolv.conf"),
@@ -131,11 +133,35 @@ impl Drop for SoftApNamespaces {
     }
 }
 
-fn ip(args: &[&str]) {
+/// Waits until `dev` in namespace `ns` has its carrier and no tentative address: a phone is
+/// on the network only once IPv6 duplicate address detection has finished for its link-local
+/// address (about 2 s after the link comes up). Until then Chromium's network-change notifier
+/// counts the phone as offline and reports a failed lookup as `net::ERR_INTERNET_DISCONNECTED`
+/// instead of `net::ERR_NAME_NOT_RESOLVED` (it did in 9 of 20 runs without this wait).
+/// Panics when that has not happened within [`STEP`].
+fn wait_until_online(ns: &str, dev: &str) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let link = ip(&["-n", ns, "-o", "link", "show", "dev", dev]);
+        let tentative = ip(&["-n", ns, "-o", "addr", "show", "dev", dev, "tentative"]);
+        if link.contains("LOWER_UP") && tentative.trim().is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dev} in {ns} is not online after {STEP:?}: {link}{tentative}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `ip args`, panicking when it fails; returns what it printed.
+fn ip(args: &[&str]) -> String {
     let finished = run_with_limit(Command::new("ip").args(args), STEP).expect("ip runs");
     assert!(
         finished.status.success(),
         "ip {args:?}: {}",
         finished.stderr
     );
+    finished.stdout
 }
