@@ -129,6 +129,13 @@ pub(crate) struct RunArgs {
     /// Also write every event as one JSON line to this file.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
+    /// Threads that serve the device's connections. One keeps each connection on one thread
+    /// with no hand-offs between threads (lower CPU per request and tail latency, see
+    /// BENCHMARKS.md); more help only when one core is not enough (many TLS handshakes).
+    /// UDP DNS has a thread of its own either way.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    worker_threads: u16,
 }
 
 /// `--device`: the built-in firmware or a device file.
@@ -290,12 +297,18 @@ pub(crate) fn rand_seed() -> u64 {
 /// Runs the emulator until a signal; exit code 0 after a clean shutdown.
 /// `fds` is the open-file limit `main` raised; logged once the device is ready.
 pub(crate) fn run(args: RunArgs, fds: Option<crate::fdlimit::FdLimit>) -> anyhow::Result<ExitCode> {
+    let worker_threads = usize::from(args.worker_threads);
     let (config, scenario) = config(args)?;
     let generated = config
         .control
         .as_ref()
         .is_some_and(|c| c.auth == ControlAuth::Generate);
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads)
+        .thread_name("espsim-worker")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let seed = config.seed;
         let device_ip = config.device_ip;

@@ -236,3 +236,53 @@ async fn cert_writes_a_usable_pair() {
     .await;
     assert!(espsim.ready["https"].is_string(), "{}", espsim.ready);
 }
+
+/// How many of `pid`'s threads are named `espsim-worker` (`/proc/<pid>/task/*/comm`): the
+/// runtime's workers (its blocking pool would share the name, but `run` starts no blocking
+/// task).
+fn workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("/proc/<pid>/task")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "espsim-worker")
+        .count()
+}
+
+#[tokio::test]
+async fn worker_threads_default_to_one_and_the_flag_sets_them() {
+    for (args, expected) in [(&[][..], 1), (&["--worker-threads", "3"][..], 3)] {
+        let espsim = Espsim::run(args).await;
+        let pid = espsim.child.id().expect("espsim runs");
+        assert_eq!(workers(pid), expected, "{args:?}");
+        // It serves with that many: the connectivity check and a WebSocket session.
+        let http = espsim.addr("http");
+        let answer = http_get(http, "connectivitycheck.gstatic.com", "/generate_204").await;
+        assert!(answer.starts_with("HTTP/1.1 302 "), "{args:?}: {answer}");
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws"))
+            .await
+            .expect("the WebSocket opens");
+        for message in [
+            r#"{"type":"hello","client":"test","version":"1"}"#,
+            r#"{"type":"ping","seq":1}"#,
+        ] {
+            ws.send(Message::text(message)).await.expect("sends");
+        }
+        let pong = tokio::time::timeout(STEP, async {
+            while let Some(Ok(frame)) = ws.next().await {
+                if frame
+                    .to_text()
+                    .is_ok_and(|t| t.contains(r#""type":"pong""#))
+                {
+                    return Some(frame);
+                }
+            }
+            None
+        })
+        .await
+        .expect("an answer in time");
+        assert!(pong.is_some(), "{args:?}: no pong");
+    }
+    let (code, _, stderr) = espsim(&["run", "--worker-threads", "0"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--worker-threads"), "{stderr}");
+}
