@@ -50,9 +50,10 @@ impl SoftApNamespaces {
     }
 
     /// Creates the pair and returns once the phone is online (its link has a carrier and no
-    /// tentative address, about 2 s). `resolver_options` is the `options` line of the phone's resolv.conf
-    /// (e.g. `timeout:1 attempts:1`; glibc's default is `timeout:5 attempts:2`). Panics when
-    /// an `ip` command fails (a setup error), after removing what it created.
+    /// tentative address, about 2 s). `resolver_options` is the `options` line of the phone's
+    /// resolv.conf (e.g. `timeout:1 attempts:1`; glibc's default is `timeout:5 attempts:2`).
+    /// Panics when an `ip` command fails or the phone is not online within 15 s (a setup
+    /// error), after removing what it created.
     pub fn create(resolver_options: &str) -> SoftApNamespaces {
         let id = format!(
             "{}-{}",
